@@ -1,0 +1,1 @@
+"""The local HTTP API: depends on the core, never the reverse."""

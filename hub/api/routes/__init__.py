@@ -1,0 +1,1 @@
+"""Route modules; each has `setup(app)` adding its routes."""

@@ -1,0 +1,18 @@
+"""GET /api/health: the one route without auth; status, version, uptime, no personal data."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.api.jsonio import json_response
+from hub.api.keys import HUB_KEY
+
+PUBLIC_ROUTES = {("GET", "/api/health")}
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response(request.app[HUB_KEY].health())
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/health", health, name="health")

@@ -1,0 +1,1 @@
+"""auth area of the hub."""

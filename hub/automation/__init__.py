@@ -1,0 +1,1 @@
+"""automation area of the hub."""

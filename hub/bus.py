@@ -1,0 +1,268 @@
+"""The in-process event bus: typed events, dispatch indexed by type and key.
+
+Two ways to listen:
+- `subscribe(type, callback, key=...)`: an inline callback for the core's own fast paths
+  (the automation engine, the history writer). Callbacks must not block; one that raises is
+  logged and the others still run.
+- `listen(types, ...)`: a bounded queue for everything that may be slow (websocket clients,
+  integrations, sync). When its queue is full, new events are dropped and counted for that
+  subscriber, so a slow consumer never stalls the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of all bus events. `key` (usually a device id) indexes dispatch."""
+
+    kind: ClassVar[str] = "event"
+
+    @property
+    def key(self) -> str | None:
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind}
+        for name in self.__dataclass_fields__:
+            out[name] = getattr(self, name)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(Event):
+    """A device attribute took a new value."""
+
+    kind: ClassVar[str] = "state_changed"
+    device_id: str
+    attribute: str
+    old: Any
+    new: Any
+    ts: float
+
+    @property
+    def key(self) -> str | None:
+        return self.device_id
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent(Event):
+    """Something a device reported that is not a state: a button press, motion."""
+
+    kind: ClassVar[str] = "device_event"
+    device_id: str
+    event_type: str
+    data: dict[str, Any]
+    ts: float
+
+    @property
+    def key(self) -> str | None:
+        return self.device_id
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityChanged(Event):
+    kind: ClassVar[str] = "availability_changed"
+    device_id: str
+    available: bool
+    ts: float
+
+    @property
+    def key(self) -> str | None:
+        return self.device_id
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRegistryChanged(Event):
+    """A device was added to, updated in or removed from the registry."""
+
+    kind: ClassVar[str] = "device_registry_changed"
+    action: str  # "added" | "updated" | "removed"
+    device_id: str
+
+    @property
+    def key(self) -> str | None:
+        return self.device_id
+
+
+@dataclass(frozen=True, slots=True)
+class HubStarted(Event):
+    kind: ClassVar[str] = "hub_started"
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Notification(Event):
+    """A message for the people in the home (shown on websockets, the dashboard)."""
+
+    kind: ClassVar[str] = "notification"
+    title: str
+    message: str
+    severity: str = "info"
+    ts: float = 0.0
+
+
+Callback = Callable[[Any], None]
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A bounded queue of events for one slow consumer; iterate it with `async for`."""
+
+    bus: EventBus
+    types: frozenset[type[Event]]
+    maxsize: int
+    predicate: Callable[[Event], bool] | None = None
+    name: str = ""
+    dropped: int = 0
+    delivered: int = 0
+    _queue: asyncio.Queue[Event | None] = field(init=False)
+    _closed: bool = False
+
+    def __post_init__(self) -> None:
+        self._queue = asyncio.Queue(self.maxsize)
+
+    def offer(self, event: Event) -> bool:
+        if self._closed or (self.predicate is not None and not self.predicate(event)):
+            return True
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self.bus.dropped += 1
+            return False
+        return True
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    async def get(self) -> Event | None:
+        """Next event, or None once closed."""
+        if self._closed and self._queue.empty():
+            return None
+        event = await self._queue.get()
+        if event is not None:
+            self.delivered += 1
+        return event
+
+    def get_nowait(self) -> Event | None:
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.bus._remove(self)
+            with _suppress_full():
+                self._queue.put_nowait(None)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+
+class EventBus:
+    """Publish typed events; dispatch is a dict lookup by (type, key), never a scan."""
+
+    def __init__(self, queue_size: int = 2000) -> None:
+        self.queue_size = queue_size
+        self.published = 0
+        self.dropped = 0
+        self.callback_errors = 0
+        self._callbacks: dict[type[Event], dict[str | None, list[Callback]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self._subscriptions: dict[type[Event], list[Subscription]] = defaultdict(list)
+
+    def publish(self, event: Event) -> None:
+        """Deliver `event` now to inline callbacks and enqueue it for subscriptions."""
+        self.published += 1
+        etype = type(event)
+        by_key = self._callbacks.get(etype)
+        if by_key:
+            key = event.key
+            if key is not None:
+                for cb in by_key.get(key, ()):
+                    self._call(cb, event)
+            for cb in by_key.get(None, ()):
+                self._call(cb, event)
+        subs = self._subscriptions.get(etype)
+        if subs:
+            for sub in subs:
+                sub.offer(event)
+
+    def subscribe(
+        self, etype: type[Event], callback: Callback, *, key: str | None = None
+    ) -> Callable[[], None]:
+        """Call `callback(event)` inline for events of `etype` (and `key`, if given)."""
+        bucket = self._callbacks[etype][key]
+        bucket.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in bucket:
+                bucket.remove(callback)
+
+        return unsubscribe
+
+    def listen(
+        self,
+        types: Iterable[type[Event]],
+        *,
+        maxsize: int | None = None,
+        predicate: Callable[[Event], bool] | None = None,
+        name: str = "",
+    ) -> Subscription:
+        """A bounded queue of events of `types`; close it to unsubscribe."""
+        sub = Subscription(self, frozenset(types), maxsize or self.queue_size, predicate, name)
+        for t in sub.types:
+            self._subscriptions[t].append(sub)
+        return sub
+
+    def stats(self) -> dict[str, Any]:
+        subs = {s for lst in self._subscriptions.values() for s in lst}
+        return {
+            "published": self.published,
+            "dropped": self.dropped,
+            "callback_errors": self.callback_errors,
+            "subscriptions": [
+                {"name": s.name, "backlog": s.backlog, "dropped": s.dropped} for s in subs
+            ],
+        }
+
+    def _remove(self, sub: Subscription) -> None:
+        for t in sub.types:
+            lst = self._subscriptions.get(t)
+            if lst and sub in lst:
+                lst.remove(sub)
+
+    def _call(self, cb: Callback, event: Event) -> None:
+        try:
+            cb(event)
+        except Exception:
+            self.callback_errors += 1
+            _LOG.exception("event callback %r failed on %s", cb, event.kind)
+
+
+class _suppress_full:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: object, exc: object, tb: object) -> bool:
+        return isinstance(exc, asyncio.QueueFull)

@@ -1,0 +1,102 @@
+"""`uone-hub`: run the daemon and administer it. Exit codes: 0 ok, 1 failure, 2 bad config/usage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import sys
+import time
+from collections.abc import Callable
+
+from hub import __version__
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+# Modules that add subcommands: each has `register(subparsers)` and sets `func` on its parser.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep its message format
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="uone-hub", description="Uone Hub: a local-first home hub.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("run", help="run the hub in the foreground (systemd starts it like this)")
+    p.add_argument("-c", "--config", required=True, help="path to config.yaml")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("check-config", help="check a config file and report every problem")
+    p.add_argument("config", help="path to config.yaml")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("config-schema", help="print the JSON Schema of the config file")
+    p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=lambda args: print(__version__) or EXIT_OK)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    args.started = started
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+def load_or_exit(path: str):
+    """Load a config, or print every problem and exit 2."""
+    from hub.config import load_config
+    from hub.errors import ConfigError
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"config error{'s' if len(exc.problems) > 1 else ''}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from hub.logsetup import setup_logging
+
+    loaded = load_or_exit(args.config)
+    setup_logging(loaded.config.log_level)
+    from hub import daemon
+
+    try:
+        return asyncio.run(daemon.run(loaded, started=args.started))
+    except Exception as exc:
+        import logging
+
+        logging.getLogger("hub").critical("hub failed: %s", exc, exc_info=True)
+        return EXIT_FAILURE
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    loaded = load_or_exit(args.config)
+    print(f"{args.config}: ok ({len(loaded.config.integrations)} integrations)")
+    return EXIT_OK
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from hub.config import config_schema
+
+    print(json.dumps(config_schema(), indent=2))
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""cloud area of the hub."""

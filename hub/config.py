@@ -1,0 +1,155 @@
+"""The hub's configuration: typed sections read from one YAML file.
+
+Everything is checked before anything starts; `load_config` raises ConfigError listing every
+problem with file:line:column, key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from hub.auth.config import AuthConfig
+from hub.automation.config import AutomationConfig
+from hub.cloud.config import CloudConfig
+from hub.configtypes import decode_into, json_schema, option
+from hub.discovery.config import DiscoveryConfig
+from hub.errors import ConfigError, ConfigProblem
+from hub.manifests import Manifest, read_manifests, validate_against
+from hub.privacy.config import PrivacyConfig
+from hub.provisioning.config import ProvisioningConfig
+from hub.yamlsource import Document, load_file
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The local HTTP API. HTTPS by default on anything but loopback."""
+
+    host: str = option("127.0.0.1", doc="Address to listen on (0.0.0.0 for the whole LAN).")
+    port: int = option(8443, doc="TCP port of the API.", min=1, max=65535)
+    insecure_http: bool = option(
+        False, doc="Serve plain HTTP on a non-loopback address (logs a warning at every start)."
+    )
+    tls_cert: str | None = option(None, doc="PEM certificate; default: a self-signed one.")
+    tls_key: str | None = option(None, doc="PEM private key for tls_cert.")
+    max_body_bytes: int = option(
+        1 << 20, doc="Largest request body accepted, bytes.", min=1024, max=64 << 20
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LocationConfig:
+    """Where the home is. Coordinates are personal data (see privacy consent)."""
+
+    time_zone: str = option("UTC", doc="IANA time zone, e.g. Europe/Berlin.")
+    latitude: float | None = option(None, doc="Latitude, degrees.", min=-90, max=90)
+    longitude: float | None = option(None, doc="Longitude, degrees.", min=-180, max=180)
+    elevation: float = option(0.0, doc="Elevation, metres.")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """The SQLite database and its batching writer (SD cards wear out)."""
+
+    commit_interval: float = option(
+        1.0, doc="Seconds between batched commits of history and state.", min=0.0, max=60.0
+    )
+    max_batch: int = option(
+        10_000, doc="Commit early when this many rows are pending.", min=1
+    )
+    synchronous: Literal["normal", "full"] = option(
+        "normal", doc="SQLite synchronous mode; normal is safe against crashes in WAL mode."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BusConfig:
+    """The in-process event bus."""
+
+    queue_size: int = option(
+        2_000, doc="Events buffered per slow subscriber before it starts dropping.", min=1
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Uone Hub configuration."""
+
+    data_dir: str = option("./data", doc="State directory; $STATE_DIRECTORY wins under systemd.")
+    log_level: Literal["debug", "info", "warning", "error"] = option("info", doc="Log level.")
+    api: ApiConfig = option(factory=ApiConfig)
+    location: LocationConfig = option(factory=LocationConfig)
+    storage: StorageConfig = option(factory=StorageConfig)
+    bus: BusConfig = option(factory=BusConfig)
+    auth: AuthConfig = option(factory=AuthConfig)
+    discovery: DiscoveryConfig = option(factory=DiscoveryConfig)
+    automation: AutomationConfig = option(factory=AutomationConfig)
+    provisioning: ProvisioningConfig = option(factory=ProvisioningConfig)
+    privacy: PrivacyConfig = option(factory=PrivacyConfig)
+    cloud: CloudConfig = option(factory=CloudConfig)
+    integrations: dict[str, Any] = option(
+        factory=dict, doc="Integrations to load, by name, each with its own settings."
+    )
+    automations: list[Any] = option(
+        factory=list, doc="Automations defined in YAML (read-only through the API)."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """A validated config with where it came from."""
+
+    config: Config
+    path: Path
+    document: Document
+    manifests: dict[str, Manifest]
+
+    @property
+    def state_dir(self) -> Path:
+        """$STATE_DIRECTORY (systemd) wins over data_dir, relative to the config file."""
+        env = os.environ.get("STATE_DIRECTORY")
+        if env:
+            return Path(env.split(":")[0])
+        p = Path(self.config.data_dir)
+        return p if p.is_absolute() else (self.path.parent / p)
+
+
+def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
+    """Read, check and type the config file; raise ConfigError with every problem."""
+    doc = load_file(path, strict=False)
+    problems: list[ConfigProblem] = list(doc.problems)
+    if not isinstance(doc.value, dict):
+        raise ConfigError([doc.problem((), "the config must be a mapping")])
+    config = decode_into(Config, doc.value, (), doc, problems)
+    manifests = read_manifests()
+    integrations = doc.value.get("integrations") or {}
+    if isinstance(integrations, dict):
+        for name, settings in integrations.items():
+            manifest = manifests.get(name)
+            if manifest is None:
+                known = ", ".join(sorted(manifests)) or "none"
+                problems.append(
+                    doc.problem(("integrations", name), f"unknown integration (known: {known})")
+                )
+                continue
+            validate_against(manifest.config_schema, settings, ("integrations", name), doc,
+                             problems)
+    if problems or config is None:
+        problems.sort(key=lambda p: (p.line, p.column))
+        raise ConfigError(problems)
+    return LoadedConfig(config, Path(path).resolve(), doc, manifests)
+
+
+def config_schema() -> dict[str, Any]:
+    """JSON Schema of the whole config file, integrations' settings included."""
+    schema = json_schema(Config)
+    props = {name: m.config_schema for name, m in sorted(read_manifests().items())}
+    schema["properties"]["integrations"] = {
+        "type": "object",
+        "description": "Integrations to load, by name, each with its own settings.",
+        "properties": props,
+        "additionalProperties": False,
+    }
+    return schema

@@ -1,0 +1,57 @@
+"""The daemon: the core Hub plus the HTTP API, signals and systemd notifications."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+
+from hub import systemd
+from hub.config import LoadedConfig
+
+_LOG = logging.getLogger("hub")
+
+STOP_TIMEOUT = 10.0
+
+
+async def run(loaded: LoadedConfig, *, started: float | None = None) -> int:
+    """Run until SIGTERM/SIGINT; return the process exit code."""
+    from hub.api.server import ApiServer
+    from hub.hub import Hub
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    hub = Hub(loaded)
+    watchdog: asyncio.Task[None] | None = None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(hub)
+            api = await stack.enter_async_context(ApiServer(hub))
+            systemd.notify(f"READY=1\nSTATUS=serving on port {api.port}\nMAINPID={_pid()}")
+            elapsed = time.monotonic() - started if started is not None else 0.0
+            _LOG.info("Uone Hub %s ready in %.3f s (%d devices)", hub.version, elapsed,
+                      len(hub.devices))
+            interval = systemd.watchdog_interval()
+            if interval:
+                watchdog = asyncio.create_task(systemd.watchdog(interval), name="watchdog")
+            await stop.wait()
+            _LOG.info("stopping")
+            systemd.notify("STOPPING=1")
+            if watchdog is not None:
+                watchdog.cancel()
+            # Leaving the stack: API stops accepting and drains, then the core unwinds.
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    _LOG.info("stopped")
+    return 0
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()

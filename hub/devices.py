@@ -1,0 +1,273 @@
+"""The device registry: every adopted device, persisted, with what it can be told to do."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from hub.bus import DeviceRegistryChanged, EventBus
+from hub.clock import Clock
+from hub.errors import NotFound, ValidationError
+from hub.storage import Database, Schema
+
+Transport = Literal["lan", "ble", "virtual", "mqtt"]
+
+SCHEMA = Schema(
+    "devices",
+    (
+        """
+        CREATE TABLE devices(
+            id TEXT PRIMARY KEY,
+            did TEXT, mac TEXT,
+            name TEXT NOT NULL,
+            model TEXT, manufacturer TEXT, fw_version TEXT,
+            integration TEXT NOT NULL,
+            transport TEXT, area TEXT,
+            scope TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL, updated_at REAL NOT NULL
+        );
+        CREATE INDEX devices_integration ON devices(integration);
+        """,
+        # v2: what a device accepts (commands) and what it reports, kept with the device
+        """
+        ALTER TABLE devices ADD COLUMN capabilities TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE devices ADD COLUMN restricted INTEGER NOT NULL DEFAULT 0;
+        CREATE UNIQUE INDEX devices_did ON devices(did) WHERE did IS NOT NULL;
+        """,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyScope:
+    """Which attributes and events automations may read; None means all of them."""
+
+    attributes: frozenset[str] | None = None
+    events: frozenset[str] | None = None
+
+    def allows_attribute(self, name: str) -> bool:
+        return self.attributes is None or name in self.attributes
+
+    def allows_event(self, name: str) -> bool:
+        return self.events is None or name in self.events
+
+    def to_json(self) -> dict[str, list[str] | None]:
+        return {
+            "attributes": sorted(self.attributes) if self.attributes is not None else None,
+            "events": sorted(self.events) if self.events is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any, field_name: str = "scope") -> PrivacyScope:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict) or set(raw) - {"attributes", "events"}:
+            raise ValidationError(field_name, "scope takes 'attributes' and 'events' lists")
+        out: dict[str, frozenset[str] | None] = {}
+        for key in ("attributes", "events"):
+            value = raw.get(key)
+            if value is None:
+                out[key] = None
+            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+                out[key] = frozenset(value)
+            else:
+                raise ValidationError(f"{field_name}.{key}", "expected a list of names or null")
+        return cls(out["attributes"], out["events"])
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """A command a device accepts, with its parameters' JSON types."""
+
+    name: str
+    params: dict[str, str] = field(default_factory=dict)  # name -> "number"|"string"|"boolean"
+    required: tuple[str, ...] = ()
+
+    def validate(self, params: Any) -> dict[str, Any]:
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise ValidationError("params", "expected an object")
+        for key in params:
+            if key not in self.params:
+                raise ValidationError(f"params.{key}", f"unknown parameter for '{self.name}'")
+        for key in self.required:
+            if key not in params:
+                raise ValidationError(f"params.{key}", "required")
+        for key, value in params.items():
+            want = self.params[key]
+            ok = {
+                "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+                "string": isinstance(value, str),
+                "boolean": isinstance(value, bool),
+            }.get(want, True)
+            if not ok:
+                raise ValidationError(f"params.{key}", f"expected a {want}")
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """An adopted device."""
+
+    id: str
+    name: str
+    integration: str
+    did: str | None = None
+    mac: str | None = None
+    model: str | None = None
+    manufacturer: str | None = None
+    fw_version: str | None = None
+    transport: Transport | None = None
+    area: str | None = None
+    scope: PrivacyScope = PrivacyScope()
+    commands: tuple[CommandSpec, ...] = ()
+    attributes: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    restricted: bool = False
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def command(self, name: str) -> CommandSpec:
+        for spec in self.commands:
+            if spec.name == name:
+                return spec
+        accepted = ", ".join(c.name for c in self.commands) or "none"
+        raise ValidationError("command", f"device does not accept '{name}' (accepts: {accepted})")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "integration": self.integration,
+            "did": self.did, "mac": self.mac, "model": self.model,
+            "manufacturer": self.manufacturer, "fw_version": self.fw_version,
+            "transport": self.transport, "area": self.area, "scope": self.scope.to_json(),
+            "commands": [asdict(c) | {"required": list(c.required)} for c in self.commands],
+            "attributes": list(self.attributes), "events": list(self.events),
+            "restricted": self.restricted,
+            "created_at": self.created_at, "updated_at": self.updated_at,
+        }
+
+
+class DeviceRegistry:
+    """All adopted devices, in memory for reads and persisted through the batching writer."""
+
+    def __init__(self, db: Database, bus: EventBus, clock: Clock) -> None:
+        self._db = db
+        self._bus = bus
+        self._clock = clock
+        self._devices: dict[str, Device] = {}
+
+    async def load(self) -> None:
+        for row in await self._db.fetchall("SELECT * FROM devices"):
+            device = _from_row(row)
+            self._devices[device.id] = device
+
+    def __iter__(self) -> Iterator[Device]:
+        return iter(list(self._devices.values()))
+
+    def __len__(self) -> int:
+        return len(self._devices)
+
+    def __contains__(self, device_id: object) -> bool:
+        return device_id in self._devices
+
+    def get(self, device_id: str) -> Device:
+        try:
+            return self._devices[device_id]
+        except KeyError:
+            raise NotFound(f"no device {device_id!r}") from None
+
+    def find(self, device_id: str) -> Device | None:
+        return self._devices.get(device_id)
+
+    def by_integration(self, integration: str) -> list[Device]:
+        return [d for d in self._devices.values() if d.integration == integration]
+
+    def by_did(self, did: str) -> Device | None:
+        for d in self._devices.values():
+            if d.did == did:
+                return d
+        return None
+
+    def add(self, device: Device, *, durable: bool = False) -> Device:
+        """Add or replace a device; persisted in the next batch (or now, with `durable`)."""
+        now = self._clock.time()
+        existing = self._devices.get(device.id)
+        created = existing.created_at if existing else (device.created_at or now)
+        device = replace(device, id=device.id or uuid.uuid4().hex, created_at=created,
+                         updated_at=now)
+        if existing == device:
+            return existing
+        self._devices[device.id] = device
+        self._db.enqueue(_UPSERT, _to_row(device))
+        action = "updated" if existing else "added"
+        self._bus.publish(DeviceRegistryChanged(action, device.id))
+        return device
+
+    async def add_durable(self, device: Device) -> Device:
+        device = self.add(device)
+        await self._db.flush()
+        return device
+
+    async def update(self, device_id: str, **changes: Any) -> Device:
+        device = replace(self.get(device_id), **changes)
+        device = self.add(device)
+        await self._db.flush()
+        return device
+
+    async def remove(self, device_id: str) -> Device:
+        device = self.get(device_id)
+        del self._devices[device_id]
+        await self._db.write("DELETE FROM devices WHERE id = ?", (device_id,))
+        self._bus.publish(DeviceRegistryChanged("removed", device_id))
+        return device
+
+    def all(self) -> Iterable[Device]:
+        return self._devices.values()
+
+
+_COLUMNS = (
+    "id", "did", "mac", "name", "model", "manufacturer", "fw_version", "integration",
+    "transport", "area", "scope", "created_at", "updated_at", "capabilities", "restricted",
+)
+_UPSERT = (
+    f"INSERT INTO devices({', '.join(_COLUMNS)}) VALUES({', '.join('?' * len(_COLUMNS))}) "
+    "ON CONFLICT(id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "id")
+)
+
+
+def _to_row(d: Device) -> tuple[Any, ...]:
+    caps = {
+        "commands": [
+            {"name": c.name, "params": c.params, "required": list(c.required)} for c in d.commands
+        ],
+        "attributes": list(d.attributes),
+        "events": list(d.events),
+    }
+    return (
+        d.id, d.did, d.mac, d.name, d.model, d.manufacturer, d.fw_version, d.integration,
+        d.transport, d.area, json.dumps(d.scope.to_json()), d.created_at, d.updated_at,
+        json.dumps(caps), int(d.restricted),
+    )
+
+
+def _from_row(row: Any) -> Device:
+    caps = json.loads(row["capabilities"] or "{}")
+    return Device(
+        id=row["id"], name=row["name"], integration=row["integration"], did=row["did"],
+        mac=row["mac"], model=row["model"], manufacturer=row["manufacturer"],
+        fw_version=row["fw_version"], transport=row["transport"], area=row["area"],
+        scope=PrivacyScope.from_json(json.loads(row["scope"] or "{}") or None),
+        commands=tuple(
+            CommandSpec(c["name"], dict(c.get("params", {})), tuple(c.get("required", [])))
+            for c in caps.get("commands", [])
+        ),
+        attributes=tuple(caps.get("attributes", [])),
+        events=tuple(caps.get("events", [])),
+        restricted=bool(row["restricted"]),
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )

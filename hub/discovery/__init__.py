@@ -1,0 +1,1 @@
+"""discovery area of the hub."""

@@ -1,0 +1,113 @@
+"""The Hub: builds the core services in one place and runs them on one AsyncExitStack.
+
+Start order is the dependency order; stop is its exact reverse, and only what started is
+undone. The HTTP API is not part of the core: `hub.daemon` puts it on top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hub import __version__
+from hub.bus import EventBus, HubStarted
+from hub.clock import Clock, SystemClock
+from hub.config import LoadedConfig
+from hub.devices import SCHEMA as DEVICES_SCHEMA
+from hub.devices import DeviceRegistry
+from hub.loader import IntegrationHost
+from hub.state import SCHEMA as STATE_SCHEMA
+from hub.state import StateStore
+from hub.storage import Database, Schema
+
+_LOG = logging.getLogger(__name__)
+
+DB_FILENAME = "hub.db"
+
+
+def core_schemas() -> list[Schema]:
+    """Every component's migrations, in the order they are applied."""
+    return [DEVICES_SCHEMA, STATE_SCHEMA]
+
+
+class Hub:
+    """The running hub's core. `async with Hub(loaded) as hub: ...`."""
+
+    def __init__(self, loaded: LoadedConfig, *, clock: Clock | None = None) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.clock: Clock = clock or SystemClock()
+        self.state_dir: Path = loaded.state_dir
+        self.version = __version__
+        self.started_monotonic = self.clock.monotonic()
+        self.bus = EventBus(self.config.bus.queue_size)
+        self.db = Database(
+            self.state_dir / DB_FILENAME,
+            self.schemas(),
+            commit_interval=self.config.storage.commit_interval,
+            max_batch=self.config.storage.max_batch,
+            synchronous=self.config.storage.synchronous,
+        )
+        self.devices = DeviceRegistry(self.db, self.bus, self.clock)
+        self.states = StateStore(self.db, self.bus, self.clock)
+        self.integrations = IntegrationHost(
+            self, loaded.manifests, dict(self.config.integrations)
+        )
+        self._stack: contextlib.AsyncExitStack | None = None
+        self.running = False
+
+    def schemas(self) -> Sequence[Schema]:
+        return core_schemas()
+
+    async def __aenter__(self) -> Hub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        stack = contextlib.AsyncExitStack()
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            await stack.enter_async_context(self.db)
+            await self.devices.load()
+            await self.states.load()
+            stack.callback(self.states.close)
+            await self.integrations.start()
+            stack.push_async_callback(self.integrations.stop)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self.running = True
+        self.bus.publish(HubStarted(self.clock.time()))
+
+    async def stop(self) -> None:
+        if self._stack is None:
+            return
+        self.running = False
+        stack, self._stack = self._stack, None
+        await stack.aclose()
+
+    @property
+    def uptime(self) -> float:
+        return self.clock.monotonic() - self.started_monotonic
+
+    def health(self) -> dict[str, Any]:
+        """Status for /api/health: no personal data."""
+        integrations = self.integrations.status()
+        degraded = any(s["state"] != "loaded" for s in integrations.values())
+        return {
+            "status": "degraded" if degraded else "ok",
+            "version": self.version,
+            "uptime": round(self.uptime, 3),
+            "started_at": round(time.time() - self.uptime, 3),
+            "integrations": {n: s["state"] for n, s in integrations.items()},
+            "storage": self.db.stats.as_dict(),
+            "bus": {"published": self.bus.published, "dropped": self.bus.dropped},
+        }

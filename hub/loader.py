@@ -1,0 +1,298 @@
+"""Loading integrations: the Protocol they implement, their context, isolation and restart.
+
+An integration that raises during setup or in one of its tasks is unloaded (everything it
+subscribed to is undone), logged once, and restarted with capped exponential backoff. It never
+takes the hub down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from hub.bus import DeviceEvent, Event
+from hub.devices import Device
+from hub.errors import DeviceUnavailable, IntegrationError, NotFound
+from hub.manifests import Manifest
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+
+_LOG = logging.getLogger(__name__)
+
+SETUP_TIMEOUT = 30.0
+BACKOFF_START = 1.0
+BACKOFF_CAP = 300.0
+HEALTHY_AFTER = 300.0  # seconds of good running that reset the backoff
+
+
+@runtime_checkable
+class Integration(Protocol):
+    """What every integration implements. Per-instance state lives on the instance."""
+
+    async def setup(self, ctx: IntegrationContext) -> None:
+        """Start: register devices, subscribe, start tasks through `ctx`."""
+        ...
+
+    async def unload(self, ctx: IntegrationContext) -> None:
+        """Stop. Subscriptions and tasks made through `ctx` are undone by the hub afterwards."""
+        ...
+
+    async def command(
+        self, ctx: IntegrationContext, device: Device, command: str, params: dict[str, Any]
+    ) -> Any:
+        """Carry out a validated command on one of this integration's devices."""
+        ...
+
+
+class IntegrationContext:
+    """Everything an integration may do with the hub; all it registers is undone on unload."""
+
+    def __init__(self, host: IntegrationHost, manifest: Manifest, config: dict[str, Any]):
+        self._host = host
+        self._hub = host.hub
+        self.manifest = manifest
+        self.name = manifest.name
+        self.config = config
+        self.log = logging.getLogger(f"integrations.{manifest.name}")
+        self.clock = host.hub.clock
+        self._undo: list[Callable[[], Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
+
+    # devices and state
+
+    def register_device(self, device: Device) -> Device:
+        """Add or update one of this integration's devices in the registry."""
+        return self._hub.devices.add(replace(device, integration=self.name))
+
+    def devices(self) -> list[Device]:
+        return self._hub.devices.by_integration(self.name)
+
+    def device(self, device_id: str) -> Device | None:
+        d = self._hub.devices.find(device_id)
+        return d if d is not None and d.integration == self.name else None
+
+    def set_state(self, device_id: str, attributes: dict[str, Any]) -> int:
+        return self._hub.states.set(device_id, attributes)
+
+    def state(self, device_id: str, attribute: str, default: Any = None) -> Any:
+        return self._hub.states.value(device_id, attribute, default)
+
+    def set_available(self, device_id: str, available: bool) -> None:
+        self._hub.states.set_available(device_id, available)
+
+    def fire_event(self, device_id: str, event_type: str, data: dict[str, Any] | None = None):
+        ts = self.clock.time()
+        payload = data or {}
+        self._hub.states.record_event(device_id, event_type, payload, ts)
+        self._hub.bus.publish(DeviceEvent(device_id, event_type, payload, ts))
+
+    # subscriptions and tasks
+
+    def subscribe(
+        self, etype: type[Event], callback: Callable[[Any], None], *, key: str | None = None
+    ) -> None:
+        self._undo.append(self._hub.bus.subscribe(etype, callback, key=key))
+
+    def on_unload(self, callback: Callable[[], Any]) -> None:
+        self._undo.append(callback)
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
+        """A supervised task: if it raises, the integration is restarted."""
+        task = asyncio.create_task(coro, name=f"{self.name}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or self.closed:
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._host._crashed(self.name, exc)
+
+    async def _close(self) -> None:
+        self.closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for undo in reversed(self._undo):
+            try:
+                result = undo()
+                if isinstance(result, Awaitable):
+                    await result
+            except Exception:
+                self.log.exception("undo on unload failed")
+        self._undo.clear()
+
+
+@dataclass(slots=True)
+class _Slot:
+    manifest: Manifest
+    config: dict[str, Any]
+    state: str = "not_loaded"  # loaded | failed | retrying | stopped
+    instance: Integration | None = None
+    ctx: IntegrationContext | None = None
+    error: str | None = None
+    restarts: int = 0
+    backoff: float = BACKOFF_START
+    loaded_at: float = 0.0
+    retry_task: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class IntegrationHost:
+    """Loads configured integrations by name and keeps them running."""
+
+    def __init__(self, hub: Hub, manifests: dict[str, Manifest], configs: dict[str, Any]):
+        self.hub = hub
+        self._slots = {
+            name: _Slot(manifests[name], configs.get(name) or {})
+            for name in _dependency_order(manifests, list(configs))
+        }
+        self._stopping = False
+
+    async def start(self) -> None:
+        await asyncio.gather(*(self._load(name) for name in self._slots))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for name in reversed(list(self._slots)):
+            slot = self._slots[name]
+            if slot.retry_task is not None:
+                slot.retry_task.cancel()
+            await self._unload(name)
+            slot.state = "stopped"
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: {"state": s.state, "error": s.error, "restarts": s.restarts,
+                   "version": s.manifest.version}
+            for name, s in self._slots.items()
+        }
+
+    def loaded(self, name: str) -> bool:
+        slot = self._slots.get(name)
+        return slot is not None and slot.state == "loaded"
+
+    def instance(self, name: str) -> Integration | None:
+        slot = self._slots.get(name)
+        return slot.instance if slot is not None and slot.state == "loaded" else None
+
+    def context(self, name: str) -> IntegrationContext | None:
+        slot = self._slots.get(name)
+        return slot.ctx if slot is not None and slot.state == "loaded" else None
+
+    async def command(self, device_id: str, command: str, params: Any) -> Any:
+        """Validate a command against what the device accepts, then hand it over."""
+        device = self.hub.devices.get(device_id)
+        spec = device.command(command)
+        checked = spec.validate(params)
+        slot = self._slots.get(device.integration)
+        if slot is None or slot.state != "loaded" or slot.instance is None or slot.ctx is None:
+            raise DeviceUnavailable(f"integration {device.integration!r} is not running")
+        return await slot.instance.command(slot.ctx, device, command, checked)
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _load(self, name: str) -> None:
+        slot = self._slots[name]
+        async with slot.lock:
+            if self._stopping or slot.state == "loaded":
+                return
+            for dep in slot.manifest.dependencies:
+                if dep in self._slots and self._slots[dep].state != "loaded":
+                    await self._load(dep)
+            ctx = IntegrationContext(self, slot.manifest, slot.config)
+            try:
+                module = importlib.import_module(f"integrations.{name}")
+                instance = module.create()
+                if not isinstance(instance, Integration):
+                    raise IntegrationError(f"integrations.{name}.create() is not an Integration")
+                await asyncio.wait_for(instance.setup(ctx), SETUP_TIMEOUT)
+            except asyncio.CancelledError:
+                await ctx._close()
+                raise
+            except Exception as exc:
+                await ctx._close()
+                self._failed(slot, exc, "setup")
+                return
+            slot.instance, slot.ctx = instance, ctx
+            slot.state, slot.error = "loaded", None
+            slot.loaded_at = self.hub.clock.monotonic()
+            _LOG.info("integration %s %s loaded", name, slot.manifest.version)
+
+    async def _unload(self, name: str) -> None:
+        slot = self._slots[name]
+        instance, ctx = slot.instance, slot.ctx
+        slot.instance = slot.ctx = None
+        if ctx is None:
+            return
+        try:
+            if instance is not None:
+                await asyncio.wait_for(instance.unload(ctx), SETUP_TIMEOUT)
+        except Exception:
+            _LOG.exception("integration %s failed to unload cleanly", name)
+        await ctx._close()
+
+    def _crashed(self, name: str, exc: BaseException) -> None:
+        slot = self._slots[name]
+        if self._stopping or slot.state != "loaded":
+            return
+        if self.hub.clock.monotonic() - slot.loaded_at > HEALTHY_AFTER:
+            slot.backoff = BACKOFF_START
+
+        async def restart() -> None:
+            await self._unload(name)
+            self._failed(slot, exc, "running")
+
+        asyncio.get_running_loop().create_task(restart(), name=f"unload-{name}")
+
+    def _failed(self, slot: _Slot, exc: BaseException, phase: str) -> None:
+        name = slot.manifest.name
+        slot.error = f"{type(exc).__name__}: {exc}"
+        if self._stopping:
+            slot.state = "failed"
+            return
+        delay = slot.backoff * random.uniform(0.9, 1.1)
+        slot.backoff = min(slot.backoff * 2, BACKOFF_CAP)
+        slot.state = "retrying"
+        slot.restarts += 1
+        _LOG.error("integration %s failed while %s (%s); retrying in %.1f s",
+                   name, phase, slot.error, delay, exc_info=(type(exc), exc, exc.__traceback__))
+
+        async def retry() -> None:
+            await self.hub.clock.sleep(delay)
+            slot.retry_task = None
+            await self._load(name)
+
+        slot.retry_task = asyncio.get_running_loop().create_task(retry(), name=f"retry-{name}")
+
+
+def _dependency_order(manifests: dict[str, Manifest], names: list[str]) -> list[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def visit(n: str, chain: tuple[str, ...]) -> None:
+        if n in chain:
+            raise IntegrationError(f"dependency cycle: {' -> '.join((*chain, n))}")
+        if n in seen:
+            return
+        if n not in manifests:
+            raise NotFound(f"no integration named {n!r}")
+        for dep in manifests[n].dependencies:
+            visit(dep, (*chain, n))
+        seen.add(n)
+        out.append(n)
+
+    for n in names:
+        visit(n, ())
+    return [n for n in out if n in names]

@@ -1,0 +1,1 @@
+"""privacy area of the hub."""

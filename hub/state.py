@@ -1,0 +1,165 @@
+"""Device state: current attribute values with last_changed/last_updated, and their history.
+
+Every change is published on the bus at once and queued for the history table; the current
+value of each attribute is written once per batch however often it changed (coalesced), so a
+chatty sensor costs one history row per change and one state row per commit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from hub.bus import AvailabilityChanged, EventBus, StateChanged
+from hub.clock import Clock
+from hub.storage import Database, Schema
+
+SCHEMA = Schema(
+    "state",
+    (
+        """
+        CREATE TABLE states(
+            device_id TEXT NOT NULL, attribute TEXT NOT NULL, value TEXT,
+            last_changed REAL NOT NULL, last_updated REAL NOT NULL,
+            PRIMARY KEY(device_id, attribute)
+        ) WITHOUT ROWID;
+        CREATE TABLE history(
+            id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, attribute TEXT NOT NULL,
+            value TEXT, ts REAL NOT NULL
+        );
+        CREATE INDEX history_device_ts ON history(device_id, ts);
+        """,
+        # v2: device events (button presses...) kept apart, and a time index for retention
+        """
+        CREATE TABLE events(
+            id INTEGER PRIMARY KEY, device_id TEXT, event_type TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}', ts REAL NOT NULL
+        );
+        CREATE INDEX events_device_ts ON events(device_id, ts);
+        CREATE INDEX history_ts ON history(ts);
+        CREATE INDEX events_ts ON events(ts);
+        """,
+    ),
+)
+
+_HISTORY_SQL = "INSERT INTO history(device_id, attribute, value, ts) VALUES(?, ?, ?, ?)"
+_STATE_SQL = (
+    "INSERT INTO states(device_id, attribute, value, last_changed, last_updated) "
+    "VALUES(?, ?, ?, ?, ?) ON CONFLICT(device_id, attribute) DO UPDATE SET "
+    "value = excluded.value, last_changed = excluded.last_changed, "
+    "last_updated = excluded.last_updated"
+)
+
+
+@dataclass(slots=True)
+class AttributeState:
+    """One attribute's current value."""
+
+    value: Any
+    last_changed: float
+    last_updated: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "last_changed": self.last_changed,
+                "last_updated": self.last_updated}
+
+
+class StateStore:
+    """Current state of every device, in memory; changes go to the bus and to history."""
+
+    def __init__(self, db: Database, bus: EventBus, clock: Clock) -> None:
+        self._db = db
+        self._bus = bus
+        self._clock = clock
+        self._states: dict[str, dict[str, AttributeState]] = {}
+        self._available: dict[str, bool] = {}
+        self._history: list[tuple[str, str, str, float]] = []
+        self._dirty: dict[tuple[str, str], AttributeState] = {}
+        self._unhook = db.add_flush_hook(self._flush_rows)
+        self.history_excluded: set[str] = set()  # devices whose history is not recorded
+
+    async def load(self) -> None:
+        for row in await self._db.fetchall("SELECT * FROM states"):
+            self._states.setdefault(row["device_id"], {})[row["attribute"]] = AttributeState(
+                json.loads(row["value"]), row["last_changed"], row["last_updated"]
+            )
+
+    def close(self) -> None:
+        self._unhook()
+
+    def set(self, device_id: str, attributes: dict[str, Any], ts: float | None = None) -> int:
+        """Record new values for a device; return how many actually changed."""
+        now = self._clock.time() if ts is None else ts
+        current = self._states.setdefault(device_id, {})
+        changed = 0
+        for name, value in attributes.items():
+            st = current.get(name)
+            if st is not None and st.value == value:
+                st.last_updated = now
+                self._dirty[(device_id, name)] = st
+                continue
+            old = st.value if st is not None else None
+            st = AttributeState(value, now, now)
+            current[name] = st
+            self._dirty[(device_id, name)] = st
+            if device_id not in self.history_excluded:
+                self._history.append((device_id, name, json.dumps(value), now))
+            changed += 1
+            self._bus.publish(StateChanged(device_id, name, old, value, now))
+        if changed and len(self._history) >= self._db.max_batch:
+            self._db.nudge()
+        return changed
+
+    def get(self, device_id: str) -> dict[str, AttributeState]:
+        return dict(self._states.get(device_id, {}))
+
+    def value(self, device_id: str, attribute: str, default: Any = None) -> Any:
+        st = self._states.get(device_id, {}).get(attribute)
+        return default if st is None else st.value
+
+    def set_available(self, device_id: str, available: bool) -> None:
+        if self._available.get(device_id) == available:
+            return
+        self._available[device_id] = available
+        self._bus.publish(AvailabilityChanged(device_id, available, self._clock.time()))
+
+    def available(self, device_id: str) -> bool | None:
+        return self._available.get(device_id)
+
+    def forget(self, device_id: str) -> None:
+        """Drop a device's current state from memory and storage (its history stays)."""
+        self._states.pop(device_id, None)
+        self._available.pop(device_id, None)
+        self._dirty = {k: v for k, v in self._dirty.items() if k[0] != device_id}
+        self._db.enqueue("DELETE FROM states WHERE device_id = ?", (device_id,))
+
+    def record_event(self, device_id: str | None, event_type: str, data: dict[str, Any],
+                     ts: float) -> None:
+        self._db.enqueue(
+            "INSERT INTO events(device_id, event_type, data, ts) VALUES(?, ?, ?, ?)",
+            (device_id, event_type, json.dumps(data), ts),
+        )
+
+    async def history(
+        self, device_id: str, since: float | None = None, until: float | None = None,
+        limit: int = 10_000,
+    ) -> list[dict[str, Any]]:
+        rows = await self._db.fetchall(
+            "SELECT attribute, value, ts FROM history WHERE device_id = ? AND ts >= ? AND ts <= ?"
+            " ORDER BY ts, id LIMIT ?",
+            (device_id, since if since is not None else 0.0,
+             until if until is not None else 1e18, limit),
+        )
+        return [{"attribute": r["attribute"], "value": json.loads(r["value"]), "ts": r["ts"]}
+                for r in rows]
+
+    def _flush_rows(self) -> list[tuple[str, list[Any]]]:
+        history, self._history = self._history, []
+        dirty, self._dirty = self._dirty, {}
+        states = [
+            (dev, attr, json.dumps(st.value), st.last_changed, st.last_updated)
+            for (dev, attr), st in dirty.items()
+        ]
+        self._db.stats.history_rows += len(history)
+        return [(_HISTORY_SQL, history), (_STATE_SQL, states)]

@@ -1,0 +1,343 @@
+"""The hub's SQLite database: WAL, a read connection and one batching writer.
+
+SD cards wear out, so writes are gathered and committed together every `commit_interval`
+(or earlier when `max_batch` rows wait, or when a caller needs its write durable now).
+Reads use their own connection and, thanks to WAL, never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from hub.errors import StorageError
+from hub.storage.migrations import Schema, migrate
+
+_LOG = logging.getLogger(__name__)
+
+Params = Sequence[Any] | dict[str, Any]
+FlushHook = Callable[[], list[tuple[str, list[Params]]]]
+
+
+@dataclass(slots=True)
+class StorageStats:
+    """What the writer did; bytes are what SQLite wrote to disk (WAL and checkpoints)."""
+
+    commits: int = 0
+    statements: int = 0
+    history_rows: int = 0
+    bytes_written: int = 0
+    last_commit_seconds: float = 0.0
+
+    @property
+    def bytes_per_state_change(self) -> float:
+        return self.bytes_written / self.history_rows if self.history_rows else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "commits": self.commits,
+            "statements": self.statements,
+            "history_rows": self.history_rows,
+            "bytes_written": self.bytes_written,
+            "bytes_per_state_change": round(self.bytes_per_state_change, 1),
+            "last_commit_seconds": round(self.last_commit_seconds, 6),
+        }
+
+
+@dataclass(slots=True)
+class _Op:
+    sql: str
+    params: Params | list[Params] | None
+    many: bool
+    future: asyncio.Future[Any] | None
+    script: list[tuple[str, Params]] | None = None
+    history: int = 0
+
+
+class Database:
+    """One SQLite file. Use as `async with Database(path, schemas) as db:`."""
+
+    def __init__(
+        self,
+        path: Path,
+        schemas: Sequence[Schema],
+        *,
+        commit_interval: float = 1.0,
+        max_batch: int = 10_000,
+        synchronous: str = "normal",
+    ) -> None:
+        self.path = path
+        self.schemas = list(schemas)
+        self.commit_interval = commit_interval
+        self.max_batch = max_batch
+        self.synchronous = synchronous.upper()
+        self.stats = StorageStats()
+        self.migrated: dict[str, tuple[int, int]] = {}
+        self._write: aiosqlite.Connection | None = None
+        self._read: aiosqlite.Connection | None = None
+        self._pending: list[_Op] = []
+        self._pending_rows = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._hooks: list[FlushHook] = []
+        self._writer_tid: int | None = None
+        self._wchar_start = 0
+        self._closing = False
+        self._flushed = asyncio.Event()
+        self._flushed.set()
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.migrated = await asyncio.to_thread(self._migrate_sync)
+        self._write = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._configure(self._write)
+        self._read = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._configure(self._read)
+        await self._read.execute("PRAGMA query_only = ON")
+        await self._write.create_function("uone_tid", 0, threading.get_native_id)
+        async with self._write.execute("SELECT uone_tid()") as cur:
+            row = await cur.fetchone()
+        self._writer_tid = int(row[0]) if row else None
+        self._wchar_start = self._wchar()
+        self._task = asyncio.create_task(self._run(), name="storage-writer")
+
+    async def close(self) -> None:
+        """Flush everything pending, then close both connections."""
+        if self._task is not None:
+            self._closing = True
+            self._wake.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for conn in (self._read, self._write):
+            if conn is not None:
+                await conn.close()
+        self._read = self._write = None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def enqueue(self, sql: str, params: Params = (), *, history: int = 0) -> None:
+        """Queue a write for the next batch; fire-and-forget (committed within the interval)."""
+        self._add(_Op(sql, params, False, None, history=history))
+
+    def enqueue_many(self, sql: str, rows: list[Params], *, history: int = 0) -> None:
+        self._add(_Op(sql, rows, True, None, history=history))
+
+    async def write(self, sql: str, params: Params = ()) -> int | None:
+        """Write now and wait until committed; return lastrowid. Errors reach the caller."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._add(_Op(sql, params, False, fut), urgent=True)
+        return await fut
+
+    async def write_script(self, statements: list[tuple[str, Params]]) -> None:
+        """Several statements that commit together or not at all (one savepoint)."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._add(_Op("", None, False, fut, script=statements), urgent=True)
+        await fut
+
+    async def flush(self) -> None:
+        """Commit everything queued so far and wait for it."""
+        if not self._pending:
+            await self._flushed.wait()
+            return
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._add(_Op("", None, False, fut, script=[]), urgent=True)
+        await fut
+
+    def nudge(self) -> None:
+        """Commit the pending batch now rather than at the end of the interval."""
+        self._wake.set()
+
+    def add_flush_hook(self, hook: FlushHook) -> Callable[[], None]:
+        """`hook()` runs before every commit and returns (sql, rows) to write in that batch."""
+        self._hooks.append(hook)
+        return lambda: self._hooks.remove(hook)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        conn = self._reader()
+        async with conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        conn = self._reader()
+        async with conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def iterate(self, sql: str, params: Params = (), batch: int = 1000):
+        """Stream rows in batches, for exports and purges that must not load everything."""
+        conn = self._reader()
+        async with conn.execute(sql, params) as cur:
+            while True:
+                rows = await cur.fetchmany(batch)
+                if not rows:
+                    return
+                for row in rows:
+                    yield row
+
+    async def checkpoint(self, vacuum: bool = False) -> None:
+        """Flush, fold the WAL into the main file and truncate it (used after erasure)."""
+        await self.flush()
+        assert self._write is not None
+        await self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if vacuum:
+            await self._write.execute("VACUUM")
+            await self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _reader(self) -> aiosqlite.Connection:
+        if self._read is None:
+            raise StorageError("database is not open")
+        return self._read
+
+    def _add(self, op: _Op, urgent: bool = False) -> None:
+        if self._closing and self._task is None:
+            raise StorageError("database is closed")
+        self._pending.append(op)
+        self._flushed.clear()
+        self._pending_rows += len(op.params) if op.many and op.params else 1
+        if urgent or self._pending_rows >= self.max_batch:
+            self._wake.set()
+
+    def _migrate_sync(self) -> dict[str, tuple[int, int]]:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return migrate(conn, self.schemas)
+        finally:
+            conn.close()
+
+    async def _configure(self, conn: aiosqlite.Connection) -> None:
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA secure_delete = ON")
+        await conn.execute("PRAGMA busy_timeout = 5000")
+
+    async def _run(self) -> None:
+        while True:
+            if not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.commit_interval)
+            self._wake.clear()
+            try:
+                await self._commit_batch()
+            except Exception:  # a bug must not kill the writer; the batch's waiters know
+                _LOG.exception("storage writer failed a batch")
+            if self._closing and not self._pending:
+                return
+
+    async def _commit_batch(self) -> None:
+        for hook in list(self._hooks):
+            for sql, rows in hook():
+                if rows:
+                    self._pending.append(_Op(sql, rows, True, None))
+        if not self._pending:
+            self._flushed.set()
+            return
+        batch, self._pending, self._pending_rows = self._pending, [], 0
+        conn = self._write
+        assert conn is not None
+        started = time.perf_counter()
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        await conn.execute("BEGIN")
+        try:
+            for op in batch:
+                if op.script is not None:
+                    err = await self._run_script(conn, op.script)
+                    if op.future is not None:
+                        results.append((op.future, None, err))
+                    continue
+                try:
+                    if op.many:
+                        await conn.executemany(op.sql, op.params)  # type: ignore[arg-type]
+                        lastrowid = None
+                    else:
+                        cur = await conn.execute(op.sql, op.params)  # type: ignore[arg-type]
+                        lastrowid = cur.lastrowid
+                        await cur.close()
+                    self.stats.statements += 1
+                    self.stats.history_rows += op.history
+                    if op.future is not None:
+                        results.append((op.future, lastrowid, None))
+                except sqlite3.Error as exc:
+                    if op.future is not None:
+                        results.append((op.future, None, exc))
+                    else:
+                        _LOG.error("dropped a queued write that failed: %s", exc)
+            await conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            for op in batch:
+                if op.future is not None and not op.future.done():
+                    op.future.set_exception(StorageError(f"commit failed: {exc}"))
+            raise
+        self.stats.commits += 1
+        self.stats.last_commit_seconds = time.perf_counter() - started
+        self.stats.bytes_written = self._wchar() - self._wchar_start
+        for fut, value, err in results:
+            if fut.done():
+                continue
+            if err is not None:
+                fut.set_exception(StorageError(str(err)))
+            else:
+                fut.set_result(value)
+        if not self._pending:
+            self._flushed.set()
+
+    async def _run_script(
+        self, conn: aiosqlite.Connection, statements: list[tuple[str, Params]]
+    ) -> BaseException | None:
+        if not statements:
+            return None
+        await conn.execute("SAVEPOINT uone_script")
+        try:
+            for sql, params in statements:
+                await conn.execute(sql, params)
+                self.stats.statements += 1
+        except sqlite3.Error as exc:
+            await conn.execute("ROLLBACK TO uone_script")
+            await conn.execute("RELEASE uone_script")
+            return exc
+        await conn.execute("RELEASE uone_script")
+        return None
+
+    def _wchar(self) -> int:
+        """Bytes the writer thread passed to write(2): SQLite's own disk writes, nothing else."""
+        if self._writer_tid is None:
+            return 0
+        try:
+            text = Path(f"/proc/self/task/{self._writer_tid}/io").read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+        return 0
+
+
+def rows(values: Iterable[Params]) -> list[Params]:
+    return list(values)

@@ -1,0 +1,1 @@
+"""Integrations: one package per device family, each with a manifest.json."""
