@@ -28,7 +28,7 @@ class ApiConfig:
     """The local HTTP API. HTTPS by default on anything but loopback."""
 
     host: str = option("127.0.0.1", doc="Address to listen on (0.0.0.0 for the whole LAN).")
-    port: int = option(8443, doc="TCP port of the API.", min=1, max=65535)
+    port: int = option(8443, doc="TCP port of the API (0: any free port).", min=0, max=65535)
     insecure_http: bool = option(
         False, doc="Serve plain HTTP on a non-loopback address (logs a warning at every start)."
     )

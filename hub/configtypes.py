@@ -26,8 +26,8 @@ def option(
     default: Any = _MISSING,
     *,
     doc: str = "",
-    min: float | None = None,  # noqa: A002 - reads naturally in field declarations
-    max: float | None = None,  # noqa: A002
+    min: float | None = None,
+    max: float | None = None,
     pattern: str | None = None,
     factory: Any = _MISSING,
     secret: bool = False,

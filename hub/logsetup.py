@@ -25,7 +25,9 @@ def scrub(text: str) -> str:
 
 class _Formatter(logging.Formatter):
     def __init__(self, journald: bool) -> None:
-        fmt = "%(name)s: %(message)s" if journald else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        fmt = "%(name)s: %(message)s"
+        if not journald:
+            fmt = "%(asctime)s %(levelname)s " + fmt
         super().__init__(fmt)
         self.journald = journald
 

@@ -62,7 +62,8 @@ def load_file(path: str | os.PathLike[str], *, strict: bool = True) -> Document:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigProblem(str(p), 0, 0, "", f"cannot read: {exc.strerror}")]) from exc
+        problem = ConfigProblem(str(p), 0, 0, "", f"cannot read: {exc.strerror}")
+        raise ConfigError([problem]) from exc
     return load_text(text, str(p), strict=strict)
 
 
@@ -105,7 +106,9 @@ def _build(node: yaml.Node, path: KeyPath, doc: Document, problems: list[ConfigP
             if key_node.tag == "tag:yaml.org,2002:merge":
                 problems.append(doc.problem(path, "YAML merge keys (<<) are not supported"))
                 continue
-            key = _scalar.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key = None
+            if isinstance(key_node, yaml.ScalarNode):
+                key = _scalar.construct_object(key_node)
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
                 problems.append(

@@ -13,6 +13,7 @@ from hub.hub import Hub
 # Route modules under hub.api.routes, each with setup(app). Order only matters for reading.
 ROUTE_MODULES: tuple[str, ...] = (
     "health",
+    "devices",
 )
 
 

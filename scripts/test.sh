@@ -1,0 +1,38 @@
+#!/bin/sh
+# Install everything the test suite needs, then run all of it.
+# As root it installs the Debian packages the tests use and runs the suite inside a fresh
+# network namespace, so no test can multicast or connect on this machine's real interfaces.
+# Extra arguments go to pytest.
+set -eu
+cd "$(dirname "$0")/.."
+
+PKGS="mosquitto avahi-daemon avahi-utils dbus libdbus-1-dev libglib2.0-dev pkg-config \
+chromium iproute2 openssl"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    missing=""
+    for pkg in $PKGS; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+    done
+    if [ -n "$missing" ]; then
+        echo "installing:$missing"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+    fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
+    ns="uone-test-$$"
+    ip netns add "$ns"
+    trap 'ip netns del "$ns" 2>/dev/null || true' EXIT INT TERM
+    ip netns exec "$ns" ip link set lo up
+    rc=0
+    ip netns exec "$ns" env UONE_TEST_NETNS="$ns" .venv/bin/python -m pytest "$@" || rc=$?
+    exit $rc
+else
+    echo "not root: running without a private network namespace (namespace tests will skip)"
+    exec .venv/bin/python -m pytest "$@"
+fi

@@ -1,0 +1,125 @@
+"""Shared fixtures: a config factory, a running Hub, and an API client on the real app.
+
+Hygiene for every test: asyncio exceptions nobody retrieved fail the test, and no task may be
+left running when a test's hub has stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
+
+from hub.config import LoadedConfig, load_config
+from hub.hub import Hub
+
+os.environ.pop("STATE_DIRECTORY", None)
+os.environ.pop("NOTIFY_SOCKET", None)
+
+DEFAULT_VIRTUAL = [
+    {"id": "lamp", "name": "Lamp", "kind": "switch", "area": "living"},
+    {"id": "button", "name": "Button", "kind": "button", "area": "hall"},
+    {"id": "temp", "name": "Temperature", "kind": "sensor", "area": "living", "initial": 20.0},
+    {"id": "motion", "name": "Motion", "kind": "binary_sensor", "area": "hall"},
+]
+
+
+def write_config(tmp_path: Path, extra: dict[str, Any] | None = None, text: str | None = None,
+                 name: str = "config.yaml") -> Path:
+    """Write a config for a test hub: loopback API on a free port, BLE and mDNS off."""
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(textwrap.dedent(text))
+        return path
+    cfg: dict[str, Any] = {
+        "data_dir": str(tmp_path / "data"),
+        "log_level": "debug",
+        "api": {"host": "127.0.0.1", "port": 0},
+        "storage": {"commit_interval": 0.05},
+        "discovery": {"mdns": {"enabled": False, "advertise": False},
+                      "ble": {"enabled": False}},
+        "integrations": {"virtual": {"devices": DEFAULT_VIRTUAL}},
+    }
+    _merge(cfg, extra or {})
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
+@pytest.fixture
+def config_factory(tmp_path: Path) -> Callable[..., LoadedConfig]:
+    def make(extra: dict[str, Any] | None = None, **kw: Any) -> LoadedConfig:
+        return load_config(write_config(tmp_path, extra, **kw))
+
+    return make
+
+
+@pytest.fixture
+async def hub(config_factory: Callable[..., LoadedConfig]) -> AsyncIterator[Hub]:
+    """A started core Hub with the default virtual devices; checks loop hygiene at the end."""
+    async with hygiene():
+        async with Hub(config_factory()) as h:
+            yield h
+
+
+@contextlib.asynccontextmanager
+async def hygiene() -> AsyncIterator[None]:
+    """Fail on loop exceptions nobody retrieved and on tasks left running after the block."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    before = set(asyncio.all_tasks())
+    try:
+        yield
+        await asyncio.sleep(0)
+        current = asyncio.current_task()
+        leftover = [
+            t for t in asyncio.all_tasks() - before
+            if not t.done() and t is not current and not _is_pytest_task(t)
+        ]
+        assert not leftover, f"tasks left running: {leftover}"
+        assert not errors, f"unhandled loop errors: {errors}"
+    finally:
+        loop.set_exception_handler(previous)
+
+
+@pytest.fixture
+async def api_client(hub: Hub) -> AsyncIterator[TestClient]:
+    """An aiohttp client on the real app (make_app), in-process on loopback."""
+    from hub.api.app import make_app
+
+    client = TestClient(TestServer(make_app(hub)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _is_pytest_task(task: asyncio.Task[Any]) -> bool:
+    coro = task.get_coro()
+    return "pytest_asyncio" in getattr(getattr(coro, "cr_code", None), "co_filename", "")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
