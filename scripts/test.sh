@@ -20,9 +20,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     fi
 fi
 
-PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+if [ -n "${UONE_VENV:-}" ]; then
+    VENV=$UONE_VENV        # developers: reuse a venv that already has everything
+else
+    VENV=.venv
+    PY=${PYTHON:-python3}
+    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[test]'
+fi
 
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
     ns="uone-test-$$"
@@ -30,9 +35,9 @@ if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
     trap 'ip netns del "$ns" 2>/dev/null || true' EXIT INT TERM
     ip netns exec "$ns" ip link set lo up
     rc=0
-    ip netns exec "$ns" env UONE_TEST_NETNS="$ns" .venv/bin/python -m pytest "$@" || rc=$?
+    ip netns exec "$ns" env UONE_TEST_NETNS="$ns" "$VENV/bin/python" -m pytest "$@" || rc=$?
     exit $rc
 else
     echo "not root: running without a private network namespace (namespace tests will skip)"
-    exec .venv/bin/python -m pytest "$@"
+    exec "$VENV/bin/python" -m pytest "$@"
 fi

@@ -7,8 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.api.access import requires
 from hub.api.jsonio import field, json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
+from hub.auth.principal import Role
 from hub.devices import Device, PrivacyScope
 from hub.errors import ValidationError
 from hub.hub import Hub
@@ -20,6 +22,7 @@ def device_json(hub: Hub, device: Device) -> dict[str, Any]:
     return out
 
 
+@requires(Role.GUEST)
 async def list_devices(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     area = request.query.get("area")
@@ -27,11 +30,13 @@ async def list_devices(request: web.Request) -> web.Response:
     return json_response({"devices": [device_json(hub, d) for d in devices]})
 
 
+@requires(Role.GUEST)
 async def get_device(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     return json_response(device_json(hub, hub.devices.get(request.match_info["device_id"])))
 
 
+@requires(Role.ADMIN)
 async def patch_device(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device = hub.devices.get(request.match_info["device_id"])
@@ -55,6 +60,7 @@ async def patch_device(request: web.Request) -> web.Response:
     return json_response(device_json(hub, device))
 
 
+@requires(Role.ADMIN)
 async def delete_device(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device = await hub.devices.remove(request.match_info["device_id"])
@@ -63,6 +69,7 @@ async def delete_device(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@requires(Role.GUEST)
 async def get_state(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device = hub.devices.get(request.match_info["device_id"])
@@ -71,6 +78,7 @@ async def get_state(request: web.Request) -> web.Response:
                           "attributes": state})
 
 
+@requires(Role.GUEST)
 async def post_command(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device = hub.devices.get(request.match_info["device_id"])
@@ -82,6 +90,7 @@ async def post_command(request: web.Request) -> web.Response:
     return json_response({"device_id": device.id, "command": command, "result": result})
 
 
+@requires(Role.GUEST)
 async def get_history(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device = hub.devices.get(request.match_info["device_id"])

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hub.api.access import PUBLIC, requires
 from hub.api.jsonio import json_response
 from hub.api.keys import HUB_KEY
 
-PUBLIC_ROUTES = {("GET", "/api/health")}
-
-
+@requires(PUBLIC)
 async def health(request: web.Request) -> web.Response:
     return json_response(request.app[HUB_KEY].health())
 
