@@ -15,7 +15,8 @@ from hub.auth.principal import Principal, Role
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
 
-PRINCIPAL_KEY = "uone.principal"  # request[PRINCIPAL_KEY] -> Principal (set by auth middleware)
+# request[PRINCIPAL_KEY] -> the Principal, set by the auth middleware
+PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 _ATTR = "__uone_min_role__"
 PUBLIC = "public"
 
