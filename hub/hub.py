@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from hub import __version__
+from hub.automation.engine import AutomationEngine
+from hub.automation.storage import SCHEMA as AUTOMATION_SCHEMA
 from hub.bus import EventBus, HubStarted
 from hub.clock import Clock, SystemClock
 from hub.config import LoadedConfig
@@ -31,7 +33,7 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, AUTOMATION_SCHEMA]
 
 
 class Hub:
@@ -57,6 +59,7 @@ class Hub:
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
+        self.automations = AutomationEngine(self)
         self._stack: contextlib.AsyncExitStack | None = None
         self.running = False
 
@@ -80,6 +83,8 @@ class Hub:
             stack.callback(self.states.close)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
+            await self.automations.start()
+            stack.push_async_callback(self.automations.stop)
         except BaseException:
             await stack.aclose()
             raise
