@@ -53,10 +53,10 @@ def traces(hub: Hub, automation_id: str) -> list[dict[str, Any]]:
     return hub.automations.traces(automation_id)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_for(predicate: Callable[[], bool], limit: float = 5.0) -> None:
     """Real-time wait for work done on the loop or the writer thread (not for clock time)."""
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
+    end = loop.time() + limit
     while not predicate():
         if loop.time() > end:
             raise AssertionError("condition not reached in time")

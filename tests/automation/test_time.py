@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -59,7 +60,7 @@ def test_cron_across_dst():
     # 02:00 CEST, then 03:00 CET: the repeated 02:00 (CET) hour does not fire a second time
     assert [local(f) for f in fires] == ["2026-10-25 02:00 CEST", "2026-10-25 03:00 CET",
                                          "2026-10-25 04:00 CET"]
-    assert [b - a for a, b in zip(fires, fires[1:], strict=False)] == [7200, 3600]
+    assert [b - a for a, b in itertools.pairwise(fires)] == [7200, 3600]
 
 
 async def test_hub_runs_time_trigger_over_dst_in_its_zone(make_hub):
