@@ -102,7 +102,9 @@ async def test_durable_write_reports_errors_without_losing_the_batch(tmp_path: P
         with pytest.raises(StorageError, match="UNIQUE"):
             await db.write("INSERT INTO t VALUES(2)")
         with pytest.raises(StorageError):
-            await db.write_script([("INSERT INTO t VALUES(3)", ()), ("INSERT INTO t VALUES(1)", ())])
+            await db.write_script(
+                [("INSERT INTO t VALUES(3)", ()), ("INSERT INTO t VALUES(1)", ())]
+            )
         rows = [r[0] for r in await db.fetchall("SELECT a FROM t ORDER BY a")]
     assert rows == [1, 2]  # the failed script left nothing half-written
 
