@@ -78,6 +78,8 @@ class Hub:
             await self.devices.load()
             await self.states.load()
             stack.callback(self.states.close)
+            # Unwinds before the state store unhooks: its last changes reach the disk.
+            stack.push_async_callback(self.db.flush)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
         except BaseException:
