@@ -293,7 +293,7 @@ class _Listener:
             if self.owner is not None:
                 self.engine._save_for(self, deadline, data)
         self.pending = data
-        self.timer = clock.call_at(deadline, self._for_due)
+        self.timer = self.engine.call_at(deadline, self._for_due)
 
     def cancel_for(self, *, keep_row: bool = False) -> None:
         if self.timer is not None:
@@ -321,7 +321,7 @@ class _Listener:
         clock = self.engine.hub.clock
         self.next = self.engine._next_fire(self.trigger, clock.time() if after is None else after)
         if self.next is not None:
-            self.timer = clock.call_at(self.next, self._due)
+            self.timer = self.engine.call_at(self.next, self._due)
 
     def disarm(self) -> None:
         if self.timer is not None:
@@ -335,7 +335,7 @@ class _Listener:
             return
         now = self.engine.hub.clock.time()
         if now < scheduled - 0.5:  # the wall clock moved back: wait for the real time
-            self.timer = self.engine.hub.clock.call_at(scheduled, self._due)
+            self.timer = self.engine.call_at(scheduled, self._due)
             return
         if self.owner is not None:
             self.engine._mark_fired(self.owner, self.index, scheduled)
@@ -392,6 +392,14 @@ class AutomationEngine:
         self._boot = secrets.token_hex(3)
         self._stopping = False
         self.started = False
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Any:
+        """A wall-clock timer from the hub's clock (or the loop, for clocks without one)."""
+        call_at = getattr(self.hub.clock, "call_at", None)
+        if call_at is not None:
+            return call_at(when, callback)
+        delay = max(0.0, when - self.hub.clock.time())
+        return asyncio.get_running_loop().call_later(delay, callback)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -854,7 +862,7 @@ class AutomationEngine:
     def _beat(self) -> None:
         clock = self.hub.clock
         self.hub.db.enqueue(sql.HEARTBEAT, (clock.time(),))
-        self._heartbeat = clock.call_at(clock.time() + HEARTBEAT_EVERY, self._beat)
+        self._heartbeat = self.call_at(clock.time() + HEARTBEAT_EVERY, self._beat)
 
     # -- durable timers ----------------------------------------------------------------------
 
@@ -1144,7 +1152,7 @@ class AutomationEngine:
             if not fut.done():
                 fut.set_result(None)
 
-        handle = self.hub.clock.call_at(deadline, wake)
+        handle = self.call_at(deadline, wake)
         try:
             await fut
         finally:
@@ -1167,7 +1175,7 @@ class AutomationEngine:
             if listener.trigger.type in _SCHEDULED:
                 listener.arm()
         self._reindex()
-        handle = self.hub.clock.call_at(deadline, timeout) if deadline is not None else None
+        handle = self.call_at(deadline, timeout) if deadline is not None else None
         try:
             data = await self._durable(run, a, deadline, fut)
         finally:
