@@ -59,6 +59,10 @@ class StorageConfig:
     max_batch: int = option(
         10_000, doc="Commit early when this many rows are pending.", min=1
     )
+    state_snapshot_interval: float = option(
+        300.0, doc="Seconds between snapshots of current values (history has every change; "
+        "after a crash the newest values are replayed from it).", min=1.0
+    )
     synchronous: Literal["normal", "full"] = option(
         "normal", doc="SQLite synchronous mode; normal is safe against crashes in WAL mode."
     )

@@ -53,7 +53,8 @@ class Hub:
             synchronous=self.config.storage.synchronous,
         )
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
-        self.states = StateStore(self.db, self.bus, self.clock)
+        self.states = StateStore(self.db, self.bus, self.clock,
+                                 self.config.storage.state_snapshot_interval)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
@@ -79,7 +80,7 @@ class Hub:
             await self.states.load()
             stack.callback(self.states.close)
             # Unwinds before the state store unhooks: its last changes reach the disk.
-            stack.push_async_callback(self.db.flush)
+            stack.push_async_callback(self.states.save)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
         except BaseException:
