@@ -36,15 +36,27 @@ def _config(tmp_path: Path, **storage: float) -> tuple[Path, int]:
 
 
 def auth_headers(config: Path) -> dict[str, str]:
-    """Headers a script would send; see tests/auth for how tokens are made."""
-    return {}
+    """Headers a script would send: an owner and a long-lived token made with the CLI."""
+    cached = _TOKENS.get(config)
+    if cached is None:
+        run = dict(cwd=ROOT, capture_output=True, text=True, check=True, timeout=60)
+        subprocess.run([sys.executable, "-m", "hub", "user", "add", "scripter", "--role",
+                        "owner", "--password-stdin", "-c", str(config)],
+                       input="a long test password\n", **run)
+        out = subprocess.run([sys.executable, "-m", "hub", "token", "create", "--user",
+                              "scripter", "--name", "test", "-c", str(config)], **run)
+        cached = _TOKENS[config] = out.stdout.strip()
+    return {"Authorization": f"Bearer {cached}"}
+
+
+_TOKENS: dict[Path, str] = {}
 
 
 def _start(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "hub", "run", "-c", str(config)], cwd=ROOT,
         env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-        stderr=open(config.parent / "hub.log", "ab"),  # noqa: SIM115 - closed with the process
+        stderr=open(config.parent / "hub.log", "ab"),
     )
 
 
