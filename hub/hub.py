@@ -121,6 +121,7 @@ class Hub:
             "uptime": round(self.uptime, 3),
             "started_at": round(time.time() - self.uptime, 3),
             "integrations": {n: s["state"] for n, s in integrations.items()},
+            "onboarding_required": self.auth.needs_owner,
             "storage": self.db.stats.as_dict(),
             "bus": {"published": self.bus.published, "dropped": self.bus.dropped},
         }
