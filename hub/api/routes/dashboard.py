@@ -26,7 +26,8 @@ def _load(rel: str) -> tuple[bytes, str, str] | None:
     if WEB_ROOT not in path.parents or not path.is_file():
         return None
     body = path.read_bytes()
-    ctype = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    ctype = (_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+             or "application/octet-stream")
     return body, ctype, hashlib.sha256(body).hexdigest()[:16]
 
 
