@@ -165,6 +165,11 @@ class Database:
         self._add(_Op("", None, False, fut, script=[]), urgent=True)
         await fut
 
+    def refresh_bytes(self) -> int:
+        """Update and return `stats.bytes_written` (checkpoints run outside commits too)."""
+        self.stats.bytes_written = self._wchar() - self._wchar_start
+        return self.stats.bytes_written
+
     def nudge(self) -> None:
         """Commit the pending batch now rather than at the end of the interval."""
         self._wake.set()
