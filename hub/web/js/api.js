@@ -81,7 +81,7 @@ export class Live {
     ws.onopen = () => {
       this.retry = 500;
       ws.send(JSON.stringify({ type: "auth", token: session.access }));
-      ws.send(JSON.stringify({ type: "subscribe", events: ["*"] }));
+      ws.send(JSON.stringify({ type: "subscribe" }));
     };
     ws.onmessage = (m) => {
       let msg; try { msg = JSON.parse(m.data); } catch { return; }

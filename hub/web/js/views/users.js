@@ -1,5 +1,5 @@
 // Users and sign-in history; each user's own sign-in history and two-step verification.
-import { get, post, del } from "../api.js";
+import { api, get, post, put } from "../api.js";
 import { errorBox, field, h, mount, toast, when } from "../dom.js";
 import { items } from "../util.js";
 
@@ -29,21 +29,23 @@ function totpSection(me) {
   const out = h("div", { "aria-live": "polite" });
   const uid = encodeURIComponent(me?.id || "me");
   if (me?.totp_enabled) {
-    box.append(h("p", {}, "On."), h("button", { type: "button", class: "secondary", onclick: async () => {
-      try { await del(`/api/users/${uid}/totp`); toast("Two-step verification off"); }
+    const pass = h("input", { type: "password", autocomplete: "current-password", required: true });
+    box.append(h("p", {}, "On."), h("form", { onsubmit: async (e) => {
+      e.preventDefault();
+      try { await api("DELETE", `/api/users/${uid}/totp`, { password: pass.value }); toast("Two-step verification off"); }
       catch (err) { out.replaceChildren(errorBox(err)); }
-    } }, "Turn off"), out);
+    } }, field("Your password", pass), h("button", { type: "submit", class: "secondary" }, "Turn off")), out);
     return box;
   }
   box.append(h("p", {}, "Off."), h("button", { type: "button", onclick: async () => {
     try {
       const r = await post(`/api/users/${uid}/totp`, {});
       const code = h("input", { inputmode: "numeric", autocomplete: "one-time-code", required: true });
-      out.replaceChildren(h("p", {}, "Add this to your authenticator app:"), h("pre", {}, r.uri || r.otpauth_uri),
+      out.replaceChildren(h("p", {}, "Add this to your authenticator app:"), h("pre", { id: "otpauth-uri" }, r.otpauth_uri || r.uri),
         h("form", { onsubmit: async (e) => {
           e.preventDefault();
           try {
-            const done = await post(`/api/users/${uid}/totp/confirm`, { code: code.value });
+            const done = await put(`/api/users/${uid}/totp`, { code: code.value });
             out.replaceChildren(h("p", { class: "ok" }, "On. Keep these recovery codes somewhere safe:"),
               h("pre", {}, (done.recovery_codes || []).join("\n")));
           } catch (err) { out.append(errorBox(err)); }
