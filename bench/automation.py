@@ -206,7 +206,19 @@ def hub_rss_kib(pid: int) -> int | None:
     return None
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, base: str, state_dir: Path, started: float,
+              pid: int) -> dict[str, Any]:
+    token = await onboard(base, state_dir)
+    ready = time.perf_counter() - started
+    result = await measure(base, token, args.automations, args.sequential, args.total,
+                           args.inflight)
+    result["hub_ready_s"] = ready
+    result["hub_rss_mib"] = (hub_rss_kib(pid) or 0) / 1024
+    return result
+
+
+def run_with_hub(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the hub as its own process, measure against it, stop it (SIGTERM)."""
     workdir = Path(tempfile.mkdtemp(prefix="uone-bench-auto-"))
     port = free_port()
     cfg = write_config(workdir, port, args.automations, args.devices)
@@ -218,14 +230,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "-c", str(cfg)], cwd=ROOT,
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        base = f"http://127.0.0.1:{port}"
-        token = await onboard(base, workdir / "data")
-        ready = time.perf_counter() - started
-        result = await measure(base, token, args.automations, args.sequential, args.total,
-                               args.inflight)
-        result["hub_ready_s"] = ready
-        result["hub_rss_mib"] = (hub_rss_kib(proc.pid) or 0) / 1024
-        return result
+        return asyncio.run(run(args, f"http://127.0.0.1:{port}", workdir / "data", started,
+                               proc.pid))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -254,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.netns and not os.environ.get("UONE_BENCH_NETNS"):
         return _in_netns(argv if argv is not None else sys.argv[1:])
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
-    result = asyncio.run(run(args))
+    result = run_with_hub(args)
     if args.json:
         print(json.dumps(result))
         return 0
