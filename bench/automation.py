@@ -157,8 +157,17 @@ async def onboard(base: str, state_dir: Path, timeout: float = 60.0) -> str:
             return body["access_token"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process (from /proc), to see which side is the bottleneck."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(base: str, token: str, pairs: int, sequential: int, total: int,
-                  inflight: int) -> dict[str, Any]:
+                  inflight: int, pid: int) -> dict[str, Any]:
     client = Client(base, token, pairs)
     await client.open()
     try:
@@ -182,8 +191,10 @@ async def measure(base: str, token: str, pairs: int, sequential: int, total: int
         workers = min(inflight, pairs)
         share = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
         t0 = time.perf_counter()
+        hub_cpu0, own_cpu0 = cpu_seconds(pid), time.process_time()
         await asyncio.gather(*(worker(n) for n in share))
         elapsed = time.perf_counter() - t0
+        hub_cpu, own_cpu = cpu_seconds(pid) - hub_cpu0, time.process_time() - own_cpu0
     finally:
         await client.close()
     return {
@@ -193,6 +204,8 @@ async def measure(base: str, token: str, pairs: int, sequential: int, total: int
         "triggers_per_s": done / elapsed,
         "inflight": workers,
         "completed": done,
+        "hub_cpu_share": hub_cpu / elapsed,
+        "client_cpu_share": own_cpu / elapsed,
     }
 
 
@@ -211,7 +224,7 @@ async def run(args: argparse.Namespace, base: str, state_dir: Path, started: flo
     token = await onboard(base, state_dir)
     ready = time.perf_counter() - started
     result = await measure(base, token, args.automations, args.sequential, args.total,
-                           args.inflight)
+                           args.inflight, pid)
     result["hub_ready_s"] = ready
     result["hub_rss_mib"] = (hub_rss_kib(pid) or 0) / 1024
     return result
@@ -272,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         ("one at a time, max", f"{result['max_ms']:.3f} ms"),
         (f"throughput ({result['completed']} triggers, {result['inflight']} in flight)",
          f"{result['triggers_per_s']:.0f} /s"),
+        ("throughput: hub / client CPU busy",
+         f"{result['hub_cpu_share']:.0%} / {result['client_cpu_share']:.0%}"),
         ("hub RSS after the run", f"{result['hub_rss_mib']:.1f} MiB"),
     ]
     width = max(len(r[0]) for r in rows)
