@@ -240,8 +240,10 @@ def run_with_hub(args: argparse.Namespace) -> dict[str, Any]:
     env.pop("NOTIFY_SOCKET", None)
     log = (workdir / "hub.log").open("w")
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "-c", str(cfg)], cwd=ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    cmd = [sys.executable, "-m", "hub", "run", "-c", str(cfg)]
+    if args.profile:
+        cmd[1:1] = ["-m", "cProfile", "-o", args.profile]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         return asyncio.run(run(args, f"http://127.0.0.1:{port}", workdir / "data", started,
                                proc.pid))
@@ -269,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--netns", action="store_true", help="run inside a fresh network namespace")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--profile", metavar="FILE", help="run the hub under cProfile, stats to FILE")
     args = p.parse_args(argv)
     if args.netns and not os.environ.get("UONE_BENCH_NETNS"):
         return _in_netns(argv if argv is not None else sys.argv[1:])

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 _LOG = logging.getLogger(__name__)
 
 TRACES_KEPT = 20
+TRACES_PER_BATCH = 400  # about 8 ms of JSON encoding on a Pi-class core
 HEARTBEAT_EVERY = 30.0
 AUTOMATIONS_FILE = "automations.yaml"
 
@@ -488,7 +489,7 @@ class AutomationEngine:
             await asyncio.gather(*tasks, return_exceptions=True)
         db = self.hub.db
         db.enqueue(sql.HEARTBEAT, (self.hub.clock.time(),))
-        for row in self._flush_traces():
+        for row in self._flush_traces(limit=1 << 30):
             db.enqueue_many(*row)
         await db.flush()
 
@@ -1006,13 +1007,19 @@ class AutomationEngine:
             if run.task is not None:
                 run.task.cancel()
 
-    def _flush_traces(self) -> list[tuple[str, list[Any]]]:
+    def _flush_traces(self, limit: int = TRACES_PER_BATCH) -> list[tuple[str, list[Any]]]:
+        """Rows for the writer's next batch: the newest unsaved traces, at most `limit` of
+        them so that encoding never stalls the loop for long; the rest wait for the next."""
         if not self._unsaved:
             return []
-        unsaved, self._unsaved = self._unsaved, {}
-        rows = [(t.run_id, t.automation_id, t.started, json.dumps(t.to_json(), default=str))
-                for traces in unsaved.values() for t in traces]
-        prune = [(a, a, TRACES_KEPT) for a in unsaved]
+        rows: list[tuple[Any, ...]] = []
+        prune: list[tuple[Any, ...]] = []
+        while self._unsaved and len(rows) < limit:
+            automation_id = next(iter(self._unsaved))
+            traces = self._unsaved.pop(automation_id)
+            rows.extend((t.run_id, t.automation_id, t.started,
+                         json.dumps(t.to_json(), default=str)) for t in traces)
+            prune.append((automation_id, automation_id, TRACES_KEPT))
         return [(sql.INSERT_TRACE, rows), (sql.PRUNE_TRACES, prune)]
 
     # -- actions -----------------------------------------------------------------------------
