@@ -158,3 +158,22 @@ async def test_automations_yaml_beside_the_config(make_hub, tmp_path):
         assert msgs["actions"][1].endswith("automations.yaml:15:12")
         await command(hub, "virtual.button", "press")
         assert hub.states.value("virtual.lamp", "on") is True
+
+
+async def test_automations_yaml_syntax_error_is_reported_not_fatal(make_hub, tmp_path):
+    (tmp_path / "automations.yaml").write_text("- id: x\n  triggers: [\n")
+    async with make_hub([{"id": "fine", "triggers": [BUTTON], "actions": [TOGGLE]}]) as hub:
+        assert len(hub.automations.load_errors) == 1
+        assert "automations.yaml:" in hub.automations.load_errors[0]
+        assert "YAML syntax" in hub.automations.load_errors[0]
+        await command(hub, "virtual.button", "press")
+        assert traces(hub, "fine")[0]["state"] == "done"
+
+
+async def test_duplicate_ids_in_yaml(make_hub):
+    one = {"id": "same", "triggers": [BUTTON], "actions": [TOGGLE]}
+    async with make_hub([one, dict(one)]) as hub:
+        entries = list(hub.automations)
+        assert len(entries) == 2
+        dup = [e for e in entries if not e.valid]
+        assert len(dup) == 1 and "duplicate id" in dup[0].error_text()
