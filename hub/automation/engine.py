@@ -992,6 +992,8 @@ class AutomationEngine:
         with contextlib.suppress(ValueError):
             entry.running.remove(run)
         entry.traces.append(trace)
+        if self._entries.get(entry.id) is None:
+            return  # deleted while this run was ending: nothing more to keep
         pending = self._unsaved.get(entry.id)
         if pending is None:
             pending = self._unsaved[entry.id] = deque(maxlen=TRACES_KEPT)

@@ -145,3 +145,33 @@ def test_routes_declare_roles():
     for handler in (routes.create_automation, routes.put_automation, routes.delete_automation,
                     routes.enable_automation, routes.disable_automation):
         assert required_role(handler) == Role.ADMIN
+
+
+async def test_delete_while_running_leaves_no_traces(api_client, hub):
+    body = {"id": "slow", "triggers": [BUTTON],
+            "actions": [{"type": "delay", "seconds": 3600}, TOGGLE]}
+    assert (await api_client.post("/api/automations", json=body)).status == 201
+    r = await api_client.post("/api/automations/slow/trigger")
+    assert (await r.json())["started"] is True
+    assert (await api_client.delete("/api/automations/slow")).status == 204
+    await hub.db.flush()
+    for _ in range(20):
+        await hub.db.flush()
+    rows = await hub.db.fetchall(
+        "SELECT count(*) AS n FROM automation_traces WHERE automation_id = 'slow'")
+    assert rows[0]["n"] == 0
+    timers = await hub.db.fetchall("SELECT * FROM automation_timers")
+    assert timers == []
+
+
+async def test_trigger_invalid_automation_is_409(api_client, hub):
+    await hub.devices.update("virtual.lamp", restricted=True)
+    body = {"id": "uses_lamp", "triggers": [{"type": "state", "device": "virtual.lamp",
+                                             "attribute": "on"}], "actions": [TOGGLE]}
+    r = await api_client.post("/api/automations", json=body)
+    assert r.status == 400 and "restricted" in (await r.json())["error"]["message"]
+    await hub.devices.update("virtual.lamp", restricted=False)
+    assert (await api_client.post("/api/automations", json=body)).status == 201
+    await hub.devices.update("virtual.lamp", restricted=True)
+    r = await api_client.post("/api/automations/uses_lamp/trigger")
+    assert r.status == 409 and "cannot run" in (await r.json())["error"]["message"]
