@@ -117,15 +117,17 @@ class Client:
             if fut is not None and not fut.done():
                 fut.set_result(now)
 
-    async def trigger(self, pair: int) -> float:
-        """Command A of `pair`; seconds until B's change arrived on the websocket."""
+    async def trigger(self, pair: int, direct: bool = False) -> float:
+        """Command A of `pair` (or B itself, `direct`: the transport floor without the
+        automation); seconds until B's change arrived on the websocket."""
         assert self.session is not None
         b = f"virtual.b{pair:04d}"
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.waiting[b] = fut
         t0 = time.perf_counter()
         post = asyncio.ensure_future(self.session.post(
-            f"{self.base}/api/devices/virtual.a{pair:04d}/commands", data=self.bodies[0],
+            f"{self.base}/api/devices/virtual.{'b' if direct else 'a'}{pair:04d}/commands",
+            data=self.bodies[0],
             headers={"Content-Type": "application/json"}))
         arrived = await asyncio.wait_for(fut, 10.0)
         resp = await post
@@ -167,13 +169,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure(base: str, token: str, pairs: int, sequential: int, total: int,
-                  inflight: int, pid: int) -> dict[str, Any]:
+                  inflight: int, pid: int, direct: bool = False) -> dict[str, Any]:
     client = Client(base, token, pairs)
     await client.open()
     try:
-        for i in range(200):  # warm up caches, JIT-free but allocator- and socket-warm
-            await client.trigger(i % pairs)
-        lat = [await client.trigger(i % pairs) for i in range(sequential)]
+        for i in range(200):  # warm up: allocator, caches, sockets
+            await client.trigger(i % pairs, direct)
+        lat = [await client.trigger(i % pairs, direct) for i in range(sequential)]
         lat.sort()
         free: asyncio.Queue[int] = asyncio.Queue()
         for i in range(pairs):
@@ -184,7 +186,7 @@ async def measure(base: str, token: str, pairs: int, sequential: int, total: int
             nonlocal done
             for _ in range(n):
                 pair = await free.get()
-                await client.trigger(pair)
+                await client.trigger(pair, direct)
                 free.put_nowait(pair)
                 done += 1
 
@@ -225,6 +227,10 @@ async def run(args: argparse.Namespace, base: str, state_dir: Path, started: flo
     ready = time.perf_counter() - started
     result = await measure(base, token, args.automations, args.sequential, args.total,
                            args.inflight, pid)
+    if not args.no_floor:
+        floor = await measure(base, token, args.automations, args.sequential, args.total,
+                              args.inflight, pid, direct=True)
+        result["floor"] = {k: floor[k] for k in ("p50_ms", "p99_ms", "triggers_per_s")}
     result["hub_ready_s"] = ready
     result["hub_rss_mib"] = (hub_rss_kib(pid) or 0) / 1024
     return result
@@ -271,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--netns", action="store_true", help="run inside a fresh network namespace")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip the floor: the same client commanding B directly, no automation")
     p.add_argument("--profile", metavar="FILE", help="run the hub under cProfile, stats to FILE")
     args = p.parse_args(argv)
     if args.netns and not os.environ.get("UONE_BENCH_NETNS"):
@@ -290,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
          f"{result['triggers_per_s']:.0f} /s"),
         ("throughput: hub / client CPU busy",
          f"{result['hub_cpu_share']:.0%} / {result['client_cpu_share']:.0%}"),
+        *([("floor (command B directly, no automation) p50 / p99",
+            f"{result['floor']['p50_ms']:.3f} / {result['floor']['p99_ms']:.3f} ms"),
+           ("floor throughput", f"{result['floor']['triggers_per_s']:.0f} /s")]
+          if "floor" in result else []),
         ("hub RSS after the run", f"{result['hub_rss_mib']:.1f} MiB"),
     ]
     width = max(len(r[0]) for r in rows)
