@@ -132,5 +132,12 @@ class ManualClock:
             self._now = target
         await self.settle()
 
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock (as NTP does at boot on a Pi without an RTC) without running
+        anything: pending timers keep their monotonic deadline, like the loop's timers."""
+        self._now += seconds
+        self._timers = [(w + seconds, n, t) for w, n, t in self._timers]
+        heapq.heapify(self._timers)
+
     async def set_time(self, when: float) -> None:
         await self.advance(max(0.0, when - self._now))

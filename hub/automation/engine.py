@@ -70,6 +70,7 @@ _LOG = logging.getLogger(__name__)
 TRACES_KEPT = 20
 TRACES_PER_BATCH = 400  # about 8 ms of JSON encoding on a Pi-class core
 HEARTBEAT_EVERY = 30.0
+CLOCK_STEP = 5.0  # seconds of wall/monotonic disagreement that count as a clock step
 AUTOMATIONS_FILE = "automations.yaml"
 
 
@@ -389,6 +390,7 @@ class AutomationEngine:
         self._fired: dict[tuple[str, int], float] = {}
         self._heartbeat: Any = None
         self._last_alive: float | None = None
+        self._last_beat: tuple[float, float] | None = None
         self._seq = itertools.count(1)
         self._boot = secrets.token_hex(3)
         self._stopping = False
@@ -832,6 +834,16 @@ class AutomationEngine:
             return next_sun(observer, t.event or "sunrise", t.offset, after, self.tz)
         return None
 
+    def _rearm_schedules(self) -> None:
+        """Loop timers count monotonic time: after a wall-clock step, aim them again."""
+        now = self.hub.clock.time()
+        for listener in itertools.chain(
+                (ls for e in self._entries.values() for ls in e.listeners), self._dynamic):
+            if listener.trigger.type in _SCHEDULED and listener.timer is not None:
+                listener.disarm()
+                fired = self._fired.get((listener.owner or "", listener.index), 0.0)
+                listener.arm(after=max(now, fired))
+
     def _mark_fired(self, automation_id: str, index: int, scheduled: float) -> None:
         self._fired[(automation_id, index)] = scheduled
         self.hub.db.enqueue(sql.UPSERT_FIRED, (automation_id, index, scheduled))
@@ -862,7 +874,14 @@ class AutomationEngine:
 
     def _beat(self) -> None:
         clock = self.hub.clock
-        self.hub.db.enqueue(sql.HEARTBEAT, (clock.time(),))
+        now, mono = clock.time(), clock.monotonic()
+        last = self._last_beat
+        if last is not None and abs((now - last[0]) - (mono - last[1])) > CLOCK_STEP:
+            _LOG.warning("wall clock stepped by %.0f s: rescheduling time triggers",
+                         (now - last[0]) - (mono - last[1]))
+            self._rearm_schedules()
+        self._last_beat = (now, mono)
+        self.hub.db.enqueue(sql.HEARTBEAT, (now,))
         self._heartbeat = self.call_at(clock.time() + HEARTBEAT_EVERY, self._beat)
 
     # -- durable timers ----------------------------------------------------------------------

@@ -87,3 +87,19 @@ async def test_time_zone_setting_changes_when(make_hub, tmp_path):
             await clock.advance(86400)
             fired = [t["trigger"]["scheduled"] for t in traces(hub, "wake")]
             assert fired == [start + hours * 3600], zone
+
+
+async def test_wall_clock_step_reschedules_time_triggers(make_hub, clock):
+    """A Pi without an RTC boots with a stale clock and NTP steps it: time triggers follow."""
+    from tests.automation.conftest import START
+
+    autos = [{"id": "half", "triggers": [{"type": "time", "at": "12:30"}], "actions": [TOGGLE]}]
+    async with make_hub(autos) as hub:
+        clock.step_wall(20 * 60)  # now 12:20 on the wall; loop timers did not move
+        await clock.advance(9 * 60)  # 12:29
+        assert traces(hub, "half") == []
+        await clock.advance(2 * 60)  # 12:31
+        fired = traces(hub, "half")
+        assert len(fired) == 1 and fired[0]["trigger"]["scheduled"] == START + 30 * 60
+        await clock.advance(30 * 60)  # the stale 12:50 timer does not fire again
+        assert len(traces(hub, "half")) == 1
