@@ -592,32 +592,12 @@ class AutomationEngine:
     # -- loading and validation --------------------------------------------------------------
 
     def _yaml_entries(self) -> list[Entry]:
-        out: list[Entry] = []
-        doc = self.hub.loaded.document
-        for i, raw in enumerate(self.hub.config.automations):
-            out.append(self._entry(raw, "yaml", doc, ("automations", i)))
-        path = Path(self.hub.loaded.path).parent / AUTOMATIONS_FILE
-        if not path.exists():
-            return out
-        try:
-            extra = load_file(path, strict=True)
-        except ConfigError as exc:
-            self.load_errors.append(str(exc))
-            _LOG.error("%s not loaded:\n%s", path, exc)
-            return out
-        items, base = extra.value, ()
-        if isinstance(items, dict) and "automations" in items:
-            items, base = items["automations"], ("automations",)
-        if items in ({}, None):
-            items = []
-        if not isinstance(items, list):
-            problem = extra.problem(base, "expected a list of automations")
-            self.load_errors.append(str(problem))
-            _LOG.error("%s", problem)
-            return out
-        for i, raw in enumerate(items):
-            out.append(self._entry(raw, "yaml", extra, (*base, i)))
-        return out
+        sources, errors = yaml_sources(self.hub.loaded.config.automations,
+                                       self.hub.loaded.document, Path(self.hub.loaded.path))
+        self.load_errors.extend(errors)
+        for error in errors:
+            _LOG.error("automations not loaded: %s", error)
+        return [self._entry(raw, "yaml", doc, base) for raw, doc, base in sources]
 
     def _entry(self, raw: Any, source: str, doc: Document | None = None,
                base: KeyPath = ()) -> Entry:
@@ -1282,6 +1262,30 @@ class AutomationEngine:
         if after is not None and before is not None and after > before:
             return after_ok or before_ok
         return after_ok and before_ok
+
+
+def yaml_sources(listed: list[Any], document: Document, config_path: Path
+                 ) -> tuple[list[tuple[Any, Document, KeyPath]], list[str]]:
+    """Every YAML automation with the document and key path it came from: the config's
+    `automations:` list, then `automations.yaml` beside the config; and file-level errors."""
+    out: list[tuple[Any, Document, KeyPath]] = [
+        (raw, document, ("automations", i)) for i, raw in enumerate(listed)]
+    path = config_path.parent / AUTOMATIONS_FILE
+    if not path.exists():
+        return out, []
+    try:
+        extra = load_file(path, strict=True)
+    except ConfigError as exc:
+        return out, [str(exc)]
+    items, base = extra.value, ()
+    if isinstance(items, dict) and "automations" in items:
+        items, base = items["automations"], ("automations",)
+    if items in ({}, None):
+        items = []
+    if not isinstance(items, list):
+        return out, [str(extra.problem(base, "expected a list of automations"))]
+    out.extend((raw, extra, (*base, i)) for i, raw in enumerate(items))
+    return out, []
 
 
 def _zone(name: str) -> ZoneInfo:
