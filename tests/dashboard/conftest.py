@@ -102,7 +102,7 @@ def start_hub(tmp: Path, extra: dict[str, Any] | None = None) -> RunningHub:
     subprocess.run([sys.executable, "-m", "hub", "user", "add", "owner", "--role", "owner",
                     "--password-stdin", "-c", str(config)], cwd=ROOT, input=PASSWORD + "\n",
                    text=True, check=True, capture_output=True, timeout=60)
-    log = open(tmp / "hub.log", "ab")  # noqa: SIM115 - closed when the process ends
+    log = open(tmp / "hub.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "-c", str(config)], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=log)

@@ -8,7 +8,11 @@ from pathlib import Path
 from playwright.async_api import expect
 
 from tests.dashboard.conftest import (
-    RunningHub, enable_totp, open_page, screenshot, sign_in,
+    RunningHub,
+    enable_totp,
+    open_page,
+    screenshot,
+    sign_in,
 )
 
 WEB = Path(__file__).resolve().parents[2] / "hub" / "web"
