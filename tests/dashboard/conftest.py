@@ -27,6 +27,7 @@ from tests.conftest import DEFAULT_VIRTUAL, free_port
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-default-apps", "--no-default-browser-check"]
@@ -146,7 +147,7 @@ def running_hub(tmp_path: Path) -> Iterator[RunningHub]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    if not os.path.exists(CHROMIUM):
+    if not HAVE_CHROMIUM:
         pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it as root)")
     from playwright.async_api import async_playwright
 
