@@ -21,6 +21,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "audit",
     "websocket",
     "openapi",
+    "dashboard",
 )
 
 

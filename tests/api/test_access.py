@@ -18,6 +18,9 @@ PUBLIC_ROUTES = {
     ("POST", "/api/auth/refresh"),
     ("GET", "/api/onboarding"),
     ("POST", "/api/onboarding"),
+    # The dashboard's static files: no data in them, everything they show needs a token.
+    ("GET", "/"),
+    ("GET", "/static/{path}"),
 }
 
 
