@@ -621,6 +621,10 @@ class AutomationEngine:
         return entry
 
     def _checked_api_entry(self, raw: dict[str, Any]) -> Entry:
+        try:
+            json.dumps(raw, allow_nan=False)
+        except ValueError:
+            raise ValidationError(None, "numbers must be finite") from None
         entry = self._entry(raw, "api")
         if entry.automation is not None:
             autos = {k: e.automation for k, e in self._entries.items() if e.valid}
