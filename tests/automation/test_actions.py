@@ -279,3 +279,34 @@ async def test_traces_keep_last_20(make_hub):
         assert ts[0]["started"] >= ts[-1]["started"]
         for t in ts:
             assert t["actions"][0]["duration"] >= 0 and t["duration"] is not None
+
+
+async def test_failing_action_is_logged(make_hub, caplog):
+    bad = auto([{"type": "command", "device": "virtual.temp", "command": "set",
+                 "params": {"value": 1000}}])
+    devices = [{"id": "lamp", "kind": "switch"}, {"id": "button", "kind": "button"},
+               {"id": "temp", "kind": "sensor", "min": 0, "max": 50},
+               {"id": "motion", "kind": "binary_sensor"}]
+    async with make_hub([bad], {"integrations": {"virtual": {"devices": devices}}}) as hub:
+        with caplog.at_level("WARNING", logger="hub.automation.engine"):
+            await press(hub)
+        assert any("automation 'auto'" in r.getMessage() and "actions[0]" in r.getMessage()
+                   for r in caplog.records)
+
+
+async def test_wait_for_a_time_trigger_and_choose_default(make_hub, clock):
+    actions = [{"type": "wait", "triggers": [{"type": "time", "at": "12:10"}]},
+               {"type": "choose", "options": [
+                   {"conditions": [{"type": "state", "device": "virtual.motion",
+                                    "attribute": "on", "state": True}],
+                    "actions": [{"type": "notify", "message": "motion"}]}],
+                "default": [TOGGLE]}]
+    async with make_hub([auto(actions)]) as hub:
+        await press(hub)
+        await clock.advance(9 * 60)
+        assert hub.states.value("virtual.lamp", "on") is False
+        await clock.advance(61)
+        assert hub.states.value("virtual.lamp", "on") is True
+        t = traces(hub, "auto")[0]
+        assert t["actions"][0]["result"]["trigger"]["scheduled"] == START + 600
+        assert t["actions"][1]["result"] == "default"

@@ -175,3 +175,43 @@ async def test_trigger_invalid_automation_is_409(api_client, hub):
     await hub.devices.update("virtual.lamp", restricted=True)
     r = await api_client.post("/api/automations/uses_lamp/trigger")
     assert r.status == 409 and "cannot run" in (await r.json())["error"]["message"]
+
+
+async def test_notify_and_fired_events_reach_the_websocket(api_client, client_for, hub):
+    from hub.auth.principal import Role
+
+    body = {"id": "doorbell", "triggers": [BUTTON], "actions": [
+        {"type": "notify", "title": "Door", "message": "Someone rang"},
+        {"type": "event", "event": "rang", "data": {"door": "front"}}]}
+    assert (await api_client.post("/api/automations", json=body)).status == 201
+    member = await client_for(Role.MEMBER)
+    async with member.ws_connect("/api/ws") as ws:
+        assert (await ws.receive_json())["type"] == "ready"
+        await ws.send_json({"type": "subscribe",
+                            "events": ["notification", "automation_event"]})
+        assert (await ws.receive_json())["type"] == "subscribed"
+        r = await member.post("/api/devices/virtual.button/commands", json={"command": "press"})
+        assert r.status == 200
+        first = (await ws.receive_json(timeout=5))["event"]
+        second = (await ws.receive_json(timeout=5))["event"]
+    assert first["type"] == "notification"
+    assert (first["title"], first["message"]) == ("Door", "Someone rang")
+    assert second["type"] == "automation_event"
+    assert second["event"] == "rang" and second["data"] == {"door": "front"}
+    assert second["automation_id"] == "doorbell"
+
+
+async def test_members_read_but_cannot_change(client_for):
+    from hub.auth.principal import Role
+
+    member = await client_for(Role.MEMBER)
+    assert (await member.get("/api/automations")).status == 200
+    assert (await member.get("/api/automations/from_yaml/traces")).status == 200
+    assert (await member.post("/api/automations/from_yaml/disable")).status == 403
+    r = await member.post("/api/automations", json={"id": "m", "triggers": [BUTTON],
+                                                   "actions": [TOGGLE]})
+    assert r.status == 403
+    guest = await client_for(Role.GUEST)
+    assert (await guest.get("/api/automations")).status == 403
+    anonymous = await client_for(None)
+    assert (await anonymous.get("/api/automations")).status == 401
