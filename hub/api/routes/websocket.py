@@ -43,6 +43,7 @@ _LOG = logging.getLogger(__name__)
 
 AUTH_TIMEOUT = 10.0
 SEND_TIMEOUT = 5.0
+BURST = 256
 MAX_MESSAGE = 64 * 1024
 CLOSE_UNAUTHORIZED, CLOSE_SLOW, CLOSE_GOING_AWAY = 4401, 4008, 1001
 
@@ -163,8 +164,14 @@ class Connection:
             if event is None:
                 continue  # closed: re-subscribed, unsubscribed or stopped
             try:
-                await asyncio.wait_for(self.ws.send_str(self.encoded.text(event)),
-                                       SEND_TIMEOUT)
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await self.ws.send_str(self.encoded.text(event))
+                    # drain what else is queued without waking up once per event
+                    for _ in range(BURST):
+                        more = sub.get_nowait()
+                        if more is None:
+                            break
+                        await self.ws.send_str(self.encoded.text(more))
             except (TimeoutError, ConnectionError):
                 self.stop(CLOSE_SLOW, "slow consumer: send timed out")
                 break
