@@ -38,6 +38,8 @@ ONBOARDING_FILE = "onboarding-code"
 TOKEN_PREFIX = "uh_"
 RECOVERY_CODES = 10
 POLL_INTERVAL = 1.0
+PRUNE_EVERY = 300  # polls
+PRUNE_AFTER = 7 * 86400.0  # expired token rows kept a week (refresh reuse detection)
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 SCHEMA = Schema(
@@ -245,7 +247,8 @@ class AccountService:
             if token_hash(raw) in self._tokens:
                 raise
         row = await self.db.fetchone(
-            "SELECT 1 FROM tokens WHERE hash=? AND revoked_at IS NULL", (token_hash(raw),))
+            "SELECT 1 FROM tokens WHERE hash=? AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > ?)", (token_hash(raw), self.clock.time()))
         if row is None:
             raise AuthError("invalid or revoked token")
         await self._reload()
@@ -675,9 +678,22 @@ class AccountService:
         self._principals.clear()
         self._drop_tokens(gone)
 
+    def prune(self) -> int:
+        """Forget expired tokens (memory), and rows long past their expiry (storage)."""
+        now = self.clock.time()
+        expired = [r for r in self._tokens.values()
+                   if r.expires_at is not None and r.expires_at <= now]
+        self._drop_tokens(expired)
+        self.db.enqueue("DELETE FROM tokens WHERE expires_at < ?", (now - PRUNE_AFTER,))
+        return len(expired)
+
     async def _poll(self) -> None:
+        polls = 0
         while True:
             await asyncio.sleep(POLL_INTERVAL)
+            polls += 1
+            if polls % PRUNE_EVERY == 0:
+                self.prune()
             try:
                 row = await self.db.fetchone(
                     "SELECT value FROM auth_meta WHERE key='generation'")

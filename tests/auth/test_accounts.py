@@ -368,3 +368,18 @@ async def test_onboarding_creates_the_owner_once(client_for, hub: Hub) -> None:
                                                  "password": "first owner!"})
     assert r.status == 409
     assert (await (await anon.get("/api/onboarding")).json()) == {"needed": False}
+
+
+async def test_expired_tokens_are_pruned(client_for, clock: ManualClock, hub: Hub) -> None:
+    anon = await client_for(None)
+    await client_for(Role.MEMBER, username="mia")
+    await login(anon, "mia")
+    live = len(hub.auth.tokens())
+    clock.advance(hub.config.auth.access_token_ttl + 1)
+    assert hub.auth.prune() == 1  # the access token; refresh and script tokens live on
+    assert len(hub.auth.tokens()) == live - 1
+    clock.advance(hub.config.auth.refresh_token_ttl + 8 * 86400)
+    assert hub.auth.prune() == 1
+    await hub.db.flush()
+    kinds = [r["kind"] for r in await hub.db.fetchall("SELECT kind FROM tokens")]
+    assert kinds == ["long"]
