@@ -188,6 +188,7 @@ class AccountService:
         self._principals: dict[str, Principal] = {}  # hash -> principal
         self._used: dict[str, float] = {}  # token id -> last use, flushed in batches
         self._revoke_listeners: dict[str, list[Callable[[], None]]] = {}
+        self._user_listeners: dict[str, list[Callable[[User], None]]] = {}
         self._generation = 0
         self._epoch = 0  # bumped by every in-process write; a reload racing one is dropped
         self._dummy_hash: str | None = None
@@ -267,6 +268,20 @@ class AccountService:
 
         return unsubscribe
 
+    def on_user_change(self, user_id: str,
+                       callback: Callable[[User], None]) -> Callable[[], None]:
+        """Call `callback(user)` when this user's role, grants or minor flag change."""
+        bucket = self._user_listeners.setdefault(user_id, [])
+        bucket.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in bucket:
+                bucket.remove(callback)
+            if not bucket:
+                self._user_listeners.pop(user_id, None)
+
+        return unsubscribe
+
     # -- users -----------------------------------------------------------------------------
 
     @property
@@ -342,6 +357,11 @@ class AccountService:
         )])
         self._users[user_id] = new
         self._principals.clear()
+        for cb in list(self._user_listeners.get(user_id, ())):
+            try:
+                cb(new)
+            except Exception:
+                _LOG.exception("user change listener failed")
         details = {k: (v.label if isinstance(v, Role) else
                        sorted(v) if isinstance(v, frozenset) else v) for k, v in changes.items()}
         await self.audit.record(actor, "user.update", user_id, details)

@@ -35,6 +35,7 @@ from hub.api.jsonio import dumps
 from hub.api.keys import HUB_KEY
 from hub.api.spec import describe
 from hub.auth.principal import Principal, Role
+from hub.auth.service import principal_for
 from hub.bus import Event, Subscription
 from hub.errors import AuthError, HubError, ValidationError
 from hub.hub import Hub
@@ -205,6 +206,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     unrevoke = (hub.auth.on_revoke(who.token_id,
                                    lambda: conn.stop(CLOSE_UNAUTHORIZED, "token revoked"))
                 if who.token_id else (lambda: None))
+    def regrant(user: Any) -> None:  # role or grants changed: filter with the new ones
+        conn.who = principal_for(user, who.token_id)
+
+    unwatch = hub.auth.on_user_change(who.user_id, regrant)
     pump = asyncio.create_task(conn.pump(), name=f"ws-pump:{who.username}")
     try:
         await ws.send_str(dumps({"type": "ready", "user": {
@@ -217,6 +222,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 await ws.send_str(dumps(reply))
     finally:
         unrevoke()
+        unwatch()
         conn.stop(conn.close_code, conn.close_reason or "bye")
         conn.unsubscribe()
         with contextlib.suppress(asyncio.CancelledError):
