@@ -535,6 +535,9 @@ class AccountService:
         ]
         return sorted(out, key=lambda r: r.created_at)
 
+    def find_token(self, token_id: str) -> TokenRecord | None:
+        return self._record(token_id)
+
     def token(self, token_id: str) -> TokenRecord:
         rec = self._record(token_id)
         if rec is None:

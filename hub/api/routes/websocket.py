@@ -13,8 +13,8 @@ Protocol (JSON text frames):
 - Events arrive as `{"type": "event", "event": {"type": kind, ...}}`.
 - Back-pressure: each connection has a bounded queue (auth.ws_queue_size). When it
   overflows the client is too slow: the hub closes with 4008 "slow consumer" rather than
-  slow down. Revoking the token closes with 4401 "token revoked". Guests receive only events
-  of the devices and areas they were granted.
+  slow down. Revoking the token closes with 4401 "token revoked", its expiry with 4401
+  "token expired". Guests receive only events of the devices and areas they were granted.
 """
 
 from __future__ import annotations
@@ -210,6 +210,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         conn.who = principal_for(user, who.token_id)
 
     unwatch = hub.auth.on_user_change(who.user_id, regrant)
+    expiry = _close_at_expiry(hub, conn, who)
     pump = asyncio.create_task(conn.pump(), name=f"ws-pump:{who.username}")
     try:
         await ws.send_str(dumps({"type": "ready", "user": {
@@ -223,12 +224,27 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     finally:
         unrevoke()
         unwatch()
+        if expiry is not None:
+            expiry.cancel()
         conn.stop(conn.close_code, conn.close_reason or "bye")
         conn.unsubscribe()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(pump, SEND_TIMEOUT + 1)
         sockets.discard(ws)
     return ws
+
+
+def _close_at_expiry(hub: Hub, conn: Connection,
+                     who: Principal) -> asyncio.TimerHandle | None:
+    """A websocket lives no longer than the token it was opened with."""
+    if who.token_id is None:
+        return None
+    rec = hub.auth.find_token(who.token_id)
+    if rec is None or rec.expires_at is None:
+        return None
+    delay = max(0.0, rec.expires_at - hub.clock.time())
+    return asyncio.get_running_loop().call_later(
+        delay, conn.stop, CLOSE_UNAUTHORIZED, "token expired")
 
 
 def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
