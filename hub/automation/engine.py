@@ -59,7 +59,7 @@ from hub.bus import (
     Notification,
     StateChanged,
 )
-from hub.errors import ConfigError, Conflict, NotFound, ValidationError
+from hub.errors import ConfigError, Conflict, DeviceUnavailable, NotFound, ValidationError
 from hub.yamlsource import Document, KeyPath, load_file
 
 if TYPE_CHECKING:
@@ -374,6 +374,7 @@ class AutomationEngine:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.grace = hub.config.automation.missed_trigger_grace
+        self.command_timeout = hub.config.automation.command_timeout
         self.tz = _zone(hub.config.location.time_zone)
         self._entries: dict[str, Entry] = {}
         self.load_errors: list[str] = []
@@ -1070,7 +1071,14 @@ class AutomationEngine:
         hub = self.hub
         kind = a.type
         if kind == "command":
-            return await hub.integrations.command(a.device or "", a.command or "", a.params)
+            try:
+                async with asyncio.timeout(self.command_timeout):
+                    return await hub.integrations.command(a.device or "", a.command or "",
+                                                          a.params)
+            except TimeoutError:
+                raise DeviceUnavailable(
+                    f"device {a.device!r} did not answer {a.command!r} within "
+                    f"{self.command_timeout:g} s") from None
         if kind == "scene":
             return await self._scene(a)
         if kind in ("delay", "wait"):
@@ -1134,9 +1142,14 @@ class AutomationEngine:
             else:
                 device = self.hub.devices.get(e.device)
                 calls.extend((e.device, c, p) for c, p in scene_commands(device, e.state or {}))
-        results = await asyncio.gather(
-            *(self.hub.integrations.command(d, c, p) for d, c, p in calls),
-            return_exceptions=True)
+        try:
+            async with asyncio.timeout(self.command_timeout):
+                results = await asyncio.gather(
+                    *(self.hub.integrations.command(d, c, p) for d, c, p in calls),
+                    return_exceptions=True)
+        except TimeoutError:
+            raise DeviceUnavailable(f"the scene's devices did not all answer within "
+                                    f"{self.command_timeout:g} s") from None
         failed = [f"{d} {c}: {_describe(r)}" for (d, c, _), r in zip(calls, results, strict=True)
                   if isinstance(r, BaseException)]
         if failed:

@@ -310,3 +310,28 @@ async def test_wait_for_a_time_trigger_and_choose_default(make_hub, clock):
         t = traces(hub, "auto")[0]
         assert t["actions"][0]["result"]["trigger"]["scheduled"] == START + 600
         assert t["actions"][1]["result"] == "default"
+
+
+async def test_hung_device_command_times_out(make_hub, monkeypatch):
+    """A device that never answers fails its action after automation.command_timeout."""
+    import asyncio
+
+    async with make_hub([auto([TOGGLE, {"type": "notify", "message": "after"}])],
+                        {"automation": {"command_timeout": 0.1}}) as hub:
+        integration = hub.integrations.instance("virtual")
+        real = integration.command
+
+        async def hang(ctx, device, command, params):  # a test double for a hung lamp
+            if device.id == "virtual.lamp":
+                await asyncio.Event().wait()
+            return await real(ctx, device, command, params)
+
+        monkeypatch.setattr(integration, "command", hang)
+        await press(hub)
+        from tests.automation.conftest import wait_for
+
+        await wait_for(lambda: bool(traces(hub, "auto")))
+        t = traces(hub, "auto")[0]
+        assert t["state"] == "error"
+        assert "did not answer 'toggle' within 0.1 s" in t["error"]
+        assert len(t["actions"]) == 1  # the notify after it did not run
