@@ -628,7 +628,8 @@ class AutomationEngine:
             raise ValidationError(None, "numbers must be finite") from None
         entry = self._entry(raw, "api")
         if entry.automation is not None:
-            autos = {k: e.automation for k, e in self._entries.items() if e.valid}
+            autos = {k: e.automation for k, e in self._entries.items()
+                     if e.automation is not None and not e.parse_problems}
             autos[entry.id] = entry.automation
             entry.problems = check(entry.automation, self.hub.devices.find, autos,
                                    self._location_missing)
