@@ -19,6 +19,8 @@ from hub.clock import Clock, SystemClock
 from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
+from hub.discovery.registry import SCHEMA as DISCOVERY_SCHEMA
+from hub.discovery.service import DiscoveryService
 from hub.loader import IntegrationHost
 from hub.state import SCHEMA as STATE_SCHEMA
 from hub.state import StateStore
@@ -31,7 +33,7 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, DISCOVERY_SCHEMA]
 
 
 class Hub:
@@ -54,6 +56,7 @@ class Hub:
         )
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
         self.states = StateStore(self.db, self.bus, self.clock)
+        self.discovery = DiscoveryService(self)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
@@ -80,6 +83,8 @@ class Hub:
             stack.callback(self.states.close)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
+            await self.discovery.start()
+            stack.push_async_callback(self.discovery.stop)
         except BaseException:
             await stack.aclose()
             raise
@@ -110,4 +115,5 @@ class Hub:
             "integrations": {n: s["state"] for n, s in integrations.items()},
             "storage": self.db.stats.as_dict(),
             "bus": {"published": self.bus.published, "dropped": self.bus.dropped},
+            "discovery": self.discovery.health(),
         }
