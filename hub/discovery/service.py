@@ -40,8 +40,8 @@ AdvertisementListener = Callable[[BleAdvertisement], DiscoveryInfo | None]
 MdnsListener = Callable[[MdnsService, bool], DiscoveryInfo | None]
 AdoptHandler = Callable[[DiscoveredDevice, str | None], Awaitable["Device"]]
 
-MAX_TRACKED_ADDRESSES = 20_000
-TOUCH_EVERY = 5.0  # seconds: last-seen of an unchanged, same-RSSI device is refreshed this often  # phones rotate random addresses: bound what we remember
+MAX_TRACKED_ADDRESSES = 20_000  # phones rotate random addresses: bound what we remember
+TOUCH_EVERY = 5.0  # s: how often last-seen of an unchanged, same-RSSI device is refreshed
 
 
 @dataclass(slots=True)

@@ -3,7 +3,6 @@ bthome-ble -> discovered -> adopted over the API -> device state and events via 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from hub.bus import DeviceEvent
 from hub.hub import Hub
 from tests.discovery import bthome_adv as adv
 from tests.discovery.conftest import ENCRYPTED_MAC, KEY, ble_config
+from tests.discovery.util import discovered, wait_for
 from tests.doubles.bluez import FakeBlueZ
 
 PLAIN_MAC = "A4:C1:38:00:00:01"
@@ -20,22 +20,6 @@ PLAIN_MAC = "A4:C1:38:00:00:01"
 @pytest.fixture
 def hub_config(fake_bluez: FakeBlueZ) -> dict[str, Any]:
     return ble_config()
-
-
-async def wait_for(predicate, timeout: float = 5.0, every: float = 0.02) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(every)
-
-
-async def discovered(client, discovery_id: str) -> dict[str, Any] | None:
-    body = await (await client.get("/api/discovered")).json()
-    return next((d for d in body["discovered"] if d["id"] == discovery_id), None)
 
 
 async def test_plain_bthome_is_discovered_adopted_and_reports_state(
