@@ -310,6 +310,8 @@ class DiscoveryService:
             raise Conflict(f"{discovery_id} is already adopted as {item.device_id}")
         handler = self._listeners.adopt.get(item.integration)
         if handler is None:
+            if self.hub.integrations.loaded(item.integration):
+                raise Conflict(f"integration {item.integration!r} does not adopt devices")
             raise DeviceUnavailable(f"integration {item.integration!r} is not running")
         if name is not None and (not name.strip() or len(name) > 100):
             raise ValidationError("name", "must be 1-100 characters")
