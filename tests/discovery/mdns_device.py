@@ -60,7 +60,7 @@ async def main(address: str) -> None:
         await zc.async_close()
 
 
-async def browse(zc: AsyncZeroconf, stype: str, timeout: float) -> list[dict[str, Any]]:
+async def browse(zc: AsyncZeroconf, stype: str, within: float) -> list[dict[str, Any]]:
     found: asyncio.Queue[str] = asyncio.Queue()
 
     def on_change(zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
@@ -69,7 +69,7 @@ async def browse(zc: AsyncZeroconf, stype: str, timeout: float) -> list[dict[str
 
     browser = AsyncServiceBrowser(zc.zeroconf, [stype], handlers=[on_change])
     try:
-        name = await asyncio.wait_for(found.get(), timeout)
+        name = await asyncio.wait_for(found.get(), within)
         info = AsyncServiceInfo(stype, name)
         await info.async_request(zc.zeroconf, 3000)
         return [{"name": name, "port": info.port,
