@@ -184,7 +184,7 @@ class DiscoveryService:
 
     def ble_seen(self, address: str) -> tuple[int, float] | None:
         """(RSSI, seconds since heard) for a BLE address, or None if never heard."""
-        heard = self._heard.get(address.upper())
+        heard = self._heard.get(address) or self._heard.get(address.upper())
         if heard is None:
             return None
         return heard.rssi, self.clock.monotonic() - heard.last_seen
