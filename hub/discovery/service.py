@@ -54,6 +54,8 @@ class _Heard:
     discovery_id: str | None = None
     available: bool = True
     reported: float = 0.0  # when RSSI/last-seen were last copied to the registry
+    rssi_reported: int | None = None
+    info: tuple[str, DiscoveryInfo] | None = None  # what an integration last recognised
 
 
 @dataclass(slots=True)
@@ -242,6 +244,15 @@ class DiscoveryService:
         if recognised is None:
             return
         integration, info = recognised
+        if heard.info is not None and heard.info == recognised and (
+                heard.discovery_id is not None and heard.discovery_id in self.registry):
+            # what the integration recognised did not change (e.g. only a new reading)
+            if now - heard.reported > TOUCH_EVERY or rssi != heard.rssi_reported:
+                heard.reported, heard.rssi_reported = now, rssi
+                self.registry.touch(heard.discovery_id, rssi, adv.time)
+            return
+        heard.info = recognised
+        heard.rssi_reported = rssi
         item = DiscoveredDevice(
             id=ble_id(address), source="ble", integration=integration,
             integrations=integrations,

@@ -7,6 +7,8 @@ the device's "press the button" authorization: provisioning must say so to the u
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +50,9 @@ class ImprovIntegration:
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
         ctx.on_advertisement(self._on_advertisement)
+        # py-improv-ble-client imports bleak (~80 ms): load it off the loop
+        ctx.create_task(asyncio.to_thread(importlib.import_module, "improv_ble_client"),
+                        "import")
 
     async def unload(self, ctx: IntegrationContext) -> None:
         return None
