@@ -114,3 +114,50 @@ async def test_malformed_txt_is_counted_not_listed(api_client, hub: Hub,
         await wait_for(counted, within=10)
     body = await (await api_client.get("/api/discovered")).json()
     assert body["discovered"] == []
+
+
+class TestInterfaces:
+    """Default interfaces (every non-loopback IPv4 one that is up), one of two flapping."""
+
+    @pytest.fixture
+    async def lans(self) -> AsyncIterator[tuple[netns.Lan, netns.Lan]]:
+        async with netns.veth_lan() as a, netns.veth_lan() as b:
+            yield a, b
+
+    @pytest.fixture
+    def hub_config(self, lans: tuple[netns.Lan, netns.Lan]) -> dict[str, Any]:
+        return {
+            "discovery": {"mdns": {"enabled": True, "interfaces": None, "advertise": False,
+                                   "interface_check": 0.2}},
+            "integrations": {"virtual": {"devices": []}, "uone": {}},
+        }
+
+    async def test_one_interface_going_away_and_back_does_not_stop_discovery(
+        self, hub: Hub, lans: tuple[netns.Lan, netns.Lan],
+    ) -> None:
+        a, b = lans
+
+        async def interfaces(expected: list[str]) -> bool:
+            mdns = hub.discovery.mdns
+            return mdns is not None and mdns.state == "running" and sorted(
+                mdns.interfaces) == sorted(expected)
+
+        await wait_for(lambda: interfaces([a.hub_if, b.hub_if]))
+        await netns.run("ip", "link", "set", a.hub_if, "down")
+        await wait_for(lambda: interfaces([b.hub_if]))
+        async with netns.mdns_device(b.dev_ns, b.dev_ip) as device:
+            await device.send(op="register", name="On B", type="_uone._tcp.local.", port=81,
+                              txt={**TXT, "did": "uone-000000000000000b"})
+            await wait_for(lambda: _did_seen(hub, "uone-000000000000000b"), within=10)
+        await netns.run("ip", "link", "set", a.hub_if, "up")
+        await wait_for(lambda: interfaces([a.hub_if, b.hub_if]))
+        async with netns.mdns_device(a.dev_ns, a.dev_ip) as device:
+            await device.send(op="register", name="On A", type="_uone._tcp.local.", port=82,
+                              txt={**TXT, "did": "uone-000000000000000a"})
+            await wait_for(lambda: _did_seen(hub, "uone-000000000000000a"), within=10)
+        item = next(d for d in hub.discovery.registry if d.did == "uone-000000000000000a")
+        assert item.addresses == (a.dev_ip,)
+
+
+async def _did_seen(hub: Hub, did: str) -> bool:
+    return any(d.did == did and d.present for d in hub.discovery.registry)
