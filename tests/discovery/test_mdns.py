@@ -161,3 +161,41 @@ class TestInterfaces:
 
 async def _did_seen(hub: Hub, did: str) -> bool:
     return any(d.did == did and d.present for d in hub.discovery.registry)
+
+
+async def test_daemon_advertises_its_https_api_with_the_certificate_fingerprint(
+    tmp_path, lan: netns.Lan,
+) -> None:
+    """The real daemon (subprocess) on the veth address: HTTPS, and `_uone-hub._tcp` with
+    the port it got and the SHA-256 fingerprint of the certificate it made."""
+    import asyncio
+    import os
+    import sys
+
+    from hub import tls
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, {
+        "log_level": "info",
+        "api": {"host": lan.hub_ip, "port": 0},
+        "discovery": {"mdns": {"enabled": True, "interfaces": [lan.hub_if], "advertise": True,
+                               "hub_name": "Daemon Hub"}},
+        "integrations": {"virtual": {"devices": []}, "uone": {}},
+    })
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", "run", "-c", str(config), cwd=netns.ROOT,
+        env={**os.environ, "PYTHONPATH": str(netns.ROOT)},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async with netns.mdns_device(lan.dev_ns, lan.dev_ip) as device:
+            reply = await device.send(op="browse", type="_uone-hub._tcp.local.", timeout=15)
+        assert reply["services"], "the daemon did not advertise itself"
+        svc = reply["services"][0]
+        cert = tmp_path / "data" / tls.CERT_FILE
+        expected = tls.fingerprint(cert).replace(":", "").lower()
+        assert svc["name"] == "Daemon Hub._uone-hub._tcp.local."
+        assert svc["addresses"] == [lan.hub_ip] and svc["port"] > 0
+        assert svc["txt"]["fp"] == expected and svc["txt"]["scheme"] == "https"
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 15)
