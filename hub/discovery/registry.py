@@ -101,6 +101,17 @@ class DiscoveredRegistry:
                     self._fold(item)
         return list(self._items.values())
 
+    def lookup(self, *, did: str | None = None, mac: str | None = None,
+               source: str | None = None, integration: str | None = None
+               ) -> list[DiscoveredDevice]:
+        """Discoveries matching every given field (e.g. a device's did after provisioning,
+        to find it again on mDNS); MACs compare case-insensitively."""
+        mac = mac.lower() if mac else None
+        return [d for d in self.all()
+                if (did is None or d.did == did) and (mac is None or d.mac == mac)
+                and (source is None or d.source == source)
+                and (integration is None or d.integration == integration)]
+
     def related(self, item: DiscoveredDevice) -> list[DiscoveredDevice]:
         """Other discoveries of the same physical device (same did or MAC), e.g. its mDNS
         service and its BLE advertisement."""

@@ -73,6 +73,16 @@ async def test_device_added_updated_removed_over_a_veth(api_client, hub: Hub,
             return got is not None and got["fw"] == "1.5.0"
 
         await wait_for(updated, within=10)
+        # the device moves to another address
+        moved = lan.dev_ip.rsplit(".", 1)[0] + ".3"
+        await netns.run("ip", "-n", lan.dev_ns, "addr", "add", f"{moved}/24", "dev", "vdev")
+        await device.send(op="update", addresses=[moved])
+
+        async def readdressed() -> bool:
+            got = await discovered(api_client, item["id"])
+            return got is not None and moved in got["addresses"]
+
+        await wait_for(readdressed, within=10)
         await device.send(op="unregister")
 
         async def gone() -> bool:
