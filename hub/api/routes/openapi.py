@@ -1,6 +1,6 @@
 """GET /api/openapi.json: the OpenAPI 3.1 document, generated from the live router.
 
-Every route under /api/ is in it (the dashboard's static files are not API).
+Every route of the app is in it (the dashboard's files too: "matches the routes exactly").
 Paths, methods, path parameters and security come from the routes themselves and their
 `@requires`; summaries, bodies and extra answers from each handler's `@describe`
 (hub/api/spec.py). A route without `@describe` still appears, flagged `x-undocumented`
@@ -25,7 +25,6 @@ _REASONS = {400: "Bad request: the error names the field", 401: "Missing or bad 
             403: "The token's role is too low", 404: "Not found", 409: "Conflict",
             413: "Body too large", 429: "Too many attempts; see Retry-After",
             503: "Device unavailable"}
-API_PREFIX = "/api/"
 OPENAPI_KEY: web.AppKey[dict[str, Any]] = web.AppKey("openapi_document", dict)
 
 
@@ -38,8 +37,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in app.router.routes():
         path = route_path(route)
-        if path is None or route.method in ("HEAD", "*") or not path.startswith(API_PREFIX):
-            continue  # HEAD mirrors GET (aiohttp adds it); outside /api/: the web UI's files
+        if path is None or route.method in ("HEAD", "*"):
+            continue  # HEAD mirrors GET; aiohttp adds it on its own
         paths.setdefault(_openapi_path(path), {})[route.method.lower()] = _operation(
             route, path)
     return {
