@@ -181,3 +181,28 @@ class TestConfiguredAdapter:
             adv.BTHOME_UUID: adv.plain(adv.objects(packet_id=1, battery=2))})
         await wait_for(lambda: discovered(api_client, "ble-a4c138000072"))
         assert await discovered(api_client, "ble-a4c138000071") is None
+
+
+class TestBluetoothdRestart:
+    @pytest.fixture
+    def hub_config(self, fake_bluez: FakeBlueZ) -> dict[str, Any]:
+        return ble_config()
+
+    async def test_bluetoothd_restart_is_noticed_and_scanning_resumes(
+        self, api_client, hub: Hub, fake_bluez: FakeBlueZ, caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.INFO, logger=BLE_LOG)
+        await wait_for(lambda: _state(hub, "scanning"))
+        await fake_bluez.restart_bluez(down_for=0.3)
+        await wait_for(lambda: _restarted(hub), within=5)
+        await wait_for(lambda: _state(hub, "scanning"), within=5)
+        await fake_bluez.add_le_device(MAC, "S", service_data={
+            adv.BTHOME_UUID: adv.plain(adv.objects(packet_id=1, temperature=20.0))})
+        await wait_for(lambda: discovered(api_client, "ble-a4c138000009"))
+        lost = _records(caplog, logging.WARNING, "lost")
+        assert len(lost) == 1 and "bluetoothd stopped" in lost[0]
+        assert len(_records(caplog, logging.INFO, "recovered")) == 1
+
+
+async def _restarted(hub: Hub) -> bool:
+    return hub.discovery.ble.losses >= 1
