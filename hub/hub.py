@@ -25,6 +25,8 @@ from hub.clock import Clock, SystemClock
 from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
+from hub.discovery.registry import SCHEMA as DISCOVERY_SCHEMA
+from hub.discovery.service import DiscoveryService
 from hub.loader import IntegrationHost
 from hub.state import SCHEMA as STATE_SCHEMA
 from hub.state import StateStore
@@ -37,7 +39,8 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, AUTOMATION_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, DISCOVERY_SCHEMA,
+            AUTOMATION_SCHEMA]
 
 
 class Hub:
@@ -64,6 +67,7 @@ class Hub:
         self.audit = AuditLog(self.db, self.clock)
         self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
                                    self.state_dir)
+        self.discovery = DiscoveryService(self)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
@@ -96,6 +100,8 @@ class Hub:
             stack.push_async_callback(self.auth.stop)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
+            await self.discovery.start()
+            stack.push_async_callback(self.discovery.stop)
             await self.automations.start()
             stack.push_async_callback(self.automations.stop)
         except BaseException:
@@ -129,4 +135,5 @@ class Hub:
             "onboarding_required": self.auth.needs_owner,
             "storage": self.db.stats.as_dict(),
             "bus": {"published": self.bus.published, "dropped": self.bus.dropped},
+            "discovery": self.discovery.health(),
         }
