@@ -40,6 +40,7 @@ from hub.automation.checks import (
 )
 from hub.automation.cron import next_cron
 from hub.automation.events import AutomationEvent
+from hub.automation.listeners import SCHEDULED, Listener, in_range
 from hub.automation.model import (
     Action,
     Automation,
@@ -51,6 +52,7 @@ from hub.automation.model import (
     parse,
 )
 from hub.automation.sun import NoLocation, home_location, next_sun, next_time_of_day, sun_event
+from hub.automation.trace import TRACES_KEPT, StoredTrace, Trace
 from hub.bus import (
     AvailabilityChanged,
     DeviceEvent,
@@ -67,7 +69,6 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 
-TRACES_KEPT = 20
 TRACES_PER_BATCH = 400  # about 8 ms of JSON encoding on a Pi-class core
 HEARTBEAT_EVERY = 30.0
 CLOCK_STEP = 5.0  # seconds of wall/monotonic disagreement that count as a clock step
@@ -82,56 +83,6 @@ class _ActionFailed(Exception):
     def __init__(self, action: Action, exc: BaseException) -> None:
         self.action = action
         super().__init__(f"{format_path(action.path)}: {_describe(exc)}")
-
-
-# -- traces --------------------------------------------------------------------------------
-
-
-class Trace:
-    """One run: what triggered it, each condition's result, each action's result or error."""
-
-    __slots__ = ("actions", "automation_id", "conditions", "duration", "error", "finished",
-                 "late", "resumed", "run_id", "started", "state", "t0", "trigger")
-
-    def __init__(self, run_id: str, automation_id: str, trigger: dict[str, Any],
-                 started: float, t0: float, late: bool, resumed: bool) -> None:
-        self.run_id = run_id
-        self.automation_id = automation_id
-        self.trigger = trigger
-        self.started = started
-        self.t0 = t0
-        self.late = late
-        self.resumed = resumed
-        self.state = "running"
-        self.error: str | None = None
-        self.finished: float | None = None
-        self.duration: float | None = None
-        self.conditions: list[dict[str, Any]] = []
-        self.actions: list[dict[str, Any]] = []
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "automation_id": self.automation_id,
-            "trigger": self.trigger, "started": self.started, "finished": self.finished,
-            "duration": self.duration, "state": self.state, "error": self.error,
-            "late": self.late, "resumed": self.resumed,
-            "conditions": [_step_json(c) for c in self.conditions],
-            "actions": [_step_json(a) for a in self.actions],
-        }
-
-
-@dataclass(slots=True)
-class _StoredTrace:
-    data: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return self.data
-
-
-def _step_json(step: dict[str, Any]) -> dict[str, Any]:
-    out = dict(step)
-    out["path"] = format_path(step["path"])
-    return out
 
 
 # -- automations as the hub knows them -----------------------------------------------------
@@ -152,10 +103,10 @@ class Entry:
     problems: list[Problem] = field(default_factory=list)
     digest: str = ""
     devices: frozenset[str] = frozenset()
-    listeners: list[_Listener] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
     running: list[_Run] = field(default_factory=list)
     queue: deque[tuple[dict[str, Any], bool]] = field(default_factory=deque)
-    traces: deque[Trace | _StoredTrace] = field(default_factory=lambda: deque(maxlen=TRACES_KEPT))
+    traces: deque[Trace | StoredTrace] = field(default_factory=lambda: deque(maxlen=TRACES_KEPT))
     skipped: int = 0
     runs: int = 0
     last_run: float | None = None
@@ -213,149 +164,6 @@ class _Run:
     cancel_reason: str | None = None
 
 
-# -- trigger listeners ---------------------------------------------------------------------
-
-
-Sink = Callable[[dict[str, Any]], None]
-
-
-class _Listener:
-    """One trigger, listening: device triggers are indexed, time triggers are scheduled."""
-
-    __slots__ = ("engine", "index", "next", "owner", "pending", "sink", "timer", "trigger")
-
-    def __init__(self, engine: AutomationEngine, trigger: Trigger, index: int, sink: Sink,
-                 owner: str | None) -> None:
-        self.engine = engine
-        self.trigger = trigger
-        self.index = index
-        self.sink = sink
-        self.owner = owner  # automation id whose `for:` timers are persisted; None for waits
-        self.timer: Any = None
-        self.pending: dict[str, Any] | None = None
-        self.next: float | None = None
-
-    # device triggers
-
-    def on_state(self, ev: StateChanged) -> None:
-        t = self.trigger
-        if t.type == "state":
-            match = (not t.has_from or ev.old == t.from_) and (not t.has_to or ev.new == t.to)
-            if t.for_ <= 0:
-                if match:
-                    self.sink({"type": "state", "trigger": self.index, "id": t.id,
-                               "device": ev.device_id, "attribute": ev.attribute,
-                               "from": ev.old, "to": ev.new, "ts": ev.ts})
-                return
-            if self.timer is not None:
-                if t.has_to and ev.new == t.to:
-                    return  # still where it should stay
-                self.cancel_for()
-            if match:
-                self.start_for({"type": "state", "trigger": self.index, "id": t.id,
-                                "device": ev.device_id, "attribute": ev.attribute,
-                                "from": ev.old, "to": ev.new, "ts": ev.ts})
-            return
-        inside = _in_range(ev.new, t.above, t.below)
-        if not inside:
-            if self.timer is not None:
-                self.cancel_for()
-            return
-        if _in_range(ev.old, t.above, t.below):
-            return  # no crossing
-        data = {"type": "numeric", "trigger": self.index, "id": t.id, "device": ev.device_id,
-                "attribute": ev.attribute, "from": ev.old, "to": ev.new, "ts": ev.ts}
-        if t.for_ <= 0:
-            self.sink(data)
-        elif self.timer is None:
-            self.start_for(data)
-
-    def on_event(self, ev: DeviceEvent) -> None:
-        t = self.trigger
-        self.sink({"type": "event", "trigger": self.index, "id": t.id, "device": ev.device_id,
-                   "event": ev.event_type, "data": dict(ev.data), "ts": ev.ts})
-
-    def on_availability(self, ev: AvailabilityChanged) -> None:
-        t = self.trigger
-        if ev.available != t.available:
-            if self.timer is not None:
-                self.cancel_for()
-            return
-        data = {"type": "availability", "trigger": self.index, "id": t.id,
-                "device": ev.device_id, "available": ev.available, "ts": ev.ts}
-        if t.for_ <= 0:
-            self.sink(data)
-        elif self.timer is None:
-            self.start_for(data)
-
-    def start_for(self, data: dict[str, Any], deadline: float | None = None) -> None:
-        clock = self.engine.hub.clock
-        if deadline is None:
-            deadline = clock.time() + self.trigger.for_
-            if self.owner is not None:
-                self.engine._save_for(self, deadline, data)
-        self.pending = data
-        self.timer = self.engine.call_at(deadline, self._for_due)
-
-    def cancel_for(self, *, keep_row: bool = False) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-            self.pending = None
-            if self.owner is not None and not keep_row:
-                self.engine._drop_timer(self.for_id)
-
-    @property
-    def for_id(self) -> str:
-        return f"for:{self.owner}:{self.index}"
-
-    def _for_due(self) -> None:
-        self.timer = None
-        data, self.pending = self.pending or {}, None
-        if self.owner is not None:
-            self.engine._drop_timer(self.for_id)
-        data["for"] = self.trigger.for_
-        self.sink(data)
-
-    # time triggers
-
-    def arm(self, after: float | None = None) -> None:
-        clock = self.engine.hub.clock
-        self.next = self.engine._next_fire(self.trigger, clock.time() if after is None else after)
-        if self.next is not None:
-            self.timer = self.engine.call_at(self.next, self._due)
-
-    def disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def _due(self) -> None:
-        self.timer = None
-        scheduled = self.next
-        if scheduled is None:
-            return
-        now = self.engine.hub.clock.time()
-        if now < scheduled - 0.5:  # the wall clock moved back: wait for the real time
-            self.timer = self.engine.call_at(scheduled, self._due)
-            return
-        if self.owner is not None:
-            self.engine._mark_fired(self.owner, self.index, scheduled)
-        self.arm(after=scheduled)
-        self.sink({"type": self.trigger.type, "trigger": self.index, "id": self.trigger.id,
-                   "scheduled": scheduled, "ts": now})
-
-
-_INDEXED = frozenset({"state", "numeric", "event", "availability"})
-_SCHEDULED = frozenset({"time", "cron", "sun"})
-
-
-def _in_range(value: Any, above: float | None, below: float | None) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return (above is None or value > above) and (below is None or value < below)
-
-
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -378,11 +186,11 @@ class AutomationEngine:
         self.tz = _zone(hub.config.location.time_zone)
         self._entries: dict[str, Entry] = {}
         self.load_errors: list[str] = []
-        self._state_idx: dict[str, dict[str, tuple[_Listener, ...]]] = {}
-        self._event_idx: dict[str, dict[str, tuple[_Listener, ...]]] = {}
-        self._avail_idx: dict[str, tuple[_Listener, ...]] = {}
-        self._start_listeners: tuple[_Listener, ...] = ()
-        self._dynamic: set[_Listener] = set()
+        self._state_idx: dict[str, dict[str, tuple[Listener, ...]]] = {}
+        self._event_idx: dict[str, dict[str, tuple[Listener, ...]]] = {}
+        self._avail_idx: dict[str, tuple[Listener, ...]] = {}
+        self._start_listeners: tuple[Listener, ...] = ()
+        self._dynamic: set[Listener] = set()
         self._bus_subs: dict[tuple[type, str], Callable[[], None]] = {}
         self._unsubs: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -442,7 +250,7 @@ class AutomationEngine:
         for r in traces:
             e = self._entries.get(r["automation_id"])
             if e is not None:
-                e.traces.append(_StoredTrace(json.loads(r["trace"])))
+                e.traces.append(StoredTrace(json.loads(r["trace"])))
 
         self._revalidate(self._entries.values())
         for entry in self._entries.values():
@@ -458,7 +266,7 @@ class AutomationEngine:
         self._resume_runs()
         self._run_missed()
         for stale in list(self._saved_timers):
-            self._drop_timer(stale)
+            self.drop_timer(stale)
         self._saved_timers = {}
         self._beat()
         self.started = True
@@ -721,24 +529,24 @@ class AutomationEngine:
             self._fire(entry, data)
 
         for i, t in enumerate(entry.automation.triggers):
-            listener = _Listener(self, t, i, sink, entry.id)
+            listener = Listener(self, t, i, sink, entry.id)
             entry.listeners.append(listener)
-            if t.type in _SCHEDULED:
+            if t.type in SCHEDULED:
                 listener.arm()
             elif t.for_ > 0:
                 self._restore_for(listener)
 
     def _deactivate(self, entry: Entry, keep_rows: bool = False) -> None:
         for listener in entry.listeners:
-            listener.disarm() if listener.trigger.type in _SCHEDULED else listener.cancel_for(
+            listener.disarm() if listener.trigger.type in SCHEDULED else listener.cancel_for(
                 keep_row=keep_rows)
         entry.listeners = []
 
     def _reindex(self) -> None:
-        state: dict[str, dict[str, list[_Listener]]] = {}
-        event: dict[str, dict[str, list[_Listener]]] = {}
-        avail: dict[str, list[_Listener]] = {}
-        start: list[_Listener] = []
+        state: dict[str, dict[str, list[Listener]]] = {}
+        event: dict[str, dict[str, list[Listener]]] = {}
+        avail: dict[str, list[Listener]] = {}
+        start: list[Listener] = []
         listeners = [ls for e in self._entries.values() for ls in e.listeners]
         for listener in itertools.chain(listeners, self._dynamic):
             t = listener.trigger
@@ -806,7 +614,7 @@ class AutomationEngine:
 
     # -- time --------------------------------------------------------------------------------
 
-    def _next_fire(self, t: Trigger, after: float) -> float | None:
+    def next_fire(self, t: Trigger, after: float) -> float | None:
         if t.type == "time" and t.at is not None:
             return next_time_of_day(t.at, after, self.tz)
         if t.type == "cron" and t.cron is not None:
@@ -825,12 +633,12 @@ class AutomationEngine:
         now = self.hub.clock.time()
         for listener in itertools.chain(
                 (ls for e in self._entries.values() for ls in e.listeners), self._dynamic):
-            if listener.trigger.type in _SCHEDULED and listener.timer is not None:
+            if listener.trigger.type in SCHEDULED and listener.timer is not None:
                 listener.disarm()
                 fired = self._fired.get((listener.owner or "", listener.index), 0.0)
                 listener.arm(after=max(now, fired))
 
-    def _mark_fired(self, automation_id: str, index: int, scheduled: float) -> None:
+    def mark_fired(self, automation_id: str, index: int, scheduled: float) -> None:
         self._fired[(automation_id, index)] = scheduled
         self.hub.db.enqueue(sql.UPSERT_FIRED, (automation_id, index, scheduled))
 
@@ -843,16 +651,16 @@ class AutomationEngine:
             if not (entry.enabled and entry.valid) or entry.automation is None:
                 continue
             for i, t in enumerate(entry.automation.triggers):
-                if t.type not in _SCHEDULED:
+                if t.type not in SCHEDULED:
                     continue
                 since = max(self._last_alive, self._fired.get((entry.id, i), 0.0),
                             now - self.grace)
-                latest, occ, guard = None, self._next_fire(t, since), 0
+                latest, occ, guard = None, self.next_fire(t, since), 0
                 while occ is not None and occ <= now and guard < 10_000:
-                    latest, occ, guard = occ, self._next_fire(t, occ), guard + 1
+                    latest, occ, guard = occ, self.next_fire(t, occ), guard + 1
                 if latest is None:
                     continue
-                self._mark_fired(entry.id, i, latest)
+                self.mark_fired(entry.id, i, latest)
                 _LOG.info("automation %r: running missed %s trigger of %s late", entry.id,
                           t.type, datetime.fromtimestamp(latest, self.tz).isoformat())
                 self._fire(entry, {"type": t.type, "trigger": i, "id": t.id,
@@ -872,17 +680,17 @@ class AutomationEngine:
 
     # -- durable timers ----------------------------------------------------------------------
 
-    def _save_for(self, listener: _Listener, deadline: float, data: dict[str, Any]) -> None:
+    def save_for_timer(self, listener: Listener, deadline: float, data: dict[str, Any]) -> None:
         entry = self._entries.get(listener.owner or "")
         self.hub.db.enqueue(sql.UPSERT_TIMER, (
             listener.for_id, listener.owner, "for", deadline, json.dumps([listener.index]),
             json.dumps(data, default=str), entry.digest if entry else "",
             self.hub.clock.time()))
 
-    def _drop_timer(self, timer_id: str) -> None:
+    def drop_timer(self, timer_id: str) -> None:
         self.hub.db.enqueue(sql.DELETE_TIMER, (timer_id,))
 
-    def _restore_for(self, listener: _Listener) -> None:
+    def _restore_for(self, listener: Listener) -> None:
         row = self._saved_timers.pop(listener.for_id, None)
         if row is None:
             return
@@ -894,10 +702,10 @@ class AutomationEngine:
                 holds = self.hub.states.available(t.device) == t.available
             else:
                 value = self.hub.states.value(t.device, t.attribute or "")
-                holds = (_in_range(value, t.above, t.below) if t.type == "numeric"
+                holds = (in_range(value, t.above, t.below) if t.type == "numeric"
                          else (not t.has_to or value == t.to))
         if not holds:
-            self._drop_timer(listener.for_id)
+            self.drop_timer(listener.for_id)
             return
         data = json.loads(row["trigger"])
         data["resumed"] = True
@@ -908,7 +716,7 @@ class AutomationEngine:
             if row["kind"] not in ("delay", "wait"):
                 continue
             del self._saved_timers[timer_id]
-            self._drop_timer(timer_id)
+            self.drop_timer(timer_id)
             entry = self._entries.get(row["automation_id"])
             if entry is None or not entry.valid or not entry.enabled or (
                     row["digest"] != entry.digest):
@@ -1169,7 +977,7 @@ class AutomationEngine:
             return await aw
         finally:
             if not self._stopping:
-                self._drop_timer(timer_id)
+                self.drop_timer(timer_id)
 
     async def _sleep_until(self, deadline: float) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -1195,10 +1003,10 @@ class AutomationEngine:
             if not fut.done():
                 fut.set_result(None)
 
-        listeners = [_Listener(self, t, i, sink, None) for i, t in enumerate(a.triggers)]
+        listeners = [Listener(self, t, i, sink, None) for i, t in enumerate(a.triggers)]
         for listener in listeners:
             self._dynamic.add(listener)
-            if listener.trigger.type in _SCHEDULED:
+            if listener.trigger.type in SCHEDULED:
                 listener.arm()
         self._reindex()
         handle = self.call_at(deadline, timeout) if deadline is not None else None
@@ -1243,7 +1051,7 @@ class AutomationEngine:
                 value = self.hub.states.value(device.id, c.attribute or "")
                 rec["value"] = value
                 result = (value == c.state if kind == "state"
-                          else _in_range(value, c.above, c.below))
+                          else in_range(value, c.above, c.below))
         elif kind in ("time", "weekday"):
             local = datetime.fromtimestamp(self.hub.clock.time(), self.tz)
             result = not c.weekdays or local.weekday() in c.weekdays

@@ -166,7 +166,7 @@ async def test_sun_without_location_is_reported(make_hub):
 
 
 async def test_event_costs_work_only_for_matching_automations(make_hub, monkeypatch):
-    from hub.automation.engine import _Listener
+    from hub.automation.listeners import Listener
 
     autos = [lamp_on({"type": "state", "device": "virtual.motion", "attribute": "on"})]
     autos += [
@@ -181,13 +181,13 @@ async def test_event_costs_work_only_for_matching_automations(make_hub, monkeypa
         assert len(engine._state_idx["virtual.motion"]["on"]) == 1
         assert len(engine._state_idx["virtual.temp"]["value"]) == 50
         seen: list[str | None] = []
-        original = _Listener.on_state
+        original = Listener.on_state
 
         def counting(self, ev):
             seen.append(self.trigger.device)
             return original(self, ev)
 
-        monkeypatch.setattr(_Listener, "on_state", counting)
+        monkeypatch.setattr(Listener, "on_state", counting)
         await command(hub, "virtual.motion", "set", value=True)
         assert runs(hub) == 1
         assert seen == ["virtual.motion"]  # the 50 temperature triggers did no work

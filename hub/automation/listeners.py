@@ -1,0 +1,153 @@
+"""Trigger listeners: device triggers (state, numeric, event, availability) are fed by the
+engine's index; time triggers (time, cron, sun) arm a timer on the hub's clock. A `for:`
+duration is a timer too, persisted by the engine so that it survives a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hub.automation.model import Trigger
+from hub.bus import AvailabilityChanged, DeviceEvent, StateChanged
+
+if TYPE_CHECKING:
+    from hub.automation.engine import AutomationEngine
+
+
+Sink = Callable[[dict[str, Any]], None]
+
+
+class Listener:
+    """One trigger, listening: device triggers are indexed, time triggers are scheduled."""
+
+    __slots__ = ("engine", "index", "next", "owner", "pending", "sink", "timer", "trigger")
+
+    def __init__(self, engine: AutomationEngine, trigger: Trigger, index: int, sink: Sink,
+                 owner: str | None) -> None:
+        self.engine = engine
+        self.trigger = trigger
+        self.index = index
+        self.sink = sink
+        self.owner = owner  # automation id whose `for:` timers are persisted; None for waits
+        self.timer: Any = None
+        self.pending: dict[str, Any] | None = None
+        self.next: float | None = None
+
+    # device triggers
+
+    def on_state(self, ev: StateChanged) -> None:
+        t = self.trigger
+        if t.type == "state":
+            match = (not t.has_from or ev.old == t.from_) and (not t.has_to or ev.new == t.to)
+            if t.for_ <= 0:
+                if match:
+                    self.sink({"type": "state", "trigger": self.index, "id": t.id,
+                               "device": ev.device_id, "attribute": ev.attribute,
+                               "from": ev.old, "to": ev.new, "ts": ev.ts})
+                return
+            if self.timer is not None:
+                if t.has_to and ev.new == t.to:
+                    return  # still where it should stay
+                self.cancel_for()
+            if match:
+                self.start_for({"type": "state", "trigger": self.index, "id": t.id,
+                                "device": ev.device_id, "attribute": ev.attribute,
+                                "from": ev.old, "to": ev.new, "ts": ev.ts})
+            return
+        inside = in_range(ev.new, t.above, t.below)
+        if not inside:
+            if self.timer is not None:
+                self.cancel_for()
+            return
+        if in_range(ev.old, t.above, t.below):
+            return  # no crossing
+        data = {"type": "numeric", "trigger": self.index, "id": t.id, "device": ev.device_id,
+                "attribute": ev.attribute, "from": ev.old, "to": ev.new, "ts": ev.ts}
+        if t.for_ <= 0:
+            self.sink(data)
+        elif self.timer is None:
+            self.start_for(data)
+
+    def on_event(self, ev: DeviceEvent) -> None:
+        t = self.trigger
+        self.sink({"type": "event", "trigger": self.index, "id": t.id, "device": ev.device_id,
+                   "event": ev.event_type, "data": dict(ev.data), "ts": ev.ts})
+
+    def on_availability(self, ev: AvailabilityChanged) -> None:
+        t = self.trigger
+        if ev.available != t.available:
+            if self.timer is not None:
+                self.cancel_for()
+            return
+        data = {"type": "availability", "trigger": self.index, "id": t.id,
+                "device": ev.device_id, "available": ev.available, "ts": ev.ts}
+        if t.for_ <= 0:
+            self.sink(data)
+        elif self.timer is None:
+            self.start_for(data)
+
+    def start_for(self, data: dict[str, Any], deadline: float | None = None) -> None:
+        clock = self.engine.hub.clock
+        if deadline is None:
+            deadline = clock.time() + self.trigger.for_
+            if self.owner is not None:
+                self.engine.save_for_timer(self, deadline, data)
+        self.pending = data
+        self.timer = self.engine.call_at(deadline, self._for_due)
+
+    def cancel_for(self, *, keep_row: bool = False) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+            self.pending = None
+            if self.owner is not None and not keep_row:
+                self.engine.drop_timer(self.for_id)
+
+    @property
+    def for_id(self) -> str:
+        return f"for:{self.owner}:{self.index}"
+
+    def _for_due(self) -> None:
+        self.timer = None
+        data, self.pending = self.pending or {}, None
+        if self.owner is not None:
+            self.engine.drop_timer(self.for_id)
+        data["for"] = self.trigger.for_
+        self.sink(data)
+
+    # time triggers
+
+    def arm(self, after: float | None = None) -> None:
+        clock = self.engine.hub.clock
+        self.next = self.engine.next_fire(self.trigger, clock.time() if after is None else after)
+        if self.next is not None:
+            self.timer = self.engine.call_at(self.next, self._due)
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _due(self) -> None:
+        self.timer = None
+        scheduled = self.next
+        if scheduled is None:
+            return
+        now = self.engine.hub.clock.time()
+        if now < scheduled - 0.5:  # the wall clock moved back: wait for the real time
+            self.timer = self.engine.call_at(scheduled, self._due)
+            return
+        if self.owner is not None:
+            self.engine.mark_fired(self.owner, self.index, scheduled)
+        self.arm(after=scheduled)
+        self.sink({"type": self.trigger.type, "trigger": self.index, "id": self.trigger.id,
+                   "scheduled": scheduled, "ts": now})
+
+
+SCHEDULED = frozenset({"time", "cron", "sun"})
+
+
+def in_range(value: Any, above: float | None, below: float | None) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (above is None or value > above) and (below is None or value < below)
