@@ -193,7 +193,8 @@ class AutomationEngine:
         self._dynamic: set[Listener] = set()
         self._bus_subs: dict[tuple[type, str], Callable[[], None]] = {}
         self._unsubs: list[Callable[[], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        # cancelled runs of automations that may no longer be listed, until they end
+        self._ending: set[asyncio.Task[None]] = set()
         self._unsaved: dict[str, deque[Trace]] = {}
         self._saved_timers: dict[str, Any] = {}
         self._fired: dict[tuple[str, int], float] = {}
@@ -290,10 +291,12 @@ class AutomationEngine:
         for listener in list(self._dynamic):
             listener.disarm()
             listener.cancel_for(keep_row=True)
-        tasks = list(self._tasks)
+        tasks = set(self._ending)
         for entry in self._entries.values():
             for run in entry.running:
                 run.cancel_reason = "interrupted"
+                if run.task is not None:
+                    tasks.add(run.task)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -768,9 +771,7 @@ class AutomationEngine:
         entry.last_run = trace.started
         task = asyncio.get_running_loop().create_task(
             self._execute(run, skip_conditions or resume is not None))
-        run.task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        run.task = task  # tracked through entry.running: no per-run done callback
         return run
 
     async def _execute(self, run: _Run, skip_conditions: bool) -> None:
@@ -821,6 +822,8 @@ class AutomationEngine:
             run.cancel_reason = reason
             if run.task is not None:
                 run.task.cancel()
+                self._ending.add(run.task)
+                run.task.add_done_callback(self._ending.discard)
 
     def _flush_traces(self, limit: int = TRACES_PER_BATCH) -> list[tuple[str, list[Any]]]:
         """Rows for the writer's next batch: the newest unsaved traces, at most `limit` of
