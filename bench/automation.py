@@ -309,6 +309,54 @@ def run_with_hub(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+async def in_process(pairs: int, devices: int, rounds: int = 20) -> dict[str, float]:
+    """The hub's own cost without HTTP: command A in-process, count B's changes on the bus.
+    Reported apart from the LAN figures; it shows what the transport costs."""
+    import logging
+
+    from hub.bus import StateChanged
+    from hub.config import load_config
+    from hub.hub import Hub
+
+    logging.disable(logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix="uone-bench-auto-"))
+    try:
+        loaded = load_config(write_config(workdir, 0, pairs, devices))
+        out: dict[str, float] = {}
+        async with Hub(loaded) as hub:
+            seen = 0
+            target = 0
+            reached = asyncio.Event()
+
+            def count(_ev: Any) -> None:
+                nonlocal seen
+                seen += 1
+                if seen >= target:
+                    reached.set()
+
+            unsubs = [hub.bus.subscribe(StateChanged, count, key=f"virtual.b{i:04d}")
+                      for i in range(pairs)]
+            for label, prefix in (("automation", "a"), ("direct", "b")):
+                seen = 0
+                t0, c0 = time.perf_counter(), time.process_time()
+                for r in range(rounds):
+                    target = (r + 1) * pairs
+                    reached.clear()
+                    for i in range(pairs):
+                        await hub.integrations.command(f"virtual.{prefix}{i:04d}", "toggle", {})
+                    if seen < target:
+                        await reached.wait()
+                n = rounds * pairs
+                out[f"{label}_per_s"] = n / (time.perf_counter() - t0)
+                out[f"{label}_cpu_us"] = (time.process_time() - c0) / n * 1e6
+            for unsub in unsubs:
+                unsub()
+        return out
+    finally:
+        logging.disable(logging.NOTSET)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--devices", type=int, default=1000)
@@ -322,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
                    help="HTTP client for the commands: a minimal keep-alive HTTP/1.1 client "
                         "(default) or aiohttp's")
+    p.add_argument("--in-process", action="store_true",
+                   help="only measure the hub's own cost in this process (no HTTP, no socket)")
     p.add_argument("--no-floor", action="store_true",
                    help="skip the floor: the same client commanding B directly, no automation")
     p.add_argument("--profile", metavar="FILE", help="run the hub under cProfile, stats to FILE")
@@ -329,6 +379,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.netns and not os.environ.get("UONE_BENCH_NETNS"):
         return _in_netns(argv if argv is not None else sys.argv[1:])
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    if args.in_process:
+        got = asyncio.run(in_process(args.automations, args.devices))
+        if args.json:
+            print(json.dumps(got))
+            return 0
+        print("in-process (no HTTP): A -> automation -> B "
+              f"{got['automation_per_s']:.0f} /s, {got['automation_cpu_us']:.1f} us CPU each; "
+              f"B directly {got['direct_per_s']:.0f} /s, {got['direct_cpu_us']:.1f} us each")
+        return 0
     result = run_with_hub(args)
     if args.json:
         print(json.dumps(result))

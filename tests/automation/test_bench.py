@@ -20,3 +20,14 @@ def test_benchmark_runs_against_a_hub_process():
     assert result["completed"] == 100
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
     assert result["triggers_per_s"] > 0
+
+
+def test_in_process_figures():
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.automation", "--in-process", "--devices", "20",
+         "--automations", "10", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["automation_per_s"] > 0 and got["direct_per_s"] > 0
+    assert got["automation_cpu_us"] > got["direct_cpu_us"] > 0
