@@ -20,6 +20,8 @@ from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
 from hub.loader import IntegrationHost
+from hub.privacy.center import PrivacyCenter
+from hub.privacy.schema import SCHEMA as PRIVACY_SCHEMA
 from hub.state import SCHEMA as STATE_SCHEMA
 from hub.state import StateStore
 from hub.storage import Database, Schema
@@ -31,7 +33,7 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, PRIVACY_SCHEMA]
 
 
 class Hub:
@@ -54,6 +56,7 @@ class Hub:
         )
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
         self.states = StateStore(self.db, self.bus, self.clock)
+        self.privacy = PrivacyCenter(self)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
@@ -78,6 +81,8 @@ class Hub:
             await self.devices.load()
             await self.states.load()
             stack.callback(self.states.close)
+            await self.privacy.start()  # before integrations: the egress guard is in place
+            stack.push_async_callback(self.privacy.stop)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
         except BaseException:

@@ -1,0 +1,166 @@
+"""Privacy center routes: consents, location, restriction, retention, export, erasure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from hub.api.access import PRINCIPAL_KEY, requires
+from hub.api.jsonio import field, json_response, read_json, reject_unknown
+from hub.api.keys import HUB_KEY
+from hub.auth.principal import Principal, Role
+from hub.errors import ValidationError
+from hub.privacy.consent import PURPOSES, check_purpose
+
+# Until the auth middleware sets a principal, the only caller is the local owner.
+_LOCAL_OWNER = Principal("local", "local", Role.OWNER)
+
+
+def who(request: web.Request) -> Principal:
+    """The authenticated principal (the auth middleware guarantees one on protected routes)."""
+    return request.get(PRINCIPAL_KEY) or _LOCAL_OWNER
+
+
+# -- consents ------------------------------------------------------------------------------
+
+
+@requires(Role.MEMBER)
+async def get_consents(request: web.Request) -> web.Response:
+    center = request.app[HUB_KEY].privacy
+    return json_response({
+        "notice_version": center.consents.notice_version,
+        "consents": {c.purpose: c.to_json() for c in center.consents.all()},
+    })
+
+
+@requires(Role.OWNER)
+async def put_consents(request: web.Request) -> web.Response:
+    """Body: {"cloud_sync": true, "location": false, ...}; all checked before any is stored."""
+    center = request.app[HUB_KEY].privacy
+    body = await read_json(request)
+    body = body.get("consents", body) if set(body) == {"consents"} else body
+    if not isinstance(body, dict) or not body:
+        raise ValidationError(None, f"expected an object of purposes ({', '.join(PURPOSES)})")
+    for purpose, value in body.items():
+        check_purpose(purpose, field=purpose)
+        if not isinstance(value, bool):
+            raise ValidationError(purpose, "expected true or false")
+    actor = who(request).user_id
+    for purpose, value in body.items():
+        await center.set_consent(purpose, value, actor)
+    return await get_consents(request)
+
+
+@requires(Role.OWNER)
+async def get_consent_history(request: web.Request) -> web.Response:
+    center = request.app[HUB_KEY].privacy
+    purpose = request.query.get("purpose")
+    limit = _query_int(request, "limit", 1000, 1, 10_000)
+    before = _query_int(request, "before", None, 1, 1 << 62)
+    rows = await center.consents.history(purpose, limit, before)
+    return json_response({"history": rows})
+
+
+# -- location ------------------------------------------------------------------------------
+
+
+@requires(Role.MEMBER)
+async def get_location(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    loc = hub.privacy.location()
+    return json_response({
+        "consent": hub.privacy.allowed("location"),
+        "time_zone": hub.config.location.time_zone,
+        "latitude": loc.latitude if loc else None,
+        "longitude": loc.longitude if loc else None,
+        "elevation": loc.elevation if loc else None,
+    })
+
+
+@requires(Role.OWNER)
+async def put_location(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    body = await read_json(request)
+    reject_unknown(body, {"latitude", "longitude", "elevation"})
+    lat = float(field(body, "latitude", (int, float)))
+    lon = float(field(body, "longitude", (int, float)))
+    elev = float(field(body, "elevation", (int, float), required=False, default=0.0))
+    await hub.privacy.set_location(lat, lon, elev, who(request).user_id)
+    return await get_location(request)
+
+
+# -- restriction and objection -------------------------------------------------------------
+
+
+@requires(Role.ADMIN)
+async def get_restrictions(request: web.Request) -> web.Response:
+    return json_response(request.app[HUB_KEY].privacy.restrictions())
+
+
+@requires(Role.ADMIN)
+async def put_device_restriction(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    device_id = request.match_info["device_id"]
+    body = await read_json(request)
+    reject_unknown(body, {"restricted"})
+    restricted = field(body, "restricted", bool)
+    await hub.privacy.restrict_device(device_id, restricted, who(request).user_id)
+    return json_response({"device_id": device_id, "restricted": restricted})
+
+
+@requires(Role.GUEST)
+async def put_user_restriction(request: web.Request) -> web.Response:
+    """A user may restrict or object for themselves; an owner for anyone."""
+    hub = request.app[HUB_KEY]
+    me = who(request)
+    user_id = request.match_info["user_id"]
+    if user_id == "me":
+        user_id = me.user_id
+    if user_id != me.user_id and me.role < Role.OWNER:
+        from hub.errors import PermissionDenied
+
+        raise PermissionDenied("only the owner may restrict another user")
+    body = await read_json(request)
+    reject_unknown(body, {"restricted", "presence_objection"})
+    if not body:
+        raise ValidationError(None, "give restricted and/or presence_objection")
+    restricted = field(body, "restricted", bool, required=False)
+    objection = field(body, "presence_objection", bool, required=False)
+    out = await hub.privacy.set_user_subject(user_id, me.user_id, restricted=restricted,
+                                             presence_objection=objection)
+    return json_response(out)
+
+
+# -- retention -----------------------------------------------------------------------------
+
+
+@requires(Role.OWNER)
+async def get_retention(request: web.Request) -> web.Response:
+    return json_response(await request.app[HUB_KEY].privacy.retention.status())
+
+
+def _query_int(request: web.Request, name: str, default: Any, lo: int, hi: int) -> Any:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(name, "expected an integer") from None
+    if not lo <= value <= hi:
+        raise ValidationError(name, f"must be between {lo} and {hi}")
+    return value
+
+
+def setup(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/privacy/consents", get_consents)
+    r.add_put("/api/privacy/consents", put_consents)
+    r.add_get("/api/privacy/consents/history", get_consent_history)
+    r.add_get("/api/privacy/location", get_location)
+    r.add_put("/api/privacy/location", put_location)
+    r.add_get("/api/privacy/restrictions", get_restrictions)
+    r.add_put("/api/privacy/restrictions/devices/{device_id}", put_device_restriction)
+    r.add_put("/api/privacy/restrictions/users/{user_id}", put_user_restriction)
+    r.add_get("/api/privacy/retention", get_retention)
