@@ -1,7 +1,7 @@
 """No egress unasked: the one place that decides whether the hub may connect somewhere.
 
 While neither `cloud_sync` nor `remote_access` consent is given, only loopback, link-local,
-private (RFC 1918 / ULA / CGNAT), multicast and unspecified addresses may be reached. Three
+private (RFC 1918, IPv6 ULA), multicast and unspecified addresses may be reached. Three
 doors lead through here:
 - `EgressGuard.check_destination(host, purpose)`: resolve and check before connecting;
 - `guarded_connector(guard, purpose)` / `open_connection(guard, ...)`: aiohttp and raw asyncio;
@@ -30,7 +30,13 @@ _LOG = logging.getLogger(__name__)
 #: purposes whose consent opens the way to the internet
 REMOTE_PURPOSES = frozenset({"cloud_sync", "remote_access"})
 
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# The home network, explicitly (ipaddress' is_private also counts documentation and
+# benchmark ranges, which are not the LAN).
+_LOCAL_NETS = tuple(ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+    "224.0.0.0/4", "0.0.0.0/32", "255.255.255.255/32",
+    "::1/128", "::/128", "fc00::/7", "fe80::/10", "ff00::/8",
+))
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 DeniedHook = Callable[[str, str | None, str], None]  # (address, purpose, where)
@@ -45,10 +51,7 @@ def is_local(address: str | Address) -> bool:
         return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return bool(
-        ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_multicast
-        or ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT)
-    )
+    return any(ip in net for net in _LOCAL_NETS if net.version == ip.version)
 
 
 class EgressGuard:
