@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hub import egress
+from hub.auth.principal import Principal, Role
 from hub.bus import Event, Notification
-from hub.errors import Conflict, ValidationError
+from hub.errors import Conflict, PermissionDenied, ValidationError
+from hub.privacy import erase as erasure
 from hub.privacy.consent import Consent, ConsentLedger
+from hub.privacy.export import ExportSource, ExportStats, Sink, export_to_file, write_export
 from hub.privacy.retention import RetentionJob
 
 if TYPE_CHECKING:
@@ -85,6 +88,8 @@ class PrivacyCenter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._undo: list[Any] = []
         self.erasing: set[str] = set()  # device ids being erased (export skips them)
+        self._exports = 0
+        self._export_done = asyncio.Condition()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -242,6 +247,106 @@ class PrivacyCenter:
     async def forget_user(self, user_id: str) -> None:
         self._subjects.pop(user_id, None)
         await self.hub.db.write("DELETE FROM privacy_subjects WHERE user_id = ?", (user_id,))
+
+    # -- export and erasure ----------------------------------------------------------------
+
+    async def export_source(self) -> ExportSource:
+        wifi: list[dict[str, Any]] = []
+        vault = getattr(self.hub, "vault", None)
+        if vault is not None:  # names and dates only: secrets stay sealed
+            with contextlib.suppress(Exception):
+                wifi = [{"ssid": e.name, "last_used": e.last_used}
+                        for e in await vault.entries("wifi")]
+        loc = self.location()
+        await self.hub.db.flush()  # what was recorded before the request is in the export
+        return ExportSource(
+            db_path=self.hub.db.path, hub_version=self.hub.version,
+            notice_version=self.config.notice_version,
+            time_zone=self.hub.config.location.time_zone,
+            location=None if loc is None else {"latitude": loc.latitude,
+                                               "longitude": loc.longitude,
+                                               "elevation": loc.elevation},
+            wifi_networks=wifi, now=self.hub.clock.time(), batch=self.config.export_batch,
+        )
+
+    async def export(self, who: Principal, sink: Sink) -> ExportStats:
+        """Stream the requester's export (an owner's is the household's) into `sink`."""
+        source = await self.export_source()
+        self._exports += 1
+        try:
+            stats = await write_export(source, who, sink, frozenset(self.erasing))
+        finally:
+            self._exports -= 1
+            async with self._export_done:
+                self._export_done.notify_all()
+        await self.audit(who.user_id, "privacy.export", who.user_id,
+                         {"scope": "household" if who.role >= Role.OWNER else "own",
+                          "rows": stats.rows})
+        return stats
+
+    async def export_file(self, who: Principal, path: Any) -> ExportStats:
+        source = await self.export_source()
+        stats = await export_to_file(source, who, path)
+        await self.audit(who.user_id, "privacy.export", who.user_id,
+                         {"scope": "household" if who.role >= Role.OWNER else "own",
+                          "rows": stats.rows, "to": "file"})
+        return stats
+
+    async def erase_device(self, device_id: str, who: Principal) -> erasure.ErasureReport:
+        if who.role < Role.ADMIN:
+            raise PermissionDenied("erasing a device's data needs the admin role or higher")
+        if device_id in self.erasing:
+            raise Conflict(f"device {device_id!r} is already being erased")
+        self.erasing.add(device_id)
+        try:
+            report = await erasure.erase_device(self.hub, device_id, self.config.export_batch)
+            await self._after_exports()
+            await self.hub.db.checkpoint(vacuum=True)
+        finally:
+            self.erasing.discard(device_id)
+        await self.audit(who.user_id, "privacy.erase.device", device_id, report.rows)
+        return report
+
+    async def erase_user(self, user_id: str, who: Principal) -> erasure.ErasureReport:
+        if user_id != who.user_id and who.role < Role.OWNER:
+            raise PermissionDenied("only the owner may erase another user's data")
+        report = await erasure.erase_user(self.hub, user_id, self.config.export_batch)
+        await self._after_exports()
+        await self.hub.db.checkpoint(vacuum=True)
+        await self.audit(who.user_id, "privacy.erase.user", user_id, report.rows)
+        return report
+
+    async def factory_reset(self, who: Principal, password: str, totp: str | None,
+                            address: str) -> erasure.ErasureReport:
+        """Owner only, after signing in again (password, and the code if TOTP is on)."""
+        if who.role < Role.OWNER:
+            raise PermissionDenied("only the owner may reset the hub")
+        auth = getattr(self.hub, "auth", None)
+        if auth is not None:
+            await auth.login(who.username, password, totp, address)  # AuthError if wrong
+        await self.audit(who.user_id, "privacy.erase.hub", None, {})
+        for device in list(self.hub.devices):
+            await self.hub.devices.remove(device.id)
+            self.hub.states.forget(device.id)
+        await self._after_exports()
+        report = await erasure.factory_reset(self.hub)
+        if auth is not None:
+            await auth.load()
+        self.consents = ConsentLedger(self.hub.db, self.hub.bus, self.hub.clock, self.config,
+                                      self.audit)
+        self._location = None
+        self._subjects.clear()
+        self.hub.bus.publish(Notification("Hub reset to factory state",
+                                          "All data and keys were erased; restart the hub.",
+                                          "critical", self.hub.clock.time()))
+        return report
+
+    async def _after_exports(self, timeout: float = 30.0) -> None:
+        """A running export holds a snapshot the WAL checkpoint must not race with."""
+        async with self._export_done:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._export_done.wait_for(lambda: self._exports == 0), timeout)
 
     # -- audit and breach signals ----------------------------------------------------------
 

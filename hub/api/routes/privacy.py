@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +14,8 @@ from hub.api.keys import HUB_KEY
 from hub.auth.principal import Principal, Role
 from hub.errors import ValidationError
 from hub.privacy.consent import PURPOSES, check_purpose
+
+_LOG = logging.getLogger(__name__)
 
 # Until the auth middleware sets a principal, the only caller is the local owner.
 _LOCAL_OWNER = Principal("local", "local", Role.OWNER)
@@ -132,6 +136,64 @@ async def put_user_restriction(request: web.Request) -> web.Response:
     return json_response(out)
 
 
+# -- export and erasure --------------------------------------------------------------------
+
+
+@requires(Role.GUEST)
+async def post_export(request: web.Request) -> web.StreamResponse:
+    """A ZIP of JSON files with their schemas, streamed as it is produced."""
+    hub = request.app[HUB_KEY]
+    me = who(request)
+    if request.can_read_body:
+        body = await read_json(request)
+        reject_unknown(body, set())
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(hub.clock.time()))
+    resp = web.StreamResponse(headers={
+        "Content-Type": "application/zip",
+        "Content-Disposition": f'attachment; filename="uone-export-{stamp}.zip"',
+    })
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    try:
+        await hub.privacy.export(me, resp.write)
+    except Exception:
+        # the status line is gone: cut the stream so the client sees a broken archive
+        _LOG.exception("export failed mid-stream")
+        if request.transport is not None:
+            request.transport.close()
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+@requires(Role.GUEST)
+async def post_erase(request: web.Request) -> web.Response:
+    """{"target": "me"} | {"target": "user", "user_id"} | {"target": "device", "device_id"}
+    | {"target": "hub", "password", "totp"?} (owner, signs in again)."""
+    hub = request.app[HUB_KEY]
+    me = who(request)
+    body = await read_json(request)
+    target = field(body, "target", str)
+    if target == "me":
+        reject_unknown(body, {"target"})
+        report = await hub.privacy.erase_user(me.user_id, me)
+    elif target == "user":
+        reject_unknown(body, {"target", "user_id"})
+        report = await hub.privacy.erase_user(field(body, "user_id", str), me)
+    elif target == "device":
+        reject_unknown(body, {"target", "device_id"})
+        report = await hub.privacy.erase_device(field(body, "device_id", str), me)
+    elif target == "hub":
+        reject_unknown(body, {"target", "password", "totp"})
+        password = field(body, "password", str)
+        totp = field(body, "totp", str, required=False)
+        report = await hub.privacy.factory_reset(me, password, totp, request.remote or "")
+        return json_response(report.to_json() | {"restart_required": True})
+    else:
+        raise ValidationError("target", "expected 'me', 'user', 'device' or 'hub'")
+    return json_response(report.to_json())
+
+
 # -- retention -----------------------------------------------------------------------------
 
 
@@ -164,3 +226,5 @@ def setup(app: web.Application) -> None:
     r.add_put("/api/privacy/restrictions/devices/{device_id}", put_device_restriction)
     r.add_put("/api/privacy/restrictions/users/{user_id}", put_user_restriction)
     r.add_get("/api/privacy/retention", get_retention)
+    r.add_post("/api/privacy/export", post_export)
+    r.add_post("/api/privacy/erase", post_erase)
