@@ -15,6 +15,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "health",
     "devices",
     "privacy",
+    "backups",
 )
 
 

@@ -14,15 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import tempfile
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hub import egress
 from hub.auth.principal import Principal, Role
 from hub.bus import Event, Notification
 from hub.errors import Conflict, PermissionDenied, ValidationError
+from hub.privacy import backup
 from hub.privacy import erase as erasure
+from hub.privacy.auditchain import ChainReport, verify_chain
 from hub.privacy.consent import Consent, ConsentLedger
 from hub.privacy.export import ExportSource, ExportStats, Sink, export_to_file, write_export
 from hub.privacy.retention import RetentionJob
@@ -78,7 +83,8 @@ class PrivacyCenter:
         self.config = hub.config.privacy
         self.consents = ConsentLedger(hub.db, hub.bus, hub.clock, self.config, self.audit)
         self.egress = egress.EgressGuard(self.consents.allowed, self._egress_denied)
-        self.retention = RetentionJob(hub, self.config.retention, self.audit)
+        self.retention = RetentionJob(hub, self.config.retention, self.audit,
+                                      after_run=self.verify_audit)
         self._location: Location | None = None
         self._subjects: dict[str, _Subject] = {}
         self._denials: deque[tuple[str, str | None, str]] = deque(maxlen=256)
@@ -89,6 +95,8 @@ class PrivacyCenter:
         self._undo: list[Any] = []
         self.erasing: set[str] = set()  # device ids being erased (export skips them)
         self._exports = 0
+        self._reported_break: int | None = None
+        self._token_addresses: dict[str, set[str]] = {}
         self._export_done = asyncio.Condition()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -103,15 +111,16 @@ class PrivacyCenter:
         self._undo.append(egress.install_process_hook(self.egress))
         self._tasks.append(asyncio.create_task(self._report_denials(), name="egress-audit"))
         self.retention.start()
+        self._spawn(self.verify_audit())  # a log edited while the hub was down shows now
 
     async def stop(self) -> None:
         await self.retention.stop()
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
-        for task in self._tasks:
+        for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
@@ -341,6 +350,31 @@ class PrivacyCenter:
                                           "critical", self.hub.clock.time()))
         return report
 
+    async def create_backup(self, passphrase: str, who: Principal) -> Path:
+        """An encrypted backup in a private temp file (the caller streams and deletes it)."""
+        if who.role < Role.OWNER:
+            raise PermissionDenied("only the owner may make backups")
+        backup.check_passphrase(passphrase)
+        await self.hub.db.flush()
+        tmp_dir = self.hub.state_dir.parent / ".uone-backups"
+        path = await asyncio.to_thread(self._backup_sync, passphrase, tmp_dir)
+        await self.audit(who.user_id, "backup.create", None,
+                         {"bytes": path.stat().st_size})
+        return path
+
+    def _backup_sync(self, passphrase: str, tmp_dir: Path) -> Path:
+        tmp_dir.mkdir(mode=0o700, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="backup-", suffix=".uone", dir=tmp_dir)
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                backup.create_backup(self.hub.db.path, self.hub.state_dir,
+                                     self.hub.loaded.path, fh, passphrase, self.hub.version)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+
     async def _after_exports(self, timeout: float = 30.0) -> None:
         """A running export holds a snapshot the WAL checkpoint must not race with."""
         async with self._export_done:
@@ -358,6 +392,15 @@ class PrivacyCenter:
             _LOG.debug("audit (no log): %s %s %s", actor, action, target)
             return
         await log.record(actor, action, target, details)
+
+    async def verify_audit(self) -> ChainReport:
+        """Check the audit chain; a break notifies the owner (once per broken row)."""
+        report = await verify_chain(self.hub.db)
+        if not report.ok and report.first_bad_id != self._reported_break:
+            self._reported_break = report.first_bad_id
+            await self.signal("audit_chain_broken", {"first_bad_id": report.first_bad_id,
+                                                     "reason": report.reason})
+        return report
 
     async def signal(self, kind: str, details: dict[str, Any]) -> None:
         """A possible breach: notify the owner (websocket Notification) and audit it."""
@@ -382,23 +425,46 @@ class PrivacyCenter:
                 "last_username": username, "last_address": address,
             })
 
-    async def token_used(self, token_id: str, address: str, user: str | None = None) -> bool:
-        """Auth calls this on token use; a token's first use from a new address notifies.
+    def note_token_use(self, token_id: str, address: str, user: str | None = None) -> None:
+        """Called for every authenticated request: cheap when the address is known."""
+        known = self._token_addresses.get(token_id)
+        if known is not None and address in known:
+            return
+        if len(self._token_addresses) > 10_000:
+            self._token_addresses.clear()  # bounded memory; the table remembers
+        self._spawn(self.token_used(token_id, address, user))
 
-        Returns True when the address is new for a token already seen elsewhere."""
-        known = await self.hub.db.fetchall(
-            "SELECT address FROM privacy_token_addresses WHERE token_id = ?", (token_id,))
-        addresses = {r["address"] for r in known}
-        if address in addresses:
+    async def token_used(self, token_id: str, address: str, user: str | None = None) -> bool:
+        """A token's use from an address it was never used from (after a first one) notifies
+        the owner. Returns True when it did."""
+        known = self._token_addresses.get(token_id)
+        if known is None:
+            rows = await self.hub.db.fetchall(
+                "SELECT address FROM privacy_token_addresses WHERE token_id = ?", (token_id,))
+            known = self._token_addresses.setdefault(token_id, {r["address"] for r in rows})
+        if address in known:
             return False
-        self.hub.db.enqueue(
+        first = not known
+        known.add(address)
+        await self.hub.db.write(
             "INSERT OR IGNORE INTO privacy_token_addresses(token_id, address, first_seen) "
             "VALUES(?, ?, ?)", (token_id, address, self.hub.clock.time()))
-        if addresses:
-            await self.signal("token_new_address",
-                              {"token": token_id[:8], "address": address, "user": user})
-            return True
-        return False
+        if first:
+            return False
+        await self.signal("token_new_address",
+                          {"token": token_id[:8], "address": address, "user": user})
+        return True
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro, name="privacy-signal")
+        self._tasks.append(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            _LOG.error("privacy task failed", exc_info=task.exception())
 
     # -- egress refusals -------------------------------------------------------------------
 

@@ -99,8 +99,11 @@ class ConsentLedger:
     def terms_version(self, purpose: str) -> int:
         return int(self._config.terms_changed.get(purpose, 1))
 
-    async def load(self) -> None:
-        """Read the ledger; pause (and log once) grants made under terms that changed since."""
+    async def load(self, *, apply_pauses: bool = True) -> None:
+        """Read the ledger; pause (and log once) grants made under terms that changed since.
+
+        Without `apply_pauses` (a read-only look, e.g. the CLI) stale grants only read as
+        not allowed."""
         for row in await self._db.fetchall("SELECT * FROM consents"):
             if row["purpose"] not in self._consents:
                 continue  # a purpose this release no longer knows stays in the log only
@@ -111,7 +114,10 @@ class ConsentLedger:
         for purpose, consent in list(self._consents.items()):
             stale = (consent.granted and not consent.paused
                      and (consent.notice_version or 0) < self.terms_version(purpose))
-            if stale:
+            if stale and not apply_pauses:
+                self._consents[purpose] = Consent(purpose, True, consent.notice_version,
+                                                  consent.by_user, consent.ts, True)
+            elif stale:
                 await self._store(purpose, granted=True, by_user=None, action="paused",
                                   paused=True, version=consent.notice_version or 0)
 

@@ -42,8 +42,10 @@ class RetentionJob:
     """Background purge; `run_once()` is also what the CLI and tests call."""
 
     def __init__(self, hub: Hub, config: RetentionConfig,
-                 audit: Callable[..., Awaitable[None]]) -> None:
+                 audit: Callable[..., Awaitable[None]],
+                 after_run: Callable[[], Awaitable[Any]] | None = None) -> None:
         self.hub = hub
+        self._after_run = after_run
         self.config = config
         self._audit = audit
         self._task: asyncio.Task[None] | None = None
@@ -124,6 +126,8 @@ class RetentionJob:
         while True:
             try:
                 await self.run_once()
+                if self._after_run is not None:
+                    await self._after_run()
             except Exception:
                 _LOG.exception("retention purge failed; retrying at the next run")
             await self.hub.clock.sleep(self.config.interval)

@@ -12,7 +12,7 @@ from hub.api.access import PRINCIPAL_KEY, requires
 from hub.api.jsonio import field, json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
 from hub.auth.principal import Principal, Role
-from hub.errors import ValidationError
+from hub.errors import AuthError, TooManyRequests, ValidationError
 from hub.privacy.consent import PURPOSES, check_purpose
 
 _LOG = logging.getLogger(__name__)
@@ -215,7 +215,29 @@ def _query_int(request: web.Request, name: str, default: Any, lo: int, hi: int) 
     return value
 
 
+LOGIN_PATH = "/api/auth/login"
+
+
+@web.middleware
+async def breach_watch(request: web.Request, handler):
+    """Feeds the privacy center's breach signals: token use per address, failed sign-ins."""
+    center = request.app[HUB_KEY].privacy
+    me = request.get(PRINCIPAL_KEY)
+    if me is not None and me.token_id and request.remote:
+        center.note_token_use(me.token_id, request.remote, me.username)
+    try:
+        response = await handler(request)
+    except (AuthError, TooManyRequests):
+        if request.path == LOGIN_PATH:
+            await center.login_failed(None, request.remote)
+        raise
+    if request.path == LOGIN_PATH and response.status in (401, 429):
+        await center.login_failed(None, request.remote)
+    return response
+
+
 def setup(app: web.Application) -> None:
+    app.middlewares.append(breach_watch)  # innermost: runs after authentication
     r = app.router
     r.add_get("/api/privacy/consents", get_consents)
     r.add_put("/api/privacy/consents", put_consents)
