@@ -14,6 +14,14 @@ from hub.hub import Hub
 ROUTE_MODULES: tuple[str, ...] = (
     "health",
     "devices",
+    "auth",
+    "onboarding",
+    "users",
+    "tokens",
+    "audit",
+    "websocket",
+    "openapi",
+    "dashboard",
     "privacy",
     "backups",
 )
