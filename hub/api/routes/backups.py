@@ -11,12 +11,17 @@ from hub.api.access import requires
 from hub.api.jsonio import field, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
 from hub.api.routes.privacy import who
+from hub.api.spec import STR, describe, obj
 from hub.auth.principal import Role
 
 _CHUNK = 256 * 1024
 
 
 @requires(Role.OWNER)
+@describe("An encrypted backup of the whole hub (database, keys, config), streamed",
+          tags=("privacy",), body=obj(["passphrase"], passphrase=STR),
+          description="application/octet-stream; scrypt + AES-256-GCM under the passphrase, "
+          "which the hub never stores.")
 async def post_backup(request: web.Request) -> web.StreamResponse:
     """Body {"passphrase": "..."} (12+ characters; the hub never stores it)."""
     hub = request.app[HUB_KEY]

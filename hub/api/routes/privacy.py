@@ -11,11 +11,23 @@ from aiohttp import web
 from hub.api.access import PRINCIPAL_KEY, requires
 from hub.api.jsonio import field, json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
+from hub.api.spec import BOOL, INT, NUM, STR, array, describe, nullable, obj
 from hub.auth.principal import Principal, Role
 from hub.errors import AuthError, TooManyRequests, ValidationError
 from hub.privacy.consent import PURPOSES, check_purpose
 
 _LOG = logging.getLogger(__name__)
+
+_CONSENT = obj(["purpose", "allowed", "status"], purpose=STR, allowed=BOOL, status=STR,
+               granted=BOOL, notice_version=nullable(INT), by=nullable(STR), ts=nullable(NUM),
+               description=STR)
+_CONSENTS = obj(["notice_version", "consents"], notice_version=INT,
+                consents=obj(**{p: _CONSENT for p in PURPOSES}))
+_LOCATION = obj(["consent", "time_zone"], consent=BOOL, time_zone=STR,
+                latitude=nullable(NUM), longitude=nullable(NUM), elevation=nullable(NUM))
+_SUBJECT = obj(["user_id"], user_id=STR, restricted=BOOL, presence_objection=BOOL)
+_ERASURE = obj(["target", "deleted"], target=STR, deleted=obj(extra=True),
+               files_removed=array(STR), restart_required=BOOL)
 
 # Until the auth middleware sets a principal, the only caller is the local owner.
 _LOCAL_OWNER = Principal("local", "local", Role.OWNER)
@@ -30,6 +42,8 @@ def who(request: web.Request) -> Principal:
 
 
 @requires(Role.MEMBER)
+@describe("Consents per purpose (all off until the owner grants them)", tags=("privacy",),
+          response=_CONSENTS)
 async def get_consents(request: web.Request) -> web.Response:
     center = request.app[HUB_KEY].privacy
     return json_response({
@@ -39,12 +53,13 @@ async def get_consents(request: web.Request) -> web.Response:
 
 
 @requires(Role.OWNER)
+@describe("Grant or withdraw purposes; all are checked before any is stored",
+          tags=("privacy",), body=obj(**{p: BOOL for p in PURPOSES}), response=_CONSENTS)
 async def put_consents(request: web.Request) -> web.Response:
     """Body: {"cloud_sync": true, "location": false, ...}; all checked before any is stored."""
     center = request.app[HUB_KEY].privacy
     body = await read_json(request)
-    body = body.get("consents", body) if set(body) == {"consents"} else body
-    if not isinstance(body, dict) or not body:
+    if not body:
         raise ValidationError(None, f"expected an object of purposes ({', '.join(PURPOSES)})")
     for purpose, value in body.items():
         check_purpose(purpose, field=purpose)
@@ -57,6 +72,12 @@ async def put_consents(request: web.Request) -> web.Response:
 
 
 @requires(Role.OWNER)
+@describe("Every grant, withdrawal and pause, newest first", tags=("privacy",),
+          query={"purpose": {"type": "string", "enum": list(PURPOSES)},
+                 "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+                 "before": {"type": "integer", "minimum": 1}},
+          response=obj(["history"], history=array(obj(
+              id=INT, purpose=STR, action=STR, notice_version=INT, by=nullable(STR), ts=NUM))))
 async def get_consent_history(request: web.Request) -> web.Response:
     center = request.app[HUB_KEY].privacy
     purpose = request.query.get("purpose")
@@ -70,6 +91,8 @@ async def get_consent_history(request: web.Request) -> web.Response:
 
 
 @requires(Role.MEMBER)
+@describe("The home's coordinates (null without location consent) and time zone",
+          tags=("privacy",), response=_LOCATION)
 async def get_location(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     loc = hub.privacy.location()
@@ -83,6 +106,9 @@ async def get_location(request: web.Request) -> web.Response:
 
 
 @requires(Role.OWNER)
+@describe("Set the home's coordinates (needs location consent)", tags=("privacy",),
+          body=obj(["latitude", "longitude"], latitude=NUM, longitude=NUM, elevation=NUM),
+          response=_LOCATION, errors=(409,))
 async def put_location(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     body = await read_json(request)
@@ -98,11 +124,17 @@ async def put_location(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@describe("Restricted devices and users, and presence objections", tags=("privacy",),
+          response=obj(["devices", "users"], devices=array(STR), users=array(_SUBJECT)))
 async def get_restrictions(request: web.Request) -> web.Response:
     return json_response(request.app[HUB_KEY].privacy.restrictions())
 
 
 @requires(Role.ADMIN)
+@describe("Restrict a device: its data is kept but automations and sync skip it",
+          tags=("privacy",), body=obj(["restricted"], restricted=BOOL),
+          response=obj(["device_id", "restricted"], device_id=STR, restricted=BOOL),
+          errors=(404,))
 async def put_device_restriction(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device_id = request.match_info["device_id"]
@@ -114,6 +146,9 @@ async def put_device_restriction(request: web.Request) -> web.Response:
 
 
 @requires(Role.GUEST)
+@describe("Restrict a user or object to automations acting on their presence ('me' for "
+          "oneself; another user: owner only)", tags=("privacy",),
+          body=obj(restricted=BOOL, presence_objection=BOOL), response=_SUBJECT)
 async def put_user_restriction(request: web.Request) -> web.Response:
     """A user may restrict or object for themselves; an owner for anyone."""
     hub = request.app[HUB_KEY]
@@ -140,6 +175,9 @@ async def put_user_restriction(request: web.Request) -> web.Response:
 
 
 @requires(Role.GUEST)
+@describe("Export your data (an owner: the household's) as a ZIP of JSON files, each with "
+          "its JSON Schema", tags=("privacy",), body=obj(), body_required=False,
+          description="The answer is application/zip, streamed.")
 async def post_export(request: web.Request) -> web.StreamResponse:
     """A ZIP of JSON files with their schemas, streamed as it is produced."""
     hub = request.app[HUB_KEY]
@@ -167,6 +205,11 @@ async def post_export(request: web.Request) -> web.StreamResponse:
 
 
 @requires(Role.GUEST)
+@describe("Erase your own data, another user's (owner), one device and its history "
+          "(admin), or the whole hub (owner, with password and TOTP code)", tags=("privacy",),
+          body=obj(["target"], target={"enum": ["me", "user", "device", "hub"]},
+                   user_id=STR, device_id=STR, password=STR, totp=STR),
+          response=_ERASURE, errors=(404, 409, 429))
 async def post_erase(request: web.Request) -> web.Response:
     """{"target": "me"} | {"target": "user", "user_id"} | {"target": "device", "device_id"}
     | {"target": "hub", "password", "totp"?} (owner, signs in again)."""
@@ -198,6 +241,8 @@ async def post_erase(request: web.Request) -> web.Response:
 
 
 @requires(Role.OWNER)
+@describe("Retention per data class: configured days and the oldest record kept",
+          tags=("privacy",), response=obj(["classes"], extra=True, classes=obj(extra=True)))
 async def get_retention(request: web.Request) -> web.Response:
     return json_response(await request.app[HUB_KEY].privacy.retention.status())
 
