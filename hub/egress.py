@@ -62,6 +62,7 @@ class EgressGuard:
         self.on_denied = on_denied
         self.denied = 0
         self._logged: set[str] = set()
+        self._granted: dict[str, str] = {}  # public address -> the purpose it was checked for
         self.active = True
 
     def remote_allowed(self, purpose: str | None) -> bool:
@@ -74,10 +75,17 @@ class EgressGuard:
         """Raise EgressDenied unless `address` (an IP literal) may be reached for `purpose`."""
         if not self.active or is_local(address) or self.remote_allowed(purpose):
             return
+        granted = self._granted.get(address.split("%", 1)[0])
+        if granted is not None and self.remote_allowed(granted):
+            return  # announced by check_destination for a purpose that still has consent
         self._deny(address, purpose, where)
 
     async def check_destination(self, host: str, purpose: str | None = None) -> list[str]:
-        """Resolve `host` and check every address; return the addresses (all allowed)."""
+        """Resolve `host` and check every address; return the addresses (all allowed).
+
+        Addresses allowed for a consented remote purpose are remembered for it, so a library
+        that connects from its own thread (paho-mqtt, say) passes the process backstop too,
+        for as long as that consent holds."""
         try:
             ipaddress.ip_address(host.split("%", 1)[0])
             addresses = [host]
@@ -86,6 +94,10 @@ class EgressGuard:
             addresses = sorted({str(info[4][0]) for info in infos})
         for address in addresses:
             self.check_address(address, purpose, where=host)
+        if purpose is not None and self.remote_allowed(purpose):
+            for address in addresses:
+                if not is_local(address) and len(self._granted) < 256:
+                    self._granted[address.split("%", 1)[0]] = purpose
         return addresses
 
     def _deny(self, address: str, purpose: str | None, where: str) -> None:

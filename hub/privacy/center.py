@@ -418,7 +418,7 @@ class PrivacyCenter:
         _LOG.warning("privacy signal %s: %s", kind, message)
         await self.audit(None, f"signal.{kind}", safe.get("target"), safe)
 
-    async def login_failed(self, username: str, address: str | None) -> None:
+    async def login_failed(self, username: str | None, address: str | None) -> None:
         """Auth calls this for every failed sign-in; a burst in the window notifies the owner."""
         now = self.hub.clock.monotonic()
         window = self.config.failed_login_window

@@ -221,3 +221,18 @@ def test_cli_export_and_backup(tmp_path: Path) -> None:
     assert r.returncode == 1 and "--force" in r.stderr
     r = cli("export", "-c", str(cfg), "-o", str(tmp_path / "x.zip"), "--user", "nobody")
     assert r.returncode == 1 and "nobody" in r.stderr
+
+
+async def test_no_addresses_are_collected_for_minors(hub: Hub, client_for) -> None:
+    kid = await client_for(Role.MEMBER, username="kid", is_minor=True)
+    adult = await client_for(Role.MEMBER, username="adult")
+    assert (await kid.get("/api/privacy/consents")).status == 200
+    assert (await adult.get("/api/privacy/consents")).status == 200
+    for _ in range(100):
+        rows = await hub.db.fetchall("SELECT token_id FROM privacy_token_addresses")
+        if rows:
+            break
+        await asyncio.sleep(0.01)
+    tokens = {r["token_id"] for r in rows}
+    assert len(tokens) == 1
+    assert not hub.privacy.may_collect_presence(kid.user.id, is_minor=True)

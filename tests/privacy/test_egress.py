@@ -186,3 +186,24 @@ def test_running_hub_opens_nothing_outside_the_lan(tmp_path: Path) -> None:
     assert open_sockets, "no sockets seen in /proc"
     for local, remote in open_sockets:
         assert egress.is_local(remote), (local, remote)
+
+
+async def test_checked_destination_passes_the_backstop_only_while_consent_holds(
+        hub: Hub) -> None:
+    guard = hub.privacy.egress
+    await hub.privacy.set_consent("cloud_sync", True, "owner")
+    assert await guard.check_destination("203.0.113.90", "cloud_sync") == ["203.0.113.90"]
+
+    def connect_from_a_thread() -> None:  # as paho-mqtt does, without our context
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            s.connect(("203.0.113.90", 9))
+
+    with pytest.raises(OSError) as err:  # the OS refuses (no route), not the guard
+        await asyncio.to_thread(connect_from_a_thread)
+    assert not isinstance(err.value, EgressDenied)
+    with socket.socket() as s, pytest.raises(EgressDenied):  # another address: refused
+        s.connect(("203.0.113.91", 9))
+    await hub.privacy.set_consent("cloud_sync", False, "owner")
+    with pytest.raises(EgressDenied):
+        await asyncio.to_thread(connect_from_a_thread)

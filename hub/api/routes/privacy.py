@@ -268,7 +268,8 @@ async def breach_watch(request: web.Request, handler):
     """Feeds the privacy center's breach signals: token use per address, failed sign-ins."""
     center = request.app[HUB_KEY].privacy
     me = request.get(PRINCIPAL_KEY)
-    if me is not None and me.token_id and request.remote:
+    if me is not None and me.token_id and request.remote and not me.is_minor:
+        # a minor's whereabouts (addresses) are not collected
         center.note_token_use(me.token_id, request.remote, me.username)
     try:
         response = await handler(request)
