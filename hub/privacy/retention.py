@@ -95,9 +95,12 @@ class RetentionJob:
         db = self.hub.db
         total = 0
         while True:
+            # the newest audit row always stays: it is the head the next entry chains onto
+            keep_head = (" AND id < (SELECT max(id) FROM audit)" if cls.table == "audit"
+                         else "")
             rows = await db.fetchall(
                 f"SELECT id{', hash' if cls.table == 'audit' else ''} FROM {cls.table} "
-                "WHERE ts < ? ORDER BY id LIMIT ?", (cutoff, self.config.batch))
+                f"WHERE ts < ?{keep_head} ORDER BY id LIMIT ?", (cutoff, self.config.batch))
             if not rows:
                 return total
             ids = [r["id"] for r in rows]

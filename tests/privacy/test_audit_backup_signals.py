@@ -96,12 +96,14 @@ async def test_retention_of_audit_keeps_the_chain_verifiable(tmp_path: Path) -> 
                 await hub.db.write("UPDATE audit SET ts=?, prev_hash=?, hash=? WHERE id=?",
                                    (ts, prev, h, r["id"]))
                 prev = h
-            hub.audit._last_hash = prev
+            await hub.audit.record(None, "new", "x", {})  # a recent one: kept
             assert (await hub.privacy.verify_audit()).ok
             deleted = await hub.privacy.retention.run_once()
             assert deleted["audit"] == 25
             report = await hub.privacy.verify_audit()
             assert report.ok, report
+            await hub.audit.record(None, "after", "x", {})
+            assert await hub.audit.verify() is None  # the API's check agrees
 
 
 async def test_breach_signals_notify_the_owner(hub: Hub) -> None:
@@ -236,3 +238,20 @@ async def test_no_addresses_are_collected_for_minors(hub: Hub, client_for) -> No
     tokens = {r["token_id"] for r in rows}
     assert len(tokens) == 1
     assert not hub.privacy.may_collect_presence(kid.user.id, is_minor=True)
+
+
+async def test_cli_and_running_hub_share_one_chain(tmp_path: Path) -> None:
+    """The CLI appends to the audit log (another process) while the hub runs."""
+    cfg = write_config(tmp_path)
+    async with hygiene():
+        async with Hub(load_config(cfg)) as hub:
+            await hub.audit.record(None, "before", None, {})
+            r = await asyncio.to_thread(cli, "export", "-c", str(cfg), "-o",
+                                        str(tmp_path / "e.zip"))
+            assert r.returncode == 0, r.stderr
+            await hub.audit.record(None, "after", None, {})
+            report = await hub.privacy.verify_audit()
+            assert report.ok, report
+            actions = [x["action"] for x in await hub.db.fetchall(
+                "SELECT action FROM audit ORDER BY id")]
+            assert actions[-3:] == ["before", "privacy.export", "after"]
