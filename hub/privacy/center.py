@@ -69,6 +69,14 @@ class RestrictionChanged(Event):
         return self.subject_id
 
 
+@dataclass(frozen=True, slots=True)
+class LocationChanged(Event):
+    """The home's coordinates were set or deleted (sun-based schedules recompute)."""
+
+    kind: ClassVar[str] = "location_changed"
+    available: bool
+
+
 @dataclass(slots=True)
 class _Subject:
     restricted: bool = False
@@ -171,6 +179,7 @@ class PrivacyCenter:
         )
         self._location = Location(latitude, longitude, elevation,
                                   self.hub.config.location.time_zone)
+        self.hub.bus.publish(LocationChanged(True))
         await self.audit(actor, "location.set", "home", {})
         return self._location
 
@@ -192,7 +201,10 @@ class PrivacyCenter:
             await self.set_location(cfg.latitude, cfg.longitude, cfg.elevation, actor=None)
 
     async def _forget_location(self) -> None:
+        had = self._location is not None
         self._location = None
+        if had:
+            self.hub.bus.publish(LocationChanged(False))
         await self.hub.db.write("DELETE FROM privacy_location")
         await self.hub.db.checkpoint()
 

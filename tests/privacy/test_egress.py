@@ -166,6 +166,7 @@ def test_running_hub_opens_nothing_outside_the_lan(tmp_path: Path) -> None:
     assert results["http_public"] == "refused"
     assert results["raw_public"] == "refused"
     assert results["denied"] >= 2
+    assert results["exported_rows"] > 0  # the workload exported, backed up and erased too
     assert "refused a connection to 198.51.100.20" in output
     if "audited" in results:
         assert {"203.0.113.10", "198.51.100.20"} <= set(results["audited"])
