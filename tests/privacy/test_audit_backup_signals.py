@@ -255,3 +255,31 @@ async def test_cli_and_running_hub_share_one_chain(tmp_path: Path) -> None:
             actions = [x["action"] for x in await hub.db.fetchall(
                 "SELECT action FROM audit ORDER BY id")]
             assert actions[-3:] == ["before", "privacy.export", "after"]
+
+
+async def test_failed_sign_in_burst_over_the_api_notifies(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from hub.api.app import make_app
+
+    cfg = write_config(tmp_path, {"privacy": {"failed_login_burst": 4}})
+    async with hygiene():
+        async with Hub(load_config(cfg)) as hub:
+            await hub.auth.create_user("olga", "a long passphrase", Role.OWNER)
+            sub = hub.bus.listen([Notification], name="ws")
+            client = TestClient(TestServer(make_app(hub)))
+            await client.start_server()
+            try:
+                for i in range(4):
+                    r = await client.post("/api/auth/login", json={
+                        "username": f"olga{i % 2}", "password": "guess"})
+                    assert r.status in (401, 429)
+                notes = [sub.get_nowait() for _ in range(sub.backlog)]
+            finally:
+                await client.close()
+                sub.close()
+            assert [n.title for n in notes] == ["Many failed sign-ins"]
+            assert "127.0.0.1" in notes[0].message
+            rows = await hub.db.fetchall(
+                "SELECT * FROM audit WHERE action = 'signal.failed_login_burst'")
+            assert len(rows) == 1
