@@ -240,6 +240,9 @@ class PrivacyCenter:
     async def set_user_subject(self, user_id: str, actor: str | None, *,
                                restricted: bool | None = None,
                                presence_objection: bool | None = None) -> dict[str, Any]:
+        auth = getattr(self.hub, "auth", None)
+        if auth is not None:
+            auth.user(user_id)  # NotFound for an unknown user
         subject = self._subjects.get(user_id) or _Subject()
         new = _Subject(subject.restricted if restricted is None else restricted,
                        subject.presence_objection if presence_objection is None

@@ -283,3 +283,17 @@ async def test_failed_sign_in_burst_over_the_api_notifies(tmp_path: Path) -> Non
             rows = await hub.db.fetchall(
                 "SELECT * FROM audit WHERE action = 'signal.failed_login_burst'")
             assert len(rows) == 1
+
+
+async def test_signal_reaches_the_owner_websocket(hub: Hub, api_client) -> None:
+    async with api_client.ws_connect("/api/ws") as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "ready"
+        await ws.send_json({"type": "subscribe", "events": ["notification"]})
+        assert (await ws.receive_json(timeout=5))["type"] == "subscribed"
+        await hub.privacy.signal("attestation_failed", {"target": "virtual.lamp",
+                                                        "reason": "certificate chain"})
+        msg = await ws.receive_json(timeout=5)
+    assert msg["type"] == "event"
+    assert msg["event"]["type"] == "notification"
+    assert msg["event"]["title"] == "A device failed its authenticity check"
+    assert "certificate chain" in msg["event"]["message"]
