@@ -101,8 +101,9 @@ async def run(rows: int, victim: int) -> list[tuple[str, str, str]]:
                 out.append(("export peak RSS growth", f"{growth:.1f} MiB", "< 30 MiB"))
 
                 # -- erase one device's rows while clients measure the API
-                latencies: dict[str, list[float]] = {"GET /api/devices": [],
-                                                     "GET /api/privacy/consents": []}
+                latencies: dict[str, list[float]] = {
+                    "GET /api/devices": [], "GET /api/privacy/consents": [],
+                    "GET .../consents/history (db read)": []}
                 stop = asyncio.Event()
 
                 async def probe(path: str, name: str) -> None:
@@ -115,7 +116,9 @@ async def run(rows: int, victim: int) -> list[tuple[str, str, str]]:
 
                 probes = [asyncio.create_task(probe("/api/devices", "GET /api/devices")),
                           asyncio.create_task(probe("/api/privacy/consents",
-                                                    "GET /api/privacy/consents"))]
+                                                    "GET /api/privacy/consents")),
+                          asyncio.create_task(probe("/api/privacy/consents/history",
+                                                    "GET .../consents/history (db read)"))]
                 await asyncio.sleep(0.3)
                 for v in latencies.values():
                     v.clear()
