@@ -208,3 +208,21 @@ async def test_checked_destination_passes_the_backstop_only_while_consent_holds(
     await hub.privacy.set_consent("cloud_sync", False, "owner")
     with pytest.raises(EgressDenied):
         await asyncio.to_thread(connect_from_a_thread)
+
+
+async def test_name_lookups_through_a_public_resolver_need_consent(hub: Hub) -> None:
+    guard = hub.privacy.egress
+    saved = guard.resolvers
+    try:
+        guard.resolvers = ("8.8.8.8",)  # the home router hands out a public resolver
+        with pytest.raises(EgressDenied, match=r"name lookup of example\.org"):
+            socket.getaddrinfo("example.org", 443)
+        for local in ("localhost", "printer.local", "127.0.0.1", "fe80::1"):
+            guard.check_lookup(local)  # answered without asking a DNS server
+        guard.resolvers = ("192.168.1.1",)  # the router itself answers: stays on the LAN
+        guard.check_lookup("example.org")
+        guard.resolvers = ("8.8.8.8",)
+        await hub.privacy.set_consent("cloud_sync", True, "owner")
+        guard.check_lookup("broker.example.org")
+    finally:
+        guard.resolvers = saved
