@@ -35,6 +35,7 @@ CLASSES = (
     DataClass("history", "history", "history_days"),
     DataClass("events", "events", "events_days"),
     DataClass("audit", "audit", "audit_days"),
+    DataClass("sign_ins", "logins", "sign_ins_days"),
 )
 
 

@@ -127,6 +127,7 @@ async def test_retention_api(api_client) -> None:
     assert body["classes"]["history"]["days"] == 10
     assert body["classes"]["events"]["days"] == 30
     assert body["classes"]["audit"]["days"] == 365
+    assert body["classes"]["sign_ins"]["days"] == 90
 
 
 async def test_restriction_survives_restart(tmp_path) -> None:
