@@ -137,6 +137,9 @@ class Connection:
             self.sub = None
 
     def _wanted(self, event: Event) -> bool:
+        least = getattr(event, "min_role", None)  # e.g. discovery events: admins only
+        if least is not None and self.who.role < least:
+            return False
         device_id = getattr(event, "device_id", None)
         if device_id is None:
             return self.who.role >= Role.MEMBER and not self.devices and not self.areas
