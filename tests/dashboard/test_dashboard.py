@@ -164,7 +164,7 @@ async def test_privacy_center_consent_and_export_download(browser,
     async with page.expect_download() as info:
         await page.click("#export-button")
     download = await info.value
-    data = Path(await download.path()).read_bytes()
+    data = await asyncio.to_thread(Path(await download.path()).read_bytes)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         names = archive.namelist()
         devices = json.loads(archive.read(next(n for n in names if "devices" in n
