@@ -24,6 +24,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "dashboard",
     "automations",
     "discovery",
+    "privacy",
+    "backups",
 )
 
 
