@@ -43,7 +43,7 @@ def _check(args: argparse.Namespace) -> int:
 
     def location_missing() -> str | None:
         try:
-            home_location(loaded.config)
+            home_location(loaded)
         except NoLocation as exc:
             return str(exc)
         return None

@@ -260,6 +260,11 @@ class AutomationEngine:
         bus = self.hub.bus
         self._unsubs.append(bus.subscribe(DeviceRegistryChanged, self._on_device_changed))
         self._unsubs.append(bus.subscribe(HubStarted, self._on_hub_started))
+        from hub.privacy.center import LocationChanged  # the privacy area gates coordinates
+        from hub.privacy.consent import ConsentChanged
+
+        self._unsubs.append(bus.subscribe(LocationChanged, self._on_location_changed))
+        self._unsubs.append(bus.subscribe(ConsentChanged, self._on_consent_changed))
         self._unsubs.append(db.add_flush_hook(self._flush_traces))
         for entry in self._entries.values():
             self._activate(entry)
@@ -463,7 +468,7 @@ class AutomationEngine:
 
     def _location_missing(self) -> str | None:
         try:
-            home_location(self.hub.config)
+            home_location(self.hub)
         except NoLocation as exc:
             return str(exc)
         return None
@@ -516,6 +521,16 @@ class AutomationEngine:
                              ev.device_id, e.error_text())
                 self._cancel_runs(e, "invalid")
         self._resync_all()
+
+    def _on_location_changed(self, _ev: Any) -> None:
+        """Consent given or withdrawn, or coordinates moved: sun automations follow."""
+        self._revalidate(self._entries.values())
+        self._resync_all()
+        self._rearm_schedules()
+
+    def _on_consent_changed(self, ev: Any) -> None:
+        if ev.purpose == "location":
+            self._on_location_changed(ev)
 
     def _on_hub_started(self, ev: HubStarted) -> None:
         for listener in self._start_listeners:
@@ -624,7 +639,7 @@ class AutomationEngine:
             return next_cron(t.cron, after, self.tz)
         if t.type == "sun":
             try:
-                observer = home_location(self.hub.config)
+                observer = home_location(self.hub)
             except NoLocation as exc:
                 _LOG.error("sun trigger %s", exc)
                 return None
@@ -1073,7 +1088,7 @@ class AutomationEngine:
 
     def _sun_condition(self, c: Condition, rec: dict[str, Any]) -> bool:
         try:
-            observer = home_location(self.hub.config)
+            observer = home_location(self.hub)
         except NoLocation as exc:
             rec["error"] = str(exc)
             return False

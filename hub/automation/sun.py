@@ -8,28 +8,42 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from astral import Observer
 from astral.sun import sunrise, sunset
 
-from hub.config import Config
-
 
 class NoLocation(Exception):
     """The hub has no usable location, so sun events cannot be computed."""
 
-    def __init__(self) -> None:
-        super().__init__("cannot run: no location (set location.latitude and "
-                         "location.longitude in the config)")
+    def __init__(self, reason: str = "") -> None:
+        super().__init__("cannot run: no location (" + (
+            reason or "set location.latitude and location.longitude in the config") + ")")
 
 
-def home_location(config: Config) -> Observer:
-    """The observer for sun computations; raises NoLocation when none is configured."""
-    loc = config.location
-    if loc.latitude is None or loc.longitude is None:
+def home_location(hub: Any) -> Observer:
+    """The observer for sun computations; raises NoLocation when there is none.
+
+    With the privacy center (hub.privacy), the coordinates exist only while the owner gives
+    `location` consent; a hub without it (the CLI's offline check) reads the config.
+    """
+    privacy = getattr(hub, "privacy", None)
+    if privacy is not None:
+        loc = privacy.location()
+        if loc is None:
+            if not privacy.allowed("location"):
+                raise NoLocation("the owner has not given 'location' consent")
+            raise NoLocation("no coordinates: set them in the privacy center or in "
+                             "location.latitude/longitude")
+        return Observer(latitude=loc.latitude, longitude=loc.longitude,
+                        elevation=loc.elevation)
+    loc_cfg = hub.config.location
+    if loc_cfg.latitude is None or loc_cfg.longitude is None:
         raise NoLocation()
-    return Observer(latitude=loc.latitude, longitude=loc.longitude, elevation=loc.elevation)
+    return Observer(latitude=loc_cfg.latitude, longitude=loc_cfg.longitude,
+                    elevation=loc_cfg.elevation)
 
 
 def sun_event(observer: Observer, day: date, event: str, tz: ZoneInfo) -> float | None:

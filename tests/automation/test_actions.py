@@ -98,6 +98,7 @@ async def test_sun_condition(make_hub, clock):
     loc = {"time_zone": "Europe/Berlin", "latitude": 52.52, "longitude": 13.405}
     conds = [{"type": "sun", "after": "sunrise", "before": "sunset", "before_offset": -3600}]
     async with make_hub([auto([TOGGLE], conds)], {"location": loc}) as hub:
+        await hub.privacy.set_consent("location", True, None)
         day = datetime.fromtimestamp(START, tz).date()
         obs = Observer(52.52, 13.405, 0.0)
         rise, set_ = (sunrise(obs, day, tzinfo=tz).timestamp(),

@@ -137,6 +137,9 @@ async def test_sun_trigger_with_offset(make_hub, clock):
     loc = {"time_zone": "Europe/Berlin", "latitude": 52.52, "longitude": 13.405}
     t = {"type": "sun", "event": "sunset", "offset": "-00:10:00"}
     async with make_hub([lamp_on(t)], {"location": loc}) as hub:
+        assert "'location' consent" in hub.automations.get("auto").error_text()
+        await hub.privacy.set_consent("location", True, None)  # coordinates from config
+        assert hub.automations.get("auto").valid
         day = datetime.fromtimestamp(START, tz).date()
         expected = sunset(Observer(52.52, 13.405, 0.0), day, tzinfo=tz).timestamp() - 600
         assert expected > START
@@ -151,18 +154,37 @@ async def test_sun_trigger_with_offset(make_hub, clock):
         assert runs(hub) == 2
 
 
-async def test_sun_without_location_is_reported(make_hub):
+async def test_sun_without_location_is_reported(make_hub, clock):
     t = {"type": "sun", "event": "sunrise"}
     async with make_hub([lamp_on(t)]) as hub:
         entry = hub.automations.get("auto")
         assert not entry.valid
         assert "cannot run: no location" in entry.error_text()
+        await hub.privacy.set_consent("location", True, None)
+        assert "no coordinates" in entry.error_text()  # consent alone gives no coordinates
         try:
-            home_location(hub.config)
+            home_location(hub)
         except NoLocation as exc:
-            assert "latitude" in str(exc)
+            assert "cannot run: no location" in str(exc)
         else:
             raise AssertionError("expected NoLocation")
+        await hub.privacy.set_location(52.52, 13.405)
+        assert hub.automations.get("auto").valid
+        assert hub.automations.get("auto").listeners[0].next is not None
+
+
+async def test_withdrawing_location_consent_stops_sun_automations(make_hub, clock):
+    loc = {"time_zone": "Europe/Berlin", "latitude": 52.52, "longitude": 13.405}
+    autos = [lamp_on({"type": "sun", "event": "sunset"})]
+    async with make_hub(autos, {"location": loc}) as hub:
+        await hub.privacy.set_consent("location", True, None)
+        assert hub.automations.get("auto").valid
+        await hub.privacy.set_consent("location", False, None)
+        entry = hub.automations.get("auto")
+        assert not entry.valid and "'location' consent" in entry.error_text()
+        assert entry.listeners == []
+        await clock.advance(2 * 86400)
+        assert runs(hub) == 0
 
 
 async def test_event_costs_work_only_for_matching_automations(make_hub, monkeypatch):
