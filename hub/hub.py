@@ -16,6 +16,8 @@ from typing import Any
 from hub import __version__
 from hub.bus import EventBus, HubStarted
 from hub.clock import Clock, SystemClock
+from hub.cloud.service import SCHEMA as CLOUD_SCHEMA
+from hub.cloud.service import CloudSync
 from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
@@ -31,7 +33,7 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, CLOUD_SCHEMA]
 
 
 class Hub:
@@ -57,6 +59,7 @@ class Hub:
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
+        self.cloud = CloudSync(self)
         self._stack: contextlib.AsyncExitStack | None = None
         self.running = False
 
@@ -78,6 +81,8 @@ class Hub:
             await self.devices.load()
             await self.states.load()
             stack.callback(self.states.close)
+            await self.cloud.start()
+            stack.push_async_callback(self.cloud.stop)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
         except BaseException:

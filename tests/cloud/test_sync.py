@@ -1,0 +1,253 @@
+"""Cloud sync against a real mosquitto on loopback (TLS with a test CA, password auth)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+import aiomqtt
+
+from hub.cloud.service import AutomationsChanged
+from hub.cloud.sources import CLOUD_SYNC, REMOTE_ACCESS, MemoryConsent, NoConsent
+from tests.cloud.conftest import USERS, cloud_section, pairing_for, peer
+
+
+async def commit(hub) -> None:
+    """Force a storage batch, flush hooks included (db.flush() skips hook-only data)."""
+    await hub.db.write_script([])
+
+
+async def wait_until(predicate, within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 (polls hub status, which has no event)
+            await asyncio.sleep(0.02)
+
+
+async def test_consent_off_opens_no_connection(broker, make_hub, loop_hygiene, tmp_path):
+    hub = make_hub(cloud_section(broker), consent=NoConsent())
+    async with hub:
+        await hub.integrations.command("virtual.lamp", "toggle", {})
+        await hub.db.flush()
+        await asyncio.sleep(1.0)
+        status = hub.cloud.status()
+        assert status["enabled"] is False and status["connected"] is False
+        assert status["state"] == "no_consent"
+        assert hub.cloud.outbox.depth == 0
+        rows = await hub.db.fetchall("SELECT * FROM cloud_outbox")
+        assert rows == []
+    assert broker.connections() == 0, broker.log_text()
+
+
+async def test_each_category_synced_and_retained(broker, make_hub, loop_hygiene):
+    hub = make_hub(cloud_section(broker), extra={
+        "automations": [{"id": "a1", "trigger": {"device": "virtual.button"}}]})
+    async with hub:
+        async with peer(broker, pairing_for(hub)) as phone:
+            await wait_until(lambda: hub.cloud.connected)
+            # the snapshot sent at enable is retained; changes from now on are streamed
+            await phone.wait_for(lambda: phone.retained.get(phone.topics.automations)
+                                 is not None)
+            assert phone.retained[phone.topics.automations]["automations"] == [
+                {"id": "a1", "trigger": {"device": "virtual.button"}}]
+            await hub.devices.update("virtual.lamp", name="Desk lamp")
+            hub.bus.publish(AutomationsChanged(({"id": "a2", "trigger": "sunset"},)))
+            await hub.integrations.command("virtual.lamp", "turn_on", {})
+            await hub.integrations.command("virtual.button", "press", {})
+            await hub.integrations.command("virtual.temp", "set", {"value": 21.5})
+            types = lambda: {b["type"] for b in phone.applied}  # noqa: E731
+            await phone.wait_for(lambda: {"devices", "state", "event", "automations"} <= types()
+                                 and any(b["type"] == "state" and b["device"] == "virtual.temp"
+                                         and b["value"] == 21.5 for b in phone.applied)
+                                 and any(b["type"] == "automations"
+                                         and b["automations"][0]["id"] == "a2"
+                                         for b in phone.applied)
+                                 and any(b["type"] == "devices" and "Desk lamp" in json.dumps(b)
+                                         for b in phone.applied))
+            devices = [b for b in phone.applied if b["type"] == "devices"][-1]["devices"]
+            assert {d["id"] for d in devices} == {"virtual.lamp", "virtual.button",
+                                                  "virtual.temp", "virtual.motion"}
+            assert all("mac" not in d and "did" not in d for d in devices)
+            assert next(d for d in devices if d["id"] == "virtual.lamp")["name"] == "Desk lamp"
+            assert any(b["type"] == "state" and b["device"] == "virtual.lamp"
+                       and b["attribute"] == "on" and b["value"] is True for b in phone.applied)
+            assert any(b["type"] == "event" and b["device"] == "virtual.button"
+                       and b["event"] == "press" for b in phone.applied)
+            autos = [b for b in phone.applied if b["type"] == "automations"][-1]
+            assert autos["automations"] == [{"id": "a2", "trigger": "sunset"}]
+            await phone.wait_for(lambda: (phone.device_state("virtual.temp") or {}).get(
+                "attributes", {}).get("value", {}).get("value") == 21.5)
+            assert phone.applied_seqs == sorted(phone.applied_seqs)
+        # A client connecting later gets the latest state of each device from retained messages.
+        async with peer(broker, pairing_for(hub), persistent=False) as later:
+            await later.wait_for(lambda: later.device_state("virtual.lamp") is not None
+                                 and later.device_state("virtual.temp") is not None)
+            lamp = later.device_state("virtual.lamp")
+            assert lamp["attributes"]["on"]["value"] is True and lamp["available"] is True
+            assert later.retained.get(later.topics.devices) is not None
+        await wait_until(lambda: hub.cloud.outbox.depth == 0)
+        status = hub.cloud.status()
+        assert status["connected"] and status["delivered"] > 0 and status["last_delivery"]
+
+
+async def test_only_chosen_categories_and_no_restricted_devices(broker, make_hub, loop_hygiene):
+    hub = make_hub(cloud_section(broker, categories=["states"]))
+    async with hub:
+        await hub.devices.update("virtual.motion", restricted=True)
+        await wait_until(lambda: hub.cloud.connected and hub.cloud.outbox.depth == 0)
+        async with peer(broker, pairing_for(hub)) as phone:
+            await hub.integrations.command("virtual.motion", "set", {"value": True})
+            await hub.integrations.command("virtual.lamp", "turn_on", {})
+            await phone.wait_for(lambda: any(b.get("device") == "virtual.lamp"
+                                             for b in phone.applied))
+            await wait_until(lambda: hub.cloud.outbox.depth == 0)
+            await asyncio.sleep(0.2)
+            assert {b["type"] for b in phone.applied} == {"state"}
+            assert all(b["device"] != "virtual.motion" for b in phone.applied)
+            assert phone.device_state("virtual.motion") is None
+            # Restricting a device later removes its retained state from the broker.
+            await phone.wait_for(lambda: phone.device_state("virtual.lamp") is not None)
+            await hub.devices.update("virtual.lamp", restricted=True)
+            lamp_topic = phone.topics.device_state(phone.keys.opaque("device", "virtual.lamp"))
+            await phone.wait_for(lambda: lamp_topic in phone.retained
+                                 and phone.retained[lamp_topic] is None)
+
+
+async def test_eavesdropper_sees_only_ciphertext(broker, make_hub, loop_hygiene):
+    hub = make_hub(cloud_section(broker))
+    captured: list[tuple[str, bytes]] = []
+    async with aiomqtt.Client("127.0.0.1", broker.port, username="eve", password=USERS["eve"],
+                              tls_params=aiomqtt.TLSParameters(ca_certs=str(broker.pki.ca))) as eve:
+        await eve.subscribe("#", qos=1)
+
+        async def sniff() -> None:
+            async for m in eve.messages:
+                captured.append((str(m.topic), bytes(m.payload)))
+
+        task = asyncio.create_task(sniff())
+        async with hub:
+            wrong = pairing_for(hub)
+            from dataclasses import replace
+
+            wrong_key = replace(wrong, sync_key=bytes(32))
+            async with peer(broker, wrong_key, user="eve") as stranger:
+                await hub.integrations.command("virtual.lamp", "turn_on", {})
+                await wait_until(lambda: len(captured) >= 5 and hub.cloud.outbox.depth == 0)
+                await asyncio.sleep(0.2)
+                # Someone with broker access but another key can decrypt nothing.
+                assert stranger.applied == [] and stranger.retained == {}
+        task.cancel()
+    names = [b"Lamp", b"living", b"virtual.lamp", b"Temperature", b"hall", b"\"on\""]
+    for topic, payload in captured:
+        for word in ("lamp", "living", "virtual", "hall", "temp"):
+            assert word not in topic.lower(), topic
+        for word in names:
+            assert word not in payload, (topic, payload[:80])
+        if payload:
+            try:
+                json.loads(payload)
+            except (ValueError, UnicodeDecodeError):
+                pass
+            else:
+                raise AssertionError(f"plaintext JSON on {topic}")
+    assert len(captured) >= 5
+
+
+async def test_outbox_bounded_drop_oldest_and_newest(tmp_path, broker, make_hub, loop_hygiene):
+    broker.stop()  # the broker is down: everything waits in the outbox
+    hub = make_hub(cloud_section(broker, outbox_limit=10, categories=["states"]))
+    async with hub:
+        for i in range(30):
+            hub.states.set("virtual.temp", {"value": float(i)})
+        await commit(hub)
+        assert hub.cloud.outbox.depth == 10
+        assert hub.cloud.outbox.dropped > 0
+        rows = await hub.db.fetchall("SELECT seq FROM cloud_outbox ORDER BY seq")
+        assert len(rows) == 10
+        status = hub.cloud.status()
+        assert status["outbox"] == {"depth": 10, "limit": 10, "policy": "drop_oldest",
+                                    "dropped": status["outbox"]["dropped"]}
+        assert status["connected"] is False and status["last_error"]
+        newest_kept = max(r["seq"] for r in rows)
+        assert newest_kept == hub.cloud.outbox.next_seq - 1  # the newest survive
+
+    hub2 = make_hub(cloud_section(broker, outbox_limit=10, outbox_policy="drop_newest",
+                                  categories=["states"]), name="c2.yaml")
+    # same data dir: 10 waiting from before; new messages are refused and counted
+    async with hub2:
+        before = [r["seq"] for r in await hub2.db.fetchall("SELECT seq FROM cloud_outbox")]
+        hub2.states.set("virtual.temp", {"value": 99.0})
+        await commit(hub2)
+        after = [r["seq"] for r in await hub2.db.fetchall("SELECT seq FROM cloud_outbox")]
+        assert sorted(after) == sorted(before) and hub2.cloud.outbox.dropped > 0
+
+
+async def test_outbox_row_commits_with_history_row(broker, make_hub, loop_hygiene):
+    broker.stop()
+    hub = make_hub(cloud_section(broker, categories=["states"]))
+    async with hub:
+        await commit(hub)
+        commits = hub.db.stats.commits
+        depth = hub.cloud.outbox.depth
+        hub.states.set("virtual.temp", {"value": 42.0})
+        await commit(hub)
+        assert hub.db.stats.commits == commits + 1  # one transaction for both
+        assert hub.cloud.outbox.depth == depth + 2  # the stream message + retained state
+        conn = sqlite3.connect(hub.db.path)
+        try:
+            hist = conn.execute("SELECT COUNT(*) FROM history WHERE value = '42.0'").fetchone()
+            seq = conn.execute("SELECT value FROM cloud_meta WHERE key = 'seq'").fetchone()
+        finally:
+            conn.close()
+        assert hist[0] == 1 and int(seq[0]) == hub.cloud.outbox.next_seq - 1
+
+
+async def test_opting_out_disconnects_clears_retained_and_drops_outbox(broker, make_hub,
+                                                                       loop_hygiene):
+    consent = MemoryConsent(CLOUD_SYNC, REMOTE_ACCESS)
+    hub = make_hub(cloud_section(broker), consent=consent)
+    async with hub:
+        pairing = pairing_for(hub)
+        async with peer(broker, pairing) as phone:
+            # 4 device states + the device list + the automations
+            await phone.wait_for(lambda: sum(b is not None for b in phone.retained.values()) == 6)
+            await wait_until(lambda: hub.cloud.outbox.depth == 0)
+            retained_topics = [t for t, b in phone.retained.items() if b is not None]
+            consent.set(CLOUD_SYNC, False)
+            # At once: the connection task is cancelled and nothing more is queued.
+            assert hub.cloud._task is None or hub.cloud._task.cancelling()
+            hub.states.set("virtual.temp", {"value": 7.0})
+            await wait_until(lambda: not hub.cloud.status()["retained_clear_pending"])
+            await phone.wait_for(lambda: all(phone.retained.get(t) is None
+                                             for t in retained_topics))
+            assert hub.cloud.status()["enabled"] is False
+            assert hub.cloud.status()["connected"] is False
+            await commit(hub)
+            assert await hub.db.fetchall("SELECT * FROM cloud_outbox") == []
+            assert await hub.db.fetchall("SELECT * FROM cloud_retained") == []
+            assert not any(b.get("value") == 7.0 for b in phone.applied)
+        async with peer(broker, pairing, persistent=False) as later:
+            await asyncio.sleep(0.5)
+            assert later.retained == {} and later.applied == []
+
+
+async def test_wrong_ca_is_refused(broker, make_hub, loop_hygiene):
+    hub = make_hub(cloud_section(broker, ca_file=str(broker.pki.other_ca)))
+    async with hub:
+        await wait_until(lambda: hub.cloud.last_error is not None)
+        assert "certificate" in hub.cloud.last_error.lower()
+        assert hub.cloud.connected is False and hub.cloud.outbox.delivered == 0
+
+
+async def test_wrong_password_waits_longer(broker, make_hub, loop_hygiene):
+    from tests.cloud.conftest import secrets
+
+    vault = secrets()
+    vault.values["cloud/broker_password"] = "nope"
+    hub = make_hub(cloud_section(broker), vault=vault)
+    async with hub:
+        await wait_until(lambda: hub.cloud.last_error is not None)
+        assert "authori" in hub.cloud.last_error.lower()
+        await asyncio.sleep(0.5)
+        assert hub.cloud.connects == 0
+        assert broker.connections() <= 2  # backoff after an auth refusal, not a hammering
