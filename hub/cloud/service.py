@@ -119,6 +119,7 @@ class CloudSync:
         self._started = False
         self._leftovers_checked = False
         self._clearing: asyncio.Task[None] | None = None
+        self._halting = False  # the connection is being stopped on purpose
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -212,6 +213,7 @@ class CloudSync:
             self._clear_pending = True
             self._unsubscribe()
             if self._task is not None:
+                self._halting = True
                 self._task.cancel()
         self._spawn(self._reconcile(), "cloud-reconcile")
 
@@ -398,11 +400,13 @@ class CloudSync:
     def _start_connection(self) -> None:
         assert self.consent is not None
         self._remote_allowed = self.consent.allowed(REMOTE_ACCESS)
+        self._halting = False
         self._task = asyncio.create_task(self._run(), name="cloud-sync")
 
     async def _stop_connection(self) -> None:
         task, self._task = self._task, None
         if task is not None:
+            self._halting = True
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -442,12 +446,10 @@ class CloudSync:
             self.state = "waiting"
             await self._hub.clock.sleep(delay)
 
-    @staticmethod
-    def _check_cancelled() -> None:
+    def _check_cancelled(self) -> None:
         """aiomqtt may turn a cancellation into an MqttError on the way out; never swallow
         a stop (an opted-out hub must not reconnect)."""
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
+        if self._halting:
             raise asyncio.CancelledError
 
     def _failed(self, exc: BaseException) -> None:
@@ -457,23 +459,44 @@ class CloudSync:
         self.last_error = message
 
     async def _serve(self, client: aiomqtt.Client, session: _Session) -> None:
+        """Publish and receive until the connection fails; raise that failure."""
         if self._remote_allowed and session.clients:
             await client.subscribe(session.topics.all_commands, qos=1)
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._receive(client, tg))
-                tg.create_task(self._publish(client, tg))
-        except BaseExceptionGroup as group:
-            first = group.exceptions[0]
-            raise first from None
+        else:  # a persistent session may still hold the subscription from before
+            await client.unsubscribe(session.topics.all_commands)
+        failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+        children: set[asyncio.Task[Any]] = set()
 
-    async def _receive(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
+        def done(task: asyncio.Task[Any]) -> None:
+            children.discard(task)
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is not None and not failed.done():
+                failed.set_result(exc)
+
+        def spawn(coro: Any) -> None:
+            task = asyncio.create_task(coro)
+            children.add(task)
+            task.add_done_callback(done)
+
+        spawn(self._receive(client, spawn))
+        spawn(self._publish(client, spawn))
+        try:
+            exc = await failed
+        finally:
+            for task in list(children):
+                task.cancel()
+            await asyncio.gather(*children, return_exceptions=True)
+        raise exc
+
+    async def _receive(self, client: aiomqtt.Client, spawn: Callable[[Any], None]) -> None:
         async for message in client.messages:  # raises MqttError when the connection drops
             payload = message.payload
             if isinstance(payload, (bytes, bytearray)) and self.commands is not None:
-                tg.create_task(self.commands.handle(str(message.topic), bytes(payload)))
+                spawn(self.commands.handle(str(message.topic), bytes(payload)))
 
-    async def _publish(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
+    async def _publish(self, client: aiomqtt.Client, spawn: Callable[[Any], None]) -> None:
         window = asyncio.Semaphore(self.config.max_inflight)
         cursor = 0  # everything still in the outbox is (re)sent on each new connection
         while True:
@@ -484,8 +507,7 @@ class CloudSync:
             for row in rows:
                 await window.acquire()
                 cursor = row.seq
-                tg.create_task(self._send(client, row.seq, row.topic, row.payload, row.retain,
-                                          window))
+                spawn(self._send(client, row.seq, row.topic, row.payload, row.retain, window))
 
     async def _send(self, client: aiomqtt.Client, seq: int, topic: str, payload: bytes,
                     retain: bool, window: asyncio.Semaphore) -> None:
@@ -521,7 +543,8 @@ class CloudSync:
                         await client.publish(topic, b"", qos=1, retain=True)
                     done = True
             except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
-                self._check_cancelled()
+                if not self._started:
+                    raise asyncio.CancelledError from exc
                 if not done:  # a failed goodbye after every PUBACK still counts as done
                     self._failed(exc)
             if done:
