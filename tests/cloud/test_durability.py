@@ -15,7 +15,6 @@ from hub.cloud.crypto import Pairing
 from tests.cloud.conftest import (
     PHONE_KEY,
     SYNC_KEY,
-    USERS,
     cloud_section,
     history_values,
     pairing_for,
