@@ -99,6 +99,9 @@ class CloudConfig:
             raise ValueError("password_secret needs a username")
         if self.broker_url is not None:
             parts = urlsplit(self.broker_url)
+            if parts.username is not None or parts.password is not None:
+                raise ValueError("broker_url: no credentials in the URL; use username and "
+                                 "password_secret (the password lives in the vault)")
             if parts.scheme == "mqtt" and parts.hostname not in ("127.0.0.1", "::1", "localhost"):
                 raise ValueError(
                     "broker_url: plain mqtt:// is only allowed to loopback; use mqtts://"

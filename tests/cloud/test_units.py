@@ -105,6 +105,7 @@ def test_backoff_is_capped_exponential_with_jitter():
     ({"broker_url": "http://x"}, "must match"),
     ({"broker_url": "mqtt://broker.example.com"}, "only allowed to loopback"),
     ({"password_secret": "p"}, "needs a username"),
+    ({"broker_url": "mqtts://u:pw@broker:8883"}, "no credentials in the URL"),
     ({"client_cert": "c.pem"}, "go together"),
     ({"categories": ["states", "passwords"]}, "expected one of"),
     ({"outbox_limit": 1}, "must be >= 10"),
