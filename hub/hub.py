@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from hub import __version__
+from hub.audit import SCHEMA as AUDIT_SCHEMA
+from hub.audit import AuditLog
+from hub.auth.service import SCHEMA as AUTH_SCHEMA
+from hub.auth.service import AccountService
 from hub.bus import EventBus, HubStarted
 from hub.clock import Clock, SystemClock
 from hub.cloud.service import SCHEMA as CLOUD_SCHEMA
@@ -33,7 +37,7 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA, CLOUD_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, CLOUD_SCHEMA]
 
 
 class Hub:
@@ -55,7 +59,11 @@ class Hub:
             synchronous=self.config.storage.synchronous,
         )
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
-        self.states = StateStore(self.db, self.bus, self.clock)
+        self.states = StateStore(self.db, self.bus, self.clock,
+                                 self.config.storage.state_snapshot_interval)
+        self.audit = AuditLog(self.db, self.clock)
+        self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
+                                   self.state_dir)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
@@ -81,6 +89,11 @@ class Hub:
             await self.devices.load()
             await self.states.load()
             stack.callback(self.states.close)
+            # Unwinds before the state store unhooks: its last changes reach the disk.
+            stack.push_async_callback(self.states.save)
+            await self.audit.load()
+            await self.auth.start()
+            stack.push_async_callback(self.auth.stop)
             await self.cloud.start()
             stack.push_async_callback(self.cloud.stop)
             await self.integrations.start()
@@ -113,6 +126,7 @@ class Hub:
             "uptime": round(self.uptime, 3),
             "started_at": round(time.time() - self.uptime, 3),
             "integrations": {n: s["state"] for n, s in integrations.items()},
+            "onboarding_required": self.auth.needs_owner,
             "storage": self.db.stats.as_dict(),
             "bus": {"published": self.bus.published, "dropped": self.bus.dropped},
         }
