@@ -32,6 +32,14 @@ async def test_status_when_off(api_client):
     assert (await resp.json())["error"]["code"] == "cloud_unavailable"
 
 
+async def test_cloud_routes_refuse_non_owners(client_for):
+    admin = await client_for(Role.ADMIN)
+    assert (await admin.get("/api/cloud/status")).status == 403
+    assert (await admin.post("/api/cloud/pairing", json={})).status == 403
+    anonymous = await client_for(None)
+    assert (await anonymous.get("/api/cloud/status")).status == 401
+
+
 async def test_pairing_rejects_bad_input(api_client):
     resp = await api_client.post("/api/cloud/pairing", json={"client": 5})
     assert resp.status == 400 and (await resp.json())["error"]["field"] == "client"
@@ -45,7 +53,10 @@ async def test_pairing_rejects_bad_input(api_client):
 async def test_status_and_pairing_when_connected(broker, make_hub, loop_hygiene):
     hub = make_hub(cloud_section(broker))
     async with hub:
-        client = TestClient(TestServer(make_app(hub)))
+        owner = await hub.auth.create_user("owner", "correct horse battery", Role.OWNER)
+        token, _ = await hub.auth.create_token(owner.id, "test")
+        client = TestClient(TestServer(make_app(hub)),
+                            headers={"Authorization": f"Bearer {token}"})
         await client.start_server()
         try:
             await wait_until(lambda: hub.cloud.connected and hub.cloud.outbox.depth == 0)

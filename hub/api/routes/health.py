@@ -10,7 +10,6 @@ from hub.api.keys import HUB_KEY
 from hub.api.spec import describe
 
 
-
 @requires(PUBLIC)
 @describe("Status, version and uptime (no personal data)", tags=("meta",),
           response={"type": "object", "required": ["status", "version", "uptime"]})
