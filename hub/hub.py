@@ -26,6 +26,8 @@ from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
 from hub.loader import IntegrationHost
+from hub.privacy.center import PrivacyCenter
+from hub.privacy.schema import SCHEMA as PRIVACY_SCHEMA
 from hub.state import SCHEMA as STATE_SCHEMA
 from hub.state import StateStore
 from hub.storage import Database, Schema
@@ -37,7 +39,8 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, CLOUD_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, PRIVACY_SCHEMA,
+            CLOUD_SCHEMA]
 
 
 class Hub:
@@ -64,6 +67,7 @@ class Hub:
         self.audit = AuditLog(self.db, self.clock)
         self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
                                    self.state_dir)
+        self.privacy = PrivacyCenter(self)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
@@ -94,7 +98,9 @@ class Hub:
             await self.audit.load()
             await self.auth.start()
             stack.push_async_callback(self.auth.stop)
-            await self.cloud.start()
+            await self.privacy.start()  # before integrations: the egress guard is in place
+            stack.push_async_callback(self.privacy.stop)
+            await self.cloud.start()  # after privacy: it asks for consent
             stack.push_async_callback(self.cloud.stop)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)

@@ -22,6 +22,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "websocket",
     "openapi",
     "dashboard",
+    "privacy",
+    "backups",
     "cloud",
 )
 

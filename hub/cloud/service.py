@@ -98,7 +98,10 @@ class CloudSync:
         self.secrets: SecretSource | None = None
         self.outbox = Outbox(hub.db, hub.clock, self.config.outbox_limit,
                              self.config.outbox_policy)
-        self.restricted_users: Callable[[], set[str]] = lambda: set()
+        privacy = getattr(hub, "privacy", None)
+        # A restricted person's events and automations are not synced.
+        self.user_restricted: Callable[[str], bool] = (
+            privacy.user_restricted if privacy is not None else (lambda _user: False))
         self.connected = False
         self.last_error: str | None = None
         self.last_connected: float | None = None
@@ -344,7 +347,7 @@ class CloudSync:
         session = self._session
         if session is None or self._synced(event.device_id) is None:
             return
-        if _mentions(event.data, self.restricted_users()):
+        if _mentions(event.data, self.user_restricted):
             return
         self.outbox.add(session.topics.stream, session.keys.enc, {
             "type": "event", "device": event.device_id, "event": event.event_type,
@@ -358,8 +361,8 @@ class CloudSync:
         session = self._session
         if session is None or "automations" not in self.config.categories:
             return
-        hidden = self.restricted_users()
-        definitions = [a for a in (self._automations or ()) if not _mentions(a, hidden)]
+        definitions = [a for a in (self._automations or ())
+                       if not _mentions(a, self.user_restricted)]
         body = {"type": "automations", "automations": definitions,
                 "ts": self._hub.clock.time()}
         self.outbox.add(session.topics.stream, session.keys.enc, body)
@@ -603,16 +606,17 @@ def _device_json(device: Device, available: bool | None) -> dict[str, Any]:
     }
 
 
-def _mentions(value: Any, user_ids: set[str]) -> bool:
-    """Whether a JSON-like value names one of `user_ids` as a user (user/user_id/owner keys)."""
-    if not user_ids:
-        return False
+_USER_KEYS = frozenset({"user", "user_id", "owner", "created_by", "person"})
+
+
+def _mentions(value: Any, restricted: Callable[[str], bool]) -> bool:
+    """Whether a JSON-like value names a restricted user (under a user/user_id/... key)."""
     if isinstance(value, dict):
         for k, v in value.items():
-            if k in ("user", "user_id", "owner", "created_by") and v in user_ids:
+            if k in _USER_KEYS and isinstance(v, str) and restricted(v):
                 return True
-            if _mentions(v, user_ids):
+            if _mentions(v, restricted):
                 return True
     elif isinstance(value, list):
-        return any(_mentions(v, user_ids) for v in value)
+        return any(_mentions(v, restricted) for v in value)
     return False

@@ -1,6 +1,6 @@
 """Where cloud sync gets consent and secrets from: tiny Protocols, so the privacy center
-(issue-7: `hub.privacy.allowed(purpose)` + a `ConsentChanged` bus event) and the vault
-(issue-6: `hub.vault`) plug in with one line each, and tests can hand in their own.
+(`hub.privacy.allowed(purpose)` + its `ConsentChanged` bus event) and the vault (`hub.vault`)
+plug in with one line each, and tests and benchmarks can hand in their own.
 """
 
 from __future__ import annotations
@@ -97,12 +97,9 @@ class MemorySecrets:
 
 def default_consent(hub: Hub) -> ConsentSource:
     """The privacy center's consent if the hub has one, else none at all."""
-    privacy = getattr(hub, "privacy", None)
-    if privacy is None:
+    if getattr(hub, "privacy", None) is None:
         return NoConsent()
-    if isinstance(privacy, ConsentSource):
-        return privacy
-    return _BusConsent(hub)
+    return PrivacyConsent(hub)
 
 
 def default_secrets(hub: Hub) -> SecretSource:
@@ -112,18 +109,16 @@ def default_secrets(hub: Hub) -> SecretSource:
     return NoVault()
 
 
-class _BusConsent:
-    """Adapter: `hub.privacy.allowed(purpose)` plus its `ConsentChanged` bus event."""
+class PrivacyConsent:
+    """The privacy center's ledger: `hub.privacy.allowed(purpose)` and `ConsentChanged`."""
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
 
     def allowed(self, purpose: str) -> bool:
-        return bool(self._hub.privacy.allowed(purpose))  # type: ignore[attr-defined]
+        return bool(self._hub.privacy.allowed(purpose))
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        try:
-            from hub.privacy import ConsentChanged  # type: ignore[attr-defined]
-        except ImportError:
-            return lambda: None
+        from hub.privacy.consent import ConsentChanged
+
         return self._hub.bus.subscribe(ConsentChanged, lambda _event: callback())
