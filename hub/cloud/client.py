@@ -7,9 +7,11 @@ a connection has stood for a while.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import ssl
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import aiomqtt
@@ -60,6 +62,20 @@ def tls_context(config: CloudConfig) -> ssl.SSLContext:
     return ctx
 
 
+Purpose = Callable[[], AbstractContextManager[object]]
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt connects in an executor thread, which does not inherit context variables; run
+    that connect under the egress purpose so the privacy center's guard can tell it apart."""
+
+    purpose: Purpose = contextlib.nullcontext
+
+    def _client_connect(self) -> None:
+        with self.purpose():
+            super()._client_connect()
+
+
 def make_client(
     config: CloudConfig,
     *,
@@ -67,6 +83,7 @@ def make_client(
     password: str | None,
     tls: ssl.SSLContext | None,
     clean: bool = False,
+    purpose: Purpose | None = None,
 ) -> aiomqtt.Client:
     """A client with a persistent session (clean=False) or one that wipes it (clean=True)."""
     host, port, _ = config.endpoint()
@@ -79,7 +96,7 @@ def make_client(
         kwargs["clean_start"] = clean
     else:
         kwargs["clean_session"] = clean
-    client = aiomqtt.Client(
+    client = _Client(
         host, port,
         username=config.username, password=password if config.username else None,
         identifier=identifier,
@@ -92,4 +109,6 @@ def make_client(
         **kwargs,  # type: ignore[arg-type]
     )
     client.pending_calls_threshold = config.max_inflight + 50
+    if purpose is not None:
+        client.purpose = purpose
     return client

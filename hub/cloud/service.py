@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiomqtt
 
+from hub import egress
 from hub.auth.principal import Role
 from hub.bus import (
     AvailabilityChanged,
@@ -46,7 +47,7 @@ from hub.cloud.sources import (
 )
 from hub.cloud.topics import Topics
 from hub.devices import Device
-from hub.errors import HubError, NotFound
+from hub.errors import EgressDenied, HubError, NotFound
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -123,6 +124,7 @@ class CloudSync:
         self._leftovers_checked = False
         self._clearing: asyncio.Task[None] | None = None
         self._halting = False  # the connection is being stopped on purpose
+        self._optout = asyncio.Event()  # consent withdrawn: clear on the live connection, end
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -212,10 +214,13 @@ class CloudSync:
             return
         assert self.consent is not None
         if self._session is not None and not self.consent.allowed(CLOUD_SYNC):
-            # Opting out: stop at once, before anything else can be queued or sent.
+            # Opting out: stop at once, before anything else can be queued or sent. A live
+            # connection stops syncing now and is used once more to clear the retained
+            # messages (no new connection without consent); otherwise it is cancelled.
             self._clear_pending = True
             self._unsubscribe()
-            if self._task is not None:
+            self._optout.set()
+            if self._task is not None and not self.connected:
                 self._halting = True
                 self._task.cancel()
         self._spawn(self._reconcile(), "cloud-reconcile")
@@ -295,13 +300,16 @@ class CloudSync:
                   "and dropping the outbox")
         session = self._session
         self._unsubscribe()
+        self._optout.set()
+        if self._task is not None:  # let a live connection clear what it retained, briefly
+            await asyncio.wait({self._task}, timeout=CLEAR_TIMEOUT + 2)
         await self._stop_connection()
         self._session = None
         self.commands = None
         dropped = await self.outbox.drop()
         _LOG.info("cloud sync: dropped %d waiting messages", dropped)
-        if session is not None:
-            self._start_clearing(session)
+        if session is not None and self._clear_pending:
+            self._start_clearing(session)  # not connected at opt-out: a short clean session
 
     # -- staging from the bus ----------------------------------------------------------------
 
@@ -404,6 +412,7 @@ class CloudSync:
         assert self.consent is not None
         self._remote_allowed = self.consent.allowed(REMOTE_ACCESS)
         self._halting = False
+        self._optout.clear()
         self._task = asyncio.create_task(self._run(), name="cloud-sync")
 
     async def _stop_connection(self) -> None:
@@ -423,13 +432,15 @@ class CloudSync:
         tls = None
         if self.config.endpoint()[2]:
             tls = await asyncio.to_thread(tls_context, self.config)
-        while True:
+        while not self._optout.is_set():
             self.state = "connecting"
             since = self._hub.clock.monotonic()
             auth_error = False
             try:
+                await self._check_egress()
                 client = make_client(self.config, identifier=session.identifier,
-                                     password=session.password, tls=tls)
+                                     password=session.password, tls=tls,
+                                     purpose=self._purpose)
                 async with client:
                     self.connected = True
                     self.connects += 1
@@ -437,7 +448,9 @@ class CloudSync:
                     self.state = "connected"
                     _LOG.info("cloud sync connected to %s", self.config.broker_url)
                     await self._serve(client, session)
-            except (aiomqtt.MqttError, OSError) as exc:
+                if self._optout.is_set():
+                    return
+            except (aiomqtt.MqttError, OSError, EgressDenied) as exc:
                 self._check_cancelled()
                 auth_error = is_auth_error(exc)
                 self._failed(exc)
@@ -448,6 +461,16 @@ class CloudSync:
             delay = backoff.next(auth_error=auth_error)
             self.state = "waiting"
             await self._hub.clock.sleep(delay)
+
+    async def _check_egress(self) -> None:
+        """The privacy center's egress guard decides, with this purpose, before we connect."""
+        privacy = getattr(self._hub, "privacy", None)
+        if privacy is not None:
+            await privacy.egress.check_destination(self.config.endpoint()[0], CLOUD_SYNC)
+
+    @staticmethod
+    def _purpose() -> contextlib.AbstractContextManager[object]:
+        return egress.remote_purpose(CLOUD_SYNC)
 
     def _check_cancelled(self) -> None:
         """aiomqtt may turn a cancellation into an MqttError on the way out; never swallow
@@ -485,13 +508,26 @@ class CloudSync:
 
         spawn(self._receive(client, spawn))
         spawn(self._publish(client, spawn))
+        optout = asyncio.create_task(self._optout.wait())
         try:
-            exc = await failed
+            await asyncio.wait({failed, optout}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            optout.cancel()
             for task in list(children):
                 task.cancel()
-            await asyncio.gather(*children, return_exceptions=True)
-        raise exc
+            await asyncio.gather(optout, *children, return_exceptions=True)
+        if failed.done():
+            raise failed.result()
+        await self._clear_on(client)
+
+    async def _clear_on(self, client: aiomqtt.Client) -> None:
+        """Opt-out on the live connection: empty retained messages delete the hub's copies."""
+        topics = await self.outbox.retained_topics()
+        async with asyncio.timeout(CLEAR_TIMEOUT):
+            await asyncio.gather(*(client.publish(t, b"", qos=1, retain=True) for t in topics))
+        await self.outbox.forget_retained(topics)
+        self._clear_pending = False
+        _LOG.info("cloud sync: cleared %d retained messages on the broker", len(topics))
 
     async def _receive(self, client: aiomqtt.Client, spawn: Callable[[Any], None]) -> None:
         async for message in client.messages:  # raises MqttError when the connection drops
@@ -539,13 +575,15 @@ class CloudSync:
             topics = await self.outbox.retained_topics()
             done = False
             try:
+                await self._check_egress()
                 client = make_client(self.config, identifier=session.identifier,
-                                     password=session.password, tls=tls, clean=True)
+                                     password=session.password, tls=tls, clean=True,
+                                     purpose=self._purpose)
                 async with asyncio.timeout(CLEAR_TIMEOUT), client:
                     for topic in topics:
                         await client.publish(topic, b"", qos=1, retain=True)
                     done = True
-            except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+            except (aiomqtt.MqttError, OSError, TimeoutError, EgressDenied) as exc:
                 if not self._started:
                     raise asyncio.CancelledError from exc
                 if not done:  # a failed goodbye after every PUBACK still counts as done

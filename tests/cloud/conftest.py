@@ -68,11 +68,12 @@ def make_hub(tmp_path: Path) -> Callable[..., Any]:
 
     def make(cloud: dict[str, Any] | None, *, consent: MemoryConsent | None = None,
              vault: MemorySecrets | None = None, extra: dict[str, Any] | None = None,
-             name: str = "config.yaml") -> Hub:
+             name: str = "config.yaml", real_consent: bool = False) -> Hub:
         cfg = {"cloud": cloud or {}, **(extra or {})}
         hub = Hub(load_config(write_config(tmp_path, cfg, name=name)))
-        hub.cloud.consent = consent if consent is not None else MemoryConsent(
-            CLOUD_SYNC, REMOTE_ACCESS)
+        if not real_consent:  # else: the privacy center's ledger (hub.privacy)
+            hub.cloud.consent = consent if consent is not None else MemoryConsent(
+                CLOUD_SYNC, REMOTE_ACCESS)
         hub.cloud.secrets = vault if vault is not None else secrets()
         return hub
 

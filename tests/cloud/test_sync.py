@@ -213,11 +213,14 @@ async def test_opting_out_disconnects_clears_retained_and_drops_outbox(broker, m
             await phone.wait_for(lambda: sum(b is not None for b in phone.retained.values()) == 6)
             await wait_until(lambda: hub.cloud.outbox.depth == 0)
             retained_topics = [t for t, b in phone.retained.items() if b is not None]
+            hub_connections = broker.log_text().count(" as uone-")
             consent.set(CLOUD_SYNC, False)
-            # At once: the connection task is cancelled and nothing more is queued.
-            assert hub.cloud._task is None or hub.cloud._task.cancelling()
+            # At once: syncing stops and nothing more is queued (the live connection is only
+            # used to clear the retained copies, then closed).
+            assert hub.cloud._optout.is_set() and hub.cloud.status()["retained_clear_pending"]
             hub.states.set("virtual.temp", {"value": 7.0})
             await wait_until(lambda: not hub.cloud.status()["retained_clear_pending"])
+            await wait_until(lambda: hub.cloud._task is None)
             await phone.wait_for(lambda: all(phone.retained.get(t) is None
                                              for t in retained_topics))
             assert hub.cloud.status()["enabled"] is False
@@ -226,6 +229,9 @@ async def test_opting_out_disconnects_clears_retained_and_drops_outbox(broker, m
             assert await hub.db.fetchall("SELECT * FROM cloud_outbox") == []
             assert await hub.db.fetchall("SELECT * FROM cloud_retained") == []
             assert not any(b.get("value") == 7.0 for b in phone.applied)
+            # No new connection was opened to clear (consent is gone), and the hub left.
+            log = broker.log_text()
+            assert log.count(" as uone-") == hub_connections
         async with peer(broker, pairing, persistent=False) as later:
             await asyncio.sleep(0.5)
             assert later.retained == {} and later.applied == []
@@ -251,3 +257,19 @@ async def test_wrong_password_waits_longer(broker, make_hub, loop_hygiene):
         await asyncio.sleep(0.5)
         assert hub.cloud.connects == 0
         assert broker.connections() <= 2  # backoff after an auth refusal, not a hammering
+
+
+async def test_consent_from_the_privacy_center(broker, make_hub, loop_hygiene):
+    """The real ledger: nothing until `cloud_sync` is granted; withdrawing it opts out."""
+    hub = make_hub(cloud_section(broker), consent=None, real_consent=True)
+    async with hub:
+        await asyncio.sleep(0.3)
+        assert hub.cloud.status()["state"] == "no_consent" and broker.connections() == 0
+        await hub.privacy.set_consent("cloud_sync", True, None)
+        await wait_until(lambda: hub.cloud.connected and hub.cloud.outbox.depth == 0)
+        assert hub.cloud.status()["consent"] == {"cloud_sync": True, "remote_access": False}
+        await hub.privacy.set_consent("cloud_sync", False, None)
+        await wait_until(lambda: hub.cloud._task is None and not hub.cloud.connected)
+        await wait_until(lambda: not hub.cloud.status()["retained_clear_pending"])
+        assert hub.cloud.status()["enabled"] is False
+        assert await hub.db.fetchall("SELECT * FROM cloud_outbox") == []
