@@ -6,7 +6,7 @@ plug in with one line each, and tests and benchmarks can hand in their own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -103,10 +103,36 @@ def default_consent(hub: Hub) -> ConsentSource:
 
 
 def default_secrets(hub: Hub) -> SecretSource:
+    """The hub's credential vault (issue-6's `hub.vault`) if it has one, else nothing."""
     vault = getattr(hub, "vault", None)
-    if isinstance(vault, SecretSource):
-        return vault
-    return NoVault()
+    if vault is None:
+        return NoVault()
+    return VaultSecrets(vault)
+
+
+VAULT_KIND = "broker"  # the vault's kind for broker credentials; cloud keys live there too
+
+
+class VaultSecrets:
+    """Cloud secrets in the credential vault: kind `broker`, named by the config
+    (`password_secret`...), each a {"value": ...} entry (a broker password entered as
+    {"password": ...} is read too)."""
+
+    def __init__(self, vault: Any) -> None:
+        self._vault = vault
+
+    async def get(self, name: str) -> str | None:
+        from hub.errors import NotFound
+
+        try:
+            secret = await self._vault.get(VAULT_KIND, name)
+        except NotFound:
+            return None
+        value = secret.get("value", secret.get("password"))
+        return value if isinstance(value, str) else None
+
+    async def put(self, name: str, value: str) -> None:
+        await self._vault.put(VAULT_KIND, name, {"value": value}, {"purpose": "cloud_sync"})
 
 
 class PrivacyConsent:

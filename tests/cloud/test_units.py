@@ -128,3 +128,25 @@ def test_default_config_is_off(tmp_path):
     cfg = load_config(write_config(tmp_path)).config.cloud
     assert cfg.broker_url is None and not cfg.configured
     assert cfg.categories == ["devices", "states"]
+
+
+async def test_cloud_secrets_live_in_the_vault(tmp_path):
+    """With the credential vault (issue-6) present: keys the hub creates are sealed there."""
+    vault_mod = pytest.importorskip("hub.vault", reason="the vault (issue-6) is not merged yet")
+    from hub.cloud.sources import VaultSecrets
+    from hub.storage import Database
+
+    async with Database(tmp_path / "v.db", [vault_mod.SCHEMA]) as db:
+        from hub.clock import SystemClock
+
+        vault = vault_mod.Vault(db, tmp_path, SystemClock())
+        await vault.open()
+        try:
+            secrets = VaultSecrets(vault)
+            assert await secrets.get("cloud/sync_key") is None
+            await secrets.put("cloud/sync_key", "a2V5")
+            assert await secrets.get("cloud/sync_key") == "a2V5"
+            await vault.put("broker", "home", {"password": "s3cret"})
+            assert await secrets.get("home") == "s3cret"
+        finally:
+            vault.close()
