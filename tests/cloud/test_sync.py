@@ -273,3 +273,32 @@ async def test_consent_from_the_privacy_center(broker, make_hub, loop_hygiene):
         await wait_until(lambda: not hub.cloud.status()["retained_clear_pending"])
         assert hub.cloud.status()["enabled"] is False
         assert await hub.db.fetchall("SELECT * FROM cloud_outbox") == []
+
+
+async def test_restricted_users_events_are_not_synced(broker, make_hub, loop_hygiene):
+    from hub.bus import DeviceEvent
+
+    hub = make_hub(cloud_section(broker, categories=["events"]))
+    async with hub:
+        await hub.privacy.set_user_subject("u-kid", None, restricted=True)
+        await wait_until(lambda: hub.cloud.connected and hub.cloud.outbox.depth == 0)
+        async with peer(broker, pairing_for(hub)) as phone:
+            now = hub.clock.time()
+            hub.bus.publish(DeviceEvent("virtual.button", "unlock", {"user_id": "u-kid"}, now))
+            hub.bus.publish(DeviceEvent("virtual.button", "unlock", {"user_id": "u-mum"}, now))
+            await phone.wait_for(lambda: any(b.get("data", {}).get("user_id") == "u-mum"
+                                             for b in phone.applied))
+            await wait_until(lambda: hub.cloud.outbox.depth == 0)
+            assert not any(b.get("data", {}).get("user_id") == "u-kid" for b in phone.applied)
+
+
+async def test_mqtt_311_works_too(broker, make_hub, loop_hygiene):
+    hub = make_hub(cloud_section(broker, protocol="3.1.1", categories=["states"]))
+    async with hub:
+        async with peer(broker, pairing_for(hub)) as phone:
+            await wait_until(lambda: hub.cloud.connected)
+            answer = await phone.command("virtual.lamp", "turn_on")
+            assert answer["ok"] is True
+            await phone.wait_for(lambda: any(b.get("device") == "virtual.lamp"
+                                             and b.get("value") is True for b in phone.applied))
+    assert "(p2, c0" in broker.log_text()  # mosquitto: p2 = MQTT 3.1.1; c0 = persistent
