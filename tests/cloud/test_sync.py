@@ -302,3 +302,17 @@ async def test_mqtt_311_works_too(broker, make_hub, loop_hygiene):
             await phone.wait_for(lambda: any(b.get("device") == "virtual.lamp"
                                              and b.get("value") is True for b in phone.applied))
     assert "(p2, c0" in broker.log_text()  # mosquitto: p2 = MQTT 3.1.1; c0 = persistent
+
+
+async def test_client_certificate_authentication(broker, make_hub, loop_hygiene):
+    section = cloud_section(broker, categories=["states"])
+    section.update(broker_url=f"mqtts://127.0.0.1:{broker.mtls_port}",
+                   client_cert=str(broker.pki.client_cert),
+                   client_key=str(broker.pki.client_key))
+    section.pop("username")
+    section.pop("password_secret")
+    hub = make_hub(section)
+    async with hub:
+        await wait_until(lambda: hub.cloud.connected and hub.cloud.outbox.depth == 0)
+        assert hub.cloud.outbox.delivered > 0
+    assert "u'uone-hub'" in broker.log_text()  # the certificate's CN was the identity

@@ -36,6 +36,8 @@ class Pki:
     server_cert: Path
     server_key: Path
     other_ca: Path
+    client_cert: Path  # CN=uone-hub, signed by `ca` (for mutual TLS)
+    client_key: Path
 
 
 def make_pki(directory: Path) -> Pki:
@@ -53,9 +55,14 @@ def make_pki(directory: Path) -> Pki:
         "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt")
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=other-ca",
         "-keyout", "other.key", "-out", "other.crt")
-    os.chmod(directory / "server.key", 0o600)
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=uone-hub",
+        "-keyout", "client.key", "-out", "client.csr")
+    run("x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-out", "client.crt")
+    for key in ("server.key", "client.key", "ca.key", "other.key"):
+        os.chmod(directory / key, 0o600)
     return Pki(directory / "ca.crt", directory / "server.crt", directory / "server.key",
-               directory / "other.crt")
+               directory / "other.crt", directory / "client.crt", directory / "client.key")
 
 
 def free_port() -> int:
@@ -65,7 +72,8 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    """One broker process: TLS + password listener (`port`), plus a plain loopback one."""
+    """One broker process: TLS + password listener (`port`), a mutual-TLS one (`mtls_port`,
+    the client certificate's CN is the username) and a plain loopback one (`plain_port`)."""
 
     def __init__(self, directory: Path, pki: Pki, users: dict[str, str]) -> None:
         self.dir = directory
@@ -74,6 +82,7 @@ class Mosquitto:
         self.users = users
         self.port = free_port()
         self.plain_port = free_port()
+        self.mtls_port = free_port()
         self.log = self.dir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
         passwd = self.dir / "passwd"
@@ -99,6 +108,13 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous false\n"
             f"password_file {passwd}\n"
+            f"cafile {pki.ca}\n"
+            f"certfile {pki.server_cert}\n"
+            f"keyfile {pki.server_key}\n"
+            f"listener {self.mtls_port} 127.0.0.1\n"
+            "allow_anonymous false\n"
+            "require_certificate true\n"
+            "use_identity_as_username true\n"
             f"cafile {pki.ca}\n"
             f"certfile {pki.server_cert}\n"
             f"keyfile {pki.server_key}\n"
