@@ -153,7 +153,10 @@ class Outbox:
         await self._wake.wait()
         self._wake.clear()
         target = self._commit_target
-        while self._db.stats.commits < target:  # noqa: ASYNC110 (no event to wait on)
+        # Bounded: a batch that failed to commit is not waited for forever (the caller
+        # re-reads the table either way).
+        deadline = self._clock.monotonic() + max(2.0, 3 * self._db.commit_interval)
+        while self._db.stats.commits < target and self._clock.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.002)
 
     def poke(self) -> None:

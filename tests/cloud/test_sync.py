@@ -8,6 +8,7 @@ import sqlite3
 
 import aiomqtt
 
+from hub.cloud.crypto import open_envelope
 from hub.cloud.service import AutomationsChanged
 from hub.cloud.sources import CLOUD_SYNC, REMOTE_ACCESS, MemoryConsent, NoConsent
 from tests.cloud.conftest import USERS, cloud_section, pairing_for, peer
@@ -127,6 +128,7 @@ async def test_eavesdropper_sees_only_ciphertext(broker, make_hub, loop_hygiene)
         task = asyncio.create_task(sniff())
         async with hub:
             wrong = pairing_for(hub)
+            pairing_for_keys = wrong.keys()
             from dataclasses import replace
 
             wrong_key = replace(wrong, sync_key=bytes(32))
@@ -137,6 +139,14 @@ async def test_eavesdropper_sees_only_ciphertext(broker, make_hub, loop_hygiene)
                 # Someone with broker access but another key can decrypt nothing.
                 assert stranger.applied == [] and stranger.retained == {}
         task.cancel()
+    # With the right key: what is synced holds no secrets (password, keys, tokens).
+    keys = pairing_for_keys
+    secrets_seen = [USERS["hub"], "hub-pass", "token", "password", "vault"]
+    for topic, payload in captured:
+        if payload and "/c/" not in topic and "/a/" not in topic:
+            _seq, body = open_envelope(keys.enc, keys.hub_id, topic, payload)
+            text = json.dumps(body)
+            assert not any(s in text for s in secrets_seen), text[:200]
     names = [b"Lamp", b"living", b"virtual.lamp", b"Temperature", b"hall", b"\"on\""]
     for topic, payload in captured:
         for word in ("lamp", "living", "virtual", "hall", "temp"):
