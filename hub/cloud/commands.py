@@ -28,6 +28,7 @@ _LOG = logging.getLogger(__name__)
 
 # The least role of the local `POST /api/devices/{device_id}/commands` (a test keeps them equal).
 COMMAND_ROLE = Role.GUEST
+MAX_INFLIGHT = 32  # commands being handled at once; more are refused as "busy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,20 @@ class RemoteCommands:
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self._last_purge = 0.0
+        self._inflight = 0
 
     async def handle(self, topic: str, payload: bytes) -> None:
+        """One message from a command topic; never raises (answers or counts instead)."""
+        if self._inflight >= MAX_INFLIGHT:  # a flood is shed before any work
+            self._reject("busy")
+            return
+        self._inflight += 1
+        try:
+            await self._handle(topic, payload)
+        finally:
+            self._inflight -= 1
+
+    async def _handle(self, topic: str, payload: bytes) -> None:
         tid = topic.rsplit("/", 1)[-1]
         client = self._clients.get(tid)
         if client is None or topic != self._topics.commands(tid):
