@@ -81,6 +81,11 @@ class CloudConfig:
     )
     backoff_initial: float = option(1.0, doc="First reconnect wait, seconds.", min=0.01)
     backoff_max: float = option(300.0, doc="Longest reconnect wait, seconds.", min=0.1)
+    max_delay: float | None = option(
+        None, doc="Commit (and so publish) a synced change within this many seconds instead of "
+        "waiting for storage.commit_interval; lower latency, more SD-card writes. "
+        "null: follow commit_interval.", min=0.0, max=60.0,
+    )
     max_inflight: int = option(
         100, doc="Messages published and waiting for PUBACK at once.", min=1, max=65535
     )

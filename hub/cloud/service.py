@@ -124,6 +124,7 @@ class CloudSync:
         self._leftovers_checked = False
         self._clearing: asyncio.Task[None] | None = None
         self._halting = False  # the connection is being stopped on purpose
+        self._nudge_timer: asyncio.TimerHandle | None = None
         self._optout = asyncio.Event()  # consent withdrawn: clear on the live connection, end
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -328,6 +329,9 @@ class CloudSync:
         self._undo.append(self.outbox.before_seal(self._coalesce))
 
     def _unsubscribe(self) -> None:
+        if self._nudge_timer is not None:
+            self._nudge_timer.cancel()
+            self._nudge_timer = None
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
@@ -346,6 +350,7 @@ class CloudSync:
             "type": "state", "device": event.device_id, "attribute": event.attribute,
             "value": event.new, "ts": event.ts})
         self._dirty_devices.add(event.device_id)
+        self._soon()
 
     def _on_available(self, event: AvailabilityChanged) -> None:
         if self._session is not None and self._synced(event.device_id) is not None:
@@ -360,10 +365,23 @@ class CloudSync:
         self.outbox.add(session.topics.stream, session.keys.enc, {
             "type": "event", "device": event.device_id, "event": event.event_type,
             "data": event.data, "ts": event.ts})
+        self._soon()
 
     def _on_registry(self, event: DeviceRegistryChanged) -> None:
         self._devices_dirty = True
         self._dirty_devices.add(event.device_id)
+        self._soon()
+
+    def _soon(self) -> None:
+        """With `max_delay`: have the storage batch commit (and so publish) within it."""
+        delay = self.config.max_delay
+        if delay is None or self._nudge_timer is not None:
+            return
+        self._nudge_timer = asyncio.get_running_loop().call_later(delay, self._nudge)
+
+    def _nudge(self) -> None:
+        self._nudge_timer = None
+        self._hub.db.nudge()
 
     def _stage_automations(self) -> None:
         session = self._session

@@ -326,3 +326,17 @@ async def test_client_certificate_authentication(broker, make_hub, loop_hygiene)
         await wait_until(lambda: hub.cloud.connected and hub.cloud.outbox.depth == 0)
         assert hub.cloud.outbox.delivered > 0
     assert "u'uone-hub'" in broker.log_text()  # the certificate's CN was the identity
+
+
+async def test_max_delay_publishes_before_the_commit_interval(broker, make_hub, loop_hygiene):
+    hub = make_hub(cloud_section(broker, categories=["states"], max_delay=0.05),
+                   extra={"storage": {"commit_interval": 30.0}})
+    async with hub:
+        await hub.db.flush()
+        async with peer(broker, pairing_for(hub)) as phone:
+            await wait_until(lambda: hub.cloud.connected)
+            started = asyncio.get_running_loop().time()
+            hub.states.set("virtual.temp", {"value": 1234.0})
+            await phone.wait_for(lambda: any(b.get("value") == 1234.0 for b in phone.applied),
+                                 5)
+            assert asyncio.get_running_loop().time() - started < 2.0  # not 30 s
