@@ -18,6 +18,8 @@ from hub.audit import SCHEMA as AUDIT_SCHEMA
 from hub.audit import AuditLog
 from hub.auth.service import SCHEMA as AUTH_SCHEMA
 from hub.auth.service import AccountService
+from hub.automation.engine import AutomationEngine
+from hub.automation.storage import SCHEMA as AUTOMATION_SCHEMA
 from hub.bus import EventBus, HubStarted
 from hub.clock import Clock, SystemClock
 from hub.cloud.service import SCHEMA as CLOUD_SCHEMA
@@ -25,6 +27,8 @@ from hub.cloud.service import CloudSync
 from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
+from hub.discovery.registry import SCHEMA as DISCOVERY_SCHEMA
+from hub.discovery.service import DiscoveryService
 from hub.loader import IntegrationHost
 from hub.privacy.center import PrivacyCenter
 from hub.privacy.schema import SCHEMA as PRIVACY_SCHEMA
@@ -39,8 +43,8 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, PRIVACY_SCHEMA,
-            CLOUD_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, DISCOVERY_SCHEMA,
+            AUTOMATION_SCHEMA, PRIVACY_SCHEMA, CLOUD_SCHEMA]
 
 
 class Hub:
@@ -68,9 +72,11 @@ class Hub:
         self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
                                    self.state_dir)
         self.privacy = PrivacyCenter(self)
+        self.discovery = DiscoveryService(self)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
+        self.automations = AutomationEngine(self)
         self.cloud = CloudSync(self)
         self._stack: contextlib.AsyncExitStack | None = None
         self.running = False
@@ -104,6 +110,10 @@ class Hub:
             stack.push_async_callback(self.cloud.stop)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
+            await self.discovery.start()
+            stack.push_async_callback(self.discovery.stop)
+            await self.automations.start()
+            stack.push_async_callback(self.automations.stop)
         except BaseException:
             await stack.aclose()
             raise
@@ -135,4 +145,5 @@ class Hub:
             "onboarding_required": self.auth.needs_owner,
             "storage": self.db.stats.as_dict(),
             "bus": {"published": self.bus.published, "dropped": self.bus.dropped},
+            "discovery": self.discovery.health(),
         }

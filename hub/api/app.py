@@ -22,6 +22,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "websocket",
     "openapi",
     "dashboard",
+    "automations",
+    "discovery",
     "privacy",
     "backups",
     "cloud",
