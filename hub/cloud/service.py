@@ -119,6 +119,7 @@ class CloudSync:
         self._dirty_devices: set[str] = set()
         self._devices_dirty = False
         self._automations: tuple[dict[str, Any], ...] | None = None
+        self._automations_signature: Any = None
         self._clear_pending = False
         self._started = False
         self._leftovers_checked = False
@@ -383,12 +384,24 @@ class CloudSync:
         self._nudge_timer = None
         self._hub.db.nudge()
 
+    def _automation_list(self) -> tuple[list[dict[str, Any]], Any]:
+        """The automations to sync and a cheap signature that changes when they do."""
+        engine = getattr(self._hub, "automations", None)
+        if engine is None:  # no engine: the YAML definitions (or what was pushed to us)
+            items = [{"id": a.get("id"), "enabled": True, "definition": a}
+                     for a in (self._automations or ())]
+            return items, None
+        entries = list(engine)
+        signature = tuple((e.id, id(e.raw), e.enabled) for e in entries)
+        return [{"id": e.id, "enabled": e.enabled, "definition": e.raw} for e in entries], \
+            signature
+
     def _stage_automations(self) -> None:
         session = self._session
         if session is None or "automations" not in self.config.categories:
             return
-        definitions = [a for a in (self._automations or ())
-                       if not _mentions(a, self.user_restricted)]
+        items, self._automations_signature = self._automation_list()
+        definitions = [a for a in items if not _mentions(a, self.user_restricted)]
         body = {"type": "automations", "automations": definitions,
                 "ts": self._hub.clock.time()}
         self.outbox.add(session.topics.stream, session.keys.enc, body)
@@ -408,6 +421,10 @@ class CloudSync:
             self.outbox.add(session.topics.stream, session.keys.enc, body)
             self.outbox.add(session.topics.devices, session.keys.enc, body, retain=True)
         self._devices_dirty = False
+        if "automations" in cats and getattr(self._hub, "automations", None) is not None:
+            _items, signature = self._automation_list()
+            if signature != self._automations_signature:  # created, replaced, (dis)abled...
+                self._stage_automations()
         dirty, self._dirty_devices = self._dirty_devices, set()
         if "states" not in cats:
             return

@@ -9,9 +9,14 @@ import sqlite3
 import aiomqtt
 
 from hub.cloud.crypto import open_envelope
-from hub.cloud.service import AutomationsChanged
 from hub.cloud.sources import CLOUD_SYNC, REMOTE_ACCESS, MemoryConsent, NoConsent
 from tests.cloud.conftest import USERS, cloud_section, pairing_for, peer
+
+BUTTON = {"type": "event", "device": "virtual.button", "event": "press"}
+MOTION_ON = {"type": "command", "device": "virtual.motion", "command": "set",
+             "params": {"value": True}}
+A1 = {"id": "a1", "triggers": [BUTTON], "actions": [MOTION_ON]}
+A2 = {"id": "a2", "triggers": [BUTTON], "actions": [MOTION_ON, MOTION_ON]}
 
 
 async def commit(hub) -> None:
@@ -41,18 +46,19 @@ async def test_consent_off_opens_no_connection(broker, make_hub, loop_hygiene, t
 
 
 async def test_each_category_synced_and_retained(broker, make_hub, loop_hygiene):
-    hub = make_hub(cloud_section(broker), extra={
-        "automations": [{"id": "a1", "trigger": {"device": "virtual.button"}}]})
+    hub = make_hub(cloud_section(broker), extra={"automations": [A1]})
     async with hub:
         async with peer(broker, pairing_for(hub)) as phone:
             await wait_until(lambda: hub.cloud.connected)
             # the snapshot sent at enable is retained; changes from now on are streamed
             await phone.wait_for(lambda: phone.retained.get(phone.topics.automations)
                                  is not None)
-            assert phone.retained[phone.topics.automations]["automations"] == [
-                {"id": "a1", "trigger": {"device": "virtual.button"}}]
+            await phone.wait_for(lambda: [a["id"] for a in phone.retained[
+                phone.topics.automations]["automations"]] == ["a1"])
+            assert phone.retained[phone.topics.automations]["automations"][0] == {
+                "id": "a1", "enabled": True, "definition": A1}
             await hub.devices.update("virtual.lamp", name="Desk lamp")
-            hub.bus.publish(AutomationsChanged(({"id": "a2", "trigger": "sunset"},)))
+            await hub.automations.create(A2)
             await hub.integrations.command("virtual.lamp", "turn_on", {})
             await hub.integrations.command("virtual.button", "press", {})
             await hub.integrations.command("virtual.temp", "set", {"value": 21.5})
@@ -61,7 +67,7 @@ async def test_each_category_synced_and_retained(broker, make_hub, loop_hygiene)
                                  and any(b["type"] == "state" and b["device"] == "virtual.temp"
                                          and b["value"] == 21.5 for b in phone.applied)
                                  and any(b["type"] == "automations"
-                                         and b["automations"][0]["id"] == "a2"
+                                         and len(b["automations"]) == 2
                                          for b in phone.applied)
                                  and any(b["type"] == "devices" and "Desk lamp" in json.dumps(b)
                                          for b in phone.applied))
@@ -75,7 +81,8 @@ async def test_each_category_synced_and_retained(broker, make_hub, loop_hygiene)
             assert any(b["type"] == "event" and b["device"] == "virtual.button"
                        and b["event"] == "press" for b in phone.applied)
             autos = [b for b in phone.applied if b["type"] == "automations"][-1]
-            assert autos["automations"] == [{"id": "a2", "trigger": "sunset"}]
+            assert {a["id"]: a["definition"] for a in autos["automations"]} == {
+                "a1": A1, "a2": A2}
             await phone.wait_for(lambda: (phone.device_state("virtual.temp") or {}).get(
                 "attributes", {}).get("value", {}).get("value") == 21.5)
             assert phone.applied_seqs == sorted(phone.applied_seqs)
