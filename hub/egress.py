@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import ipaddress
 import logging
 import socket
@@ -54,14 +55,31 @@ def is_local(address: str | Address) -> bool:
     return any(ip in net for net in _LOCAL_NETS if net.version == ip.version)
 
 
+def system_resolvers(path: str = "/etc/resolv.conf") -> tuple[str, ...]:
+    """The name servers glibc will ask (a name lookup is a packet to one of them)."""
+    try:
+        lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+    except OSError:
+        return ()
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            out.append(parts[1])
+    return tuple(out)
+
+
 class EgressGuard:
     """The hub's egress policy; `allowed(purpose)` is the consent ledger's answer."""
 
-    def __init__(self, allowed: Callable[[str], bool], on_denied: DeniedHook | None = None):
+    def __init__(self, allowed: Callable[[str], bool], on_denied: DeniedHook | None = None,
+                 resolvers: tuple[str, ...] | None = None):
         self._allowed = allowed
         self.on_denied = on_denied
+        self.resolvers = system_resolvers() if resolvers is None else resolvers
         self.denied = 0
         self._logged: set[str] = set()
+        self._granted: dict[str, str] = {}  # public address -> the purpose it was checked for
         self.active = True
 
     def remote_allowed(self, purpose: str | None) -> bool:
@@ -70,14 +88,31 @@ class EgressGuard:
             return purpose in REMOTE_PURPOSES and self._allowed(purpose)
         return False
 
+    def check_lookup(self, name: str) -> None:
+        """A name lookup goes to the system's resolvers: refused when one of them is outside
+        the LAN and neither remote purpose has consent (local names never leave)."""
+        if not self.active or _local_name(name):
+            return
+        public = [r for r in self.resolvers if not is_local(r)]
+        if not public or any(self.remote_allowed(p) for p in REMOTE_PURPOSES):
+            return
+        self._deny(public[0], None, f"name lookup of {name}")
+
     def check_address(self, address: str, purpose: str | None = None, where: str = "") -> None:
         """Raise EgressDenied unless `address` (an IP literal) may be reached for `purpose`."""
         if not self.active or is_local(address) or self.remote_allowed(purpose):
             return
+        granted = self._granted.get(address.split("%", 1)[0])
+        if granted is not None and self.remote_allowed(granted):
+            return  # announced by check_destination for a purpose that still has consent
         self._deny(address, purpose, where)
 
     async def check_destination(self, host: str, purpose: str | None = None) -> list[str]:
-        """Resolve `host` and check every address; return the addresses (all allowed)."""
+        """Resolve `host` and check every address; return the addresses (all allowed).
+
+        Addresses allowed for a consented remote purpose are remembered for it, so a library
+        that connects from its own thread (paho-mqtt, say) passes the process backstop too,
+        for as long as that consent holds."""
         try:
             ipaddress.ip_address(host.split("%", 1)[0])
             addresses = [host]
@@ -86,6 +121,10 @@ class EgressGuard:
             addresses = sorted({str(info[4][0]) for info in infos})
         for address in addresses:
             self.check_address(address, purpose, where=host)
+        if purpose is not None and self.remote_allowed(purpose):
+            for address in addresses:
+                if not is_local(address) and len(self._granted) < 256:
+                    self._granted[address.split("%", 1)[0]] = purpose
         return addresses
 
     def _deny(self, address: str, purpose: str | None, where: str) -> None:
@@ -102,10 +141,36 @@ class EgressGuard:
                 self.on_denied(address, purpose, where)
             except Exception:  # reporting must never turn a refusal into something else
                 _LOG.exception("egress refusal hook failed")
+        context = f" ({where})" if where and where != address else ""
         raise EgressDenied(
-            f"connection to {address} refused: it is outside the local network and neither "
-            "cloud_sync nor remote_access consent is given"
+            f"connection to {address}{context} refused: it is outside the local network and "
+            "neither cloud_sync nor remote_access consent is given"
         )
+
+
+def _local_name(name: str) -> bool:
+    """IP literals and names that are answered without asking a DNS server."""
+    n = name.rstrip(".").lower()
+    if n in ("", "localhost") or n.endswith((".local", ".localhost")):
+        return True
+    try:
+        ipaddress.ip_address(n.split("%", 1)[0])
+        return True
+    except ValueError:
+        return n in _hosts_file_names()
+
+
+@functools.lru_cache(maxsize=1)
+def _hosts_file_names() -> frozenset[str]:
+    try:
+        text = open("/etc/hosts", encoding="utf-8", errors="replace").read()
+    except OSError:
+        return frozenset()
+    names = set()
+    for line in text.splitlines():
+        parts = line.split("#", 1)[0].split()
+        names.update(p.lower() for p in parts[1:])
+    return frozenset(names)
 
 
 # -- aiohttp and raw asyncio ----------------------------------------------------------------
@@ -145,7 +210,8 @@ async def open_connection(guard: EgressGuard, host: str, port: int, *,
 _GUARDS: weakref.WeakSet[EgressGuard] = weakref.WeakSet()
 _HOOK_LOCK = threading.Lock()
 _HOOK_INSTALLED = False
-_AUDITED = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg"})
+_AUDITED = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg",
+                      "socket.getaddrinfo"})
 _PURPOSE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "uone_egress_purpose", default=None
 )
@@ -184,6 +250,14 @@ class remote_purpose:
 
 def _audit_hook(event: str, args: tuple[Any, ...]) -> None:
     if event not in _AUDITED or not _GUARDS:
+        return
+    if event == "socket.getaddrinfo":
+        name = args[0]
+        if isinstance(name, bytes):
+            name = name.decode("ascii", "replace")
+        if isinstance(name, str) and name:
+            for guard in list(_GUARDS):
+                guard.check_lookup(name)
         return
     sock, address = args[0], args[1]
     try:

@@ -71,8 +71,8 @@ class Hub:
         self.audit = AuditLog(self.db, self.clock)
         self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
                                    self.state_dir)
-        self.privacy = PrivacyCenter(self)
         self.discovery = DiscoveryService(self)
+        self.privacy = PrivacyCenter(self)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )

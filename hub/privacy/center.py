@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from hub import egress
 from hub.auth.principal import Principal, Role
 from hub.bus import Event, Notification
-from hub.errors import Conflict, PermissionDenied, ValidationError
+from hub.errors import ConfigError, Conflict, PermissionDenied, ValidationError
 from hub.privacy import backup
 from hub.privacy import erase as erasure
 from hub.privacy.auditchain import ChainReport, verify_chain
-from hub.privacy.consent import Consent, ConsentLedger
+from hub.privacy.consent import PURPOSES, Consent, ConsentLedger
 from hub.privacy.export import ExportSource, ExportStats, Sink, export_to_file, write_export
 from hub.privacy.retention import RetentionJob
 
@@ -69,6 +69,14 @@ class RestrictionChanged(Event):
         return self.subject_id
 
 
+@dataclass(frozen=True, slots=True)
+class LocationChanged(Event):
+    """The home's coordinates were set or deleted (sun-based schedules recompute)."""
+
+    kind: ClassVar[str] = "location_changed"
+    available: bool
+
+
 @dataclass(slots=True)
 class _Subject:
     restricted: bool = False
@@ -102,6 +110,12 @@ class PrivacyCenter:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        unknown = sorted(set(self.config.terms_changed) - set(PURPOSES))
+        if unknown:
+            doc = self.hub.loaded.document
+            raise ConfigError([doc.problem(
+                ("privacy", "terms_changed", name),
+                f"unknown purpose (known: {', '.join(PURPOSES)})") for name in unknown])
         await self.consents.load()
         await self._load_location()
         for row in await self.hub.db.fetchall("SELECT * FROM privacy_subjects"):
@@ -165,6 +179,7 @@ class PrivacyCenter:
         )
         self._location = Location(latitude, longitude, elevation,
                                   self.hub.config.location.time_zone)
+        self.hub.bus.publish(LocationChanged(True))
         await self.audit(actor, "location.set", "home", {})
         return self._location
 
@@ -186,7 +201,10 @@ class PrivacyCenter:
             await self.set_location(cfg.latitude, cfg.longitude, cfg.elevation, actor=None)
 
     async def _forget_location(self) -> None:
+        had = self._location is not None
         self._location = None
+        if had:
+            self.hub.bus.publish(LocationChanged(False))
         await self.hub.db.write("DELETE FROM privacy_location")
         await self.hub.db.checkpoint()
 
@@ -222,6 +240,9 @@ class PrivacyCenter:
     async def set_user_subject(self, user_id: str, actor: str | None, *,
                                restricted: bool | None = None,
                                presence_objection: bool | None = None) -> dict[str, Any]:
+        auth = getattr(self.hub, "auth", None)
+        if auth is not None:
+            auth.user(user_id)  # NotFound for an unknown user
         subject = self._subjects.get(user_id) or _Subject()
         new = _Subject(subject.restricted if restricted is None else restricted,
                        subject.presence_objection if presence_objection is None
@@ -412,7 +433,7 @@ class PrivacyCenter:
         _LOG.warning("privacy signal %s: %s", kind, message)
         await self.audit(None, f"signal.{kind}", safe.get("target"), safe)
 
-    async def login_failed(self, username: str, address: str | None) -> None:
+    async def login_failed(self, username: str | None, address: str | None) -> None:
         """Auth calls this for every failed sign-in; a burst in the window notifies the owner."""
         now = self.hub.clock.monotonic()
         window = self.config.failed_login_window

@@ -14,6 +14,8 @@ class RetentionConfig:
     history_days: float = option(10.0, doc="State history kept, days.", min=0.01)
     events_days: float = option(30.0, doc="Device events kept, days.", min=0.01)
     audit_days: float = option(365.0, doc="Audit log entries kept, days.", min=1)
+    sign_ins_days: float = option(
+        90.0, doc="Sign-in history (when, from which address) kept, days.", min=1)
     interval: float = option(
         3600.0, doc="Seconds between purge runs.", min=1.0, max=86_400.0
     )

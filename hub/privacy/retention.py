@@ -35,6 +35,7 @@ CLASSES = (
     DataClass("history", "history", "history_days"),
     DataClass("events", "events", "events_days"),
     DataClass("audit", "audit", "audit_days"),
+    DataClass("sign_ins", "logins", "sign_ins_days"),
 )
 
 
@@ -95,9 +96,12 @@ class RetentionJob:
         db = self.hub.db
         total = 0
         while True:
+            # the newest audit row always stays: it is the head the next entry chains onto
+            keep_head = (" AND id < (SELECT max(id) FROM audit)" if cls.table == "audit"
+                         else "")
             rows = await db.fetchall(
                 f"SELECT id{', hash' if cls.table == 'audit' else ''} FROM {cls.table} "
-                "WHERE ts < ? ORDER BY id LIMIT ?", (cutoff, self.config.batch))
+                f"WHERE ts < ?{keep_head} ORDER BY id LIMIT ?", (cutoff, self.config.batch))
             if not rows:
                 return total
             ids = [r["id"] for r in rows]

@@ -297,16 +297,20 @@ async def test_restricted_users_events_are_not_synced(broker, make_hub, loop_hyg
 
     hub = make_hub(cloud_section(broker, categories=["events"]))
     async with hub:
-        await hub.privacy.set_user_subject("u-kid", None, restricted=True)
+        from hub.auth.principal import Role
+
+        kid = await hub.auth.create_user("kid", "correct horse battery", Role.GUEST)
+        mum = await hub.auth.create_user("mum", "correct horse battery", Role.MEMBER)
+        await hub.privacy.set_user_subject(kid.id, None, restricted=True)
         await wait_until(lambda: hub.cloud.connected and hub.cloud.outbox.depth == 0)
         async with peer(broker, pairing_for(hub)) as phone:
             now = hub.clock.time()
-            hub.bus.publish(DeviceEvent("virtual.button", "unlock", {"user_id": "u-kid"}, now))
-            hub.bus.publish(DeviceEvent("virtual.button", "unlock", {"user_id": "u-mum"}, now))
-            await phone.wait_for(lambda: any(b.get("data", {}).get("user_id") == "u-mum"
+            hub.bus.publish(DeviceEvent("virtual.button", "unlock", {"user_id": kid.id}, now))
+            hub.bus.publish(DeviceEvent("virtual.button", "unlock", {"user_id": mum.id}, now))
+            await phone.wait_for(lambda: any(b.get("data", {}).get("user_id") == mum.id
                                              for b in phone.applied))
             await wait_until(lambda: hub.cloud.outbox.depth == 0)
-            assert not any(b.get("data", {}).get("user_id") == "u-kid" for b in phone.applied)
+            assert not any(b.get("data", {}).get("user_id") == kid.id for b in phone.applied)
 
 
 async def test_mqtt_311_works_too(broker, make_hub, loop_hygiene):

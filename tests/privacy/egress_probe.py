@@ -47,6 +47,7 @@ async def _main(config_path: str, ready_path: str) -> None:
 
     from hub import egress
     from hub.api.server import ApiServer
+    from hub.auth.principal import Principal, Role
     from hub.config import load_config
     from hub.errors import EgressDenied
     from hub.hub import Hub
@@ -62,9 +63,13 @@ async def _main(config_path: str, ready_path: str) -> None:
             await hub.integrations.command("virtual.temp", "set", {"value": 21.5})
         await hub.privacy.set_consent("diagnostics", True, "probe")
         await hub.privacy.retention.run_once()
-        workload = getattr(hub.privacy, "probe_workload", None)
-        if workload is not None:
-            results["extra"] = await workload()
+        owner = Principal("probe", "probe", Role.OWNER)
+        export = Path(ready_path).with_name("probe-export.zip")
+        results["exported_rows"] = (await hub.privacy.export_file(owner, export)).rows
+        backup = await hub.privacy.create_backup("probe backup passphrase", owner)
+        backup.unlink()
+        await hub.privacy.erase_device("virtual.motion", owner)
+        await hub.privacy.verify_audit()
         async with aiohttp.ClientSession(
             connector=egress.guarded_connector(hub.privacy.egress)
         ) as session:

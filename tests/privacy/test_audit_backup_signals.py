@@ -96,12 +96,14 @@ async def test_retention_of_audit_keeps_the_chain_verifiable(tmp_path: Path) -> 
                 await hub.db.write("UPDATE audit SET ts=?, prev_hash=?, hash=? WHERE id=?",
                                    (ts, prev, h, r["id"]))
                 prev = h
-            hub.audit._last_hash = prev
+            await hub.audit.record(None, "new", "x", {})  # a recent one: kept
             assert (await hub.privacy.verify_audit()).ok
             deleted = await hub.privacy.retention.run_once()
             assert deleted["audit"] == 25
             report = await hub.privacy.verify_audit()
             assert report.ok, report
+            await hub.audit.record(None, "after", "x", {})
+            assert await hub.audit.verify() is None  # the API's check agrees
 
 
 async def test_breach_signals_notify_the_owner(hub: Hub) -> None:
@@ -221,3 +223,77 @@ def test_cli_export_and_backup(tmp_path: Path) -> None:
     assert r.returncode == 1 and "--force" in r.stderr
     r = cli("export", "-c", str(cfg), "-o", str(tmp_path / "x.zip"), "--user", "nobody")
     assert r.returncode == 1 and "nobody" in r.stderr
+
+
+async def test_no_addresses_are_collected_for_minors(hub: Hub, client_for) -> None:
+    kid = await client_for(Role.MEMBER, username="kid", is_minor=True)
+    adult = await client_for(Role.MEMBER, username="adult")
+    assert (await kid.get("/api/privacy/consents")).status == 200
+    assert (await adult.get("/api/privacy/consents")).status == 200
+    for _ in range(100):
+        rows = await hub.db.fetchall("SELECT token_id FROM privacy_token_addresses")
+        if rows:
+            break
+        await asyncio.sleep(0.01)
+    tokens = {r["token_id"] for r in rows}
+    assert len(tokens) == 1
+    assert not hub.privacy.may_collect_presence(kid.user.id, is_minor=True)
+
+
+async def test_cli_and_running_hub_share_one_chain(tmp_path: Path) -> None:
+    """The CLI appends to the audit log (another process) while the hub runs."""
+    cfg = write_config(tmp_path)
+    async with hygiene():
+        async with Hub(load_config(cfg)) as hub:
+            await hub.audit.record(None, "before", None, {})
+            r = await asyncio.to_thread(cli, "export", "-c", str(cfg), "-o",
+                                        str(tmp_path / "e.zip"))
+            assert r.returncode == 0, r.stderr
+            await hub.audit.record(None, "after", None, {})
+            report = await hub.privacy.verify_audit()
+            assert report.ok, report
+            actions = [x["action"] for x in await hub.db.fetchall(
+                "SELECT action FROM audit ORDER BY id")]
+            assert actions[-3:] == ["before", "privacy.export", "after"]
+
+
+async def test_failed_sign_in_burst_over_the_api_notifies(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from hub.api.app import make_app
+
+    cfg = write_config(tmp_path, {"privacy": {"failed_login_burst": 4}})
+    async with hygiene():
+        async with Hub(load_config(cfg)) as hub:
+            await hub.auth.create_user("olga", "a long passphrase", Role.OWNER)
+            sub = hub.bus.listen([Notification], name="ws")
+            client = TestClient(TestServer(make_app(hub)))
+            await client.start_server()
+            try:
+                for i in range(4):
+                    r = await client.post("/api/auth/login", json={
+                        "username": f"olga{i % 2}", "password": "guess"})
+                    assert r.status in (401, 429)
+                notes = [sub.get_nowait() for _ in range(sub.backlog)]
+            finally:
+                await client.close()
+                sub.close()
+            assert [n.title for n in notes] == ["Many failed sign-ins"]
+            assert "127.0.0.1" in notes[0].message
+            rows = await hub.db.fetchall(
+                "SELECT * FROM audit WHERE action = 'signal.failed_login_burst'")
+            assert len(rows) == 1
+
+
+async def test_signal_reaches_the_owner_websocket(hub: Hub, api_client) -> None:
+    async with api_client.ws_connect("/api/ws") as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "ready"
+        await ws.send_json({"type": "subscribe", "events": ["notification"]})
+        assert (await ws.receive_json(timeout=5))["type"] == "subscribed"
+        await hub.privacy.signal("attestation_failed", {"target": "virtual.lamp",
+                                                        "reason": "certificate chain"})
+        msg = await ws.receive_json(timeout=5)
+    assert msg["type"] == "event"
+    assert msg["event"]["type"] == "notification"
+    assert msg["event"]["title"] == "A device failed its authenticity check"
+    assert "certificate chain" in msg["event"]["message"]

@@ -91,3 +91,17 @@ async def test_consents_api(api_client) -> None:
     assert [h["action"] for h in hist] == ["granted"]
     r = await api_client.get("/api/privacy/consents/history?purpose=nope")
     assert r.status == 400
+
+
+async def test_unknown_purpose_in_terms_changed_is_a_located_config_error(tmp_path) -> None:
+    import pytest
+
+    from hub.errors import ConfigError
+
+    cfg = write_config(tmp_path, {"privacy": {"terms_changed": {"telemetry": 2}}})
+    with pytest.raises(ConfigError) as err:
+        async with hygiene():
+            async with Hub(load_config(cfg)):
+                pass
+    text = str(err.value)
+    assert "privacy.terms_changed.telemetry" in text and "config.yaml:" in text

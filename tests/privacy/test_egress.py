@@ -166,6 +166,7 @@ def test_running_hub_opens_nothing_outside_the_lan(tmp_path: Path) -> None:
     assert results["http_public"] == "refused"
     assert results["raw_public"] == "refused"
     assert results["denied"] >= 2
+    assert results["exported_rows"] > 0  # the workload exported, backed up and erased too
     assert "refused a connection to 198.51.100.20" in output
     if "audited" in results:
         assert {"203.0.113.10", "198.51.100.20"} <= set(results["audited"])
@@ -186,3 +187,42 @@ def test_running_hub_opens_nothing_outside_the_lan(tmp_path: Path) -> None:
     assert open_sockets, "no sockets seen in /proc"
     for local, remote in open_sockets:
         assert egress.is_local(remote), (local, remote)
+
+
+async def test_checked_destination_passes_the_backstop_only_while_consent_holds(
+        hub: Hub) -> None:
+    guard = hub.privacy.egress
+    await hub.privacy.set_consent("cloud_sync", True, "owner")
+    assert await guard.check_destination("203.0.113.90", "cloud_sync") == ["203.0.113.90"]
+
+    def connect_from_a_thread() -> None:  # as paho-mqtt does, without our context
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            s.connect(("203.0.113.90", 9))
+
+    with pytest.raises(OSError) as err:  # the OS refuses (no route), not the guard
+        await asyncio.to_thread(connect_from_a_thread)
+    assert not isinstance(err.value, EgressDenied)
+    with socket.socket() as s, pytest.raises(EgressDenied):  # another address: refused
+        s.connect(("203.0.113.91", 9))
+    await hub.privacy.set_consent("cloud_sync", False, "owner")
+    with pytest.raises(EgressDenied):
+        await asyncio.to_thread(connect_from_a_thread)
+
+
+async def test_name_lookups_through_a_public_resolver_need_consent(hub: Hub) -> None:
+    guard = hub.privacy.egress
+    saved = guard.resolvers
+    try:
+        guard.resolvers = ("8.8.8.8",)  # the home router hands out a public resolver
+        with pytest.raises(EgressDenied, match=r"name lookup of example\.org"):
+            socket.getaddrinfo("example.org", 443)
+        for local in ("localhost", "printer.local", "127.0.0.1", "fe80::1"):
+            guard.check_lookup(local)  # answered without asking a DNS server
+        guard.resolvers = ("192.168.1.1",)  # the router itself answers: stays on the LAN
+        guard.check_lookup("example.org")
+        guard.resolvers = ("8.8.8.8",)
+        await hub.privacy.set_consent("cloud_sync", True, "owner")
+        guard.check_lookup("broker.example.org")
+    finally:
+        guard.resolvers = saved

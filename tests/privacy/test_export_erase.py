@@ -181,3 +181,38 @@ async def test_concurrent_export_and_erase(hub: Hub, api_client) -> None:
     assert report.rows["history"] >= 800
     assert MARKER.encode() not in _all_bytes(hub.state_dir)
     assert len(await hub.states.history("virtual.lamp")) >= 400
+
+
+async def test_wifi_networks_are_exported_as_ssids_only(hub: Hub, api_client) -> None:
+    """The export asks the vault for its `wifi` entries (names and dates, never secrets).
+    The double below has the vault's read interface (issue 6: Vault.entries -> EntryInfo)."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Entry:
+        kind: str
+        name: str
+        created_at: float
+        updated_at: float
+        last_used: float | None
+        public: dict
+
+    class VaultDouble:
+        secrets = {"HomeNet": "hunter2-secret-psk", "Garden 5G": "another-secret-psk"}
+
+        async def entries(self, kind: str) -> list[Entry]:
+            assert kind == "wifi"
+            return [Entry(kind, n, 1.0, 2.0, 3.0, {"security": "wpa2"})
+                    for n in sorted(self.secrets)]
+
+    hub.vault = VaultDouble()  # type: ignore[attr-defined]
+    try:
+        data = await (await api_client.post("/api/privacy/export")).read()
+    finally:
+        del hub.vault  # type: ignore[attr-defined]
+    doc = read_export(data)
+    assert doc["account"][0]["wifi_networks"] == [
+        {"ssid": "Garden 5G", "last_used": 3.0}, {"ssid": "HomeNet", "last_used": 3.0}]
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        blob = b"".join(zf.read(n) for n in zf.namelist())
+    assert b"secret-psk" not in blob and b"wpa2" not in blob

@@ -6,7 +6,7 @@ import asyncio
 
 from hub.config import load_config
 from hub.hub import Hub
-from hub.privacy.center import RestrictionChanged
+from hub.privacy.center import LocationChanged, RestrictionChanged
 from tests.conftest import hygiene, write_config
 
 HOME = {"location": {"latitude": 52.52, "longitude": 13.405, "time_zone": "Europe/Berlin"}}
@@ -16,6 +16,8 @@ async def test_location_needs_consent_and_withdrawal_deletes_it(tmp_path) -> Non
     cfg = write_config(tmp_path, HOME)
     async with hygiene():
         async with Hub(load_config(cfg)) as hub:
+            changes: list[LocationChanged] = []
+            unsub = hub.bus.subscribe(LocationChanged, changes.append)
             assert hub.privacy.location() is None
             assert await hub.db.fetchall("SELECT * FROM privacy_location") == []
             await hub.privacy.set_consent("location", True, "owner")
@@ -27,6 +29,8 @@ async def test_location_needs_consent_and_withdrawal_deletes_it(tmp_path) -> Non
             assert hub.privacy.location() is None
             assert await hub.db.fetchall("SELECT * FROM privacy_location") == []
             assert hub.config.location.time_zone == "Europe/Berlin"  # a setting, it stays
+            unsub()
+            assert [c.available for c in changes] == [True, True, False]
     db_bytes = (tmp_path / "data" / "hub.db").read_bytes()
     import struct
 
@@ -123,6 +127,7 @@ async def test_retention_api(api_client) -> None:
     assert body["classes"]["history"]["days"] == 10
     assert body["classes"]["events"]["days"] == 30
     assert body["classes"]["audit"]["days"] == 365
+    assert body["classes"]["sign_ins"]["days"] == 90
 
 
 async def test_restriction_survives_restart(tmp_path) -> None:

@@ -29,13 +29,12 @@ _SUBJECT = obj(["user_id"], user_id=STR, restricted=BOOL, presence_objection=BOO
 _ERASURE = obj(["target", "deleted"], target=STR, deleted=obj(extra=True),
                files_removed=array(STR), restart_required=BOOL)
 
-# Until the auth middleware sets a principal, the only caller is the local owner.
-_LOCAL_OWNER = Principal("local", "local", Role.OWNER)
-
-
 def who(request: web.Request) -> Principal:
-    """The authenticated principal (the auth middleware guarantees one on protected routes)."""
-    return request.get(PRINCIPAL_KEY) or _LOCAL_OWNER
+    """The authenticated principal; fails closed if the auth middleware set none."""
+    me = request.get(PRINCIPAL_KEY)
+    if me is None:
+        raise AuthError("sign in first")
+    return me
 
 
 # -- consents ------------------------------------------------------------------------------
@@ -148,7 +147,8 @@ async def put_device_restriction(request: web.Request) -> web.Response:
 @requires(Role.GUEST)
 @describe("Restrict a user or object to automations acting on their presence ('me' for "
           "oneself; another user: owner only)", tags=("privacy",),
-          body=obj(restricted=BOOL, presence_objection=BOOL), response=_SUBJECT)
+          body=obj(restricted=BOOL, presence_objection=BOOL), response=_SUBJECT,
+          errors=(404,))
 async def put_user_restriction(request: web.Request) -> web.Response:
     """A user may restrict or object for themselves; an owner for anyone."""
     hub = request.app[HUB_KEY]
@@ -268,7 +268,8 @@ async def breach_watch(request: web.Request, handler):
     """Feeds the privacy center's breach signals: token use per address, failed sign-ins."""
     center = request.app[HUB_KEY].privacy
     me = request.get(PRINCIPAL_KEY)
-    if me is not None and me.token_id and request.remote:
+    if me is not None and me.token_id and request.remote and not me.is_minor:
+        # a minor's whereabouts (addresses) are not collected
         center.note_token_use(me.token_id, request.remote, me.username)
     try:
         response = await handler(request)
