@@ -351,3 +351,20 @@ async def test_max_delay_publishes_before_the_commit_interval(broker, make_hub, 
             await phone.wait_for(lambda: any(b.get("value") == 1234.0 for b in phone.applied),
                                  5)
             assert asyncio.get_running_loop().time() - started < 2.0  # not 30 s
+
+
+async def test_no_egress_without_consent_even_to_clear(make_hub, loop_hygiene):
+    """Consent gone while offline, broker on the internet: the privacy center's egress guard
+    refuses the clean-up connection before any socket is opened; it stays owed in the status."""
+    section = {"broker_url": "mqtts://203.0.113.7:8883", "username": "hub",
+               "password_secret": "cloud/broker_password", "backoff_initial": 5.0}
+    first = make_hub(section, consent=NoConsent())
+    async with first:
+        await first.db.write("INSERT INTO cloud_retained(topic) VALUES('uone/x/r/devices')")
+    hub = make_hub(section, consent=None, real_consent=True, name="again.yaml")
+    async with hub:
+        await wait_until(lambda: hub.cloud.last_error is not None)
+        assert "EgressDenied" in hub.cloud.last_error
+        status = hub.cloud.status()
+        assert status["retained_clear_pending"] is True and status["connects"] == 0
+        assert hub.privacy.egress.denied >= 1
