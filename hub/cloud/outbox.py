@@ -173,7 +173,7 @@ class Outbox:
         return n
 
     async def retained_topics(self) -> list[str]:
-        await self._db.write_script([])  # commit what the hooks hold (flush() may skip them)
+        await self._db.flush()  # commit what the hooks hold first
         return [r["topic"] for r in await self._db.fetchall("SELECT topic FROM cloud_retained")]
 
     async def forget_retained(self, topics: list[str]) -> None:

@@ -150,9 +150,8 @@ class CloudSync:
         for task in list(self._aux):
             task.cancel()
         await asyncio.gather(*self._aux, return_exceptions=True)
-        # What was staged before stopping commits with the hub's last batch. (An empty script
-        # forces a batch, hooks included; db.flush() skips the hooks when nothing is queued.)
-        await self._hub.db.write_script([])
+        # What was staged before stopping commits with a last batch (flush runs the hooks).
+        await self._hub.db.flush()
         self._unsubscribe()
         self.outbox.close()
         self.state = "off"

@@ -20,8 +20,8 @@ A2 = {"id": "a2", "triggers": [BUTTON], "actions": [MOTION_ON, MOTION_ON]}
 
 
 async def commit(hub) -> None:
-    """Force a storage batch, flush hooks included (db.flush() skips hook-only data)."""
-    await hub.db.write_script([])
+    """Force a storage batch, flush hooks included."""
+    await hub.db.flush()
 
 
 async def wait_until(predicate, within: float = 10.0) -> None:

@@ -134,7 +134,8 @@ class Mosquitto:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                # probe the plain listener: a probe of the TLS one would show in its counts
+                with socket.create_connection(("127.0.0.1", self.plain_port), timeout=0.2):
                     return
             except OSError:
                 time.sleep(0.01)
@@ -158,5 +159,7 @@ class Mosquitto:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def connections(self) -> int:
-        """How many client connections the broker has seen (from its log)."""
-        return self.log_text().count("New connection from")
+        """How many TCP connections the TLS listeners have seen (from the broker's log)."""
+        ports = {f"on port {self.port}.", f"on port {self.mtls_port}."}
+        return sum(1 for line in self.log_text().splitlines()
+                   if "New connection from" in line and any(p in line for p in ports))
