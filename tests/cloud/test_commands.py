@@ -137,3 +137,21 @@ async def test_no_commands_without_remote_access_consent(broker, make_hub, loop_
             assert answer["ok"] is True
 
 
+
+
+async def test_command_sent_while_hub_offline_waits_in_its_session(broker, make_hub,
+                                                                   loop_hygiene):
+    """Persistent session: the broker keeps the hub's subscription and queues commands."""
+    hub = make_hub(cloud_section(broker))
+    async with hub:
+        await wait_until(lambda: hub.cloud.connected)
+        pairing = pairing_for(hub)
+    assert hub.states.value("virtual.lamp", "on") is False
+    async with peer(broker, pairing) as phone:
+        cmd_id, topic, payload = phone.seal_command("virtual.lamp", "turn_on")
+        await phone.publish_raw(topic, payload)  # the hub is down
+        hub2 = make_hub(cloud_section(broker), name="later.yaml")
+        async with hub2:
+            await phone.wait_for(lambda: cmd_id in phone.answers)
+            assert phone.answers[cmd_id]["ok"] is True
+            assert hub2.states.value("virtual.lamp", "on") is True
