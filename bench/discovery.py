@@ -136,7 +136,16 @@ async def bench_mdns(runs: int = 5) -> list[tuple[float, float]]:
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         async with Hub(_config(Path(tmp), mdns=True)) as hub:
-            client = TestClient(TestServer(make_app(hub)))
+            headers = {}
+            auth = getattr(hub, "auth", None)
+            if auth is not None:  # sign in as an owner, as a real client would
+                from hub.auth.principal import Role
+
+                user = await auth.create_user("bench", "bench password long enough 1",
+                                              Role.OWNER)
+                token, _ = await auth.create_token(user.id, "bench")
+                headers["Authorization"] = f"Bearer {token}"
+            client = TestClient(TestServer(make_app(hub)), headers=headers)
             await client.start_server()
             device = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
             for _ in range(500):  # zeroconf opens in the background
@@ -192,6 +201,9 @@ def _in_private_netns() -> bool:
 
 
 def main() -> int:
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
     if not _in_private_netns():
         if os.geteuid() != 0 or shutil.which("ip") is None:
             print("needs root and iproute2: it runs itself in a private network namespace")

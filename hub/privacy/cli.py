@@ -109,7 +109,7 @@ async def _export(ctx: _Ctx, args: argparse.Namespace) -> int:
     from hub import __version__
     from hub.auth.principal import Principal, Role
     from hub.errors import NotFound
-    from hub.privacy.consent import ConsentLedger
+    from hub.privacy.consent import read_consents
     from hub.privacy.export import ExportSource, export_to_file
 
     db, cfg = ctx.db, ctx.loaded.config
@@ -123,10 +123,9 @@ async def _export(ctx: _Ctx, args: argparse.Namespace) -> int:
                         granted_areas=frozenset(json.loads(row["granted_areas"])))
         if who.role >= Role.OWNER:
             who = Principal(who.user_id, who.username, Role.ADMIN)  # own scope only
-    ledger = ConsentLedger(db, _NoBus(), _Clock(), cfg.privacy, _no_audit)
-    await ledger.load(apply_pauses=False)  # the CLI only looks
+    consents, _ = await read_consents(db, cfg.privacy)  # the CLI only looks
     location = None
-    if ledger.allowed("location"):
+    if "location" in consents and consents["location"].allowed:
         loc = await db.fetchone("SELECT * FROM privacy_location WHERE id = 1")
         if loc is not None:
             location = {"latitude": loc["latitude"], "longitude": loc["longitude"],
@@ -227,19 +226,3 @@ def _passphrase(args: argparse.Namespace, *, confirm: bool) -> str:
 
         raise ValidationError("passphrase", "the two passphrases differ")
     return first
-
-
-class _NoBus:
-    def publish(self, event: Any) -> None:
-        return None
-
-
-class _Clock:
-    def time(self) -> float:
-        import time
-
-        return time.time()
-
-
-async def _no_audit(*args: Any) -> None:
-    return None

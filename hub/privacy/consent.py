@@ -9,7 +9,7 @@ grants it again. Every grant, withdrawal and pause is a row in `consent_log`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from hub.bus import Event, EventBus
@@ -99,27 +99,16 @@ class ConsentLedger:
     def terms_version(self, purpose: str) -> int:
         return int(self._config.terms_changed.get(purpose, 1))
 
-    async def load(self, *, apply_pauses: bool = True) -> None:
-        """Read the ledger; pause (and log once) grants made under terms that changed since.
-
-        Without `apply_pauses` (a read-only look, e.g. the CLI) stale grants only read as
-        not allowed."""
-        for row in await self._db.fetchall("SELECT * FROM consents"):
-            if row["purpose"] not in self._consents:
-                continue  # a purpose this release no longer knows stays in the log only
-            self._consents[row["purpose"]] = Consent(
-                row["purpose"], bool(row["granted"]), row["notice_version"], row["by_user"],
-                row["ts"], bool(row["paused"]),
-            )
-        for purpose, consent in list(self._consents.items()):
-            stale = (consent.granted and not consent.paused
-                     and (consent.notice_version or 0) < self.terms_version(purpose))
-            if stale and not apply_pauses:
-                self._consents[purpose] = Consent(purpose, True, consent.notice_version,
-                                                  consent.by_user, consent.ts, True)
-            elif stale:
+    async def load(self) -> None:
+        """Read the ledger; pause (and log once) grants made under terms that changed since."""
+        stored, newly_paused = await read_consents(self._db, self._config)
+        for purpose, consent in stored.items():
+            if purpose in newly_paused:
+                self._consents[purpose] = replace(consent, paused=False)
                 await self._store(purpose, granted=True, by_user=None, action="paused",
                                   paused=True, version=consent.notice_version or 0)
+            else:
+                self._consents[purpose] = consent
 
     def allowed(self, purpose: str) -> bool:
         """True only while `purpose` is granted under its current terms."""
@@ -181,6 +170,26 @@ class ConsentLedger:
             self._bus.publish(ConsentChanged(purpose, consent.allowed, action, by_user,
                                              self.notice_version, now))
         return consent
+
+
+async def read_consents(db: Database, config: PrivacyConfig
+                        ) -> tuple[dict[str, Consent], set[str]]:
+    """The stored consents, changing nothing: a grant given under terms that changed since
+    reads as paused. Also returns those purposes (the ledger records their pause)."""
+    out: dict[str, Consent] = {}
+    newly_paused: set[str] = set()
+    for row in await db.fetchall("SELECT * FROM consents"):
+        purpose = row["purpose"]
+        if purpose not in PURPOSES:
+            continue  # a purpose this release no longer knows stays in the log only
+        paused = bool(row["paused"])
+        stale = (bool(row["granted"]) and not paused
+                 and (row["notice_version"] or 0) < int(config.terms_changed.get(purpose, 1)))
+        out[purpose] = Consent(purpose, bool(row["granted"]), row["notice_version"],
+                               row["by_user"], row["ts"], paused or stale)
+        if stale:
+            newly_paused.add(purpose)
+    return out, newly_paused
 
 
 def check_purpose(purpose: str, field: str = "purpose") -> None:

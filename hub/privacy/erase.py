@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hub.errors import NotFound
+from hub.privacy.batches import delete_in_batches
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -39,22 +40,6 @@ class ErasureReport:
         return {"target": self.target, "deleted": self.rows, "files_removed": self.files}
 
 
-async def delete_in_batches(hub: Hub, table: str, where: str, params: tuple[Any, ...],
-                            batch: int, key: str = "id") -> int:
-    """Delete matching rows a batch at a time, yielding to the loop between batches."""
-    total = 0
-    while True:
-        rows = await hub.db.fetchall(
-            f"SELECT {key} FROM {table} WHERE {where} LIMIT ?", (*params, batch))
-        if not rows:
-            return total
-        ids = [r[0] for r in rows]
-        await hub.db.write(
-            f"DELETE FROM {table} WHERE {key} IN ({','.join('?' * len(ids))})", ids)
-        total += len(ids)
-        await asyncio.sleep(0)
-
-
 async def erase_device(hub: Hub, device_id: str, batch: int) -> ErasureReport:
     """The device, its current state, its history and its events."""
     report = ErasureReport(f"device:{device_id}")
@@ -64,12 +49,12 @@ async def erase_device(hub: Hub, device_id: str, batch: int) -> ErasureReport:
     hub.states.forget(device_id)
     await hub.db.flush()  # what was queued for it reaches the table, then goes with it
     for table in ("history", "events"):
-        report.rows[table] = await delete_in_batches(hub, table, "device_id = ?",
+        report.rows[table] = await delete_in_batches(hub.db, table, "device_id = ?",
                                                      (device_id,), batch)
     await hub.db.write("DELETE FROM states WHERE device_id = ?", (device_id,))
     await hub.db.flush()
     # anything that slipped in meanwhile (a last report from the integration)
-    report.rows["history"] += await delete_in_batches(hub, "history", "device_id = ?",
+    report.rows["history"] += await delete_in_batches(hub.db, "history", "device_id = ?",
                                                       (device_id,), batch)
     if not known and not any(report.rows.values()):
         raise NotFound(f"no device {device_id!r} and no data about it: nothing to erase")
@@ -85,8 +70,8 @@ async def erase_user(hub: Hub, user_id: str, batch: int) -> ErasureReport:
     if auth is None:
         raise NotFound("this hub has no user accounts")
     auth.user(user_id)  # NotFound if gone
-    report.rows["logins"] = await delete_in_batches(hub, "logins", "user_id = ?", (user_id,),
-                                                    batch)
+    report.rows["logins"] = await delete_in_batches(hub.db, "logins", "user_id = ?",
+                                                    (user_id,), batch)
     token_ids = [r["id"] for r in await hub.db.fetchall(
         "SELECT id FROM tokens WHERE user_id = ?", (user_id,))]
     for token_id in token_ids:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hub.privacy.batches import delete_in_batches
 from hub.privacy.config import RetentionConfig
 
 if TYPE_CHECKING:
@@ -93,32 +94,20 @@ class RetentionJob:
         return deleted
 
     async def _purge(self, cls: DataClass, cutoff: float) -> int:
-        db = self.hub.db
-        total = 0
-        while True:
-            # the newest audit row always stays: it is the head the next entry chains onto
-            keep_head = (" AND id < (SELECT max(id) FROM audit)" if cls.table == "audit"
-                         else "")
-            rows = await db.fetchall(
-                f"SELECT id{', hash' if cls.table == 'audit' else ''} FROM {cls.table} "
-                f"WHERE ts < ?{keep_head} ORDER BY id LIMIT ?", (cutoff, self.config.batch))
-            if not rows:
-                return total
-            ids = [r["id"] for r in rows]
-            marks = ",".join("?" * len(ids))
-            statements: list[tuple[str, Any]] = [
-                (f"DELETE FROM {cls.table} WHERE id IN ({marks})", ids)]
-            if cls.table == "audit":
-                statements.append((
-                    "INSERT INTO privacy_audit_anchor(id, last_id, last_hash, ts) "
-                    "VALUES(1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET last_id = excluded.last_id,"
-                    " last_hash = excluded.last_hash, ts = excluded.ts",
-                    (ids[-1], rows[-1]["hash"], self.hub.clock.time())))
-            await db.write_script(statements)
-            total += len(ids)
-            await asyncio.sleep(0)  # let the API and the bus run between batches
-            if len(ids) < self.config.batch:
-                return total
+        if cls.table != "audit":
+            return await delete_in_batches(self.hub.db, cls.table, "ts < ?", (cutoff,),
+                                           self.config.batch)
+
+        def anchor(rows: list[Any]) -> list[tuple[str, Any]]:
+            return [("INSERT INTO privacy_audit_anchor(id, last_id, last_hash, ts) "
+                     "VALUES(1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET last_id = "
+                     "excluded.last_id, last_hash = excluded.last_hash, ts = excluded.ts",
+                     (rows[-1]["id"], rows[-1]["hash"], self.hub.clock.time()))]
+
+        # the newest audit row always stays: it is the head the next entry chains onto
+        return await delete_in_batches(
+            self.hub.db, "audit", "ts < ? AND id < (SELECT max(id) FROM audit)", (cutoff,),
+            self.config.batch, columns="id, hash", extra=anchor)
 
     async def _has_table(self, table: str) -> bool:
         row = await self.hub.db.fetchone(

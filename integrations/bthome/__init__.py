@@ -49,8 +49,12 @@ class BTHomeIntegration:
 
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
+        # (the schema checks only the length: a pattern error would echo the key)
         for address, key in (ctx.config.get("bind_keys") or {}).items():
-            self.keys[address.upper()] = bytes.fromhex(key)
+            try:
+                self.keys[address.upper()] = bytes.fromhex(key)
+            except ValueError:
+                ctx.log.error("bind key for %s is not 32 hex digits; ignored", address)
         for device in ctx.devices():
             if device.mac:
                 self.adopted[device.mac.upper()] = device.id

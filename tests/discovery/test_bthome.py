@@ -57,3 +57,22 @@ async def test_replayed_encrypted_advertisement_is_not_applied(hub: Hub) -> None
     assert hub.states.value("bthome.5448e68f80a5", "temperature") == 21.0
     send(hub, ENCRYPTED_MAC, 5, temperature=-5.0)  # an old counter: a replay
     assert hub.states.value("bthome.5448e68f80a5", "temperature") == 21.0
+
+
+async def test_bad_bind_keys_are_reported_without_echoing_them(
+    config_factory, caplog: pytest.LogCaptureFixture, tmp_path,
+) -> None:
+    from hub.errors import ConfigError
+    from tests.conftest import hygiene
+
+    secretish = "zz" + "1" * 30
+    caplog.set_level(logging.DEBUG)
+    async with hygiene(), Hub(config_factory({"integrations": {"virtual": {"devices": []},
+                                              "bthome": {"bind_keys": {WRONG_MAC: secretish}}}})
+                              ) as hub:
+        assert hub.integrations.loaded("bthome")
+    assert any("not 32 hex digits" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ConfigError) as err:
+        config_factory({"integrations": {"bthome": {"bind_keys": {WRONG_MAC: "abc123"}}}})
+    assert "abc123" not in str(err.value)
+    assert all(secretish not in r.getMessage() for r in caplog.records)

@@ -209,3 +209,63 @@ async def test_daemon_advertises_its_https_api_with_the_certificate_fingerprint(
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 15)
+
+
+async def test_junk_mdns_packets_do_not_break_discovery(api_client, hub: Hub,
+                                                        lan: netns.Lan) -> None:
+    """Random bytes and corrupted real responses on the wire, then a real device: found."""
+    import random
+    import socket
+
+    from zeroconf import DNSAddress, DNSOutgoing, DNSPointer, DNSService, DNSText
+    from zeroconf.const import (
+        _CLASS_IN,
+        _FLAGS_AA,
+        _FLAGS_QR_RESPONSE,
+        _TYPE_A,
+        _TYPE_PTR,
+        _TYPE_SRV,
+        _TYPE_TXT,
+    )
+
+    name = "Junk._uone._tcp.local."
+    out = DNSOutgoing(_FLAGS_QR_RESPONSE | _FLAGS_AA)
+    out.add_answer_at_time(DNSPointer("_uone._tcp.local.", _TYPE_PTR, _CLASS_IN, 120, name), 0)
+    out.add_answer_at_time(DNSService(name, _TYPE_SRV, _CLASS_IN, 120, 0, 0, 80, "j.local."),
+                           0)
+    out.add_answer_at_time(DNSText(name, _TYPE_TXT, _CLASS_IN, 120, b"\x07did=\xff\xfe\x00"), 0)
+    out.add_answer_at_time(DNSAddress("j.local.", _TYPE_A, _CLASS_IN, 120,
+                                      socket.inet_aton(lan.dev_ip)), 0)
+    valid = out.packets()[0]  # well-formed DNS, but its TXT is not text: counted
+    rng = random.Random(4)
+    packets = [valid] + [bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 300)))
+               for _ in range(150)]
+    for _ in range(150):
+        p = bytearray(valid)
+        for _ in range(rng.randrange(1, 6)):
+            p[rng.randrange(len(p))] = rng.getrandbits(8)
+        packets.append(bytes(p[: rng.randrange(1, len(p) + 1)]))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(lan.hub_ip))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+    try:
+        for packet in packets:
+            sock.sendto(packet, ("224.0.0.251", 5353))
+    finally:
+        sock.close()
+
+    async def counted() -> bool:
+        return hub.discovery.stats.mdns_malformed + hub.discovery.stats.malformed >= 1
+
+    await wait_for(counted, within=5)  # the packets did reach the hub's zeroconf
+    async with netns.mdns_device(lan.dev_ns, lan.dev_ip) as device:
+        await device.send(op="register", name="After junk", type="_uone._tcp.local.",
+                          port=8081, txt={**TXT, "did": "uone-00000000000000ff"})
+
+        async def found() -> bool:
+            return any(d.did == "uone-00000000000000ff" for d in hub.discovery.registry)
+
+        await wait_for(found, within=10)
+    listed = (await (await api_client.get("/api/discovered")).json())["discovered"]
+    assert all(d["did"] and d["did"].startswith("uone-") for d in listed)
+    assert hub.discovery.mdns.state == "running"
