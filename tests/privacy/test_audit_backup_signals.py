@@ -297,3 +297,15 @@ async def test_signal_reaches_the_owner_websocket(hub: Hub, api_client) -> None:
     assert msg["event"]["type"] == "notification"
     assert msg["event"]["title"] == "A device failed its authenticity check"
     assert "certificate chain" in msg["event"]["message"]
+
+
+async def test_minors_sign_ins_are_recorded_without_an_address(hub: Hub) -> None:
+    kid = await hub.auth.create_user("kid2", "a long test password", Role.MEMBER,
+                                     is_minor=True)
+    adult = await hub.auth.create_user("adult2", "a long test password", Role.MEMBER)
+    for user in (kid, adult):
+        await hub.auth.login(user.username, "a long test password", None, "10.0.0.7")
+    kid_rows = await hub.auth.logins(kid.id)
+    adult_rows = await hub.auth.logins(adult.id)
+    assert kid_rows and all(r["address"] is None and r["ok"] for r in kid_rows)
+    assert adult_rows and adult_rows[0]["address"] == "10.0.0.7"
