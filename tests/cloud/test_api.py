@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -78,5 +79,9 @@ async def test_status_and_pairing_when_connected(broker, make_hub, loop_hygiene)
             assert pairing.broker_url == broker.url
             resp = await client.post("/api/cloud/pairing", json={"client": "stranger"})
             assert resp.status == 404
+            rows = await hub.db.fetchall("SELECT * FROM audit WHERE action = ?",
+                                         ("cloud.pairing_code",))
+            assert len(rows) == 1 and rows[0]["target"] == "phone"
+            assert pairing.encode()[6:30] not in json.dumps([dict(r) for r in rows])
         finally:
             await client.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.api.access import requires
+from hub.api.access import principal, requires
 from hub.api.jsonio import field, json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
 from hub.api.spec import ANY, BOOL, INT, STR, describe, nullable, obj
@@ -45,7 +45,11 @@ async def post_pairing(request: web.Request) -> web.Response:
     body = await read_json(request) if request.can_read_body else {}
     reject_unknown(body, {"client"})
     client = field(body, "client", (str, type(None)), required=False)
-    code = await request.app[HUB_KEY].cloud.pairing_code(client)
+    hub = request.app[HUB_KEY]
+    code = await hub.cloud.pairing_code(client)
+    # Who exported the sync key, and for which client, is in the audit log (never the code).
+    await hub.privacy.audit(principal(request).user_id, "cloud.pairing_code",
+                            client or "sync", {})
     return json_response({"pairing_code": code, "client": client})
 
 
