@@ -232,13 +232,13 @@ class CloudSync:
             want = self.config.configured and self.consent.allowed(CLOUD_SYNC)
             remote = want and self.consent.allowed(REMOTE_ACCESS)
             if want and self._session is None:
-                try:
-                    await self._enable()
-                except HubError as exc:
-                    self.state, self.last_error = "error", str(exc)
-                    _LOG.error("cloud sync cannot start: %s", exc)
+                await self._enable_or_report()
             elif not want and self._session is not None:
                 await self._opt_out()
+            elif want and self._session is not None and self._optout.is_set():
+                # withdrawn and given again before we got here: finish opting out, start anew
+                await self._opt_out()
+                await self._enable_or_report()
             elif want and remote != self._remote_allowed:
                 await self._stop_connection()  # resubscribe with or without commands
                 self._start_connection()
@@ -247,6 +247,13 @@ class CloudSync:
             if not want and not self._leftovers_checked:
                 await self._opted_out_while_away()
             self._leftovers_checked = True
+
+    async def _enable_or_report(self) -> None:
+        try:
+            await self._enable()
+        except HubError as exc:
+            self.state, self.last_error = "error", str(exc)
+            _LOG.error("cloud sync cannot start: %s", exc)
 
     async def _opted_out_while_away(self) -> None:
         """Consent was withdrawn while the hub was down (or mid opt-out): finish opting out."""

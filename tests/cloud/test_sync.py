@@ -368,3 +368,17 @@ async def test_no_egress_without_consent_even_to_clear(make_hub, loop_hygiene):
         status = hub.cloud.status()
         assert status["retained_clear_pending"] is True and status["connects"] == 0
         assert hub.privacy.egress.denied >= 1
+
+
+async def test_withdrawn_and_given_again_at_once(broker, make_hub, loop_hygiene):
+    consent = MemoryConsent(CLOUD_SYNC, REMOTE_ACCESS)
+    hub = make_hub(cloud_section(broker, categories=["states"]), consent=consent)
+    async with hub:
+        await wait_until(lambda: hub.cloud.connected and hub.cloud.outbox.depth == 0)
+        consent.set(CLOUD_SYNC, False)
+        consent.set(CLOUD_SYNC, True)
+        await wait_until(lambda: hub.cloud.connected and hub.cloud.connects == 2)
+        async with peer(broker, pairing_for(hub)) as phone:
+            hub.states.set("virtual.temp", {"value": 77.0})
+            await phone.wait_for(lambda: any(b.get("value") == 77.0 for b in phone.applied))
+        assert hub.cloud.status()["enabled"] is True
