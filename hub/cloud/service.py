@@ -174,6 +174,7 @@ class CloudSync:
             "connected": self.connected,
             "broker": self.config.broker_url,
             "categories": list(self.config.categories),
+            "outbox_depth": self.outbox.depth,  # flat too: the dashboard reads this one
             "outbox": {
                 "depth": self.outbox.depth,
                 "limit": self.outbox.limit,

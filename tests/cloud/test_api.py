@@ -66,7 +66,7 @@ async def test_status_and_pairing_when_connected(broker, make_hub, loop_hygiene)
             body = await resp.json()
             assert resp.status == 200
             assert body["connected"] is True and body["enabled"] is True
-            assert body["outbox"]["depth"] == 0 and body["delivered"] > 0
+            assert body["outbox"]["depth"] == 0 == body["outbox_depth"] and body["delivered"] > 0
             assert body["last_delivery"] is not None and body["last_error"] is None
             for secret in (USERS["hub"], SYNC_KEY, PHONE_KEY, SYNC_KEY.rstrip("=")):
                 assert secret not in text

@@ -17,6 +17,7 @@ STATUS = obj(
     configured=BOOL, enabled=BOOL, connected=BOOL, consent=obj(extra=True),
     state={"enum": ["off", "no_consent", "connecting", "connected", "waiting", "error"]},
     broker=nullable(STR), categories={"type": "array", "items": STR},
+    outbox_depth=INT,
     outbox=obj(["depth", "limit", "policy", "dropped"], depth=INT, limit=INT, policy=STR,
                dropped=INT),
     delivered=INT, last_delivery=NUM_OR_NULL, last_connected=NUM_OR_NULL, connects=INT,
