@@ -22,6 +22,8 @@ from hub.automation.engine import AutomationEngine
 from hub.automation.storage import SCHEMA as AUTOMATION_SCHEMA
 from hub.bus import EventBus, HubStarted
 from hub.clock import Clock, SystemClock
+from hub.cloud.service import SCHEMA as CLOUD_SCHEMA
+from hub.cloud.service import CloudSync
 from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
@@ -42,7 +44,7 @@ DB_FILENAME = "hub.db"
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
     return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, DISCOVERY_SCHEMA,
-            AUTOMATION_SCHEMA, PRIVACY_SCHEMA]
+            AUTOMATION_SCHEMA, PRIVACY_SCHEMA, CLOUD_SCHEMA]
 
 
 class Hub:
@@ -75,6 +77,7 @@ class Hub:
             self, loaded.manifests, dict(self.config.integrations)
         )
         self.automations = AutomationEngine(self)
+        self.cloud = CloudSync(self)
         self._stack: contextlib.AsyncExitStack | None = None
         self.running = False
 
@@ -103,6 +106,8 @@ class Hub:
             stack.push_async_callback(self.auth.stop)
             await self.privacy.start()  # before integrations: the egress guard is in place
             stack.push_async_callback(self.privacy.stop)
+            await self.cloud.start()  # after privacy: it asks for consent
+            stack.push_async_callback(self.cloud.stop)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
             await self.discovery.start()

@@ -26,6 +26,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "discovery",
     "privacy",
     "backups",
+    "cloud",
 )
 
 

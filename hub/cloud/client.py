@@ -1,0 +1,114 @@
+"""The MQTT side: building an aiomqtt client from config, and the reconnect policy.
+
+The policy is apart from the connection (as in aioesphomeapi's reconnect logic): capped
+exponential backoff with jitter, longer after the broker refused our credentials, reset once
+a connection has stood for a while.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import ssl
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from hub.cloud.config import CloudConfig
+
+AUTH_REASONS = frozenset({4, 5, 134, 135, 138})  # bad user/password, not authorized, banned
+AUTH_FLOOR = 30.0  # wait at least this long after a credentials refusal
+STABLE_AFTER = 60.0  # a connection that stood this long resets the backoff
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Next wait before reconnecting: min(cap, initial * 2^n), with jitter in [0.5, 1]."""
+
+    initial: float
+    cap: float
+    rand: Callable[[], float] = field(default=random.random)
+    attempts: int = 0
+
+    def next(self, *, auth_error: bool = False) -> float:
+        base = min(self.cap, self.initial * (2 ** min(self.attempts, 30)))
+        self.attempts += 1
+        if auth_error:
+            base = max(base, min(self.cap, AUTH_FLOOR))
+        return base * (0.5 + 0.5 * self.rand())
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+def is_auth_error(exc: BaseException) -> bool:
+    rc = getattr(exc, "rc", None)
+    value = getattr(rc, "value", rc)
+    return isinstance(exc, MqttConnectError) and value in AUTH_REASONS
+
+
+def tls_context(config: CloudConfig) -> ssl.SSLContext:
+    """Verified TLS: the configured CA (or the system store), hostname checked. Blocking I/O:
+    call it in a thread."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=config.ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if config.client_cert and config.client_key:
+        ctx.load_cert_chain(config.client_cert, config.client_key)
+    return ctx
+
+
+Purpose = Callable[[], AbstractContextManager[object]]
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt connects in an executor thread, which does not inherit context variables; run
+    that connect under the egress purpose so the privacy center's guard can tell it apart."""
+
+    purpose: Purpose = contextlib.nullcontext
+
+    def _client_connect(self) -> None:
+        with self.purpose():
+            super()._client_connect()
+
+
+def make_client(
+    config: CloudConfig,
+    *,
+    identifier: str,
+    password: str | None,
+    tls: ssl.SSLContext | None,
+    clean: bool = False,
+    purpose: Purpose | None = None,
+) -> aiomqtt.Client:
+    """A client with a persistent session (clean=False) or one that wipes it (clean=True)."""
+    host, port, _ = config.endpoint()
+    v5 = config.protocol == "5"
+    props = None
+    kwargs: dict[str, object] = {}
+    if v5:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 0 if clean else config.session_expiry
+        kwargs["clean_start"] = clean
+    else:
+        kwargs["clean_session"] = clean
+    client = _Client(
+        host, port,
+        username=config.username, password=password if config.username else None,
+        identifier=identifier,
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        keepalive=config.keepalive,
+        timeout=15.0,
+        max_inflight_messages=config.max_inflight,
+        properties=props,
+        tls_context=tls,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    client.pending_calls_threshold = config.max_inflight + 50
+    if purpose is not None:
+        client.purpose = purpose
+    return client

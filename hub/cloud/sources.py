@@ -1,0 +1,150 @@
+"""Where cloud sync gets consent and secrets from: tiny Protocols, so the privacy center
+(`hub.privacy.allowed(purpose)` + its `ConsentChanged` bus event) and the vault (`hub.vault`)
+plug in with one line each, and tests and benchmarks can hand in their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+
+CLOUD_SYNC = "cloud_sync"
+REMOTE_ACCESS = "remote_access"
+
+
+@runtime_checkable
+class ConsentSource(Protocol):
+    def allowed(self, purpose: str) -> bool:
+        """Whether the owner currently consents to `purpose`."""
+        ...
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback()` after any consent changed; returns the unsubscribe."""
+        ...
+
+
+@runtime_checkable
+class SecretSource(Protocol):
+    async def get(self, name: str) -> str | None:
+        """The secret stored under `name`, or None."""
+        ...
+
+    async def put(self, name: str, value: str) -> None:
+        """Store a secret (used for keys the hub generates)."""
+        ...
+
+
+class NoConsent:
+    """Until the privacy center is wired in: nothing is consented, so nothing connects."""
+
+    def allowed(self, purpose: str) -> bool:
+        return False
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return lambda: None
+
+
+class NoVault:
+    """Until the vault is wired in: no secrets, so no broker password and no sync key."""
+
+    async def get(self, name: str) -> str | None:
+        return None
+
+    async def put(self, name: str, value: str) -> None:
+        from hub.errors import HubError
+
+        raise HubError("no vault available to store cloud keys")
+
+
+class MemoryConsent:
+    """Consent held in memory (tests, benchmarks, and a hub without the privacy center)."""
+
+    def __init__(self, *purposes: str) -> None:
+        self._granted = set(purposes)
+        self._callbacks: list[Callable[[], None]] = []
+
+    def allowed(self, purpose: str) -> bool:
+        return purpose in self._granted
+
+    def set(self, purpose: str, granted: bool) -> None:
+        if granted:
+            self._granted.add(purpose)
+        else:
+            self._granted.discard(purpose)
+        for cb in list(self._callbacks):
+            cb()
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+
+class MemorySecrets:
+    """Secrets held in memory (tests and benchmarks)."""
+
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        self.values = dict(values or {})
+
+    async def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    async def put(self, name: str, value: str) -> None:
+        self.values[name] = value
+
+
+def default_consent(hub: Hub) -> ConsentSource:
+    """The privacy center's consent if the hub has one, else none at all."""
+    if getattr(hub, "privacy", None) is None:
+        return NoConsent()
+    return PrivacyConsent(hub)
+
+
+def default_secrets(hub: Hub) -> SecretSource:
+    """The hub's credential vault (issue-6's `hub.vault`) if it has one, else nothing."""
+    vault = getattr(hub, "vault", None)
+    if vault is None:
+        return NoVault()
+    return VaultSecrets(vault)
+
+
+VAULT_KIND = "broker"  # the vault's kind for broker credentials; cloud keys live there too
+
+
+class VaultSecrets:
+    """Cloud secrets in the credential vault: kind `broker`, named by the config
+    (`password_secret`...), each a {"value": ...} entry (a broker password entered as
+    {"password": ...} is read too)."""
+
+    def __init__(self, vault: Any) -> None:
+        self._vault = vault
+
+    async def get(self, name: str) -> str | None:
+        from hub.errors import NotFound
+
+        try:
+            secret = await self._vault.get(VAULT_KIND, name)
+        except NotFound:
+            return None
+        value = secret.get("value", secret.get("password"))
+        return value if isinstance(value, str) else None
+
+    async def put(self, name: str, value: str) -> None:
+        await self._vault.put(VAULT_KIND, name, {"value": value}, {"purpose": "cloud_sync"})
+
+
+class PrivacyConsent:
+    """The privacy center's ledger: `hub.privacy.allowed(purpose)` and `ConsentChanged`."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def allowed(self, purpose: str) -> bool:
+        return bool(self._hub.privacy.allowed(purpose))
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        from hub.privacy.consent import ConsentChanged
+
+        return self._hub.bus.subscribe(ConsentChanged, lambda _event: callback())

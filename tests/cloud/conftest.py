@@ -1,0 +1,114 @@
+"""Fixtures for cloud sync: a real mosquitto (TLS test CA + passwords) and hubs wired to it."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.cloud.crypto import Pairing
+from hub.cloud.remote import CloudPeer
+from hub.cloud.sources import CLOUD_SYNC, REMOTE_ACCESS, MemoryConsent, MemorySecrets
+from hub.config import load_config
+from hub.hub import Hub
+from tests.conftest import hygiene, write_config
+from tests.doubles import mosquitto
+
+USERS = {"hub": "hub-pass-1", "phone": "phone-pass-2", "eve": "eve-pass-3"}
+SYNC_KEY = base64.b64encode(bytes(range(32))).decode()
+PHONE_KEY = base64.b64encode(bytes(range(100, 132))).decode()
+ALL_CATEGORIES = ["devices", "states", "events", "automations"]
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> mosquitto.Pki:
+    reason = mosquitto.available()
+    if reason:
+        pytest.skip(reason)
+    return mosquitto.make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def broker(tmp_path: Path, pki: mosquitto.Pki) -> Iterator[mosquitto.Mosquitto]:
+    b = mosquitto.Mosquitto(tmp_path / "broker", pki, USERS)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def cloud_section(b: mosquitto.Mosquitto, **over: Any) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "broker_url": b.url,
+        "ca_file": str(b.pki.ca),
+        "username": "hub",
+        "password_secret": "cloud/broker_password",
+        "categories": ALL_CATEGORIES,
+        "backoff_initial": 0.05,
+        "backoff_max": 0.5,
+        "keepalive": 5,
+        "remote_clients": {"phone": {"role": "member"}},
+    }
+    section.update(over)
+    return section
+
+
+def secrets() -> MemorySecrets:
+    return MemorySecrets({"cloud/broker_password": USERS["hub"], "cloud/sync_key": SYNC_KEY,
+                          "cloud/client/phone": PHONE_KEY})
+
+
+@pytest.fixture
+def make_hub(tmp_path: Path) -> Callable[..., Any]:
+    """make_hub(cloud_section, consent=..., extra=...) -> an unstarted Hub with cloud wiring."""
+
+    def make(cloud: dict[str, Any] | None, *, consent: MemoryConsent | None = None,
+             vault: MemorySecrets | None = None, extra: dict[str, Any] | None = None,
+             name: str = "config.yaml", real_consent: bool = False) -> Hub:
+        cfg = {"cloud": cloud or {}, **(extra or {})}
+        hub = Hub(load_config(write_config(tmp_path, cfg, name=name)))
+        if not real_consent:  # else: the privacy center's ledger (hub.privacy)
+            hub.cloud.consent = consent if consent is not None else MemoryConsent(
+                CLOUD_SYNC, REMOTE_ACCESS)
+        hub.cloud.secrets = vault if vault is not None else secrets()
+        return hub
+
+    return make
+
+
+@pytest.fixture
+async def loop_hygiene() -> AsyncIterator[None]:
+    async with hygiene():
+        yield
+
+
+def pairing_for(hub: Hub, client: str | None = "phone") -> Pairing:
+    session = hub.cloud._session
+    assert session is not None
+    ck = base64.b64decode(PHONE_KEY) if client == "phone" else None
+    return Pairing(session.keys.hub_id, hub.config.cloud.topic_prefix, session.root,
+                   client, ck, hub.config.cloud.broker_url)
+
+
+def peer(b: mosquitto.Mosquitto, pairing: Pairing, user: str = "phone", **kw: Any) -> CloudPeer:
+    return CloudPeer(pairing, host="127.0.0.1", port=b.port, username=user,
+                     password=USERS[user], ca_file=str(b.pki.ca), **kw)
+
+
+def history_values(db_path: Path, device_id: str, attribute: str) -> list[Any]:
+    import json
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT value FROM history WHERE device_id = ? AND attribute = ? "
+                            "ORDER BY id", (device_id, attribute)).fetchall()
+    finally:
+        conn.close()
+    return [json.loads(r[0]) for r in rows]
+
+
