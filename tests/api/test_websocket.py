@@ -187,3 +187,134 @@ async def test_websocket_closes_when_its_token_expires(client_for, hub: Hub) -> 
         msg = await asyncio.wait_for(ws.receive(), TIMEOUT)
         assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4401
         assert msg.extra == "token expired"
+
+
+async def answers(ws, ids: set) -> dict:
+    """Messages until every id in `ids` was answered (events in between are skipped)."""
+    got: dict = {}
+    while ids - got.keys():
+        msg = await receive(ws)
+        if msg["type"] in ("result", "error") and "id" in msg:
+            got[msg["id"]] = msg
+    return got
+
+
+async def test_command_over_the_websocket(api_client, hub: Hub) -> None:
+    async with api_client.ws_connect("/api/ws") as ws:
+        await ready(ws)
+        await subscribe(ws, devices=["virtual.lamp"], events=["state_changed"])
+        await ws.send_json({"type": "command", "id": 1, "device_id": "virtual.lamp",
+                            "command": "turn_on"})
+        first = [await receive(ws), await receive(ws)]
+        assert {"type": "result", "id": 1, "result": {"on": True}} in first
+        [event] = [m["event"] for m in first if m["type"] == "event"]
+        assert event["device_id"] == "virtual.lamp" and event["new"] is True
+        assert hub.states.value("virtual.lamp", "on") is True
+        await ws.send_json({"type": "command", "id": "t", "device_id": "virtual.temp",
+                            "command": "set", "params": {"value": 21.5}})
+        assert (await answers(ws, {"t"}))["t"]["result"] == {"value": 21.5}
+        # pipelined: many in flight on one connection, every one answered by its id
+        for i in range(100, 150):
+            await ws.send_json({"type": "command", "id": i, "device_id": "virtual.lamp",
+                                "command": "toggle"})
+        got = await answers(ws, set(range(100, 150)))
+        assert all(m["type"] == "result" for m in got.values())
+        assert hub.states.value("virtual.lamp", "on") is True  # 50 toggles from on
+
+
+async def test_bad_commands_answer_errors_naming_the_field(api_client, hub: Hub) -> None:
+    cases = [
+        ({"id": 1, "command": "turn_on"}, "device_id"),
+        ({"id": 2, "device_id": 5, "command": "turn_on"}, "device_id"),
+        ({"id": 3, "device_id": "virtual.lamp"}, "command"),
+        ({"id": 4, "device_id": "virtual.lamp", "command": ["turn_on"]}, "command"),
+        ({"id": 5, "device_id": "virtual.lamp", "command": "explode"}, "command"),
+        ({"id": 6, "device_id": "virtual.lamp", "command": "x" * 101}, "command"),
+        ({"id": 7, "device_id": "virtual.lamp", "command": "turn_on", "params": [1]}, "params"),
+        ({"id": 8, "device_id": "virtual.temp", "command": "set", "params": {}},
+         "params.value"),
+        ({"id": 9, "device_id": "virtual.temp", "command": "set",
+          "params": {"value": "hot"}}, "params.value"),
+        ({"id": 10, "device_id": "virtual.lamp", "command": "turn_on", "colour": "red"},
+         "colour"),
+        ({"device_id": "virtual.lamp", "command": "turn_on"}, "id"),
+        ({"id": True, "device_id": "virtual.lamp", "command": "turn_on"}, "id"),
+    ]
+    async with api_client.ws_connect("/api/ws") as ws:
+        await ready(ws)
+        for body, where in cases:
+            await ws.send_json({"type": "command", **body})
+            reply = await receive(ws)
+            assert reply["type"] == "error", (body, reply)
+            assert reply["error"]["code"] == "invalid" and reply["error"]["field"] == where, \
+                (body, reply)
+            if "id" in body:
+                assert reply["id"] == body["id"]
+        await ws.send_json({"type": "command", "id": 11, "device_id": "virtual.nope",
+                            "command": "turn_on"})
+        reply = await receive(ws)
+        assert reply == {"type": "error", "id": 11, "error": {
+            "code": "not_found", "message": "no device 'virtual.nope'"}}
+        await ws.send_json({"type": "command", "id": 12, "device_id": "virtual.lamp",
+                            "command": "turn_on"})
+        assert (await receive(ws)) == {"type": "result", "id": 12, "result": {"on": True}}
+        await nothing_more(ws)
+    assert hub.states.value("virtual.temp", "value") == 20.0  # nothing half-applied
+
+
+async def test_guest_commands_only_granted_devices(api_client, client_for, hub: Hub) -> None:
+    guest = await client_for(Role.GUEST, granted_devices=frozenset({"virtual.lamp"}))
+    async with guest.ws_connect("/api/ws") as ws:
+        await ready(ws)
+        await ws.send_json({"type": "command", "id": 1, "device_id": "virtual.lamp",
+                            "command": "turn_on"})
+        assert (await receive(ws)) == {"type": "result", "id": 1, "result": {"on": True}}
+        await ws.send_json({"type": "command", "id": 2, "device_id": "virtual.temp",
+                            "command": "set", "params": {"value": 99}})
+        reply = await receive(ws)
+        assert reply["id"] == 2 and reply["error"]["code"] == "not_found"  # no existence leak
+        assert hub.states.value("virtual.temp", "value") == 20.0
+        # the same answer as over HTTP, from the same check
+        r = await guest.post("/api/devices/virtual.temp/commands",
+                             json={"command": "set", "params": {"value": 99}})
+        assert r.status == 404 and (await r.json())["error"] == reply["error"]
+        r = await api_client.patch(f"/api/users/{guest.user.id}",
+                                   json={"granted_devices": ["virtual.temp"]})
+        assert r.status == 200
+        await ws.send_json({"type": "command", "id": 3, "device_id": "virtual.lamp",
+                            "command": "turn_off"})
+        assert (await receive(ws))["error"]["code"] == "not_found"  # grant withdrawn
+        await ws.send_json({"type": "command", "id": 4, "device_id": "virtual.temp",
+                            "command": "set", "params": {"value": 22}})
+        assert (await receive(ws)) == {"type": "result", "id": 4, "result": {"value": 22}}
+    assert hub.states.value("virtual.lamp", "on") is True
+
+
+async def test_slow_command_does_not_block_the_connection(api_client, hub: Hub,
+                                                          monkeypatch) -> None:
+    release = asyncio.Event()
+    real = hub.integrations.command
+
+    async def command(device_id, name, params):  # our own host, slowed or broken on purpose
+        if device_id == "virtual.temp":
+            await release.wait()
+        if device_id == "virtual.button":
+            raise RuntimeError("integration bug")
+        return await real(device_id, name, params)
+
+    monkeypatch.setattr(hub.integrations, "command", command)
+    async with api_client.ws_connect("/api/ws") as ws:
+        await ready(ws)
+        await ws.send_json({"type": "command", "id": 1, "device_id": "virtual.temp",
+                            "command": "set", "params": {"value": 30}})
+        await ws.send_json({"type": "ping", "id": 2})
+        assert (await receive(ws)) == {"type": "pong", "id": 2}
+        await ws.send_json({"type": "command", "id": 3, "device_id": "virtual.lamp",
+                            "command": "turn_on"})
+        assert (await receive(ws)) == {"type": "result", "id": 3, "result": {"on": True}}
+        await ws.send_json({"type": "command", "id": 4, "device_id": "virtual.button",
+                            "command": "press"})
+        assert (await receive(ws)) == {"type": "error", "id": 4, "error": {
+            "code": "internal_error", "message": "internal error"}}
+        release.set()
+        assert (await receive(ws)) == {"type": "result", "id": 1, "result": {"value": 30}}

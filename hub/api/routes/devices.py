@@ -18,10 +18,10 @@ from hub.api.jsonio import dumps, field, json_response, read_json, reject_unknow
 from hub.api.keys import HUB_KEY
 from hub.api.routes._query import query_int, query_time
 from hub.api.spec import ANY, BOOL, NUM, STR, array, describe, nullable, obj
-from hub.auth.principal import Role
+from hub.auth.principal import Principal, Role
 from hub.bus import AvailabilityChanged, DeviceRegistryChanged
 from hub.devices import Device, PrivacyScope
-from hub.errors import NotFound, ValidationError
+from hub.errors import NotFound, PermissionDenied, ValidationError
 from hub.hub import Hub
 
 NAMES_OR_NULL = {"type": ["array", "null"], "items": STR}
@@ -95,14 +95,39 @@ class DeviceJsonCache:
 DEVICE_CACHE_KEY: web.AppKey[DeviceJsonCache] = web.AppKey("device_json_cache", DeviceJsonCache)
 
 
-def visible_device(request: web.Request) -> Device:
-    """The device in the path, if this principal may see it; else 404 (no existence leak)."""
-    hub = request.app[HUB_KEY]
-    device_id = request.match_info["device_id"]
+def find_visible(hub: Hub, who: Principal, device_id: str) -> Device:
+    """The device, if `who` may see it; else NotFound (no existence leak)."""
     device = hub.devices.find(device_id)
-    if device is None or not principal(request).can_see_device(device.id, device.area):
+    if device is None or not who.can_see_device(device.id, device.area):
         raise NotFound(f"no device {device_id!r}")
     return device
+
+
+def visible_device(request: web.Request) -> Device:
+    """The device in the path, if this principal may see it; else 404 (no existence leak)."""
+    return find_visible(request.app[HUB_KEY], principal(request), request.match_info["device_id"])
+
+
+COMMAND_ROLE = Role.GUEST  # guests too, on the devices they were granted
+COMMAND_FIELDS = frozenset({"command", "params"})
+
+
+def command_fields(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """`command` and `params` of a command request, checked (errors name the field)."""
+    command = field(body, "command", str)
+    if len(command) > 100:
+        raise ValidationError("command", "at most 100 characters")
+    return command, field(body, "params", dict, required=False, default={})
+
+
+async def send_command(hub: Hub, who: Principal, device_id: str, command: str,
+                       params: dict[str, Any]) -> Any:
+    """The one path for a client's device command, over HTTP or the websocket: the role,
+    the guest's visibility, then the device's own validation in the integration host."""
+    if who.role < COMMAND_ROLE:
+        raise PermissionDenied("commands need at least the guest role")
+    device = find_visible(hub, who, device_id)
+    return await hub.integrations.command(device.id, command, params)
 
 
 @requires(Role.GUEST)
@@ -183,7 +208,7 @@ async def get_state(request: web.Request) -> web.Response:
                           "attributes": state})
 
 
-@requires(Role.GUEST)
+@requires(COMMAND_ROLE)
 @describe("Send a command, validated against what the device accepts", tags=("devices",),
           errors=(*ID_ERRORS, 503),
           body=obj(["command"], command={"type": "string", "maxLength": 100},
@@ -191,12 +216,11 @@ async def get_state(request: web.Request) -> web.Response:
           response=obj(["device_id", "command"], device_id=STR, command=STR, result=ANY))
 async def post_command(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    device = visible_device(request)
+    device = visible_device(request)  # 404 before reading the body
     body = await read_json(request)
-    reject_unknown(body, {"command", "params"})
-    command = field(body, "command", str)
-    params = field(body, "params", dict, required=False, default={})
-    result = await hub.integrations.command(device.id, command, params)
+    reject_unknown(body, COMMAND_FIELDS)
+    command, params = command_fields(body)
+    result = await send_command(hub, principal(request), device.id, command, params)
     return json_response({"device_id": device.id, "command": command, "result": result})
 
 

@@ -10,6 +10,13 @@ Protocol (JSON text frames):
   types (`state_changed`, `device_event`, `availability_changed`, ...; default all) about the
   given devices or devices in the given areas (default all). Answer: `{"type": "subscribed"}`.
   `{"type": "unsubscribe"}` stops the stream; `{"type": "ping"}` answers `pong`.
+- `{"type": "command", "id": n, "device_id": "...", "command": "...", "params"?: {...}}`
+  commands a device exactly as `POST /api/devices/{id}/commands` does (same checks: role,
+  a guest's granted devices, the device's own validation). Answer
+  `{"type": "result", "id": n, "result": ...}` or
+  `{"type": "error", "id": n, "error": {"code", "message", "field"?}}`. Commands run
+  concurrently (answers may come out of order: match them by id), at most
+  COMMANDS_IN_FLIGHT per connection; past that the hub stops reading until one finishes.
 - Events arrive as `{"type": "event", "event": {"type": kind, ...}}`.
 - Back-pressure: each connection has a bounded queue (auth.ws_queue_size). When it
   overflows the client is too slow: the hub closes with 4008 "slow consumer" rather than
@@ -31,8 +38,9 @@ from aiohttp import WSMsgType, web
 
 from hub.api.access import PRINCIPAL_KEY, requires
 from hub.api.authn import token_in_first_message
-from hub.api.jsonio import dumps
+from hub.api.jsonio import dumps, field, reject_unknown
 from hub.api.keys import HUB_KEY
+from hub.api.routes.devices import COMMAND_FIELDS, command_fields, send_command
 from hub.api.spec import describe
 from hub.auth.principal import Principal, Role
 from hub.auth.service import principal_for
@@ -45,6 +53,8 @@ _LOG = logging.getLogger(__name__)
 AUTH_TIMEOUT = 10.0
 SEND_TIMEOUT = 5.0
 BURST = 256
+COMMANDS_IN_FLIGHT = 256
+COMMAND_MESSAGE_FIELDS = frozenset({"type", "id", "device_id", *COMMAND_FIELDS})
 MAX_MESSAGE = 64 * 1024
 CLOSE_UNAUTHORIZED, CLOSE_SLOW, CLOSE_GOING_AWAY = 4401, 4008, 1001
 
@@ -103,6 +113,8 @@ class Connection:
         self.close_reason = ""
         self._wake = asyncio.Event()
         self._stopped = False
+        self._slots = asyncio.Semaphore(COMMANDS_IN_FLIGHT)
+        self._commands: set[asyncio.Task[None]] = set()
 
     def stop(self, code: int, reason: str) -> None:
         """End the stream (sync: safe from bus and revocation callbacks)."""
@@ -135,6 +147,44 @@ class Connection:
         if self.sub is not None:
             self.sub.close()
             self.sub = None
+
+    async def command(self, msg: dict[str, Any]) -> None:
+        """Start one command message as a task (the reader goes on at once), once one of
+        this connection's COMMANDS_IN_FLIGHT slots is free. Bad fields raise at once."""
+        reject_unknown(msg, COMMAND_MESSAGE_FIELDS)
+        ident = msg.get("id")
+        if ident is None or isinstance(ident, bool) or not isinstance(ident, (int, str)):
+            raise ValidationError("id", "expected a number or string to match the answer")
+        device_id = field(msg, "device_id", str)
+        command, params = command_fields(msg)
+        await self._slots.acquire()
+        task = asyncio.create_task(self._run_command(ident, device_id, command, params))
+        self._commands.add(task)
+        task.add_done_callback(self._commands.discard)
+
+    async def _run_command(self, ident: int | str, device_id: str, command: str,
+                           params: dict[str, Any]) -> None:
+        try:
+            result = await send_command(self.hub, self.who, device_id, command, params)
+            text = dumps({"type": "result", "id": ident, "result": result})
+        except HubError as exc:
+            text = dumps({"type": "error", "id": ident, "error": exc.to_json()})
+        except Exception:  # an integration's bug: like HTTP's 500, logged, never a crash
+            _LOG.exception("websocket command %s on %s failed", command, device_id)
+            text = dumps({"type": "error", "id": ident, "error": {
+                "code": "internal_error", "message": "internal error"}})
+        finally:
+            self._slots.release()
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_str(text)
+
+    async def finish_commands(self) -> None:
+        """Let commands already started finish (a device may be half-way); cancel stragglers."""
+        if self._commands:
+            _done, late = await asyncio.wait(set(self._commands), timeout=SEND_TIMEOUT)
+            for task in late:
+                task.cancel()
 
     def _wanted(self, event: Event) -> bool:
         least = getattr(event, "min_role", None)  # e.g. discovery events: admins only
@@ -221,7 +271,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
-            reply = _handle(conn, msg.data)
+            reply = await _handle(conn, msg.data)
             if reply is not None:
                 await ws.send_str(dumps(reply))
     finally:
@@ -229,6 +279,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         unwatch()
         if expiry is not None:
             expiry.cancel()
+        await conn.finish_commands()
         conn.stop(conn.close_code, conn.close_reason or "bye")
         conn.unsubscribe()
         with contextlib.suppress(asyncio.CancelledError):
@@ -250,13 +301,18 @@ def _close_at_expiry(hub: Hub, conn: Connection,
         delay, conn.stop, CLOSE_UNAUTHORIZED, "token expired")
 
 
-def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
+async def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
+    """The answer to one client message (None: a command answers by itself later)."""
+    msg: Any = None
     try:
         msg = json.loads(data)
         if not isinstance(msg, dict):
             raise ValidationError(None, "expected a JSON object")
         kind = msg.get("type")
         reply: dict[str, Any]
+        if kind == "command":
+            await conn.command(msg)
+            return None
         if kind == "subscribe":
             conn.subscribe(msg)
             reply = {"type": "subscribed"}
@@ -266,14 +322,17 @@ def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
         elif kind == "ping":
             reply = {"type": "pong"}
         else:
-            raise ValidationError("type", "expected subscribe, unsubscribe or ping")
+            raise ValidationError("type", "expected command, subscribe, unsubscribe or ping")
         if "id" in msg:
             reply["id"] = msg["id"]
         return reply
     except ValueError:
         return {"type": "error", "error": {"code": "invalid", "message": "malformed JSON"}}
     except HubError as exc:
-        return {"type": "error", "error": exc.to_json()}
+        error: dict[str, Any] = {"type": "error", "error": exc.to_json()}
+        if isinstance(msg, dict) and "id" in msg:
+            error["id"] = msg["id"]
+        return error
 
 
 async def _first_message_auth(hub: Hub, ws: web.WebSocketResponse) -> Principal | None:
