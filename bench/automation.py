@@ -2,14 +2,15 @@
 
 The hub runs as its own process (`python -m hub run -c <generated config>`) with N virtual
 switches (A and B halves) and one automation per pair: "when A changes, toggle B". A client
-commands A over the HTTP API (keep-alive; the websocket protocol carries no commands) and
-times until B's state change arrives on its websocket (`GET /api/ws`).
+commands A with a `command` message on its websocket (`GET /api/ws`) and times until B's
+state change arrives on the same websocket. `--http-row` adds the same measurement with the
+command sent over HTTP instead (`POST /api/devices/{id}/commands`, kept-alive).
 
 Reports p50/p99 over triggers sent one at a time, and completed triggers per second with a
 bounded number in flight. Run from the repository root:
 
     python -m bench.automation [--devices 1000 --automations 500 --sequential 1000 \
-        --total 10000 --inflight 256] [--netns]
+        --total 10000 --inflight 256] [--netns] [--http-row]
 
 `--netns` runs hub and client in a fresh network namespace (needs root and iproute2); the
 default is loopback. Nothing leaves the machine either way.
@@ -71,13 +72,22 @@ def free_port() -> int:
 
 
 class Client:
-    """One LAN client: an HTTP session for commands and a websocket for state changes."""
+    """One LAN client: a websocket for state changes and (`via="ws"`) for commands, or
+    HTTP for the commands (`via="raw"`: a minimal HTTP/1.1 client; `"aiohttp"`)."""
 
-    def __init__(self, base: str, token: str, pairs: int, raw_http: bool = True) -> None:
+    def __init__(self, base: str, token: str, pairs: int, via: str = "ws") -> None:
         self.base = base
         self.headers = {"Authorization": f"Bearer {token}"}
         self.pairs = pairs
-        self.raw_http = raw_http
+        self.via = via
+        # one id per (pair, direct): at most one trigger per pair is in flight
+        self.ws_commands = {
+            (i, direct): json.dumps({
+                "type": "command", "id": 2 * i + direct,
+                "device_id": f"virtual.{'b' if direct else 'a'}{i:04d}",
+                "command": "toggle"}, separators=(",", ":"))
+            for i in range(pairs) for direct in (False, True)}
+        self.errors: list[dict[str, Any]] = []
         self.lanes: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.requests: dict[tuple[int, bool], bytes] = {}
         host, port = base.removeprefix("http://").rsplit(":", 1)
@@ -127,6 +137,12 @@ class Client:
                 break
             now = time.perf_counter()
             body = loads(msg.data)
+            if body["type"] == "error":
+                self.errors.append(body)
+                for fut in self.waiting.values():
+                    if not fut.done():
+                        fut.set_exception(RuntimeError(f"command failed: {body}"))
+                continue
             event = body.get("event") or {}
             fut = self.waiting.pop(event.get("device_id", ""), None)
             if fut is not None and not fut.done():
@@ -139,7 +155,12 @@ class Client:
         b = f"virtual.b{pair:04d}"
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.waiting[b] = fut
-        if self.raw_http:
+        if self.via == "ws":
+            assert self.ws is not None
+            t0 = time.perf_counter()
+            await self.ws.send_str(self.ws_commands[(pair, direct)])
+            return await asyncio.wait_for(fut, 10.0) - t0
+        if self.via == "raw":
             return await self._raw_trigger(pair, direct, fut)
         t0 = time.perf_counter()
         post = asyncio.ensure_future(self.session.post(
@@ -209,9 +230,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure(base: str, token: str, pairs: int, sequential: int, total: int,
-                  inflight: int, pid: int, direct: bool = False, raw_http: bool = True
+                  inflight: int, pid: int, direct: bool = False, via: str = "ws"
                   ) -> dict[str, Any]:
-    client = Client(base, token, pairs, raw_http)
+    client = Client(base, token, pairs, via)
     await client.open()
     try:
         for i in range(200):  # warm up: allocator, caches, sockets
@@ -266,13 +287,17 @@ async def run(args: argparse.Namespace, base: str, state_dir: Path, started: flo
               pid: int) -> dict[str, Any]:
     token = await onboard(base, state_dir)
     ready = time.perf_counter() - started
-    raw = args.client == "raw"
+    keys = ("p50_ms", "p99_ms", "triggers_per_s")
     result = await measure(base, token, args.automations, args.sequential, args.total,
-                           args.inflight, pid, raw_http=raw)
+                           args.inflight, pid, via="ws")
     if not args.no_floor:
         floor = await measure(base, token, args.automations, args.sequential, args.total,
-                              args.inflight, pid, direct=True, raw_http=raw)
-        result["floor"] = {k: floor[k] for k in ("p50_ms", "p99_ms", "triggers_per_s")}
+                              args.inflight, pid, direct=True, via="ws")
+        result["floor"] = {k: floor[k] for k in keys}
+    if args.http_row:
+        http = await measure(base, token, args.automations, args.sequential, args.total,
+                             args.inflight, pid, via=args.client)
+        result["http"] = {k: http[k] for k in keys}
     result["hub_ready_s"] = ready
     result["hub_rss_mib"] = (hub_rss_kib(pid) or 0) / 1024
     return result
@@ -367,8 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--netns", action="store_true", help="run inside a fresh network namespace")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--http-row", action="store_true",
+                   help="also measure with the command to A sent over HTTP")
     p.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
-                   help="HTTP client for the commands: a minimal keep-alive HTTP/1.1 client "
+                   help="HTTP client for --http-row: a minimal keep-alive HTTP/1.1 client "
                         "(default) or aiohttp's")
     p.add_argument("--in-process", action="store_true",
                    help="only measure the hub's own cost in this process (no HTTP, no socket)")
@@ -406,11 +433,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['floor']['p50_ms']:.3f} / {result['floor']['p99_ms']:.3f} ms"),
            ("floor throughput", f"{result['floor']['triggers_per_s']:.0f} /s")]
           if "floor" in result else []),
+        *([(f"command to A over HTTP ({args.client}) p50 / p99",
+            f"{result['http']['p50_ms']:.3f} / {result['http']['p99_ms']:.3f} ms"),
+           ("command to A over HTTP, throughput",
+            f"{result['http']['triggers_per_s']:.0f} /s")]
+          if "http" in result else []),
         ("hub RSS after the run", f"{result['hub_rss_mib']:.1f} MiB"),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"automation benchmark (client: HTTP command to A ({args.client}), B's change on "
-          "the websocket)")
+    print("automation benchmark (client: command to A on the websocket, B's change on the "
+          "same websocket)")
     for name, value in rows:
         print(f"  {name:<{width}}  {value:>12}")
     return 0
