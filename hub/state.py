@@ -54,6 +54,15 @@ _STATE_SQL = (
 )
 
 
+def _json(value: Any) -> str:
+    """JSON of a recorded value; switches' booleans (most changes) without the encoder."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return json.dumps(value)
+
+
 @dataclass(slots=True)
 class AttributeState:
     """One attribute's current value."""
@@ -126,7 +135,7 @@ class StateStore:
             current[name] = st
             self._dirty[(device_id, name)] = st
             if device_id not in self.history_excluded:
-                self._history.append((device_id, name, json.dumps(value), now))
+                self._history.append((device_id, name, _json(value), now))
             changed += 1
             self._bus.publish(StateChanged(device_id, name, old, value, now))
         if changed and len(self._history) >= self._db.max_batch:

@@ -9,9 +9,12 @@ from aiohttp import web
 
 from hub.errors import ValidationError
 
+# one encoder for every call: json.dumps with non-default options builds a new one each time
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(obj)
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None):
