@@ -39,6 +39,7 @@ from hub.automation.checks import (
     scene_commands,
 )
 from hub.automation.cron import next_cron
+from hub.automation.deadlines import Deadlines
 from hub.automation.events import AutomationEvent
 from hub.automation.listeners import SCHEDULED, Listener, in_range
 from hub.automation.model import (
@@ -183,6 +184,7 @@ class AutomationEngine:
         self.hub = hub
         self.grace = hub.config.automation.missed_trigger_grace
         self.command_timeout = hub.config.automation.command_timeout
+        self._deadlines = Deadlines(self.command_timeout)  # one timer for every command
         self.tz = _zone(hub.config.location.time_zone)
         self._entries: dict[str, Entry] = {}
         self.load_errors: list[str] = []
@@ -306,6 +308,7 @@ class AutomationEngine:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self._deadlines.close()
         db = self.hub.db
         db.enqueue(sql.HEARTBEAT, (self.hub.clock.time(),))
         for row in self._flush_traces(limit=1 << 30):
@@ -898,14 +901,19 @@ class AutomationEngine:
         hub = self.hub
         kind = a.type
         if kind == "command":
+            token = self._deadlines.arm()  # asyncio.timeout's semantics, without its timer
             try:
-                async with asyncio.timeout(self.command_timeout):
-                    return await hub.integrations.command(a.device or "", a.command or "",
-                                                          a.params)
-            except TimeoutError:
-                raise DeviceUnavailable(
-                    f"device {a.device!r} did not answer {a.command!r} within "
-                    f"{self.command_timeout:g} s") from None
+                result = await hub.integrations.command(a.device or "", a.command or "",
+                                                        a.params)
+            except asyncio.CancelledError:
+                if not self._deadlines.expired(token):
+                    raise
+            else:
+                if not self._deadlines.expired(token):
+                    return result
+            raise DeviceUnavailable(
+                f"device {a.device!r} did not answer {a.command!r} within "
+                f"{self.command_timeout:g} s")
         if kind == "scene":
             return await self._scene(a)
         if kind in ("delay", "wait"):
