@@ -39,7 +39,6 @@ from hub.automation.checks import (
     scene_commands,
 )
 from hub.automation.cron import next_cron
-from hub.automation.deadlines import Deadlines
 from hub.automation.events import AutomationEvent
 from hub.automation.listeners import SCHEDULED, Listener, in_range
 from hub.automation.model import (
@@ -62,6 +61,7 @@ from hub.bus import (
     Notification,
     StateChanged,
 )
+from hub.deadlines import Deadlines
 from hub.errors import ConfigError, Conflict, DeviceUnavailable, NotFound, ValidationError
 from hub.yamlsource import Document, KeyPath, load_file
 
@@ -901,19 +901,14 @@ class AutomationEngine:
         hub = self.hub
         kind = a.type
         if kind == "command":
-            token = self._deadlines.arm()  # asyncio.timeout's semantics, without its timer
             try:
-                result = await hub.integrations.command(a.device or "", a.command or "",
-                                                        a.params)
-            except asyncio.CancelledError:
-                if not self._deadlines.expired(token):
-                    raise
-            else:
-                if not self._deadlines.expired(token):
-                    return result
-            raise DeviceUnavailable(
-                f"device {a.device!r} did not answer {a.command!r} within "
-                f"{self.command_timeout:g} s")
+                async with self._deadlines.limit():  # asyncio.timeout, without a timer each
+                    return await hub.integrations.command(a.device or "", a.command or "",
+                                                          a.params)
+            except TimeoutError:
+                raise DeviceUnavailable(
+                    f"device {a.device!r} did not answer {a.command!r} within "
+                    f"{self.command_timeout:g} s") from None
         if kind == "scene":
             return await self._scene(a)
         if kind in ("delay", "wait"):

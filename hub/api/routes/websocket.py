@@ -45,6 +45,7 @@ from hub.api.spec import describe
 from hub.auth.principal import Principal, Role
 from hub.auth.service import principal_for
 from hub.bus import Event, Subscription
+from hub.deadlines import Deadlines
 from hub.errors import AuthError, HubError, ValidationError
 from hub.hub import Hub
 
@@ -114,6 +115,7 @@ class Connection:
         self._wake = asyncio.Event()
         self._stopped = False
         self._slots = asyncio.Semaphore(COMMANDS_IN_FLIGHT)
+        self._send_limit = Deadlines(SEND_TIMEOUT)  # one timer, not one per burst sent
         self._commands: set[asyncio.Task[None]] = set()
 
     def stop(self, code: int, reason: str) -> None:
@@ -213,30 +215,33 @@ class Connection:
 
     async def pump(self) -> None:
         """Forward queued events until stopped; drop the client if it falls behind."""
-        while not self._stopped:
-            sub = self.sub
-            if sub is None:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            event = await sub.get()
-            if sub.dropped:
-                self.stop(CLOSE_SLOW, f"slow consumer: {sub.dropped} events dropped")
-                break
-            if event is None:
-                continue  # closed: re-subscribed, unsubscribed or stopped
-            try:
-                async with asyncio.timeout(SEND_TIMEOUT):
-                    await self.ws.send_str(self.encoded.text(event))
-                    # drain what else is queued without waking up once per event
-                    for _ in range(BURST):
-                        more = sub.get_nowait()
-                        if more is None:
-                            break
-                        await self.ws.send_str(self.encoded.text(more))
-            except (TimeoutError, ConnectionError):
-                self.stop(CLOSE_SLOW, "slow consumer: send timed out")
-                break
+        try:
+            while not self._stopped:
+                sub = self.sub
+                if sub is None:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                event = await sub.get()
+                if sub.dropped:
+                    self.stop(CLOSE_SLOW, f"slow consumer: {sub.dropped} events dropped")
+                    break
+                if event is None:
+                    continue  # closed: re-subscribed, unsubscribed or stopped
+                try:
+                    async with self._send_limit.limit():
+                        await self.ws.send_str(self.encoded.text(event))
+                        # drain what else is queued without waking up once per event
+                        for _ in range(BURST):
+                            more = sub.get_nowait()
+                            if more is None:
+                                break
+                            await self.ws.send_str(self.encoded.text(more))
+                except (TimeoutError, ConnectionError):
+                    self.stop(CLOSE_SLOW, "slow consumer: send timed out")
+                    break
+        finally:
+            self._send_limit.close()
         if not self.ws.closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(

@@ -6,20 +6,15 @@ import asyncio
 
 import pytest
 
-from hub.automation.deadlines import Deadlines
+from hub.deadlines import Deadlines
 
 
 async def guarded(deadlines: Deadlines, aw) -> str:
-    token = deadlines.arm()
     try:
-        result = await aw
-    except asyncio.CancelledError:
-        if not deadlines.expired(token):
-            raise
+        async with deadlines.limit():
+            return await aw
+    except TimeoutError:
         return "timed out"
-    if deadlines.expired(token):
-        return "timed out"
-    return result
 
 
 async def answer(after: float, value: str = "ok") -> str:

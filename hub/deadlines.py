@@ -1,11 +1,11 @@
 """Time limits of one fixed length for many concurrent awaits, on a single timer.
 
 `asyncio.timeout` arms and cancels a timer handle for every await it guards: about 4 µs,
-as much as the rest of a virtual device's command. Every command action has the same limit
-(`automation.command_timeout`), so deadlines expire in the order they were set: one timer,
-armed for the oldest, serves them all, and guarding a command costs two dict operations.
-The semantics are asyncio.timeout's: the guarded task is cancelled at its deadline, and the
-guard turns that cancellation (and only that one) into a timeout.
+as much as the rest of a virtual device's command. Where every limit has the same length
+(automation commands, websocket sends), deadlines expire in the order they were set: one
+timer, armed for the oldest, serves them all, and a guard costs two dict operations.
+`async with deadlines.limit():` behaves like `async with asyncio.timeout(seconds):` — the
+task is cancelled at its deadline and that cancellation (only that one) becomes TimeoutError.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import itertools
 
 
 class Deadlines:
-    """`token = arm()` before the await, `expired(token)` after it (or when it raised)."""
+    """`async with deadlines.limit():`, or `token = arm()` ... `expired(token)` by hand."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -51,6 +51,10 @@ class Deadlines:
         task = asyncio.current_task()
         return task is not None and task.uncancel() == 0
 
+    def limit(self) -> Limit:
+        """A context manager like `asyncio.timeout(self.seconds)`."""
+        return Limit(self)
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -70,3 +74,22 @@ class Deadlines:
             if not task.done():
                 self._expired.add(token)
                 task.cancel()
+
+
+class Limit:
+    """One `async with` guard of a Deadlines (what asyncio.timeout's context manager does)."""
+
+    __slots__ = ("_deadlines", "_token")
+
+    def __init__(self, deadlines: Deadlines) -> None:
+        self._deadlines = deadlines
+        self._token = -1
+
+    async def __aenter__(self) -> Limit:
+        self._token = self._deadlines.arm()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: object) -> None:
+        if self._deadlines.expired(self._token) and exc_type is asyncio.CancelledError:
+            raise TimeoutError from exc
