@@ -318,3 +318,30 @@ async def test_slow_command_does_not_block_the_connection(api_client, hub: Hub,
             "code": "internal_error", "message": "internal error"}}
         release.set()
         assert (await receive(ws)) == {"type": "result", "id": 1, "result": {"value": 30}}
+
+
+async def test_commands_in_flight_are_bounded(api_client, hub: Hub, monkeypatch) -> None:
+    from hub.api.routes import websocket
+
+    monkeypatch.setattr(websocket, "COMMANDS_IN_FLIGHT", 2)
+    release = asyncio.Event()
+    real = hub.integrations.command
+
+    async def command(device_id, name, params):  # our own host, slowed on purpose
+        await release.wait()
+        return await real(device_id, name, params)
+
+    monkeypatch.setattr(hub.integrations, "command", command)
+    async with api_client.ws_connect("/api/ws") as ws:
+        await ready(ws)
+        for i in (1, 2):
+            await ws.send_json({"type": "command", "id": i, "device_id": "virtual.lamp",
+                                "command": "toggle"})
+        await ws.send_json({"type": "ping", "id": 3})  # read only once a command ends
+        with_room = asyncio.ensure_future(receive(ws))
+        await asyncio.sleep(0.2)
+        assert not with_room.done()
+        release.set()
+        got = [await with_room, await receive(ws), await receive(ws)]
+        assert sorted(str(m["id"]) for m in got) == ["1", "2", "3"]
+        assert {"type": "pong", "id": 3} in got

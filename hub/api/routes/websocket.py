@@ -114,7 +114,7 @@ class Connection:
         self.close_reason = ""
         self._wake = asyncio.Event()
         self._stopped = False
-        self._slots = asyncio.Semaphore(COMMANDS_IN_FLIGHT)
+        self._room = asyncio.Event()  # set when a command slot frees while the reader waits
         self._send_limit = Deadlines(SEND_TIMEOUT)  # one timer, not one per burst sent
         self._commands: set[asyncio.Task[None]] = set()
 
@@ -150,18 +150,27 @@ class Connection:
             self.sub.close()
             self.sub = None
 
-    async def command(self, msg: dict[str, Any]) -> None:
-        """Start one command message as a task (the reader goes on at once), once one of
-        this connection's COMMANDS_IN_FLIGHT slots is free. Bad fields raise at once."""
+    def command(self, msg: dict[str, Any]) -> None:
+        """Start one command message as a task: the reader goes on at once (it waits in
+        `room_for_commands` once COMMANDS_IN_FLIGHT are running). Bad fields raise at once."""
         reject_unknown(msg, COMMAND_MESSAGE_FIELDS)
         ident = msg.get("id")
         if ident is None or isinstance(ident, bool) or not isinstance(ident, (int, str)):
             raise ValidationError("id", "expected a number or string to match the answer")
         device_id = field(msg, "device_id", str)
         command, params = command_fields(msg)
-        await self._slots.acquire()
         self._commands.add(asyncio.create_task(
             self._run_command(ident, device_id, command, params)))
+
+    @property
+    def commands_full(self) -> bool:
+        return len(self._commands) >= COMMANDS_IN_FLIGHT
+
+    async def room_for_commands(self) -> None:
+        """Back-pressure: return once fewer than COMMANDS_IN_FLIGHT commands are running."""
+        while self.commands_full:
+            self._room.clear()
+            await self._room.wait()
 
     async def _run_command(self, ident: int | str, device_id: str, command: str,
                            params: dict[str, Any]) -> None:
@@ -175,14 +184,13 @@ class Connection:
                 _LOG.exception("websocket command %s on %s failed", command, device_id)
                 text = dumps({"type": "error", "id": ident, "error": {
                     "code": "internal_error", "message": "internal error"}})
-            finally:
-                self._slots.release()
             if not self.ws.closed:
                 with contextlib.suppress(ConnectionError):
                     await self.ws.send_str(text)
         finally:
             # forgotten here rather than in a done callback: one loop turn less per command
             self._commands.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._room.set()
 
     async def finish_commands(self) -> None:
         """Let commands already started finish (a device may be half-way); cancel stragglers."""
@@ -284,9 +292,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
-            reply = await _handle(conn, msg.data)
+            reply = _handle(conn, msg.data)
             if reply is not None:
                 await ws.send_str(dumps(reply))
+            if conn.commands_full:
+                await conn.room_for_commands()
     finally:
         unrevoke()
         unwatch()
@@ -314,7 +324,7 @@ def _close_at_expiry(hub: Hub, conn: Connection,
         delay, conn.stop, CLOSE_UNAUTHORIZED, "token expired")
 
 
-async def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
+def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
     """The answer to one client message (None: a command answers by itself later)."""
     msg: Any = None
     try:
@@ -324,7 +334,7 @@ async def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
         kind = msg.get("type")
         reply: dict[str, Any]
         if kind == "command":
-            await conn.command(msg)
+            conn.command(msg)
             return None
         if kind == "subscribe":
             conn.subscribe(msg)
