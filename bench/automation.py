@@ -313,7 +313,9 @@ def run_with_hub(args: argparse.Namespace) -> dict[str, Any]:
     env.pop("NOTIFY_SOCKET", None)
     log = (workdir / "hub.log").open("w")
     started = time.perf_counter()
-    cmd = [sys.executable, "-m", "hub", "run", "-c", str(cfg), "--loop", args.loop]
+    cmd = [sys.executable, "-m", "hub", "run", "-c", str(cfg)]
+    if args.loop:
+        cmd += ["--loop", args.loop]
     if args.profile:
         cmd[1:1] = ["-m", "cProfile", "-o", args.profile]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -392,8 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--netns", action="store_true", help="run inside a fresh network namespace")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
-                   help="the hub's event loop (hub run --loop)")
+    p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"),
+                   help="the hub's event loop (hub run --loop; default: the hub's own)")
     p.add_argument("--http-row", action="store_true",
                    help="also measure with the command to A sent over HTTP")
     p.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
