@@ -23,6 +23,8 @@ from hub.loader import IntegrationHost
 from hub.state import SCHEMA as STATE_SCHEMA
 from hub.state import StateStore
 from hub.storage import Database, Schema
+from hub.vault import SCHEMA as VAULT_SCHEMA
+from hub.vault import Vault
 
 _LOG = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, VAULT_SCHEMA]
 
 
 class Hub:
@@ -54,6 +56,7 @@ class Hub:
         )
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
         self.states = StateStore(self.db, self.bus, self.clock)
+        self.vault = Vault(self.db, self.state_dir, self.clock)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
@@ -75,6 +78,8 @@ class Hub:
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             await stack.enter_async_context(self.db)
+            await self.vault.open()
+            stack.callback(self.vault.close)
             await self.devices.load()
             await self.states.load()
             stack.callback(self.states.close)

@@ -14,6 +14,7 @@ from hub.hub import Hub
 ROUTE_MODULES: tuple[str, ...] = (
     "health",
     "devices",
+    "wifi",
 )
 
 
