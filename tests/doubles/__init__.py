@@ -1,0 +1,1 @@
+"""Test doubles shared across areas (fake BlueZ, ...)."""
