@@ -16,7 +16,7 @@ import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from hub.errors import ConfigError, ConfigProblem
-from hub.yamlsource import Document, KeyPath
+from hub.yamlsource import INVALID, Document, KeyPath
 
 T = TypeVar("T")
 _MISSING = dataclasses.MISSING
@@ -90,6 +90,8 @@ def _type_name(tp: Any) -> str:
 
 def _decode(tp: Any, value: Any, path: KeyPath, doc: Document, problems: list) -> Any:
     origin = get_origin(tp)
+    if value is INVALID:
+        return None
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):

@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from hub import __version__
+from hub.audit import SCHEMA as AUDIT_SCHEMA
+from hub.audit import AuditLog
+from hub.auth.service import SCHEMA as AUTH_SCHEMA
+from hub.auth.service import AccountService
 from hub.bus import EventBus, HubStarted
 from hub.clock import Clock, SystemClock
 from hub.config import LoadedConfig
@@ -33,7 +37,7 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA, VAULT_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, VAULT_SCHEMA]
 
 
 class Hub:
@@ -57,6 +61,9 @@ class Hub:
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
         self.states = StateStore(self.db, self.bus, self.clock)
         self.vault = Vault(self.db, self.state_dir, self.clock)
+        self.audit = AuditLog(self.db, self.clock)
+        self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
+                                   self.state_dir)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
@@ -83,6 +90,11 @@ class Hub:
             await self.devices.load()
             await self.states.load()
             stack.callback(self.states.close)
+            # Unwinds before the state store unhooks: its last changes reach the disk.
+            stack.push_async_callback(self.db.flush)
+            await self.audit.load()
+            await self.auth.start()
+            stack.push_async_callback(self.auth.stop)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
         except BaseException:

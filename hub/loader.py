@@ -143,7 +143,7 @@ class _Slot:
     ctx: IntegrationContext | None = None
     error: str | None = None
     restarts: int = 0
-    backoff: float = BACKOFF_START
+    backoff: float = 0.0  # set from BACKOFF_START when the slot is made
     loaded_at: float = 0.0
     retry_task: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -155,7 +155,7 @@ class IntegrationHost:
     def __init__(self, hub: Hub, manifests: dict[str, Manifest], configs: dict[str, Any]):
         self.hub = hub
         self._slots = {
-            name: _Slot(manifests[name], configs.get(name) or {})
+            name: _Slot(manifests[name], configs.get(name) or {}, backoff=BACKOFF_START)
             for name in _dependency_order(manifests, list(configs))
         }
         self._stopping = False
@@ -248,7 +248,7 @@ class IntegrationHost:
         if self._stopping or slot.state != "loaded":
             return
         if self.hub.clock.monotonic() - slot.loaded_at > HEALTHY_AFTER:
-            slot.backoff = BACKOFF_START
+            slot.backoff = BACKOFF_START  # it ran well for a while: start the backoff over
 
         async def restart() -> None:
             await self._unload(name)

@@ -16,7 +16,7 @@ from typing import Any
 
 import integrations as _integrations_pkg
 from hub.errors import ConfigProblem
-from hub.yamlsource import Document, KeyPath
+from hub.yamlsource import INVALID, Document, KeyPath
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -117,7 +117,8 @@ def validate_against(
     maximum, minLength, maxLength, pattern, anyOf) keeps start-up free of the ~90 ms import
     of a full JSON Schema validator; the test suite checks the manifests with `jsonschema`.
     """
-    before = len(problems)
+    if value is INVALID:
+        return
     if "anyOf" in schema:
         for alt in schema["anyOf"]:
             trial: list[ConfigProblem] = []
@@ -161,7 +162,6 @@ def validate_against(
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
             validate_against(schema["items"], item, (*path, i), doc, problems)
-    del before
 
 
 _TYPES: dict[str, tuple[type, ...]] = {

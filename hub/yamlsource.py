@@ -24,6 +24,16 @@ except AttributeError:  # pragma: no cover - pure-Python PyYAML
 KeyPath = tuple[str | int, ...]
 
 
+class _Invalid:
+    """Stands for a value already reported as a problem, so it is not reported twice."""
+
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+INVALID: Any = _Invalid()
+
+
 @dataclass(slots=True)
 class Document:
     """A parsed YAML file: its plain value and where each key path was written."""
@@ -94,11 +104,11 @@ def _build(node: yaml.Node, path: KeyPath, doc: Document, problems: list[ConfigP
     if node.tag == "!env":
         if not isinstance(node, yaml.ScalarNode):
             problems.append(doc.problem(path, "!env takes one environment variable name"))
-            return None
+            return INVALID
         name = str(node.value)
         if name not in os.environ:
             problems.append(doc.problem(path, f"environment variable {name} is not set"))
-            return None
+            return INVALID
         return os.environ[name]
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -134,4 +144,4 @@ def _build(node: yaml.Node, path: KeyPath, doc: Document, problems: list[ConfigP
         return _scalar.construct_object(node)
     except yaml.constructor.ConstructorError as exc:
         problems.append(doc.problem(path, f"cannot read value: {exc.problem}"))
-        return None
+        return INVALID

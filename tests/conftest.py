@@ -99,17 +99,69 @@ async def hygiene() -> AsyncIterator[None]:
         loop.set_exception_handler(previous)
 
 
+OWNER_USERNAME = "owner"
+TEST_PASSWORD = "correct horse battery"
+
+
 @pytest.fixture
-async def api_client(hub: Hub) -> AsyncIterator[TestClient]:
-    """An aiohttp client on the real app (make_app), in-process on loopback."""
+async def api_server(hub: Hub) -> AsyncIterator[TestServer]:
+    """The real app (make_app) served in-process on loopback."""
     from hub.api.app import make_app
 
-    client = TestClient(TestServer(make_app(hub)))
-    await client.start_server()
+    server = TestServer(make_app(hub))
+    await server.start_server()
     try:
-        yield client
+        yield server
     finally:
-        await client.close()
+        await server.close()
+
+
+@pytest.fixture
+async def client_for(hub: Hub, api_server: TestServer) -> AsyncIterator[Callable[..., Any]]:
+    """`await client_for(Role.MEMBER, **user_fields)`: a client signed in as a new user.
+
+    `client_for(None)` gives a client without a token. Each signed-in client carries
+    `client.user` (the User) and `client.token` (its raw bearer token); the user's password
+    is TEST_PASSWORD. Extra keywords go to `hub.auth.create_user` (granted_devices=...,
+    granted_areas=..., is_minor=...; username= to choose the name).
+    """
+    from hub.auth.principal import Role
+
+    clients: list[TestClient] = []
+    counter = iter(range(1, 1_000_000))
+
+    async def make(role: Role | None, *, username: str | None = None,
+                   **fields: Any) -> TestClient:
+        headers: dict[str, str] = {}
+        user = token = None
+        if role is not None:
+            name = username or f"{role.label}{next(counter)}"
+            user = hub.auth.find_user(name)
+            if user is None:
+                user = await hub.auth.create_user(name, TEST_PASSWORD, role, **fields)
+            token, _ = await hub.auth.create_token(user.id, "test client")
+            headers["Authorization"] = f"Bearer {token}"
+        client = TestClient(api_server, headers=headers)
+        await client.start_server()
+        client.user = user  # type: ignore[attr-defined]
+        client.token = token  # type: ignore[attr-defined]
+        clients.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for c in clients:
+            await c.session.close()
+
+
+@pytest.fixture
+async def api_client(client_for: Callable[..., Any]) -> TestClient:
+    """An aiohttp client on the real app, in-process on loopback, signed in as the owner
+    (username OWNER_USERNAME, password TEST_PASSWORD; `api_client.user`, `.token`)."""
+    from hub.auth.principal import Role
+
+    return await client_for(Role.OWNER, username=OWNER_USERNAME)
 
 
 def _is_pytest_task(task: asyncio.Task[Any]) -> bool:

@@ -6,7 +6,7 @@ import importlib
 
 from aiohttp import web
 
-from hub.api import middlewares
+from hub.api import authn, middlewares
 from hub.api.keys import HUB_KEY
 from hub.hub import Hub
 
@@ -14,6 +14,13 @@ from hub.hub import Hub
 ROUTE_MODULES: tuple[str, ...] = (
     "health",
     "devices",
+    "auth",
+    "onboarding",
+    "users",
+    "tokens",
+    "audit",
+    "websocket",
+    "openapi",
     "wifi",
 )
 
@@ -21,7 +28,7 @@ ROUTE_MODULES: tuple[str, ...] = (
 def make_app(hub: Hub) -> web.Application:
     app = web.Application(
         client_max_size=hub.config.api.max_body_bytes,
-        middlewares=[middlewares.errors],
+        middlewares=[middlewares.errors, authn.authenticate],
         handler_args={"max_field_size": 16 * 1024, "max_line_size": 16 * 1024},
     )
     app[HUB_KEY] = hub

@@ -155,10 +155,7 @@ class Database:
         await fut
 
     async def flush(self) -> None:
-        """Commit everything queued so far and wait for it."""
-        if not self._pending:
-            await self._flushed.wait()
-            return
+        """Commit everything queued so far (flush hooks included) and wait for it."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._add(_Op("", None, False, fut, script=[]), urgent=True)
         await fut

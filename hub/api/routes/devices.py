@@ -1,19 +1,38 @@
-"""Devices: list, read, rename/move/scope, remove, state, commands, history."""
+"""Devices: list, read, rename/move/scope, remove, state, commands, history.
+
+Guests see and command only the devices or areas they were granted; to them any other
+device does not exist (404). The device list is served from pre-serialized JSON that is
+invalidated per device by registry and availability events.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from hub.api.access import requires
-from hub.api.jsonio import field, json_response, read_json, reject_unknown
+from hub.api.access import principal, requires
+from hub.api.jsonio import dumps, field, json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
+from hub.api.spec import ANY, BOOL, NUM, STR, array, describe, nullable, obj
 from hub.auth.principal import Role
+from hub.bus import AvailabilityChanged, DeviceRegistryChanged
 from hub.devices import Device, PrivacyScope
-from hub.errors import ValidationError
+from hub.errors import NotFound, ValidationError
 from hub.hub import Hub
+
+NAMES_OR_NULL = {"type": ["array", "null"], "items": STR}
+SCOPE_SCHEMA = {"type": ["object", "null"],
+                "properties": {"attributes": NAMES_OR_NULL, "events": NAMES_OR_NULL},
+                "additionalProperties": False}
+DEVICE_SCHEMA = obj(
+    ["id", "name", "integration"], extra=True,
+    id=STR, name=STR, integration=STR, area=nullable(STR), available=nullable(BOOL),
+    scope=SCOPE_SCHEMA, commands=array(ANY), attributes=array(STR), events=array(STR),
+)
+ID_ERRORS = (404,)
 
 
 def device_json(hub: Hub, device: Device) -> dict[str, Any]:
@@ -22,24 +41,93 @@ def device_json(hub: Hub, device: Device) -> dict[str, Any]:
     return out
 
 
+class DeviceJsonCache:
+    """Each device's JSON, serialized once; the whole list's body kept until something
+    changes. The hot path of GET /api/devices is then a bytes lookup."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._parts: dict[str, str] = {}
+        self._body: bytes | None = None
+        self._undo: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        bus = self.hub.bus
+        self._undo = [bus.subscribe(DeviceRegistryChanged, self._invalidate),
+                      bus.subscribe(AvailabilityChanged, self._invalidate)]
+
+    def stop(self) -> None:
+        for undo in self._undo:
+            undo()
+        self._undo = []
+
+    def part(self, device: Device) -> str:
+        text = self._parts.get(device.id)
+        if text is None:
+            text = self._parts[device.id] = dumps(device_json(self.hub, device))
+        return text
+
+    def body(self, devices: list[Device] | None = None) -> bytes:
+        """The list body for `devices` (all of them, cached, when None)."""
+        if devices is None:
+            if self._body is None:
+                self._body = self._join(list(self.hub.devices.all()))
+            return self._body
+        return self._join(devices)
+
+    def _join(self, devices: list[Device]) -> bytes:
+        return ('{"devices":[' + ",".join(self.part(d) for d in devices) + "]}").encode()
+
+    def _invalidate(self, event: Any) -> None:
+        self._parts.pop(event.device_id, None)
+        self._body = None
+
+
+DEVICE_CACHE_KEY: web.AppKey[DeviceJsonCache] = web.AppKey("device_json_cache", DeviceJsonCache)
+
+
+def visible_device(request: web.Request) -> Device:
+    """The device in the path, if this principal may see it; else 404 (no existence leak)."""
+    hub = request.app[HUB_KEY]
+    device_id = request.match_info["device_id"]
+    device = hub.devices.find(device_id)
+    if device is None or not principal(request).can_see_device(device.id, device.area):
+        raise NotFound(f"no device {device_id!r}")
+    return device
+
+
 @requires(Role.GUEST)
+@describe("List devices (guests: only those granted)", tags=("devices",),
+          query={"area": {"type": "string"}},
+          response=obj(["devices"], devices=array(DEVICE_SCHEMA)))
 async def list_devices(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
+    cache = request.app[DEVICE_CACHE_KEY]
     area = request.query.get("area")
-    devices = [d for d in hub.devices.all() if area is None or d.area == area]
-    return json_response({"devices": [device_json(hub, d) for d in devices]})
+    who = principal(request)
+    if area is None and who.role >= Role.MEMBER:
+        body = cache.body()
+    else:
+        body = cache.body([d for d in hub.devices.all()
+                           if (area is None or d.area == area)
+                           and who.can_see_device(d.id, d.area)])
+    return web.Response(body=body, content_type="application/json")
 
 
 @requires(Role.GUEST)
+@describe("Read a device", tags=("devices",), errors=ID_ERRORS, response=DEVICE_SCHEMA)
 async def get_device(request: web.Request) -> web.Response:
-    hub = request.app[HUB_KEY]
-    return json_response(device_json(hub, hub.devices.get(request.match_info["device_id"])))
+    return json_response(device_json(request.app[HUB_KEY], visible_device(request)))
 
 
 @requires(Role.ADMIN)
+@describe("Rename a device, move it to an area or set its privacy scope", tags=("devices",),
+          errors=ID_ERRORS, response=DEVICE_SCHEMA,
+          body=obj(name={"type": "string", "minLength": 1, "maxLength": 100},
+                   area={"type": ["string", "null"], "maxLength": 100}, scope=SCOPE_SCHEMA))
 async def patch_device(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    device = hub.devices.get(request.match_info["device_id"])
+    device = visible_device(request)
     body = await read_json(request)
     reject_unknown(body, {"name", "area", "scope"})
     changes: dict[str, Any] = {}
@@ -61,27 +149,37 @@ async def patch_device(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@describe("Remove a device (its history stays until retention purges it)",
+          tags=("devices",), status=204, errors=ID_ERRORS)
 async def delete_device(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    device = await hub.devices.remove(request.match_info["device_id"])
+    device = await hub.devices.remove(visible_device(request).id)
     hub.states.forget(device.id)
     await hub.db.flush()
     return web.Response(status=204)
 
 
 @requires(Role.GUEST)
+@describe("A device's current attributes", tags=("devices",), errors=ID_ERRORS,
+          response=obj(["device_id", "attributes"], device_id=STR, available=nullable(BOOL),
+                       attributes={"type": "object"}))
 async def get_state(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    device = hub.devices.get(request.match_info["device_id"])
+    device = visible_device(request)
     state = {k: v.to_json() for k, v in hub.states.get(device.id).items()}
     return json_response({"device_id": device.id, "available": hub.states.available(device.id),
                           "attributes": state})
 
 
 @requires(Role.GUEST)
+@describe("Send a command, validated against what the device accepts", tags=("devices",),
+          errors=(*ID_ERRORS, 503),
+          body=obj(["command"], command={"type": "string", "maxLength": 100},
+                   params={"type": "object"}),
+          response=obj(["device_id", "command"], device_id=STR, command=STR, result=ANY))
 async def post_command(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    device = hub.devices.get(request.match_info["device_id"])
+    device = visible_device(request)
     body = await read_json(request)
     reject_unknown(body, {"command", "params"})
     command = field(body, "command", str)
@@ -91,9 +189,16 @@ async def post_command(request: web.Request) -> web.Response:
 
 
 @requires(Role.GUEST)
+@describe("A device's recorded values between since and until (epoch seconds)",
+          tags=("devices",), errors=ID_ERRORS,
+          query={"since": {"type": "number", "minimum": 0},
+                 "until": {"type": "number", "minimum": 0},
+                 "limit": {"type": "integer", "minimum": 1, "maximum": 10000}},
+          response=obj(["device_id", "history"], device_id=STR, history=array(obj(
+              ["attribute", "ts"], attribute=STR, value=ANY, ts=NUM))))
 async def get_history(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
-    device = hub.devices.get(request.match_info["device_id"])
+    device = visible_device(request)
     since = _query_float(request, "since")
     until = _query_float(request, "until")
     limit = _query_float(request, "limit")
@@ -116,7 +221,18 @@ def _query_float(request: web.Request, name: str) -> float | None:
     return value
 
 
+async def _start_cache(app: web.Application) -> None:
+    app[DEVICE_CACHE_KEY].start()
+
+
+async def _stop_cache(app: web.Application) -> None:
+    app[DEVICE_CACHE_KEY].stop()
+
+
 def setup(app: web.Application) -> None:
+    app[DEVICE_CACHE_KEY] = DeviceJsonCache(app[HUB_KEY])
+    app.on_startup.append(_start_cache)
+    app.on_cleanup.append(_stop_cache)
     r = app.router
     r.add_get("/api/devices", list_devices)
     r.add_get("/api/devices/{device_id}", get_device)

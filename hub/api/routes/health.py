@@ -8,6 +8,7 @@ from hub.api.access import PUBLIC, requires
 from hub.api.jsonio import json_response
 from hub.api.keys import HUB_KEY
 
+
 @requires(PUBLIC)
 async def health(request: web.Request) -> web.Response:
     return json_response(request.app[HUB_KEY].health())

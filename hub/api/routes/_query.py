@@ -1,0 +1,32 @@
+"""Query-string parameters checked like JSON fields: a 400 naming the parameter."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.errors import ValidationError
+
+
+def query_int(request: web.Request, name: str, default: int, *, lo: int = 0,
+              hi: int = 1_000_000) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(name, "expected an integer") from None
+    if not lo <= value <= hi:
+        raise ValidationError(name, f"must be {lo}-{hi}")
+    return value
+
+
+def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ValidationError(name, "expected true or false")

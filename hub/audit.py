@@ -1,0 +1,129 @@
+"""The append-only audit log: who did what to what, chained by SHA-256 so edits show.
+
+Every row's `hash` is SHA-256 over the previous row's hash and the row's canonical JSON,
+so rewriting or deleting a row breaks the chain from there on (`verify()` finds where).
+Usage everywhere: `await hub.audit.record(actor, action, target, details)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from hub.clock import Clock
+from hub.storage import Database, Schema
+
+SCHEMA = Schema(
+    "audit",
+    (
+        """
+        CREATE TABLE audit(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            actor TEXT,
+            action TEXT NOT NULL,
+            target TEXT,
+            details TEXT NOT NULL DEFAULT '{}',
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_ts ON audit(ts);
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+        """,
+    ),
+)
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    ts: float
+    actor: str | None
+    action: str
+    target: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "ts": self.ts, "actor": self.actor, "action": self.action,
+                "target": self.target, "details": self.details, "hash": self.hash}
+
+
+def row_hash(prev_hash: str, ts: float, actor: str | None, action: str, target: str | None,
+             details_json: str) -> str:
+    canonical = json.dumps([ts, actor, action, target, details_json],
+                           separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+class AuditLog:
+    """Append rows; read them back; check the chain."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self._last_hash = GENESIS
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        row = await self.db.fetchone("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
+        self._last_hash = row["hash"] if row else GENESIS
+
+    async def record(self, actor: str | None, action: str, target: str | None = None,
+                     details: dict[str, Any] | None = None) -> None:
+        """Append one row, durably. Never put secrets in `details`."""
+        details_json = json.dumps(details or {}, separators=(",", ":"), sort_keys=True,
+                                  ensure_ascii=False, default=str)
+        async with self._lock:  # the chain needs one writer at a time, in order
+            ts = round(self.clock.time(), 6)
+            prev = self._last_hash
+            digest = row_hash(prev, ts, actor, action, target, details_json)
+            await self.db.write(
+                "INSERT INTO audit(ts, actor, action, target, details, prev_hash, hash) "
+                "VALUES(?,?,?,?,?,?,?)",
+                (ts, actor, action, target, details_json, prev, digest),
+            )
+            self._last_hash = digest
+
+    async def entries(self, *, limit: int = 100, before: int | None = None,
+                      actor: str | None = None, action: str | None = None) -> list[AuditEntry]:
+        """Newest first."""
+        where, params = [], []
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        if actor is not None:
+            where.append("actor = ?")
+            params.append(actor)
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
+        sql = "SELECT * FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        rows = await self.db.fetchall(sql, params)
+        return [_entry(r) for r in rows]
+
+    async def verify(self) -> int | None:
+        """Id of the first row whose chain is broken, or None when the log is intact."""
+        prev = GENESIS
+        async for r in self.db.iterate("SELECT * FROM audit ORDER BY id"):
+            expect = row_hash(prev, r["ts"], r["actor"], r["action"], r["target"], r["details"])
+            if r["prev_hash"] != prev or r["hash"] != expect:
+                return int(r["id"])
+            prev = r["hash"]
+        return None
+
+
+def _entry(r: Any) -> AuditEntry:
+    return AuditEntry(int(r["id"]), r["ts"], r["actor"], r["action"], r["target"],
+                      json.loads(r["details"]), r["prev_hash"], r["hash"])
