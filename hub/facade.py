@@ -11,8 +11,10 @@ from hub.devices import CommandSpec, Device, PrivacyScope
 from hub.errors import DeviceUnavailable, HubError, ValidationError
 from hub.loader import Integration, IntegrationContext
 from hub.manifests import BleMatcher
+from hub.provisioning.attestation import Attestation, Evidence
 
 __all__ = [
+    "Attestation",
     "AvailabilityChanged",
     "BleMatcher",
     "CommandSpec",
@@ -20,6 +22,7 @@ __all__ = [
     "DeviceEvent",
     "DeviceUnavailable",
     "Event",
+    "Evidence",
     "HubError",
     "Integration",
     "IntegrationContext",

@@ -24,6 +24,7 @@ from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
 from hub.loader import IntegrationHost
+from hub.provisioning.service import ProvisioningService
 from hub.state import SCHEMA as STATE_SCHEMA
 from hub.state import StateStore
 from hub.storage import Database, Schema
@@ -61,6 +62,7 @@ class Hub:
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
         self.states = StateStore(self.db, self.bus, self.clock)
         self.vault = Vault(self.db, self.state_dir, self.clock)
+        self.provisioning = ProvisioningService(self)
         self.audit = AuditLog(self.db, self.clock)
         self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
                                    self.state_dir)
@@ -95,6 +97,8 @@ class Hub:
             await self.audit.load()
             await self.auth.start()
             stack.push_async_callback(self.auth.stop)
+            await self.provisioning.start()
+            stack.push_async_callback(self.provisioning.stop)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
         except BaseException:

@@ -22,6 +22,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "websocket",
     "openapi",
     "wifi",
+    "provisioning",
 )
 
 
