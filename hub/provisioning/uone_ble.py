@@ -163,6 +163,11 @@ class UoneBleSession:
     async def start(self) -> None:
         await self._client.start_notify(TX_UUID, self._on_notify)
 
+    def disconnected(self) -> None:
+        """The link dropped (bleak's disconnected callback): whoever waits learns it now."""
+        self._inbox.put_nowait(ProtocolError("connection_lost",
+                                             "the device dropped the Bluetooth link"))
+
     async def info(self) -> DeviceInfo:
         _, body = await self._request(GET_INFO, {}, INFO)
         chain = body.get("chain")

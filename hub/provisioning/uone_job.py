@@ -28,9 +28,12 @@ async def run_uone(service: ProvisioningService, job: Job) -> None:
     cfg = service.config
     target = job.target
     service._step(job, "connecting")
-    client = await connect_ble(service, target.address, cfg.ble_timeout)
+    sessions: list[UoneBleSession] = []
+    client = await connect_ble(service, target.address, cfg.ble_timeout,
+                               lambda _client: sessions and sessions[0].disconnected())
     try:
         session = UoneBleSession(client, timeout=cfg.ble_timeout)
+        sessions.append(session)
         try:
             await session.start()
             service._step(job, "reading_certificate")
@@ -74,8 +77,8 @@ async def run_uone(service: ProvisioningService, job: Job) -> None:
             raise JobFailed("wifi_refused", str(exc)) from None
         except ProtocolError as exc:
             await _forget_quietly(session)
-            raise JobFailed("connection_lost" if exc.code == "timeout" else exc.code,
-                            f"provisioning was interrupted: {exc}") from None
+            code = "connection_lost" if exc.code in ("timeout", "connection_lost") else exc.code
+            raise JobFailed(code, f"provisioning was interrupted: {exc}") from None
         except Exception as exc:
             raise JobFailed("connection_lost", "the Bluetooth link dropped while sending "
                             f"the credentials: {_describe(exc)}") from None
@@ -141,7 +144,8 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def connect_ble(service: ProvisioningService, address: str, timeout: float) -> Any:
+async def connect_ble(service: ProvisioningService, address: str, timeout: float,
+                      on_disconnect: Any = None) -> Any:
     """Find the device by address and connect; JobFailed if it is not around."""
     from hub.provisioning.service import JobFailed
 
@@ -160,7 +164,7 @@ async def connect_ble(service: ProvisioningService, address: str, timeout: float
     if device is None:
         raise JobFailed("not_found", f"the device {address} was not found over Bluetooth "
                         f"within {timeout:.0f} s; is it powered and near the hub?")
-    client = client_class(device, timeout=timeout)
+    client = client_class(device, disconnected_callback=on_disconnect, timeout=timeout)
     try:
         await client.connect()
     except Exception as exc:

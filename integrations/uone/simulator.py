@@ -304,13 +304,14 @@ class Simulator:
             addresses=[socket.inet_aton(self.lan_host)], port=self.lan_port,
             properties={"v": "1", "did": self.did, "mac": self.mac, "model": self.model},
             server=f"uone-{self.did}.local.")
-        await self._zc.async_register_service(info)
+        broadcast = await self._zc.async_register_service(info)
+        await broadcast  # the announcements, so nothing is left running at stop
         self.emit({"event": "lan_up", "port": self.lan_port})
 
     async def stop_lan(self) -> None:
         if self._zc is not None:
             with contextlib.suppress(Exception):
-                await self._zc.async_unregister_all_services()
+                await self._zc.async_unregister_all_services()  # goodbye packets
             await self._zc.async_close()
             self._zc = None
         if self._server is not None:
