@@ -31,6 +31,7 @@ async def run(loaded: LoadedConfig, *, started: float | None = None) -> int:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(hub)
             api = await stack.enter_async_context(ApiServer(hub))
+            hub.discovery.api_ready(api.port or 0, api.scheme, api.fingerprint)
             systemd.notify(f"READY=1\nSTATUS=serving on port {api.port}\nMAINPID={_pid()}")
             elapsed = time.monotonic() - started if started is not None else 0.0
             _LOG.info("Uone Hub %s ready in %.3f s (%d devices)", hub.version, elapsed,

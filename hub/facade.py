@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from hub.bus import AvailabilityChanged, DeviceEvent, Event, StateChanged
 from hub.devices import CommandSpec, Device, PrivacyScope
+from hub.discovery.connectivity import LanProbe, TransportChoice, choose_transport, probe_lan
+from hub.discovery.models import (
+    BleAdvertisement,
+    DiscoveredDevice,
+    DiscoveryInfo,
+    MdnsService,
+    normalize_mac,
+)
 from hub.errors import DeviceUnavailable, HubError, ValidationError
 from hub.loader import Integration, IntegrationContext
 from hub.manifests import BleMatcher
@@ -16,17 +24,26 @@ from hub.provisioning.attestation import Attestation, Evidence
 __all__ = [
     "Attestation",
     "AvailabilityChanged",
+    "BleAdvertisement",
     "BleMatcher",
     "CommandSpec",
     "Device",
     "DeviceEvent",
     "DeviceUnavailable",
+    "DiscoveredDevice",
+    "DiscoveryInfo",
     "Event",
     "Evidence",
     "HubError",
     "Integration",
     "IntegrationContext",
+    "LanProbe",
+    "MdnsService",
     "PrivacyScope",
     "StateChanged",
+    "TransportChoice",
     "ValidationError",
+    "choose_transport",
+    "normalize_mac",
+    "probe_lan",
 ]

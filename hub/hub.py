@@ -23,6 +23,8 @@ from hub.clock import Clock, SystemClock
 from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
+from hub.discovery.registry import SCHEMA as DISCOVERY_SCHEMA
+from hub.discovery.service import DiscoveryService
 from hub.loader import IntegrationHost
 from hub.provisioning.service import ProvisioningService
 from hub.state import SCHEMA as STATE_SCHEMA
@@ -38,7 +40,8 @@ DB_FILENAME = "hub.db"
 
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
-    return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, VAULT_SCHEMA]
+    return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, DISCOVERY_SCHEMA,
+            VAULT_SCHEMA]
 
 
 class Hub:
@@ -66,6 +69,7 @@ class Hub:
         self.audit = AuditLog(self.db, self.clock)
         self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
                                    self.state_dir)
+        self.discovery = DiscoveryService(self)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
@@ -101,6 +105,8 @@ class Hub:
             stack.push_async_callback(self.provisioning.stop)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
+            await self.discovery.start()
+            stack.push_async_callback(self.discovery.stop)
         except BaseException:
             await stack.aclose()
             raise
@@ -131,4 +137,5 @@ class Hub:
             "integrations": {n: s["state"] for n, s in integrations.items()},
             "storage": self.db.stats.as_dict(),
             "bus": {"published": self.bus.published, "dropped": self.bus.dropped},
+            "discovery": self.discovery.health(),
         }

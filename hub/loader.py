@@ -128,6 +128,40 @@ class IntegrationContext:
     def on_unload(self, callback: Callable[[], Any]) -> None:
         self._undo.append(callback)
 
+    # discovery (one shared zeroconf and BLE scanner; matched by this manifest's matchers)
+
+    def on_advertisement(self, callback: Callable[[Any], Any]) -> None:
+        """`callback(BleAdvertisement) -> DiscoveryInfo | None` for each changed advertisement
+        that matches this integration's BLE matchers; returning info lists it as discovered."""
+        self._undo.append(self._hub.discovery.add_advertisement_listener(self.name, callback))
+
+    def on_mdns_service(self, callback: Callable[[Any, bool], Any]) -> None:
+        """`callback(MdnsService, removed) -> DiscoveryInfo | None` for this integration's
+        mDNS service types (added, updated, removed)."""
+        self._undo.append(self._hub.discovery.add_mdns_listener(self.name, callback))
+
+    def on_adopt(self, handler: Callable[[Any, str | None], Awaitable[Device]]) -> None:
+        """`await handler(DiscoveredDevice, name)` registers the device and returns it."""
+        self._undo.append(self._hub.discovery.set_adopt_handler(self.name, handler))
+
+    def discovered(self) -> list[Any]:
+        """This integration's discovered devices (DiscoveredDevice)."""
+        return [d for d in self._hub.discovery.registry if d.integration == self.name]
+
+    def ble_seen(self, address: str) -> tuple[int, float] | None:
+        """(RSSI dBm, seconds since last heard) of a BLE address, or None."""
+        return self._hub.discovery.ble_seen(address)
+
+    def report_malformed(self, what: str, detail: str = "") -> None:
+        """Count bad input from the network (junk advertisement, bad TXT); logged at debug."""
+        self._hub.discovery.stats.malformed += 1
+        self.log.debug("malformed %s %s", what, detail)
+
+    def set_transport(self, device_id: str, choice: Any) -> None:
+        """Record how one of this integration's devices is reached now (TransportChoice)."""
+        if self.device(device_id) is not None:
+            self._hub.discovery.connectivity.set(device_id, choice)
+
     def create_task(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
         """A supervised task: if it raises, the integration is restarted."""
         task = asyncio.create_task(coro, name=f"{self.name}:{name}")

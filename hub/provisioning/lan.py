@@ -1,8 +1,8 @@
 """Waiting for a freshly provisioned device to show up on the LAN (mDNS).
 
-Until the shared mDNS browser of the discovery area is wired in, a provisioning job browses
-for the one service type it waits for, for as long as it waits, on the configured
-interfaces (loopback only when none is up, as in the test namespaces).
+The hub's shared mDNS browser (discovery) lists it; the job waits for that entry. Only when
+mDNS discovery is switched off does the job browse by itself, for the one service type, for
+as long as it waits.
 """
 
 from __future__ import annotations
@@ -57,6 +57,39 @@ def interface_addresses(names: list[str] | None) -> list[str]:
             else:
                 found.append(addr)
     return found or loopback
+
+
+async def wait_for_lan(hub: Any, did: str, timeout: float) -> LanEndpoint:
+    """The local API of `did` once discovery sees it on mDNS; LanTimeout otherwise."""
+    from hub.discovery.models import DeviceDiscovered, DiscoveryChanged
+
+    cfg = hub.config.discovery.mdns
+    if not cfg.enabled:
+        return await wait_for_device(did, timeout, cfg.interfaces)
+
+    def endpoint() -> LanEndpoint | None:
+        for item in hub.discovery.registry:
+            if (item.source == "mdns" and item.did == did and item.present and item.addresses
+                    and item.port):
+                return LanEndpoint(item.addresses[0], item.port, dict(item.txt))
+        return None
+
+    sub = hub.bus.listen([DeviceDiscovered, DiscoveryChanged], maxsize=256,
+                         name=f"provisioning-wait-{did}")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while (found := endpoint()) is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise LanTimeout(f"the device did not appear on the LAN (mDNS {MDNS_TYPE}) "
+                                 f"within {timeout:.0f} s; is the Wi-Fi network reachable "
+                                 "from the hub?")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sub.get(), remaining)
+        return found
+    finally:
+        sub.close()
 
 
 async def wait_for_device(did: str, timeout: float, interfaces: list[str] | None = None

@@ -22,13 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from hub.bus import Event
 from hub.errors import Conflict, HubError, NotFound, ValidationError
-from hub.provisioning.attestation import (
-    UNVERIFIED,
-    Attestation,
-    AttestationVerifier,
-    Evidence,
-    failed,
-)
+from hub.provisioning.attestation import Attestation, AttestationVerifier, Evidence
 from hub.provisioning.wifi import WifiNetworks, check_ssid
 
 if TYPE_CHECKING:
@@ -66,9 +60,10 @@ class ProvisionTarget:
 
     discovery_id: str
     kind: JobKind
-    address: str  # BLE address (the factory MAC for Uone devices)
+    address: str  # BLE address
     did: str | None = None  # as advertised over BLE
     name: str | None = None
+    mac: str | None = None  # the Wi-Fi MAC a Uone device advertises over BLE
 
 
 class JobFailed(HubError):
@@ -262,19 +257,11 @@ def target_from_discovered(item: Any) -> ProvisionTarget:
     else:
         raise ValidationError(None, f"devices of integration {integration!r} cannot be "
                               "provisioned by the hub (Uone and Improv Wi-Fi devices can)")
-    address = getattr(item, "address", None) or getattr(item, "mac", None)
+    address = getattr(item, "address", None)
     if not address:
         raise ValidationError(None, "the discovered device has no BLE address")
     return ProvisionTarget(item.id, kind, address, getattr(item, "did", None),
-                           getattr(item, "name", None))
-
-
-def failed_attestation(code: str, reason: str) -> Attestation:
-    return failed(code, reason)
-
-
-def unverified() -> Attestation:
-    return UNVERIFIED
+                           getattr(item, "name", None), getattr(item, "mac", None))
 
 
 def _load_hub_id(state_dir: Path) -> str:

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 SERVICE_UUID = "7d3e0001-5a6b-4c8d-9e0f-1a2b3c4d5e6f"
 RX_UUID = "7d3e0002-5a6b-4c8d-9e0f-1a2b3c4d5e6f"
 TX_UUID = "7d3e0003-5a6b-4c8d-9e0f-1a2b3c4d5e6f"
-MANUFACTURER_ID = 0xFFFF
 MAX_MESSAGE = 8192
 MAX_FRAGMENT = 512
 FRAGMENT_PAYLOAD = 19  # MTU 23 - 3 (ATT) - 1 (our header)
@@ -62,27 +61,6 @@ class DeviceInfo:
     model: str
     fw: str
     chain: tuple[bytes, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Advert:
-    """What a Uone device says in its BLE advertisement."""
-
-    version: int
-    provisioned: bool
-    did: str
-
-
-def parse_advert(manufacturer_data: dict[int, bytes]) -> Advert | None:
-    """The Uone manufacturer data of an advertisement, or None if absent or malformed."""
-    data = manufacturer_data.get(MANUFACTURER_ID)
-    if data is None or len(data) < 3 or data[0] != 1:
-        return None
-    try:
-        did = data[2:].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return Advert(data[0], bool(data[1] & 1), did)
 
 
 def fragments(msg_type: int, body: dict[str, Any], size: int = FRAGMENT_PAYLOAD) -> list[bytes]:

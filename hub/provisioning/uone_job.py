@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hub.provisioning.attestation import Evidence
-from hub.provisioning.lan import LanTimeout, wait_for_device
+from hub.provisioning.lan import LanTimeout, wait_for_lan
 from hub.provisioning.uone_ble import DeviceRefused, ProtocolError, UoneBleSession, seal_wifi
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ async def run_uone(service: ProvisioningService, job: Job) -> None:
         evidence = Evidence(
             chain=info.chain, nonce=nonce, hub_id=service.hub_id, signature=signature,
             advertised_dids=tuple(d for d in (target.did, info.did) if d),
-            advertised_macs=(target.address, info.mac),
+            advertised_macs=tuple(m for m in (target.mac, info.mac) if m),
         )
         attestation = service.verify(evidence)
         job.attestation = attestation
@@ -88,8 +88,7 @@ async def run_uone(service: ProvisioningService, job: Job) -> None:
             await client.disconnect()
     service._step(job, "waiting_for_lan")
     try:
-        endpoint = await wait_for_device(attestation.did, cfg.lan_timeout,
-                                         _interfaces(hub))
+        endpoint = await wait_for_lan(hub, attestation.did, cfg.lan_timeout)
     except LanTimeout as exc:
         raise JobFailed("lan_timeout", str(exc)) from None
     service._step(job, "adopting")
@@ -120,7 +119,17 @@ async def adopt(service: ProvisioningService, job: Job, endpoint: Any) -> str:
     except Exception as exc:
         raise JobFailed(getattr(exc, "code", "adoption_failed"),
                         f"adoption failed: {exc}") from None
+    await _mark_adopted(hub, job.target.discovery_id, att.did, device.id)
     return device.id
+
+
+async def _mark_adopted(hub: Any, discovery_id: str, did: str | None, device_id: str) -> None:
+    """The discovered entries of this device (BLE and mDNS) now belong to it."""
+    registry = hub.discovery.registry
+    for item in list(registry):
+        if item.id == discovery_id or (did is not None and item.did == did):
+            with contextlib.suppress(Exception):
+                await registry.decide(item, "adopted", device_id)
 
 
 def _wifi_status(service: ProvisioningService, job: Job, state: str) -> None:
@@ -131,13 +140,6 @@ def _wifi_status(service: ProvisioningService, job: Job, state: str) -> None:
 async def _forget_quietly(session: UoneBleSession) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(session.forget(), 3)
-
-
-def _interfaces(hub: Any) -> list[str] | None:
-    try:
-        return hub.config.discovery.mdns.interfaces
-    except AttributeError:
-        return None
 
 
 def _describe(exc: BaseException) -> str:

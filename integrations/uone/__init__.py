@@ -1,10 +1,13 @@
-"""Uone devices: attested BLE provisioning, then control over the LAN (see PROTOCOL.md).
+"""Uone devices: discovery on mDNS and BLE, attested adoption, control over the LAN.
 
-Provisioning (BLE, attestation, sealed Wi-Fi credentials) is done by the hub's provisioning
-jobs; this integration takes over when the device is on the LAN: `adopt` connects to its
-local API over TLS pinned to the attested key, re-attests it, and registers it. Afterwards
-each device has a supervised connection that re-attests at every reconnection, receives
-pushed state and carries commands.
+A Uone device on Wi-Fi announces `_uone._tcp`; before it has Wi-Fi (and later, as a
+fallback) it advertises over BLE. Both are linked by the device id (`did`). Provisioning
+(BLE attestation, sealed Wi-Fi credentials) is done by the hub's provisioning jobs; this
+integration takes over on the LAN: adoption connects to the device's local API over TLS
+pinned to the attested key and re-attests it (a device that fails is never adopted). Each
+adopted device then has a supervised connection that re-attests at every reconnection,
+receives pushed state and carries acknowledged commands. The integration also checks which
+way in works (LAN or BLE) and records the choice and its reason.
 """
 
 from __future__ import annotations
@@ -12,18 +15,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hub.facade import (
+    BleAdvertisement,
     CommandSpec,
     Device,
     DeviceUnavailable,
+    DiscoveredDevice,
+    DiscoveryInfo,
     IntegrationContext,
+    MdnsService,
+    TransportChoice,
+    ValidationError,
+    choose_transport,
+    probe_lan,
 )
-from integrations.uone.lan import LanConnection, LanError
+from integrations.uone.advert import COMPANY_ID, Malformed, parse_ble, parse_txt
+from integrations.uone.lan import LanConnection, LanError, fetch_identity
 
-COMMANDS = (CommandSpec("turn_on"), CommandSpec("turn_off"), CommandSpec("toggle"))
+COMMANDS = (CommandSpec("turn_on"), CommandSpec("turn_off"), CommandSpec("toggle"),
+            CommandSpec("check_connectivity"))
 ATTRIBUTES = ("on", "power")
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 60.0
 
@@ -32,39 +45,54 @@ def create() -> UoneIntegration:
     return UoneIntegration()
 
 
+def device_id_for(did: str) -> str:
+    return "uone." + did.removeprefix("uone-")
+
+
 @dataclass
 class _Link:
-    """What the integration knows to reach one adopted device."""
+    """What the integration knows to reach one adopted device over the LAN."""
 
     device_id: str
     did: str
     mac: str | None
     host: str
     port: int
-    pin: bytes
+    pin: bytes  # SubjectPublicKeyInfo of the attested device key
     connection: LanConnection | None = None
     attestations: int = 0
     failures: int = 0
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass
 class UoneIntegration:
-    links: dict[str, _Link] = field(default_factory=dict)
+    ctx: IntegrationContext | None = None
+    adopted: dict[str, str] = field(default_factory=dict)  # did -> device id
+    lan: dict[str, tuple[str, int]] = field(default_factory=dict)  # did -> (ip, port)
+    names: dict[str, str] = field(default_factory=dict)  # mDNS instance name -> did
+    ble: dict[str, str] = field(default_factory=dict)  # did -> BLE address
+    links: dict[str, _Link] = field(default_factory=dict)  # device id -> link
+    _pending: set[str] = field(default_factory=set)
 
     async def setup(self, ctx: IntegrationContext) -> None:
+        self.ctx = ctx
         for device in ctx.devices():
-            if device.did is None:
+            if not device.did:
                 continue
+            self.adopted[device.did] = device.id
             secret = await ctx.device_secret(device.did)
             if secret is None:
-                ctx.log.warning("no pinned key for %s; re-provision it", device.id)
-                ctx.set_available(device.id, False)
+                ctx.log.warning("%s has no pinned key; provision or adopt it again", device.id)
                 continue
             link = _Link(device.id, device.did, device.mac, secret["host"], int(secret["port"]),
                          base64.b64decode(secret["pin"]))
-            self.links[device.id] = link
-            ctx.set_available(device.id, False)
-            ctx.create_task(self._keep(ctx, link), f"link-{device.did}")
+            self._start_link(ctx, link)
+        ctx.on_mdns_service(self._on_mdns)
+        ctx.on_advertisement(self._on_advertisement)
+        ctx.on_adopt(self._adopt)
+        ctx.create_task(self._recheck(float(ctx.config.get("check_interval", 60))),
+                        "reachability")
 
     async def unload(self, ctx: IntegrationContext) -> None:
         for link in self.links.values():
@@ -74,36 +102,84 @@ class UoneIntegration:
 
     async def command(self, ctx: IntegrationContext, device: Device, command: str,
                       params: dict[str, Any]) -> Any:
+        if command == "check_connectivity" and device.did:
+            return (await self.check(device.did)).to_json()
         link = self.links.get(device.id)
         if link is None or link.connection is None or not link.connection.connected:
-            raise DeviceUnavailable(f"{device.name} is not connected")
+            raise DeviceUnavailable(f"{device.name} is not connected over the LAN")
         return await link.connection.command(command, params)
+
+    # -- adoption ----------------------------------------------------------------------------
 
     async def adopt(self, ctx: IntegrationContext, *, did: str, mac: str | None, host: str,
                     port: int, txt: dict[str, str], public_key: bytes, name: str) -> Device:
-        """First contact on the LAN: pinned TLS + re-attestation, then register the device."""
-        device_id = f"uone.{did}"
-        link = _Link(device_id, did, mac, host, port, public_key)
+        """First contact on the LAN after provisioning: pinned TLS + re-attestation, then
+        register. Raises LanError (nothing registered, nothing stored) on any failure."""
+        link = _Link(device_id_for(did), did, mac, host, port, public_key)
         conn = self._connection(ctx, link, txt.get("did"), txt.get("mac"))
-        await conn.open()  # raises LanError: nothing registered, nothing stored
+        await conn.open()
+        return await self._register(ctx, link, conn, name, txt)
+
+    async def _adopt(self, item: DiscoveredDevice, name: str | None) -> Device:
+        """Adoption from the discovered list: only a device on the LAN that attests."""
+        ctx = self.ctx
+        assert ctx is not None
+        if not item.did:
+            raise ValidationError(None, f"{item.id} has no Uone device id")
+        lan = self.lan.get(item.did)
+        if lan is None:
+            raise ValidationError(None, f"{item.id} is not on the LAN yet: give it Wi-Fi with "
+                                  f"POST /api/discovered/{item.id}/provision")
+        host, port = lan
+        try:
+            chain = await fetch_identity(host, port)
+        except LanError as exc:
+            raise ValidationError(None, f"cannot verify {item.did}: {exc}") from None
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        pin = x509.load_der_x509_certificate(chain).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        link = _Link(device_id_for(item.did), item.did, item.mac, host, port, pin)
+        conn = self._connection(ctx, link, item.did, item.mac)
+        try:
+            await conn.open()  # attests against the trust anchors; pin = the attested key
+        except LanError as exc:
+            raise ValidationError(None, f"{item.did} is not adopted: {exc}") from None
+        return await self._register(ctx, link, conn, name or item.name, dict(item.txt))
+
+    async def _register(self, ctx: IntegrationContext, link: _Link, conn: LanConnection,
+                        name: str, txt: dict[str, str]) -> Device:
         link.connection = conn
         link.attestations += 1
         try:
-            await ctx.store_device_secret(did, {"host": host, "port": port,
-                                                "pin": base64.b64encode(public_key).decode()})
+            await ctx.store_device_secret(link.did, {
+                "host": link.host, "port": link.port,
+                "pin": base64.b64encode(link.pin).decode()})
             device = ctx.register_device(Device(
-                id=device_id, name=name, integration=ctx.name, did=did, mac=mac,
-                model=str(conn.hello.get("model") or txt.get("model") or "Uone device"),
-                manufacturer="Uone", transport="lan", commands=COMMANDS,
-                attributes=ATTRIBUTES))
+                id=link.device_id, name=name, integration=ctx.name, did=link.did,
+                mac=link.mac, model=str(conn.hello.get("model") or txt.get("model")
+                                        or "Uone device"),
+                fw_version=txt.get("fw") or None, manufacturer="Uone", transport="lan",
+                commands=COMMANDS, attributes=ATTRIBUTES))
         except BaseException:
             await conn.close()
-            await ctx.forget_device_secret(did)
+            await ctx.forget_device_secret(link.did)
             raise
-        self.links[device_id] = link
-        ctx.set_available(device_id, True)
-        ctx.create_task(self._keep(ctx, link), f"link-{did}")
+        self.adopted[link.did] = device.id
+        self.lan[link.did] = (link.host, link.port)
+        ctx.set_available(device.id, True)
+        self._start_link(ctx, link)
         return device
+
+    # -- the LAN link ------------------------------------------------------------------------
+
+    def _start_link(self, ctx: IntegrationContext, link: _Link) -> None:
+        old = self.links.get(link.device_id)
+        if old is not None and old.task is not None:
+            old.task.cancel()
+        self.links[link.device_id] = link
+        link.task = ctx.create_task(self._keep(ctx, link), f"link-{link.did}")
 
     def _connection(self, ctx: IntegrationContext, link: _Link, adv_did: str | None,
                     adv_mac: str | None) -> LanConnection:
@@ -121,6 +197,8 @@ class UoneIntegration:
         delay = RECONNECT_MIN
         while True:
             if link.connection is None or not link.connection.connected:
+                host, port = self.lan.get(link.did, (link.host, link.port))
+                link.host, link.port = host, port
                 conn = self._connection(ctx, link, None, None)
                 try:
                     await conn.open()
@@ -142,3 +220,84 @@ class UoneIntegration:
             await link.connection.wait_closed()
             ctx.set_available(link.device_id, False)
             link.connection = None
+
+    # -- discovery listeners (sync, on the hub's hot path: no I/O here) ----------------------
+
+    def _on_mdns(self, service: MdnsService, removed: bool) -> DiscoveryInfo | None:
+        ctx = self.ctx
+        assert ctx is not None
+        if removed:
+            did = self.names.pop(service.name, None)
+            if did is not None:
+                self.lan.pop(did, None)
+                self._schedule(did)
+            return None
+        try:
+            txt = parse_txt(service.txt)
+        except Malformed as exc:
+            ctx.report_malformed("Uone TXT record", f"{service.name}: {exc}")
+            return None
+        self.names[service.name] = txt.did
+        if service.addresses and service.port:
+            self.lan[txt.did] = (service.addresses[0], service.port)
+        device_id = self.adopted.get(txt.did)
+        if device_id is not None:
+            device = ctx.device(device_id)
+            if device is not None and (device.fw_version, device.model) != (txt.fw, txt.model):
+                ctx.register_device(replace(device, fw_version=txt.fw, model=txt.model))
+            self._schedule(txt.did)
+        return DiscoveryInfo(name=service.instance, did=txt.did, mac=txt.mac,
+                             model=txt.model, fw=txt.fw, data={"proto": txt.proto})
+
+    def _on_advertisement(self, adv: BleAdvertisement) -> DiscoveryInfo | None:
+        ctx = self.ctx
+        assert ctx is not None
+        try:
+            parsed = parse_ble(adv.manufacturer_data.get(COMPANY_ID, b""))
+        except Malformed as exc:
+            ctx.report_malformed("Uone BLE advertisement", f"from {adv.address}: {exc}")
+            return None
+        if parsed is None:
+            return None  # someone else's 0xFFFF data
+        self.ble[parsed.did] = adv.address
+        return DiscoveryInfo(
+            name=adv.name or f"Uone-{parsed.did[-4:]}", did=parsed.did, mac=parsed.mac,
+            data={"on_wifi": parsed.on_wifi, "needs_setup": parsed.needs_setup,
+                  "improv": parsed.improv})
+
+    # -- reachability --------------------------------------------------------------------------
+
+    async def check(self, did: str) -> TransportChoice:
+        """Probe the LAN, read the BLE signal, choose, record."""
+        ctx = self.ctx
+        assert ctx is not None
+        lan = None
+        if did in self.lan:
+            host, port = self.lan[did]
+            lan = await probe_lan(host, port, wait=1.0)
+        address = self.ble.get(did)
+        choice = choose_transport(
+            lan, ctx.ble_seen(address) if address else None,
+            prefer=ctx.config.get("prefer", "lan"), min_rssi=ctx.config.get("min_rssi", -90))
+        device_id = self.adopted.get(did)
+        if device_id is not None:
+            ctx.set_transport(device_id, choice)
+        return choice
+
+    def _schedule(self, did: str) -> None:
+        if did in self.adopted and did not in self._pending and self.ctx is not None:
+            self._pending.add(did)
+            self.ctx.create_task(self._check_once(did), f"check-{did}")
+
+    async def _check_once(self, did: str) -> None:
+        try:
+            await self.check(did)
+        finally:
+            self._pending.discard(did)
+
+    async def _recheck(self, every: float) -> None:
+        assert self.ctx is not None
+        while True:
+            await self.ctx.clock.sleep(every)
+            for did in list(self.adopted):
+                await self.check(did)

@@ -193,3 +193,27 @@ def _unb64(text: Any) -> bytes:
         return base64.b64decode(text, validate=True)
     except binascii.Error as exc:
         raise ValueError(str(exc)) from None
+
+
+async def fetch_identity(host: str, port: int) -> bytes:
+    """The DER certificate a device presents in TLS (trust on first use is NOT implied: the
+    caller pins it only after the device attests with the key it certifies)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        _reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ctx), HELLO_TIMEOUT)
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        raise LanError("unreachable", f"no Uone local API at {host}:{port} ({exc or 'timeout'})"
+                       ) from None
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 2)
+    if not der:
+        raise LanError("protocol_error", "the device presented no certificate")
+    return der

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from integrations.uone.advert import FLAG_NEEDS_SETUP, FLAG_ON_WIFI, build_ble
 from integrations.uone.factory import DeviceIdentity, FactoryPKI, sign_challenge
 
 SERVICE_UUID = "7d3e0001-5a6b-4c8d-9e0f-1a2b3c4d5e6f"
@@ -109,7 +110,15 @@ class Simulator:
 
     @property
     def mac(self) -> str:
+        """The factory Wi-Fi MAC (in the certificate, the advertisement and the TXT)."""
         return self.identity.mac
+
+    @property
+    def ble_address(self) -> str:
+        """The BLE address: Wi-Fi MAC + 2, as on an ESP32 (PROTOCOL.md part A)."""
+        raw = bytearray.fromhex(self.mac.replace(":", ""))
+        raw[-1] = (raw[-1] + 2) & 0xFF
+        return ":".join(f"{b:02X}" for b in raw)
 
     # -- BLE --------------------------------------------------------------------------------
 
@@ -121,17 +130,10 @@ class Simulator:
         address = bus_address or os.environ["DBUS_SYSTEM_BUS_ADDRESS"]
         self._bus = await MessageBus(bus_address=address, bus_type=BusType.SYSTEM).connect()
         self._bus.add_message_handler(self._on_message)
-        name = "Uone-" + self.mac.replace(":", "")[-4:].upper()
-        self._device_path = await self._mock("AddLEDevice", "sss", adapter, self.mac.upper(),
+        name = "Uone-" + self.did[-4:]
+        self._device_path = await self._mock("AddLEDevice", "sss", adapter, self.ble_address,
                                              name)
-        adv = bytes([1, 0]) + self.did.encode()[:24]
-        await self._call(self._device_path, "org.freedesktop.DBus.Mock", "UpdateProperties",
-                         "sa{sv}", ["org.bluez.Device1", {
-                             "RSSI": Variant("n", -48),
-                             "ManufacturerData": Variant("a{qv}", {
-                                 MANUFACTURER_ID: Variant("ay", adv)}),
-                             "UUIDs": Variant("as", [SERVICE_UUID]),
-                         }])
+        await self.advertise(FLAG_NEEDS_SETUP)
         svc = await self._mock("AddGattService", "os", self._device_path, SERVICE_UUID)
         self._rx_path = await self._mock("AddGattCharacteristic", "osasay", svc, RX_UUID,
                                          ["write"], b"")
@@ -141,6 +143,19 @@ class Simulator:
                               f"member='MethodCalled',path='{self._rx_path}'")
         self.emit({"event": "ready", "did": self.did, "mac": self.mac,
                    "serial": f"{self.identity.cert.serial_number:x}"})
+
+    async def advertise(self, flags: int) -> None:
+        """Set the BLE advertisement (PROTOCOL.md part A) with these flags."""
+        from dbus_fast import Variant
+
+        await self._call(self._device_path, "org.freedesktop.DBus.Mock", "UpdateProperties",
+                         "sa{sv}", ["org.bluez.Device1", {
+                             "RSSI": Variant("n", -48),
+                             "ManufacturerData": Variant("a{qv}", {
+                                 MANUFACTURER_ID: Variant("ay", build_ble(self.did, self.mac,
+                                                                          flags))}),
+                             "UUIDs": Variant("as", [SERVICE_UUID]),
+                         }])
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -234,6 +249,7 @@ class Simulator:
             return
         await self.start_lan()
         await self._send(0x83, {"state": "joined", "ip": self.lan_host})
+        await self.advertise(FLAG_ON_WIFI)
         self.emit({"event": "joined", "ip": self.lan_host, "port": self.lan_port})
 
     def _open_sealed(self, body: dict[str, Any]) -> dict[str, str]:
@@ -302,7 +318,8 @@ class Simulator:
         info = AsyncServiceInfo(
             MDNS_TYPE, f"Uone-{self.did}.{MDNS_TYPE}",
             addresses=[socket.inet_aton(self.lan_host)], port=self.lan_port,
-            properties={"v": "1", "did": self.did, "mac": self.mac, "model": self.model},
+            properties={"did": self.did, "mac": self.mac, "model": self.model, "fw": self.fw,
+                        "proto": "1"},
             server=f"uone-{self.did}.local.")
         broadcast = await self._zc.async_register_service(info)
         await broadcast  # the announcements, so nothing is left running at stop
@@ -348,7 +365,7 @@ class Simulator:
             writer.write(_line({
                 "type": "hello", "did": self.did, "mac": self.mac,
                 "chain": [base64.b64encode(c).decode() for c in self.identity.chain_der],
-                "sig": base64.b64encode(sig).decode(), "state": self.state,
+                "sig": base64.b64encode(sig).decode(), "state": self.state, "model": self.model,
                 "commands": [{"name": "turn_on"}, {"name": "turn_off"}, {"name": "toggle"}],
             }))
             await writer.drain()

@@ -11,12 +11,10 @@ from typing import Any
 import ifaddr
 import pytest
 
-from hub.config import load_config
 from hub.hub import Hub
 from integrations.uone.factory import FactoryPKI
 from integrations.uone.simulator import Simulator, make_identity
 from tests.conftest import hygiene as _core_hygiene
-from tests.conftest import write_config
 from tests.doubles.bluez import fake_bluez  # noqa: F401
 
 
@@ -52,32 +50,36 @@ def pki() -> FactoryPKI:
     return FactoryPKI.create()
 
 
-@pytest.fixture
-def uone_config(tmp_path: Path, pki: FactoryPKI) -> Callable[..., Any]:
-    """Config with the factory root as trust anchor and the uone integration loaded."""
-
-    def make(extra: dict[str, Any] | None = None) -> Any:
-        anchor = tmp_path / "factory-root.pem"
-        anchor.write_bytes(pki.root_pem())
-        base: dict[str, Any] = {
-            "provisioning": {"trust_anchors": [str(anchor)], "ble_timeout": 10.0,
-                             "lan_timeout": 10.0},
-            "integrations": {"uone": {}},
-        }
-        for k, v in (extra or {}).items():
-            if isinstance(v, dict) and isinstance(base.get(k), dict):
-                base[k] = {**base[k], **v}
-            else:
-                base[k] = v
-        return load_config(write_config(tmp_path, base))
-
-    return make
+def uone_settings(anchor: Path, **provisioning: Any) -> dict[str, Any]:
+    """Config: the factory root trusted, BLE (fake BlueZ) and mDNS (netns lo) discovery on,
+    the uone integration loaded."""
+    return {
+        "provisioning": {"trust_anchors": [str(anchor)], "ble_timeout": 10.0,
+                         "lan_timeout": 10.0, **provisioning},
+        "discovery": {"ble": {"enabled": True, "unavailable_after": 5.0},
+                      "mdns": {"enabled": True, "interfaces": ["lo"], "advertise": False}},
+        "integrations": {"virtual": {"devices": []}, "uone": {}},
+    }
 
 
 @pytest.fixture
-async def uone_hub(uone_config: Callable[..., Any]) -> AsyncIterator[Hub]:
+def anchor(tmp_path: Path, pki: FactoryPKI) -> Path:
+    path = tmp_path / "factory-root.pem"
+    path.write_bytes(pki.root_pem())
+    return path
+
+
+@pytest.fixture
+def hub_config() -> dict[str, Any]:
+    """Overridden by test modules that need another hub (merged into the test config)."""
+    return {}
+
+
+@pytest.fixture
+async def hub(config_factory: Callable[..., Any], hub_config: dict[str, Any]
+              ) -> AsyncIterator[Hub]:
     async with hygiene():
-        async with Hub(uone_config()) as h:
+        async with Hub(config_factory(hub_config)) as h:
             yield h
 
 

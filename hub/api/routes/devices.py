@@ -38,6 +38,7 @@ ID_ERRORS = (404,)
 def device_json(hub: Hub, device: Device) -> dict[str, Any]:
     out = device.to_json()
     out["available"] = hub.states.available(device.id)
+    out["connectivity"] = hub.discovery.connectivity.to_json(device.id)
     return out
 
 

@@ -1,0 +1,319 @@
+"""The hub's one BLE scanner (bleak on BlueZ), kept alive by itself.
+
+No D-Bus, no BlueZ or no adapter at start: one clear warning, BLE is off, the hub runs, and
+a background retry picks BLE up if it appears (bluetoothd often starts after us at boot).
+At runtime the adapter disappearing, bluetoothd restarting, the adapter powering off or
+advertisements stopping (a Pi's built-in adapter does that) is noticed; the scanner is
+restarted with capped exponential backoff, logging once on loss and once on recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hub.discovery.service import DiscoveryService
+
+_LOG = logging.getLogger(__name__)
+
+BLUEZ = "org.bluez"
+ADAPTER_IFACE = "org.bluez.Adapter1"
+MONITOR_MANAGER_IFACE = "org.bluez.AdvertisementMonitorManager1"
+
+
+class BleUnavailable(Exception):
+    """BLE cannot run right now; the message says why, for people."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterInfo:
+    name: str  # hci0
+    path: str  # /org/bluez/hci0
+    passive: bool  # BlueZ offers advertisement monitors (passive scanning)
+    powered: bool
+
+
+class BleScanner:
+    """Supervises one bleak scanner; feeds `service.handle_advertisement`."""
+
+    def __init__(self, service: DiscoveryService) -> None:
+        self.service = service
+        self.config = service.config.ble
+        self.clock = service.clock
+        self.state = "starting"  # starting | scanning | recovering | unavailable | stopped
+        self.reason: str | None = None
+        self.adapter: str | None = None
+        self.mode: str | None = None
+        self.losses = 0
+        self.restarts = 0
+        self.last_advertisement: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._scanner: Any = None
+        self._bus: Any = None
+        self._lost: asyncio.Event | None = None
+        self._lost_reason = ""
+        self._awaiting_recovery = False  # log recovery on the next advertisement
+        self._loss_logged = False
+        self._started_at = 0.0
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="ble-scanner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._stop_scanner()
+        self._close_bus()
+        await release_bleak_manager()
+        self.state = "stopped"
+
+    def status(self) -> dict[str, Any]:
+        age = (None if self.last_advertisement is None
+               else round(self.clock.monotonic() - self.last_advertisement, 1))
+        return {"state": self.state, "reason": self.reason, "adapter": self.adapter,
+                "mode": self.mode, "losses": self.losses, "restarts": self.restarts,
+                "last_advertisement_age": age}
+
+    # supervision
+
+    async def _run(self) -> None:
+        backoff = self.config.restart_min
+        warned = False
+        while True:
+            try:
+                adapter = await self._probe()
+                await self._start_scanner(adapter)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = _describe(exc)
+                await self._stop_scanner()
+                self._close_bus()
+                if self.losses == 0 and not warned:
+                    _LOG.warning("BLE is off: %s. Everything else runs; BLE starts by itself "
+                                 "when it becomes available.", reason)
+                    warned = True
+                else:
+                    _LOG.debug("BLE still unavailable: %s", reason)
+                self.state = "unavailable" if self.losses == 0 else "recovering"
+                self.reason = reason
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.config.restart_max)
+                continue
+            if self.losses and self._loss_logged and not self._awaiting_recovery:
+                _LOG.info("BLE recovered: scanning again on %s (%s)", adapter.name, self.mode)
+                self._loss_logged = False
+            elif warned and self.losses == 0:
+                _LOG.info("BLE is available: scanning on %s (%s)", adapter.name, self.mode)
+                warned = False
+            self.state, self.reason = "scanning", None
+            backoff = self.config.restart_min
+            reason = await self._watch()
+            await self._stop_scanner()
+            self._close_bus()
+            self.losses += 1
+            self.restarts += 1
+            self.state, self.reason = "recovering", reason
+            if not self._loss_logged:
+                _LOG.warning("BLE adapter %s lost: %s; restarting it with backoff",
+                             adapter.name, reason)
+                self._loss_logged = True
+            else:
+                _LOG.debug("BLE adapter %s lost again: %s", adapter.name, reason)
+            await self._sleep(backoff)
+            backoff = min(backoff * 2, self.config.restart_max)
+
+    async def _sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds * random.uniform(0.9, 1.1))
+
+    async def _probe(self) -> AdapterInfo:
+        """Connect to the system bus and find the adapter; BleUnavailable says why not."""
+        from dbus_fast import BusType, Message, MessageType
+        from dbus_fast.aio import MessageBus
+
+        try:
+            bus = await asyncio.wait_for(MessageBus(bus_type=BusType.SYSTEM).connect(), 5)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise BleUnavailable(f"no D-Bus system bus ({_describe(exc)})") from exc
+        except Exception as exc:
+            raise BleUnavailable(f"cannot connect to the D-Bus system bus ({exc})") from exc
+        self._bus = bus
+        reply = await bus.call(Message(destination=BLUEZ, path="/",
+                                       interface="org.freedesktop.DBus.ObjectManager",
+                                       member="GetManagedObjects"))
+        if reply is None or reply.message_type == MessageType.ERROR:
+            error = reply.error_name if reply is not None else "no reply"
+            raise BleUnavailable(f"BlueZ (bluetoothd) is not running ({error})")
+        adapters = sorted(
+            (path, ifaces) for path, ifaces in reply.body[0].items() if ADAPTER_IFACE in ifaces)
+        if self.config.adapter:
+            adapters = [(p, i) for p, i in adapters if p.rsplit("/", 1)[-1] == self.config.adapter]
+        if not adapters:
+            which = f"adapter {self.config.adapter}" if self.config.adapter else "adapter"
+            raise BleUnavailable(f"no Bluetooth {which} found")
+        path, ifaces = adapters[0]
+        props = ifaces[ADAPTER_IFACE]
+        powered = bool(_value(props.get("Powered"), True))
+        if not powered:
+            raise BleUnavailable(f"Bluetooth adapter {path.rsplit('/', 1)[-1]} is powered off")
+        monitor = ifaces.get(MONITOR_MANAGER_IFACE)
+        passive = monitor is not None and "or_patterns" in (
+            _value(monitor.get("SupportedMonitorTypes"), []) or [])
+        self._lost = asyncio.Event()
+        bus.add_message_handler(self._on_bus_message)
+        for rule in (
+            f"type='signal',sender='{BLUEZ}',interface='org.freedesktop.DBus.ObjectManager',"
+            "member='InterfacesRemoved'",
+            f"type='signal',sender='{BLUEZ}',interface='org.freedesktop.DBus.Properties',"
+            f"member='PropertiesChanged',path='{path}'",
+            "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+            f"member='NameOwnerChanged',arg0='{BLUEZ}'",
+        ):
+            await bus.call(Message(destination="org.freedesktop.DBus",
+                                   path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
+                                   member="AddMatch", signature="s", body=[rule]))
+        return AdapterInfo(path.rsplit("/", 1)[-1], path, passive, powered)
+
+    async def _start_scanner(self, adapter: AdapterInfo) -> None:
+        from bleak import BleakScanner
+
+        mode = self.config.scanning_mode
+        patterns = self.service.index.or_patterns()
+        use_passive = mode == "passive" or (mode == "auto" and adapter.passive
+                                            and patterns is not None)
+        if mode == "passive" and patterns is None:
+            _LOG.warning("passive BLE scanning cannot express every matcher; scanning actively")
+            use_passive = False
+        self.adapter = adapter.name
+        self._scanner = None
+        if use_passive:
+            try:
+                scanner = BleakScanner(self._on_detection, scanning_mode="passive",
+                                       bluez={"adapter": adapter.name,
+                                              "or_patterns": patterns or []})
+                await scanner.start()
+                self._scanner, self.mode = scanner, "passive"
+            except Exception as exc:
+                _LOG.info("passive BLE scanning unavailable (%s); scanning actively",
+                          _describe(exc))
+        if self._scanner is None:
+            scanner = BleakScanner(self._on_detection, scanning_mode="active",
+                                   bluez={"adapter": adapter.name})
+            await scanner.start()
+            self._scanner, self.mode = scanner, "active"
+        self.last_advertisement = None
+        self._started_at = self.clock.monotonic()
+
+    async def _stop_scanner(self) -> None:
+        scanner, self._scanner = self._scanner, None
+        if scanner is not None:
+            try:
+                await asyncio.wait_for(scanner.stop(), 5)
+            except Exception as exc:  # the adapter may already be gone
+                _LOG.debug("stopping the BLE scanner failed: %s", _describe(exc))
+
+    def _close_bus(self) -> None:
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            with contextlib.suppress(Exception):
+                bus.disconnect()
+
+    async def _watch(self) -> str:
+        """Wait until the adapter is lost or stalls; return why."""
+        assert self._lost is not None
+        stall = self.config.stall_after
+        tick = min(max(stall / 4, 0.05), 5.0)
+        while True:
+            try:
+                await asyncio.wait_for(self._lost.wait(), tick)
+                return self._lost_reason
+            except TimeoutError:
+                pass
+            if self._bus is not None and not self._bus.connected:
+                return "D-Bus connection lost"
+            since = self.last_advertisement or self._started_at
+            if self.clock.monotonic() - since > stall:
+                self._awaiting_recovery = True
+                return f"no advertisements for {stall:g} s"
+
+    def _on_bus_message(self, msg: Any) -> None:
+        from dbus_fast import MessageType
+
+        if msg.message_type != MessageType.SIGNAL or self._lost is None:
+            return
+        path = f"/org/bluez/{self.adapter}"
+        if msg.member == "InterfacesRemoved" and msg.body and msg.body[0] == path and (
+                ADAPTER_IFACE in msg.body[1]):
+            self._lose("adapter removed")
+        elif msg.member == "PropertiesChanged" and msg.path == path and msg.body[0] == (
+                ADAPTER_IFACE):
+            changed = msg.body[1]
+            if "Powered" in changed and not _value(changed["Powered"], True):
+                self._lose("adapter powered off")
+        elif msg.member == "NameOwnerChanged" and msg.body[0] == BLUEZ and not msg.body[2]:
+            self._lose("bluetoothd stopped")
+
+    def _lose(self, reason: str) -> None:
+        if self._lost is not None and not self._lost.is_set():
+            self._lost_reason = reason
+            self._lost.set()
+
+    def _on_detection(self, device: Any, adv: Any) -> None:
+        self.last_advertisement = self.clock.monotonic()
+        if self._awaiting_recovery:
+            self._awaiting_recovery = False
+            if self._loss_logged:
+                _LOG.info("BLE recovered: advertisements arriving again on %s", self.adapter)
+                self._loss_logged = False
+        try:
+            self.service.handle_advertisement(
+                device.address, adv.local_name, adv.rssi, tuple(adv.service_uuids),
+                adv.service_data, adv.manufacturer_data, adv.tx_power)
+        except Exception:  # handle_advertisement never raises; belt and braces for bleak
+            self.service.stats.malformed += 1
+            _LOG.debug("advertisement from %s failed", device.address, exc_info=True)
+
+
+async def release_bleak_manager() -> None:
+    """Close bleak's per-event-loop BlueZ connection (bleak keeps one for the loop's life).
+
+    The hub calls this when it stops so nothing of bleak outlives it; bleak opens a fresh
+    one if BLE is used again on the same loop."""
+    try:
+        from bleak.backends.bluezdbus import manager as bluez_manager
+    except ImportError:
+        return
+    instances = getattr(bluez_manager, "_global_instances", None)
+    if not isinstance(instances, dict):
+        return
+    manager = instances.pop(asyncio.get_running_loop(), None)
+    if manager is None:
+        return
+    watcher = getattr(manager, "_bus_watcher_task", None)
+    if watcher is not None and not watcher.done():
+        watcher.cancel()  # a disconnect we ask for is not a loss worth bleak's warning
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await watcher
+    bus = getattr(manager, "_bus", None)
+    if bus is not None:
+        with contextlib.suppress(Exception):
+            bus.disconnect()  # its disconnect future went with the watcher
+
+
+def _value(v: Any, default: Any) -> Any:
+    if v is None:
+        return default
+    return getattr(v, "value", v)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, BleUnavailable) else f"{type(exc).__name__}: {text}"

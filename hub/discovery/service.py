@@ -1,0 +1,422 @@
+"""The discovery service: one mDNS browser, one BLE scanner, matching, dedupe, adoption.
+
+Hot path (every BLE advertisement): a dict lookup by address decides whether the content
+changed since the last one; unchanged repeats only move RSSI/last-seen. Changed ones are
+matched through the index and handed to the matching integrations' listeners, which say
+what they recognised; that becomes (or updates) a discovered device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hub.bus import DeviceRegistryChanged
+from hub.discovery.config import DiscoveryConfig
+from hub.discovery.connectivity import Connectivity
+from hub.discovery.matcher import MatcherIndex
+from hub.discovery.models import (
+    BleAdvertisement,
+    DiscoveredDevice,
+    DiscoveryInfo,
+    MdnsService,
+    ble_id,
+    mdns_id,
+    normalize_mac,
+)
+from hub.discovery.registry import DiscoveredRegistry
+from hub.errors import Conflict, DeviceUnavailable, ValidationError
+
+if TYPE_CHECKING:
+    from hub.devices import Device
+    from hub.hub import Hub
+
+_LOG = logging.getLogger(__name__)
+
+AdvertisementListener = Callable[[BleAdvertisement], DiscoveryInfo | None]
+MdnsListener = Callable[[MdnsService, bool], DiscoveryInfo | None]
+AdoptHandler = Callable[[DiscoveredDevice, str | None], Awaitable["Device"]]
+
+MAX_TRACKED_ADDRESSES = 20_000  # phones rotate random addresses: bound what we remember
+TOUCH_EVERY = 5.0  # s: how often last-seen of an unchanged, same-RSSI device is refreshed
+
+
+@dataclass(slots=True)
+class _Heard:
+    """The last advertisement content from one BLE address."""
+
+    content: tuple[Any, ...]
+    rssi: int
+    last_seen: float  # monotonic
+    discovery_id: str | None = None
+    available: bool = True
+    reported: float = 0.0  # when RSSI/last-seen were last copied to the registry
+
+
+@dataclass(slots=True)
+class DiscoveryStats:
+    advertisements: int = 0
+    duplicates: int = 0
+    dispatched: int = 0
+    unmatched: int = 0
+    malformed: int = 0
+    listener_errors: int = 0
+    mdns_added: int = 0
+    mdns_updated: int = 0
+    mdns_removed: int = 0
+    mdns_malformed: int = 0
+    adopted: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class _Listeners:
+    ble: dict[str, list[AdvertisementListener]] = field(default_factory=dict)
+    mdns: dict[str, list[MdnsListener]] = field(default_factory=dict)
+    adopt: dict[str, AdoptHandler] = field(default_factory=dict)
+
+
+class DiscoveryService:
+    """Owns the shared zeroconf and BLE scanner; integrations subscribe through their ctx."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.config: DiscoveryConfig = hub.config.discovery
+        self.clock = hub.clock
+        self.registry = DiscoveredRegistry(hub.db, hub.bus, hub.clock,
+                                           self.config.max_discovered)
+        self.stats = DiscoveryStats()
+        self.connectivity = Connectivity(hub)
+        self.index = MatcherIndex(())
+        self._listeners = _Listeners()
+        self._heard: dict[str, _Heard] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+        self.ble: Any = None  # hub.discovery.ble.BleScanner once started
+        self.mdns: Any = None  # hub.discovery.mdns.MdnsDiscovery once started
+        self._api: tuple[int, str, str | None] | None = None
+        self.running = False
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Build the matcher index from configured integrations; start browsing/scanning.
+
+        zeroconf and bleak are imported here, only when enabled."""
+        manifests = self.hub.loaded.manifests
+        configured = [manifests[n] for n in self.hub.config.integrations if n in manifests]
+        self.index = MatcherIndex(configured)
+        for name in self.config.auto_adopt:
+            if name not in manifests:
+                _LOG.warning("discovery.auto_adopt names unknown integration %r", name)
+        await self.registry.load()
+        self._unsubscribe = self.hub.bus.subscribe(DeviceRegistryChanged,
+                                                   self._on_registry_changed)
+        self.running = True
+        if self.config.mdns.enabled and (self.index.mdns_types or self.config.mdns.advertise):
+            from hub.discovery.mdns import MdnsDiscovery
+
+            self.mdns = MdnsDiscovery(self)
+            await self.mdns.start()
+            if self._api is not None:
+                self.mdns.advertise_hub(*self._api)
+        if self.config.ble.enabled and self.index.has_ble:
+            from hub.discovery.ble import BleScanner
+
+            self.ble = BleScanner(self)
+            await self.ble.start()
+        self._spawn(self._sweep(), "discovery-sweep")
+
+    async def stop(self) -> None:
+        self.running = False
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.ble is not None:
+            await self.ble.stop()
+        if self.mdns is not None:
+            await self.mdns.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def api_ready(self, port: int, scheme: str, fingerprint: str | None) -> None:
+        """The API listens: advertise the hub on mDNS (if configured)."""
+        self._api = (port, scheme, fingerprint)
+        if self.mdns is not None:
+            self.mdns.advertise_hub(port, scheme, fingerprint)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "ble": self.ble.status() if self.ble is not None else {
+                "state": "off", "reason": "disabled" if not self.config.ble.enabled
+                else "no integration wants BLE"},
+            "mdns": self.mdns.status() if self.mdns is not None else {
+                "state": "off", "reason": "disabled" if not self.config.mdns.enabled
+                else "nothing to browse or advertise"},
+            "discovered": len(self.registry),
+            "stats": self.stats.as_dict(),
+        }
+
+    # integrations subscribe (through IntegrationContext)
+
+    def add_advertisement_listener(self, integration: str,
+                                   listener: AdvertisementListener) -> Callable[[], None]:
+        return _add(self._listeners.ble, integration, listener)
+
+    def add_mdns_listener(self, integration: str, listener: MdnsListener) -> Callable[[], None]:
+        return _add(self._listeners.mdns, integration, listener)
+
+    def set_adopt_handler(self, integration: str, handler: AdoptHandler) -> Callable[[], None]:
+        self._listeners.adopt[integration] = handler
+
+        def undo() -> None:
+            if self._listeners.adopt.get(integration) is handler:
+                del self._listeners.adopt[integration]
+
+        return undo
+
+    def ble_seen(self, address: str) -> tuple[int, float] | None:
+        """(RSSI, seconds since heard) for a BLE address, or None if never heard."""
+        heard = self._heard.get(address) or self._heard.get(address.upper())
+        if heard is None:
+            return None
+        return heard.rssi, self.clock.monotonic() - heard.last_seen
+
+    # ingest: BLE
+
+    def handle_advertisement(
+        self, address: str, name: str | None, rssi: int, service_uuids: tuple[str, ...],
+        service_data: dict[str, bytes], manufacturer_data: dict[int, bytes],
+        tx_power: int | None = None,
+    ) -> None:
+        """One advertisement from the scanner (or a benchmark). Never raises."""
+        stats = self.stats
+        stats.advertisements += 1
+        now = self.clock.monotonic()
+        content = (name, service_uuids, service_data, manufacturer_data)
+        heard = self._heard.get(address)
+        if heard is not None and heard.content == content:
+            stats.duplicates += 1
+            heard.last_seen = now
+            if heard.discovery_id is not None and (
+                    rssi != heard.rssi or now - heard.reported > TOUCH_EVERY):
+                heard.reported = now
+                self.registry.touch(heard.discovery_id, rssi, self.clock.time())
+            heard.rssi = rssi
+            if not heard.available:
+                self._back(address, heard)
+            return
+        if heard is None:
+            if len(self._heard) >= MAX_TRACKED_ADDRESSES:
+                self._forget_oldest()
+            heard = self._heard[address] = _Heard(content, rssi, now)
+        else:
+            heard.content, heard.rssi, heard.last_seen = content, rssi, now
+            if not heard.available:
+                self._back(address, heard)
+        adv = BleAdvertisement(address, name, rssi, service_uuids, service_data,
+                               manufacturer_data, tx_power, self.clock.time())
+        try:
+            integrations = self.index.match(adv)
+        except Exception:  # a matcher must never take the scanner down
+            stats.malformed += 1
+            _LOG.debug("matching failed for %s", address, exc_info=True)
+            return
+        if not integrations:
+            stats.unmatched += 1
+            return
+        stats.dispatched += 1
+        recognised: tuple[str, DiscoveryInfo] | None = None
+        for integration in integrations:
+            for listener in self._listeners.ble.get(integration, ()):
+                info = self._call(listener, adv)
+                if info is not None and recognised is None:
+                    recognised = (integration, info)
+        if recognised is None:
+            return
+        integration, info = recognised
+        item = DiscoveredDevice(
+            id=ble_id(address), source="ble", integration=integration,
+            integrations=integrations,
+            name=info.name or name or address, addresses=(address,),
+            mac=normalize_mac(info.mac) or normalize_mac(address), did=info.did,
+            model=info.model, fw=info.fw, rssi=rssi, data=dict(info.data),
+            last_seen=adv.time,
+        )
+        heard.discovery_id = item.id
+        heard.reported = now
+        self._record(item)
+
+    # ingest: mDNS
+
+    def handle_mdns(self, service: MdnsService, removed: bool = False) -> None:
+        """A resolved (or removed) mDNS service from the browser. Never raises."""
+        discovery_id = mdns_id(service.type, service.name)
+        if removed:
+            self.stats.mdns_removed += 1
+            item = self.registry.set_present(discovery_id, False)
+            if item is not None:
+                self._presence_changed(item)
+            for integration in self.index.mdns_integrations(service.type):
+                for listener in self._listeners.mdns.get(integration, ()):
+                    self._call(listener, service, True)
+            return
+        existing = self.registry.find(discovery_id)
+        if existing is None or not existing.present:
+            self.stats.mdns_added += 1
+        else:
+            self.stats.mdns_updated += 1
+        integrations = self.index.mdns_integrations(service.type)
+        recognised: tuple[str, DiscoveryInfo] | None = None
+        listened = False
+        for integration in integrations:
+            for listener in self._listeners.mdns.get(integration, ()):
+                listened = True
+                info = self._call(listener, service, False)
+                if info is not None and recognised is None:
+                    recognised = (integration, info)
+        if recognised is None:
+            if listened or not integrations:
+                return  # not one of theirs, or malformed: listed nowhere
+            # nobody listening (integration failed to load): still list it, from the TXT
+            recognised = (integrations[0], DiscoveryInfo())
+        integration, info = recognised
+        txt = service.txt
+        item = DiscoveredDevice(
+            id=discovery_id, source="mdns", integration=integration,
+            integrations=integrations, name=info.name or service.instance,
+            addresses=service.addresses, port=service.port,
+            mac=normalize_mac(info.mac or txt.get("mac")), did=info.did or txt.get("did"),
+            model=info.model or txt.get("model"), fw=info.fw or txt.get("fw"),
+            service_type=service.type, host=service.host, txt=dict(txt),
+            data=dict(info.data), last_seen=self.clock.time(), present=True,
+        )
+        self._record(item)
+
+    # adoption
+
+    async def adopt(self, discovery_id: str, name: str | None = None,
+                    area: str | None = None) -> Device:
+        """Hand a discovered device to its integration, which registers it."""
+        item = self.registry.get(discovery_id)
+        if item.state == "adopted" and item.device_id and item.device_id in self.hub.devices:
+            raise Conflict(f"{discovery_id} is already adopted as {item.device_id}")
+        handler = self._listeners.adopt.get(item.integration)
+        if handler is None:
+            if self.hub.integrations.loaded(item.integration):
+                raise Conflict(f"integration {item.integration!r} does not adopt devices")
+            raise DeviceUnavailable(f"integration {item.integration!r} is not running")
+        if name is not None and (not name.strip() or len(name) > 100):
+            raise ValidationError("name", "must be 1-100 characters")
+        device = await handler(item, name.strip() if name else None)
+        if area is not None:
+            device = await self.hub.devices.update(device.id, area=area)
+        await self.hub.db.flush()
+        for each in [item, *self.registry.related(item)]:
+            if each.integration == item.integration or each.id == item.id:
+                await self.registry.decide(each, "adopted", device.id)
+        self.stats.adopted += 1
+        self.hub.states.set_available(device.id, item.present)
+        _LOG.info("adopted %s (%s) as %s", discovery_id, item.integration, device.id)
+        return device
+
+    async def ignore(self, discovery_id: str) -> DiscoveredDevice:
+        item = self.registry.get(discovery_id)
+        if item.state == "adopted":
+            raise Conflict(f"{discovery_id} is adopted as {item.device_id}; remove the device")
+        return await self.registry.decide(item, "ignored")
+
+    # internals
+
+    def _record(self, item: DiscoveredDevice) -> None:
+        stored, action = self.registry.upsert(item)
+        if action == "new" and stored.state == "new" and (
+                stored.integration in self.config.auto_adopt):
+            self._spawn(self._auto_adopt(stored.id), f"auto-adopt-{stored.id}")
+        if stored.device_id is not None and action != "seen":
+            self._presence_changed(stored)
+
+    async def _auto_adopt(self, discovery_id: str) -> None:
+        try:
+            await self.adopt(discovery_id)
+        except Exception as exc:  # logged, the device stays discovered
+            _LOG.warning("auto-adoption of %s failed: %s", discovery_id, exc)
+
+    def _call(self, listener: Callable[..., DiscoveryInfo | None], *args: Any
+              ) -> DiscoveryInfo | None:
+        try:
+            info = listener(*args)
+        except Exception:
+            self.stats.listener_errors += 1
+            _LOG.debug("discovery listener %r failed", listener, exc_info=True)
+            return None
+        return info if isinstance(info, DiscoveryInfo) else None
+
+    def _presence_changed(self, item: DiscoveredDevice) -> None:
+        """An adopted device is available while any of its discoveries is present."""
+        if item.device_id is None or item.device_id not in self.hub.devices:
+            return
+        present = any(d.present for d in self.registry.by_device(item.device_id))
+        self.hub.states.set_available(item.device_id, present)
+
+    def _back(self, address: str, heard: _Heard) -> None:
+        heard.available = True
+        if heard.discovery_id is not None:
+            item = self.registry.set_present(heard.discovery_id, True)
+            if item is not None:
+                self._presence_changed(item)
+
+    def _forget_oldest(self) -> None:
+        oldest = next(iter(self._heard))
+        del self._heard[oldest]
+
+    async def _sweep(self) -> None:
+        """Mark BLE devices unheard for `unavailable_after` as lost."""
+        limit = self.config.ble.unavailable_after
+        every = max(0.05, min(limit / 4, 30.0))
+        while True:
+            await self.clock.sleep(every)
+            now = self.clock.monotonic()
+            for heard in list(self._heard.values()):
+                if heard.available and now - heard.last_seen > limit:
+                    heard.available = False
+                    if heard.discovery_id is not None:
+                        item = self.registry.set_present(heard.discovery_id, False)
+                        if item is not None:
+                            self._presence_changed(item)
+            for discovery_id, heard in list(self._heard.items()):
+                if not heard.available and heard.discovery_id is None:
+                    del self._heard[discovery_id]  # unmatched and gone: forget
+
+    def _on_registry_changed(self, event: DeviceRegistryChanged) -> None:
+        if event.action == "removed" and self.registry.has_device(event.device_id):
+            self._spawn(self.registry.forget_device(event.device_id), "discovery-forget")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _LOG.error("discovery task %s failed", task.get_name(), exc_info=task.exception())
+
+
+def _add(table: dict[str, list[Any]], integration: str, listener: Any) -> Callable[[], None]:
+    bucket = table.setdefault(integration, [])
+    bucket.append(listener)
+
+    def undo() -> None:
+        if listener in bucket:
+            bucket.remove(listener)
+
+    return undo
+

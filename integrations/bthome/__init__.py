@@ -1,0 +1,160 @@
+"""BTHome v2 sensors over BLE: readings become device state, button presses device events.
+
+Advertisements reach us through the hub's one scanner (matcher: service data 0xFCD2).
+Parsing, decryption (AES-CCM with the device's bind key) and replay checks are bthome-ble's;
+this module maps its results onto the hub. Until a sensor is adopted only what identifies
+it (name, encryption, which sensors it has) is shown as discovered; readings are not kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from hub.facade import (
+    BleAdvertisement,
+    Device,
+    DiscoveredDevice,
+    DiscoveryInfo,
+    IntegrationContext,
+)
+
+BTHOME_UUID = "0000fcd2-0000-1000-8000-00805f9b34fb"
+# bookkeeping values of the format, not readings of the sensor
+_NOT_STATE = {"packet_id", "signal_strength"}
+_EVENTS = ("press", "double_press", "triple_press", "long_press", "long_double_press",
+           "long_triple_press", "hold_press", "rotate_left", "rotate_right")
+
+
+def create() -> BTHomeIntegration:
+    return BTHomeIntegration()
+
+
+@dataclass
+class _Sensor:
+    parser: Any  # bthome_ble.BTHomeBluetoothDeviceData
+    sensors: set[str] = field(default_factory=set)
+    encrypted: bool = False
+
+
+@dataclass
+class BTHomeIntegration:
+    keys: dict[str, bytes] = field(default_factory=dict)
+    sensors: dict[str, _Sensor] = field(default_factory=dict)
+    adopted: dict[str, str] = field(default_factory=dict)  # BLE address -> device id
+    ctx: IntegrationContext | None = None
+
+    async def setup(self, ctx: IntegrationContext) -> None:
+        self.ctx = ctx
+        for address, key in (ctx.config.get("bind_keys") or {}).items():
+            self.keys[address.upper()] = bytes.fromhex(key)
+        for device in ctx.devices():
+            if device.mac:
+                self.adopted[device.mac.upper()] = device.id
+        ctx.on_advertisement(self._on_advertisement)
+        ctx.on_adopt(self._adopt)
+        # bthome-ble pulls in ~150 ms of imports: load it off the loop, not at start-up
+        ctx.create_task(asyncio.to_thread(importlib.import_module, "bthome_ble"), "import")
+
+    async def unload(self, ctx: IntegrationContext) -> None:
+        for device_id in self.adopted.values():
+            ctx.set_available(device_id, False)
+
+    async def command(self, ctx: IntegrationContext, device: Device, command: str,
+                      params: dict[str, Any]) -> Any:
+        raise NotImplementedError("BTHome sensors accept no commands")  # none declared
+
+    # advertisements
+
+    def _on_advertisement(self, adv: BleAdvertisement) -> DiscoveryInfo | None:
+        ctx = self.ctx
+        assert ctx is not None
+        data = adv.service_data.get(BTHOME_UUID)
+        if not data or data[0] >> 5 != 2:
+            ctx.report_malformed("BTHome advertisement", f"from {adv.address}: not BTHome v2")
+            return None
+        address = adv.address.upper()
+        sensor = self.sensors.get(address)
+        if sensor is None:
+            from bthome_ble import BTHomeBluetoothDeviceData
+
+            sensor = self.sensors[address] = _Sensor(
+                BTHomeBluetoothDeviceData(self.keys.get(address)))
+        sensor.encrypted = bool(data[0] & 0x01)
+        try:
+            update = sensor.parser.update(_service_info(adv))
+        except Exception as exc:  # the library must not take the scanner down
+            ctx.report_malformed("BTHome payload", f"from {address}: {type(exc).__name__}")
+            return None
+        readings = {k.key: v.native_value for k, v in update.entity_values.items()
+                    if k.key not in _NOT_STATE}
+        readings.update({k.key: bool(v.native_value)
+                         for k, v in update.binary_entity_values.items()})
+        events = [(k.key, e.event_type) for k, e in update.events.items() if e.event_type]
+        if not readings and not events and not sensor.encrypted and len(data) > 1:
+            ctx.report_malformed("BTHome payload", f"from {address}: no known object")
+        sensor.sensors.update(readings)
+        device_id = self.adopted.get(address)
+        if device_id is not None and ctx.device(device_id) is not None:
+            self._deliver(ctx, device_id, sensor, readings, events)
+        return DiscoveryInfo(
+            name=update.title or adv.name, mac=address, model=_model(update),
+            data={"encrypted": sensor.encrypted, "bind_key": _key_state(sensor, self.keys,
+                                                                       address),
+                  "sensors": sorted(sensor.sensors)})
+
+    def _deliver(self, ctx: IntegrationContext, device_id: str, sensor: _Sensor,
+                 readings: dict[str, Any], events: list[tuple[str, str]]) -> None:
+        device = ctx.device(device_id)
+        if device is not None and not set(sensor.sensors) <= set(device.attributes):
+            ctx.register_device(replace(device, attributes=tuple(sorted(sensor.sensors))))
+        if readings:
+            ctx.set_state(device_id, readings)
+        for source, event_type in events:
+            ctx.fire_event(device_id, event_type, {"source": source})
+
+    # adoption
+
+    async def _adopt(self, item: DiscoveredDevice, name: str | None) -> Device:
+        assert self.ctx is not None
+        address = (item.address or "").upper()
+        device_id = "bthome." + address.replace(":", "").lower()
+        existing = self.ctx.device(device_id)
+        sensor = self.sensors.get(address)
+        device = self.ctx.register_device(Device(
+            id=device_id, name=name or (existing.name if existing else item.name),
+            integration=self.ctx.name, mac=address, model=item.model or "BTHome sensor",
+            transport="ble", attributes=tuple(sorted(sensor.sensors)) if sensor else (),
+            events=_EVENTS,
+        ))
+        self.adopted[address] = device.id
+        return device
+
+
+def _service_info(adv: BleAdvertisement) -> Any:
+    from habluetooth import BluetoothServiceInfoBleak
+
+    return BluetoothServiceInfoBleak(
+        name=adv.name or "", address=adv.address, rssi=adv.rssi,
+        manufacturer_data=adv.manufacturer_data, service_data=adv.service_data,
+        service_uuids=list(adv.service_uuids), source="local", device=None,
+        advertisement=None, connectable=False, time=time.monotonic(),
+        tx_power=adv.tx_power)
+
+
+def _model(update: Any) -> str:
+    for info in update.devices.values():
+        if info.model:
+            return str(info.model)
+    return "BTHome sensor"
+
+
+def _key_state(sensor: _Sensor, keys: dict[str, bytes], address: str) -> str:
+    if not sensor.encrypted:
+        return "not needed"
+    if address not in keys:
+        return "missing"
+    return "ok" if sensor.parser.bindkey_verified else "not verified"
