@@ -54,10 +54,15 @@ class StorageConfig:
     """The SQLite database and its batching writer (SD cards wear out)."""
 
     commit_interval: float = option(
-        1.0, doc="Seconds between batched commits of history and state.", min=0.0, max=60.0
+        5.0, doc="Seconds between batched commits of history (fewer commits, less SD wear).",
+        min=0.0, max=60.0,
     )
     max_batch: int = option(
         10_000, doc="Commit early when this many rows are pending.", min=1
+    )
+    state_snapshot_interval: float = option(
+        300.0, doc="Seconds between snapshots of current values (history has every change; "
+        "after a crash the newest values are replayed from it).", min=1.0
     )
     synchronous: Literal["normal", "full"] = option(
         "normal", doc="SQLite synchronous mode; normal is safe against crashes in WAL mode."

@@ -63,7 +63,8 @@ class Hub:
             synchronous=self.config.storage.synchronous,
         )
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
-        self.states = StateStore(self.db, self.bus, self.clock)
+        self.states = StateStore(self.db, self.bus, self.clock,
+                                 self.config.storage.state_snapshot_interval)
         self.vault = Vault(self.db, self.state_dir, self.clock)
         self.provisioning = ProvisioningService(self)
         self.audit = AuditLog(self.db, self.clock)
@@ -97,7 +98,7 @@ class Hub:
             await self.states.load()
             stack.callback(self.states.close)
             # Unwinds before the state store unhooks: its last changes reach the disk.
-            stack.push_async_callback(self.db.flush)
+            stack.push_async_callback(self.states.save)
             await self.audit.load()
             await self.auth.start()
             stack.push_async_callback(self.auth.stop)
@@ -135,6 +136,7 @@ class Hub:
             "uptime": round(self.uptime, 3),
             "started_at": round(time.time() - self.uptime, 3),
             "integrations": {n: s["state"] for n, s in integrations.items()},
+            "onboarding_required": self.auth.needs_owner,
             "storage": self.db.stats.as_dict(),
             "bus": {"published": self.bus.published, "dropped": self.bus.dropped},
             "discovery": self.discovery.health(),

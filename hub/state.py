@@ -1,8 +1,10 @@
 """Device state: current attribute values with last_changed/last_updated, and their history.
 
-Every change is published on the bus at once and queued for the history table; the current
-value of each attribute is written once per batch however often it changed (coalesced), so a
-chatty sensor costs one history row per change and one state row per commit.
+Every change is published on the bus at once and queued for the history table. The table of
+current values is only a snapshot, written every `snapshot_interval` and at shutdown: history
+already holds every change, so after a crash the newest values are replayed from it. Writing
+current values on every commit would touch one more scattered page per device (measured:
+about twice the bytes per change on an SD card).
 """
 
 from __future__ import annotations
@@ -68,8 +70,13 @@ class AttributeState:
 class StateStore:
     """Current state of every device, in memory; changes go to the bus and to history."""
 
-    def __init__(self, db: Database, bus: EventBus, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, bus: EventBus, clock: Clock, snapshot_interval: float = 300.0
+    ) -> None:
         self._db = db
+        self.snapshot_interval = snapshot_interval
+        self._last_snapshot = clock.monotonic()
+        self._closing = False
         self._bus = bus
         self._clock = clock
         self._states: dict[str, dict[str, AttributeState]] = {}
@@ -80,13 +87,28 @@ class StateStore:
         self.history_excluded: set[str] = set()  # devices whose history is not recorded
 
     async def load(self) -> None:
+        """Current values: the last snapshot, then every change recorded after it."""
+        newest = 0.0
         for row in await self._db.fetchall("SELECT * FROM states"):
             self._states.setdefault(row["device_id"], {})[row["attribute"]] = AttributeState(
                 json.loads(row["value"]), row["last_changed"], row["last_updated"]
             )
+            newest = max(newest, row["last_updated"])
+        async for row in self._db.iterate(
+            "SELECT device_id, attribute, value, ts FROM history WHERE ts > ? ORDER BY id",
+            (newest,),
+        ):
+            st = AttributeState(json.loads(row["value"]), row["ts"], row["ts"])
+            self._states.setdefault(row["device_id"], {})[row["attribute"]] = st
+            self._dirty[(row["device_id"], row["attribute"])] = st
 
     def close(self) -> None:
         self._unhook()
+
+    async def save(self) -> None:
+        """Write the snapshot of current values now (the hub calls this at stop)."""
+        self._closing = True
+        await self._db.flush()
 
     def set(self, device_id: str, attributes: dict[str, Any], ts: float | None = None) -> int:
         """Record new values for a device; return how many actually changed."""
@@ -156,10 +178,14 @@ class StateStore:
 
     def _flush_rows(self) -> list[tuple[str, list[Any]]]:
         history, self._history = self._history, []
+        self._db.stats.history_rows += len(history)
+        now = self._clock.monotonic()
+        if not self._closing and now - self._last_snapshot < self.snapshot_interval:
+            return [(_HISTORY_SQL, history)]
+        self._last_snapshot = now
         dirty, self._dirty = self._dirty, {}
         states = [
             (dev, attr, json.dumps(st.value), st.last_changed, st.last_updated)
             for (dev, attr), st in dirty.items()
         ]
-        self._db.stats.history_rows += len(history)
         return [(_HISTORY_SQL, history), (_STATE_SQL, states)]

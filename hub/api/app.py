@@ -24,6 +24,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "wifi",
     "provisioning",
     "discovery",
+    "dashboard",
 )
 
 

@@ -7,9 +7,12 @@ from aiohttp import web
 from hub.api.access import PUBLIC, requires
 from hub.api.jsonio import json_response
 from hub.api.keys import HUB_KEY
+from hub.api.spec import describe
 
 
 @requires(PUBLIC)
+@describe("Status, version and uptime (no personal data)", tags=("meta",),
+          response={"type": "object", "required": ["status", "version", "uptime"]})
 async def health(request: web.Request) -> web.Response:
     return json_response(request.app[HUB_KEY].health())
 

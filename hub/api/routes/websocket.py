@@ -51,14 +51,18 @@ SOCKETS_KEY: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey(
 ENCODED_KEY: web.AppKey[EncodedEvents] = web.AppKey("encoded_events")
 
 
-def event_types() -> dict[str, type[Event]]:
-    """Every event class known now (areas add their own), by kind."""
-    out: dict[str, type[Event]] = {}
+def event_types() -> dict[str, list[type[Event]]]:
+    """Every event class known now (areas add their own), by kind.
+
+    A kind may map to more than one class: `@dataclass(slots=True)` replaces the class it
+    decorates, and the original lingers in `__subclasses__()`. Listening to both is harmless.
+    """
+    out: dict[str, list[type[Event]]] = {}
     stack = [Event]
     while stack:
         cls = stack.pop()
         for sub in cls.__subclasses__():
-            out.setdefault(sub.kind, sub)
+            out.setdefault(sub.kind, []).append(sub)
             stack.append(sub)
     return out
 
@@ -117,7 +121,7 @@ class Connection:
                 raise ValidationError("events", f"unknown event types: {', '.join(unknown)}")
         self.devices = _names(msg, "devices") or frozenset()
         self.areas = _names(msg, "areas") or frozenset()
-        types = [known[k] for k in kinds] if kinds else list(known.values())
+        types = [t for k in (kinds or known) for t in known[k]]
         old, self.sub = self.sub, self.hub.bus.listen(
             types, maxsize=self.hub.config.auth.ws_queue_size, predicate=self._wanted,
             name=f"ws:{self.who.username}")

@@ -1,0 +1,58 @@
+"""The dashboard: static files served by the hub itself (no CDN, no build step).
+
+The files hold no data; everything they show comes from the authenticated API, so serving
+them needs no token. Paths are resolved inside hub/web only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from functools import cache
+from pathlib import Path
+
+from aiohttp import web
+
+from hub.api.access import PUBLIC, requires
+
+WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
+_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
+          ".html": "text/html"}
+
+
+@cache
+def _load(rel: str) -> tuple[bytes, str, str] | None:
+    path = (WEB_ROOT / rel).resolve()
+    if WEB_ROOT not in path.parents or not path.is_file():
+        return None
+    body = path.read_bytes()
+    ctype = (_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+             or "application/octet-stream")
+    return body, ctype, hashlib.sha256(body).hexdigest()[:16]
+
+
+def _serve(request: web.Request, rel: str, cache_control: str) -> web.Response:
+    found = _load(rel)
+    if found is None:
+        raise web.HTTPNotFound()
+    body, ctype, etag = found
+    headers = {"ETag": f'"{etag}"', "Cache-Control": cache_control}
+    if request.headers.get("If-None-Match") == f'"{etag}"':
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type=ctype, charset="utf-8" if ctype.startswith("text")
+                        else None, headers=headers)
+
+
+@requires(PUBLIC)
+async def index(request: web.Request) -> web.Response:
+    return _serve(request, "index.html", "no-cache")
+
+
+@requires(PUBLIC)
+async def static(request: web.Request) -> web.Response:
+    return _serve(request, request.match_info["path"], "no-cache")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", index)
+    app.router.add_get("/static/{path:.+}", static)

@@ -1,0 +1,69 @@
+// The dashboard shell: sign-in gate, hash router, live connection, views loaded on demand.
+import { api, get, Live, session, whenSignedOut } from "./api.js";
+import { mount, h, toast } from "./dom.js";
+import { loginView } from "./views/login.js";
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+export const live = new Live();
+export let me = null;
+
+const views = {
+  home: () => import("./views/home.js"),
+  discovery: () => import("./views/discovery.js"),
+  automations: () => import("./views/automations.js"),
+  wifi: () => import("./views/wifi.js"),
+  privacy: () => import("./views/privacy.js"),
+  cloud: () => import("./views/cloud.js"),
+  users: () => import("./views/users.js"),
+};
+
+let cleanup = null;
+
+async function route() {
+  if (cleanup) { cleanup(); cleanup = null; }
+  if (!session.access) {
+    nav.hidden = true;
+    mount(main, await loginView(onSignedIn));
+    return;
+  }
+  nav.hidden = false;
+  const name = (location.hash.replace(/^#\//, "") || "home").split("/")[0];
+  const load = views[name] || views.home;
+  for (const a of nav.querySelectorAll("a")) {
+    if (a.getAttribute("href") === `#/${name}`) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  try {
+    const mod = await load();
+    const result = await mod.default({ main, live, me });
+    cleanup = typeof result === "function" ? result : null;
+  } catch (err) {
+    mount(main, h("h1", {}, "Something went wrong"), h("div", { class: "error", role: "alert" },
+      err.message || String(err)));
+  }
+  main.focus({ preventScroll: true });
+}
+
+async function onSignedIn() {
+  try { me = await get("/api/users/me"); } catch { me = null; }
+  live.closed = false;
+  live.open();
+  if (!location.hash || location.hash === "#/login") location.hash = "#/home";
+  else route();
+}
+
+whenSignedOut(() => { live.close(); me = null; route(); });
+
+document.getElementById("logout").addEventListener("click", async () => {
+  try { await api("POST", "/api/auth/logout", { refresh_token: session.refresh }); }
+  catch { /* signing out locally is what matters */ }
+  session.clear();
+  live.close();
+  toast("Signed out");
+  location.hash = "#/login";
+  route();
+});
+
+window.addEventListener("hashchange", route);
+if (session.access) onSignedIn(); else route();

@@ -1,0 +1,53 @@
+// Automations: enable/disable, run now, traces of recent runs. YAML ones are read-only.
+import { get, post } from "../api.js";
+import { errorBox, h, mount, toast, when } from "../dom.js";
+import { items } from "../util.js";
+
+export default async function automations({ main }) {
+  const traces = h("div", { id: "traces" });
+  const table = h("tbody");
+  async function refresh() {
+    const list = items(await get("/api/automations"), "automations");
+    mount(table, list.map((a) => row(a, refresh, traces)));
+  }
+  await refresh();
+  mount(main, h("h1", {}, "Automations"),
+    h("div", { class: "scroll" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["Name", "Source", "State", "Actions"].map((t) =>
+        h("th", { scope: "col" }, t)))), table)), traces);
+}
+
+function row(a, refresh, traces) {
+  const id = encodeURIComponent(a.id);
+  const enabled = a.enabled !== false;
+  const btn = (label, path) => h("button", {
+    type: "button", class: "secondary", "aria-label": `${label} ${a.name || a.id}`,
+    onclick: async () => {
+      try { await post(`/api/automations/${id}/${path}`); toast(`${label}: ${a.name || a.id}`); }
+      catch (err) { toast(err.message, "error"); }
+      refresh();
+    },
+  }, label);
+  return h("tr", { dataset: { automation: a.id } },
+    h("td", {}, a.name || a.id, a.error ? h("div", { class: "bad" }, a.error) : null),
+    h("td", {}, a.source === "yaml" || a.read_only ? "YAML (read-only)" : "API"),
+    h("td", {}, h("span", { class: `badge ${enabled ? "ok" : ""}`, dataset: { enabled } },
+      enabled ? "enabled" : "disabled")),
+    h("td", {}, h("div", { class: "row" }, enabled ? btn("Disable", "disable") : btn("Enable", "enable"),
+      btn("Run now", "trigger"),
+      h("button", { type: "button", class: "link", "aria-label": `Traces of ${a.name || a.id}`,
+        onclick: () => showTraces(a, traces) }, "Traces"))));
+}
+
+async function showTraces(a, box) {
+  let list;
+  try { list = items(await get(`/api/automations/${encodeURIComponent(a.id)}/traces`), "traces"); }
+  catch (err) { mount(box, errorBox(err)); return; }
+  mount(box, h("h2", { tabindex: -1, id: "traces-title" }, `Recent runs of ${a.name || a.id}`),
+    list.length ? list.map((t) => h("details", { class: "card", open: true },
+      h("summary", {}, `${when(t.started_at || t.start)} — ${t.result || t.status || ""}`,
+        t.late ? " (late)" : ""),
+      h("pre", {}, JSON.stringify(t, null, 2))))
+      : h("p", { class: "muted" }, "No runs yet."));
+  box.querySelector("#traces-title")?.focus();
+}

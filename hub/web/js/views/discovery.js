@@ -1,0 +1,102 @@
+// Devices found on the LAN and over BLE: adopt, ignore, provision Wi-Fi, see attestation.
+import { get, post } from "../api.js";
+import { errorBox, field, h, mount, toast, when } from "../dom.js";
+import { eventOf, items } from "../util.js";
+
+export default async function discovery({ main, live }) {
+  const list = h("div", { class: "grid", id: "discovered" });
+  const panel = h("div", { id: "provision-panel" });
+  async function refresh() {
+    let found;
+    try { found = items(await get("/api/discovered"), "discovered", "devices"); }
+    catch (err) { mount(list, errorBox(err)); return; }
+    mount(list, found.length ? found.map((d) => card(d, refresh, panel))
+      : h("p", { class: "muted" }, "Nothing discovered right now."));
+  }
+  await refresh();
+  mount(main, h("h1", {}, "Discovery"),
+    h("p", { class: "muted" }, "Devices the hub found by itself over the LAN (mDNS) and Bluetooth LE."),
+    list, panel);
+  let timer = null;
+  return live.on((msg) => {
+    const ev = eventOf(msg);
+    if (!ev || !String(ev.type || "").startsWith("discover")) return;
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 150);
+  });
+}
+
+function card(d, refresh, panel) {
+  const id = encodeURIComponent(d.id);
+  const act = (path, label) => h("button", {
+    type: "button", class: "secondary", "aria-label": `${label} ${d.name || d.id}`,
+    onclick: async () => {
+      try { await post(`/api/discovered/${id}/${path}`); toast(`${label}: ${d.name || d.id}`); }
+      catch (err) { toast(err.message, "error"); }
+      refresh();
+    },
+  }, label);
+  const canProvision = d.source === "ble" || d.needs_wifi || d.state === "awaiting_wifi"
+    || d.integration === "improv";
+  return h("article", { class: "card", dataset: { discovered: d.id } },
+    h("h3", {}, d.name || d.id),
+    h("div", { class: "row" },
+      h("span", { class: "badge" }, d.source === "ble" ? "BLE" : "LAN"),
+      h("span", { class: "badge" }, d.integration || "unknown"),
+      d.state ? h("span", { class: "badge" }, d.state) : null),
+    h("p", { class: "muted" },
+      [d.model, d.mac, d.rssi !== undefined && d.rssi !== null ? `RSSI ${d.rssi}` : null]
+        .filter(Boolean).join(" · ")),
+    h("p", { class: "muted" }, `last seen ${when(d.last_seen)}`),
+    h("div", { class: "row" }, act("adopt", "Adopt"), act("ignore", "Ignore"),
+      canProvision ? h("button", { type: "button", "aria-label": `Set up Wi-Fi for ${d.name || d.id}`,
+        onclick: () => provisionForm(d, panel) }, "Set up Wi-Fi") : null));
+}
+
+async function provisionForm(d, panel) {
+  let networks = [];
+  try { networks = items(await get("/api/wifi/networks"), "networks"); }
+  catch (err) { mount(panel, errorBox(err)); return; }
+  const select = h("select", { name: "ssid", required: true },
+    networks.map((n) => h("option", { value: n.ssid }, n.ssid)));
+  const status = h("div", { "aria-live": "polite", id: "provision-status" });
+  const form = h("form", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      status.replaceChildren(h("p", {}, "Starting…"));
+      try {
+        const job = await post(`/api/discovered/${encodeURIComponent(d.id)}/provision`,
+          { ssid: select.value });
+        follow(job, status);
+      } catch (err) { status.replaceChildren(errorBox(err)); }
+    },
+  }, field("Wi-Fi network", select), h("button", { type: "submit" }, "Provision"), status);
+  mount(panel, h("h2", {}, `Wi-Fi for ${d.name || d.id}`),
+    networks.length ? form : h("p", {}, "Add a Wi-Fi network first (Wi-Fi page)."));
+  select.focus();
+}
+
+async function follow(job, status) {
+  const id = job.id || job.job_id;
+  for (let i = 0; i < 240; i++) {
+    render(job, status);
+    if (["succeeded", "failed", "adopted", "done"].includes(job.state)) return;
+    await new Promise((r) => setTimeout(r, 500));
+    try { job = await get(`/api/provisioning/${encodeURIComponent(id)}`); }
+    catch (err) { status.replaceChildren(errorBox(err)); return; }
+  }
+}
+
+function render(job, status) {
+  const att = job.attestation || {};
+  status.replaceChildren(
+    job.encrypted === false ? h("div", { class: "notice", role: "alert" },
+      job.warning || "This method sends the Wi-Fi password unencrypted over Bluetooth.") : null,
+    h("p", {}, "Progress: ", h("strong", { dataset: { jobState: job.state } }, job.state || "?"),
+      job.step ? ` (${job.step})` : ""),
+    att.outcome || job.attestation_outcome ? h("p", {}, "Attestation: ",
+      h("strong", { class: (att.outcome || job.attestation_outcome) === "verified" ? "ok" : "warn" },
+        att.outcome || job.attestation_outcome),
+      att.reason ? ` — ${att.reason}` : "") : null,
+    job.error ? h("div", { class: "error" }, job.error) : null);
+}
