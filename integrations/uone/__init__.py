@@ -170,6 +170,7 @@ class UoneIntegration:
         self.lan[link.did] = (link.host, link.port)
         ctx.set_available(device.id, True)
         self._start_link(ctx, link)
+        await self.check(link.did)
         return device
 
     # -- the LAN link ------------------------------------------------------------------------

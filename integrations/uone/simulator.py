@@ -124,7 +124,7 @@ class Simulator:
 
     async def start_ble(self, adapter: str = "hci0", bus_address: str | None = None) -> None:
         """Appear on the fake BlueZ: LE device, advertisement, GATT service."""
-        from dbus_fast import BusType, Variant
+        from dbus_fast import BusType
         from dbus_fast.aio import MessageBus
 
         address = bus_address or os.environ["DBUS_SYSTEM_BUS_ADDRESS"]
@@ -304,8 +304,8 @@ class Simulator:
 
     # -- LAN --------------------------------------------------------------------------------
 
-    async def start_lan(self, port: int = 0) -> None:
-        """Serve the local API with the factory key and announce it on mDNS."""
+    async def start_lan(self, port: int = 0, announce: bool = True) -> None:
+        """Serve the local API with the factory key and (if `announce`) say so on mDNS."""
         if self._server is not None:
             return
         from zeroconf import IPVersion
@@ -314,6 +314,8 @@ class Simulator:
         self._server = await asyncio.start_server(
             self._serve, self.lan_host, port, ssl=self._tls_context(), limit=1 << 16)
         self.lan_port = self._server.sockets[0].getsockname()[1]
+        if not announce:
+            return
         self._zc = AsyncZeroconf(ip_version=IPVersion.V4Only, interfaces=[self.lan_host])
         info = AsyncServiceInfo(
             MDNS_TYPE, f"Uone-{self.did}.{MDNS_TYPE}",
@@ -349,7 +351,10 @@ class Simulator:
     def _tls_context(self) -> ssl.SSLContext:
         self._tmp = self._tmp or tempfile.TemporaryDirectory(prefix="uone-sim-")
         cert, key = Path(self._tmp.name) / "chain.pem", Path(self._tmp.name) / "key.pem"
-        cert.write_bytes(self.identity.chain_pem())
+        if "wrong_key" in self.faults:  # an impostor: a copied chain it has no key for
+            cert.write_bytes(_self_signed(self.identity.key))
+        else:
+            cert.write_bytes(self.identity.chain_pem())
         key.write_bytes(self.identity.key_pem())
         key.chmod(0o600)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -396,6 +401,19 @@ class Simulator:
             return {"type": "ack", "id": msg.get("id"), "ok": False,
                     "error": f"unknown command {name!r}"}
         return {"type": "ack", "id": msg.get("id"), "ok": True, "state": self.state}
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "impostor")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _connected(value: bool) -> dict[str, Any]:

@@ -7,8 +7,14 @@ from aiohttp import web
 from hub.api.access import requires
 from hub.api.jsonio import field, json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
+from hub.api.spec import STR, array, describe, nullable, obj
 from hub.auth.principal import Role
 from hub.provisioning.wifi import WifiNetworks, check_ssid, network_json
+
+NETWORK = obj(("ssid", "security", "created_at", "updated_at", "last_used"),
+              ssid=STR, security=STR, created_at={"type": "number"},
+              updated_at={"type": "number"}, last_used=nullable({"type": "number"}))
+SECURITY = {"enum": ["wpa2-psk", "wpa3-sae", "wpa2-wpa3", "open"]}
 
 
 def _networks(request: web.Request) -> WifiNetworks:
@@ -16,12 +22,20 @@ def _networks(request: web.Request) -> WifiNetworks:
 
 
 @requires(Role.ADMIN)
+@describe("Wi-Fi networks in the vault: SSIDs and when each was last used, no secrets",
+          tags=("wifi",), response=obj(("networks",), networks=array(NETWORK)))
 async def list_networks(request: web.Request) -> web.Response:
     networks = await _networks(request).list()
     return json_response({"networks": [network_json(n) for n in networks]})
 
 
 @requires(Role.ADMIN)
+@describe("Add or replace a Wi-Fi network; the password is write-only (never shown again)",
+          tags=("wifi",), status=201, response=NETWORK,
+          body=obj(password={"type": "string", "minLength": 8, "maxLength": 63},
+                   security=SECURITY),
+          description="SSID: 1-32 bytes of UTF-8. Password: 8-63 printable ASCII characters "
+                      "(none for open networks). Answers 200 when it replaced an entry.")
 async def put_network(request: web.Request) -> web.Response:
     ssid = check_ssid(request.match_info["ssid"])
     body = await read_json(request)
@@ -33,6 +47,8 @@ async def put_network(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@describe("Delete a Wi-Fi network for good (secure_delete, WAL truncated)", tags=("wifi",),
+          status=204, errors=(404,))
 async def delete_network(request: web.Request) -> web.Response:
     await _networks(request).delete(check_ssid(request.match_info["ssid"]))
     return web.Response(status=204)
