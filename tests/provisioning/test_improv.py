@@ -82,6 +82,7 @@ async def test_improv_without_button(hub: Hub, improv) -> None:
     device, job = await improv(needs_button=False, redirect_url=None)
     await asyncio.wait_for(job.done.wait(), 20)
     assert job.state == "succeeded" and job.redirect_url is None
+    assert device.received == [(SSID, PASSWORD)]
     assert "authorization_required" not in [h["state"] for h in job.history]
 
 
@@ -106,6 +107,7 @@ async def test_every_improv_error_is_a_clear_failure(hub: Hub, improv,
     assert job.error["message"].startswith(message)
     assert f"Improv error {int(error)}" in job.error["message"]
     assert hub.devices.by_integration("improv") == []
+    assert device.received == [(SSID, PASSWORD)] and job.credentials_sent is True
 
 
 
