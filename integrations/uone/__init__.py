@@ -95,6 +95,10 @@ class UoneIntegration:
                         "reachability")
 
     async def unload(self, ctx: IntegrationContext) -> None:
+        tasks = [link.task for link in self.links.values() if link.task is not None]
+        for task in tasks:  # stop reconnecting first, then close
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for link in self.links.values():
             if link.connection is not None:
                 await link.connection.close()

@@ -146,9 +146,17 @@ class LanConnection:
             self._writer = None
 
     async def wait_closed(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.shield(self._task)
+        """Until the connection ends; a cancelled caller stays cancelled."""
+        task = self._task
+        if task is None:
+            return
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                raise  # our caller was cancelled, not the connection
+        except Exception:  # the read loop ended badly: the connection is over either way
+            return
 
     def _send(self, obj: dict[str, Any]) -> None:
         assert self._writer is not None

@@ -15,7 +15,8 @@ Faults: wrong_key (signs with a key other than the certified one), mac_mismatch 
 certificate names another MAC), expired, revoked (the caller lists its serial as revoked;
 the simulator prints it), not_yet_valid, refuse_password (the network "refuses" the
 password), drop_connection (drops the BLE link after receiving the credentials, before
-answering), garbage (answers GET_INFO with bytes that are not the protocol).
+answering), garbage (answers GET_INFO with bytes that are not the protocol), silent_lan
+(joins but never announces itself on mDNS).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ TX_UUID = "7d3e0003-5a6b-4c8d-9e0f-1a2b3c4d5e6f"
 MANUFACTURER_ID = 0xFFFF
 MDNS_TYPE = "_uone._tcp.local."
 FAULTS = ("wrong_key", "mac_mismatch", "expired", "not_yet_valid", "revoked",
-          "refuse_password", "drop_connection", "garbage")
+          "refuse_password", "drop_connection", "garbage", "silent_lan")
 WIFI_CONTEXT = b"uone-wifi-v1\0"
 _LAST = 0x80
 
@@ -247,7 +248,7 @@ class Simulator:
             await self._send(0x83, {"state": "failed", "error": "auth_failed"})
             self.emit({"event": "join_failed"})
             return
-        await self.start_lan()
+        await self.start_lan(announce="silent_lan" not in self.faults)
         await self._send(0x83, {"state": "joined", "ip": self.lan_host})
         await self.advertise(FLAG_ON_WIFI)
         self.emit({"event": "joined", "ip": self.lan_host, "port": self.lan_port})

@@ -3,6 +3,7 @@ over pinned TLS; a device that fails is never adopted."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -68,5 +69,31 @@ async def test_genuine_device_on_the_lan_is_adopted_and_commanded(
                                      json={"command": "turn_on"})
         assert resp.status == 200, await resp.text()
         assert sim.commands_seen == ["turn_on"] and sim.state["on"] is True
+    finally:
+        await sim.stop()
+
+
+async def test_after_a_restart_the_hub_reconnects_and_re_attests(
+        config_factory, hub_config: dict[str, Any], pki: FactoryPKI) -> None:
+    from tests.provisioning.conftest import hygiene
+
+    sim, service = await _device(pki, set())
+    loaded = config_factory(hub_config)
+    try:
+        async with hygiene():
+            async with Hub(loaded) as hub:
+                hub.discovery.handle_mdns(service)
+                item = next(d for d in hub.discovery.registry if d.did == DID)
+                device = await hub.discovery.adopt(item.id)
+        async with hygiene():
+            async with Hub(loaded) as hub:  # no mDNS this time: the pinned address is used
+                link = hub.integrations.instance("uone").links[device.id]
+                for _ in range(250):
+                    if hub.states.available(device.id) and link.attestations == 1:
+                        break
+                    await asyncio.sleep(0.02)
+                assert hub.states.available(device.id) and link.attestations == 1
+                result = await hub.integrations.command(device.id, "toggle", {})
+                assert result["on"] is True
     finally:
         await sim.stop()

@@ -223,3 +223,20 @@ async def test_bad_provision_requests(api_client, hub: Hub, simulators) -> None:
     resp = await api_client.get("/api/provisioning/nope")
     assert resp.status == 404
     assert sim.wifi_received == 0 and hub.provisioning.jobs() == []
+
+
+class TestLanTimeout:
+    @pytest.fixture
+    def hub_config(self, anchor: Path) -> dict[str, Any]:
+        return uone_settings(anchor, lan_timeout=1.0)
+
+    async def test_device_never_on_the_lan_is_a_clear_failure(
+            self, api_client, hub: Hub, simulators) -> None:
+        await add_network(api_client)
+        sim = await simulators(DID, MAC, {"silent_lan"})
+        job = await provision(api_client, DID)
+        assert job["state"] == "failed" and job["error"]["code"] == "lan_timeout"
+        assert "did not appear on the LAN" in job["error"]["message"]
+        assert job["attestation"]["outcome"] == "verified" and sim.credentials is not None
+        assert hub.devices.by_integration("uone") == []
+        assert not await hub.vault.exists("device_key", f"uone:{DID}")
