@@ -26,6 +26,7 @@ async def run(loaded: LoadedConfig, *, started: float | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     hub = Hub(loaded)
+    hub.discovery.defer_until_api_ready()  # zeroconf/bleak start after READY
     watchdog: asyncio.Task[None] | None = None
     try:
         async with contextlib.AsyncExitStack() as stack:

@@ -18,6 +18,8 @@ from hub.audit import SCHEMA as AUDIT_SCHEMA
 from hub.audit import AuditLog
 from hub.auth.service import SCHEMA as AUTH_SCHEMA
 from hub.auth.service import AccountService
+from hub.automation.engine import AutomationEngine
+from hub.automation.storage import SCHEMA as AUTOMATION_SCHEMA
 from hub.bus import EventBus, HubStarted
 from hub.clock import Clock, SystemClock
 from hub.config import LoadedConfig
@@ -41,7 +43,7 @@ DB_FILENAME = "hub.db"
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
     return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, DISCOVERY_SCHEMA,
-            VAULT_SCHEMA]
+            AUTOMATION_SCHEMA, VAULT_SCHEMA]
 
 
 class Hub:
@@ -74,6 +76,7 @@ class Hub:
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
+        self.automations = AutomationEngine(self)
         self._stack: contextlib.AsyncExitStack | None = None
         self.running = False
 
@@ -108,6 +111,8 @@ class Hub:
             stack.push_async_callback(self.integrations.stop)
             await self.discovery.start()
             stack.push_async_callback(self.discovery.stop)
+            await self.automations.start()
+            stack.push_async_callback(self.automations.stop)
         except BaseException:
             await stack.aclose()
             raise

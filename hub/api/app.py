@@ -25,6 +25,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "provisioning",
     "discovery",
     "dashboard",
+    "automations",
 )
 
 

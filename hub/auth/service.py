@@ -38,6 +38,8 @@ ONBOARDING_FILE = "onboarding-code"
 TOKEN_PREFIX = "uh_"
 RECOVERY_CODES = 10
 POLL_INTERVAL = 1.0
+PRUNE_EVERY = 300  # polls
+PRUNE_AFTER = 7 * 86400.0  # expired token rows kept a week (refresh reuse detection)
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 SCHEMA = Schema(
@@ -186,6 +188,7 @@ class AccountService:
         self._principals: dict[str, Principal] = {}  # hash -> principal
         self._used: dict[str, float] = {}  # token id -> last use, flushed in batches
         self._revoke_listeners: dict[str, list[Callable[[], None]]] = {}
+        self._user_listeners: dict[str, list[Callable[[User], None]]] = {}
         self._generation = 0
         self._epoch = 0  # bumped by every in-process write; a reload racing one is dropped
         self._dummy_hash: str | None = None
@@ -245,7 +248,8 @@ class AccountService:
             if token_hash(raw) in self._tokens:
                 raise
         row = await self.db.fetchone(
-            "SELECT 1 FROM tokens WHERE hash=? AND revoked_at IS NULL", (token_hash(raw),))
+            "SELECT 1 FROM tokens WHERE hash=? AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > ?)", (token_hash(raw), self.clock.time()))
         if row is None:
             raise AuthError("invalid or revoked token")
         await self._reload()
@@ -261,6 +265,20 @@ class AccountService:
                 bucket.remove(callback)
             if not bucket:
                 self._revoke_listeners.pop(token_id, None)
+
+        return unsubscribe
+
+    def on_user_change(self, user_id: str,
+                       callback: Callable[[User], None]) -> Callable[[], None]:
+        """Call `callback(user)` when this user's role, grants or minor flag change."""
+        bucket = self._user_listeners.setdefault(user_id, [])
+        bucket.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in bucket:
+                bucket.remove(callback)
+            if not bucket:
+                self._user_listeners.pop(user_id, None)
 
         return unsubscribe
 
@@ -339,6 +357,11 @@ class AccountService:
         )])
         self._users[user_id] = new
         self._principals.clear()
+        for cb in list(self._user_listeners.get(user_id, ())):
+            try:
+                cb(new)
+            except Exception:
+                _LOG.exception("user change listener failed")
         details = {k: (v.label if isinstance(v, Role) else
                        sorted(v) if isinstance(v, frozenset) else v) for k, v in changes.items()}
         await self.audit.record(actor, "user.update", user_id, details)
@@ -512,6 +535,9 @@ class AccountService:
         ]
         return sorted(out, key=lambda r: r.created_at)
 
+    def find_token(self, token_id: str) -> TokenRecord | None:
+        return self._record(token_id)
+
     def token(self, token_id: str) -> TokenRecord:
         rec = self._record(token_id)
         if rec is None:
@@ -675,9 +701,22 @@ class AccountService:
         self._principals.clear()
         self._drop_tokens(gone)
 
+    def prune(self) -> int:
+        """Forget expired tokens (memory), and rows long past their expiry (storage)."""
+        now = self.clock.time()
+        expired = [r for r in self._tokens.values()
+                   if r.expires_at is not None and r.expires_at <= now]
+        self._drop_tokens(expired)
+        self.db.enqueue("DELETE FROM tokens WHERE expires_at < ?", (now - PRUNE_AFTER,))
+        return len(expired)
+
     async def _poll(self) -> None:
+        polls = 0
         while True:
             await asyncio.sleep(POLL_INTERVAL)
+            polls += 1
+            if polls % PRUNE_EVERY == 0:
+                self.prune()
             try:
                 row = await self.db.fetchone(
                     "SELECT value FROM auth_meta WHERE key='generation'")

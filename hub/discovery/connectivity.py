@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
+
+from hub.bus import DeviceRegistryChanged
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -116,13 +118,16 @@ class Connectivity:
 
     def set(self, device_id: str, choice: TransportChoice) -> None:
         """Record the choice and, when the transport changed, the device's `transport`."""
+        previous = self._choices.get(device_id)
         self._choices[device_id] = choice
         device = self._hub.devices.find(device_id)
-        if device is not None and choice.transport is not None and (
-                device.transport != choice.transport):
-            from dataclasses import replace
-
+        if device is None:
+            return
+        if choice.transport is not None and device.transport != choice.transport:
             self._hub.devices.add(replace(device, transport=choice.transport))
+        elif previous is None or previous.reason != choice.reason:
+            # the device's JSON shows the choice: let cached copies know
+            self._hub.bus.publish(DeviceRegistryChanged("updated", device_id))
 
     def forget(self, device_id: str) -> None:
         self._choices.pop(device_id, None)

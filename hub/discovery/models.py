@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from hub.auth.principal import Role
 from hub.bus import Event
 
 Source = Literal["mdns", "ble"]
@@ -157,6 +158,8 @@ class DiscoveryEvent(Event):
     """Base of discovery events; `device` is the DiscoveredDevice as JSON."""
 
     kind: ClassVar[str] = "discovery"
+    # what was found nearby (names, addresses, MACs) is for admins, as GET /api/discovered
+    min_role: ClassVar[Role] = Role.ADMIN
     id: str
     device: dict[str, Any]
 

@@ -60,6 +60,8 @@ class DiscoveredRegistry:
         self._max = max_size
         self._items: dict[str, DiscoveredDevice] = {}
         self._decisions: dict[str, Decision] = {}
+        # RSSI / last-seen of repeats land here (cheap) and are folded in when read
+        self._live: dict[str, tuple[int | None, float]] = {}
 
     async def load(self) -> None:
         rows = await self._db.fetchall(
@@ -69,22 +71,46 @@ class DiscoveredRegistry:
                                                   row["device_id"])
 
     def __iter__(self) -> Iterator[DiscoveredDevice]:
-        return iter(list(self._items.values()))
+        return iter(self.all())
+
+    def __contains__(self, discovery_id: object) -> bool:
+        return discovery_id in self._items
 
     def __len__(self) -> int:
         return len(self._items)
 
     def get(self, discovery_id: str) -> DiscoveredDevice:
-        try:
-            return self._items[discovery_id]
-        except KeyError:
-            raise NotFound(f"no discovered device {discovery_id!r}") from None
+        item = self.find(discovery_id)
+        if item is None:
+            raise NotFound(f"no discovered device {discovery_id!r}")
+        return item
 
     def find(self, discovery_id: str) -> DiscoveredDevice | None:
-        return self._items.get(discovery_id)
+        item = self._items.get(discovery_id)
+        if item is not None and discovery_id in self._live:
+            item = self._fold(item)
+        return item
 
     def all(self) -> list[DiscoveredDevice]:
+        if self._live:
+            for discovery_id in list(self._live):
+                item = self._items.get(discovery_id)
+                if item is None:
+                    del self._live[discovery_id]
+                else:
+                    self._fold(item)
         return list(self._items.values())
+
+    def lookup(self, *, did: str | None = None, mac: str | None = None,
+               source: str | None = None, integration: str | None = None
+               ) -> list[DiscoveredDevice]:
+        """Discoveries matching every given field (e.g. a device's did after provisioning,
+        to find it again on mDNS); MACs compare case-insensitively."""
+        mac = mac.lower() if mac else None
+        return [d for d in self.all()
+                if (did is None or d.did == did) and (mac is None or d.mac == mac)
+                and (source is None or d.source == source)
+                and (integration is None or d.integration == integration)]
 
     def related(self, item: DiscoveredDevice) -> list[DiscoveredDevice]:
         """Other discoveries of the same physical device (same did or MAC), e.g. its mDNS
@@ -108,6 +134,7 @@ class DiscoveredRegistry:
 
     def upsert(self, item: DiscoveredDevice) -> tuple[DiscoveredDevice, str]:
         """Record a sighting; returns the stored item and "new" | "changed" | "seen"."""
+        self._live.pop(item.id, None)  # this sighting is newer
         existing = self._items.get(item.id)
         decision = self._decisions.get(item.id)
         state: DiscoveryState = decision.state if decision else "new"
@@ -127,12 +154,16 @@ class DiscoveredRegistry:
 
     def touch(self, discovery_id: str, rssi: int | None, ts: float) -> None:
         """Heard again, unchanged: only RSSI and last_seen move (no event)."""
-        item = self._items.get(discovery_id)
-        if item is not None:
-            self._items[discovery_id] = replace(item, rssi=rssi, last_seen=ts)
+        self._live[discovery_id] = (rssi, ts)
+
+    def _fold(self, item: DiscoveredDevice) -> DiscoveredDevice:
+        rssi, ts = self._live.pop(item.id)
+        item = replace(item, rssi=rssi, last_seen=ts)
+        self._items[item.id] = item
+        return item
 
     def set_present(self, discovery_id: str, present: bool) -> DiscoveredDevice | None:
-        item = self._items.get(discovery_id)
+        item = self.find(discovery_id)
         if item is None or item.present == present:
             return None
         item = replace(item, present=present)
@@ -154,7 +185,7 @@ class DiscoveredRegistry:
                 "integration = excluded.integration, device_id = excluded.device_id, "
                 "ts = excluded.ts",
                 (item.id, state, item.integration, device_id, self._clock.time()))
-        current = self._items.get(item.id, item)
+        current = self.find(item.id) or item
         updated = replace(current, state=state, device_id=device_id)
         if item.id in self._items:
             self._items[item.id] = updated
@@ -167,7 +198,7 @@ class DiscoveredRegistry:
         """The adopted device was removed: its discoveries become new again."""
         ids = [k for k, d in self._decisions.items() if d.device_id == device_id]
         for discovery_id in ids:
-            item = self._items.get(discovery_id)
+            item = self.find(discovery_id)
             if item is not None:
                 await self.decide(item, "new")
             else:
@@ -182,7 +213,7 @@ class DiscoveredRegistry:
         if len(self._items) <= self._max:
             return
         # the longest-unheard discovery that nobody decided about goes first
-        victims = sorted((d for d in self._items.values() if d.state == "new"),
+        victims = sorted((d for d in self.all() if d.state == "new"),
                          key=lambda d: d.last_seen)
         for victim in victims[: len(self._items) - self._max]:
             del self._items[victim.id]

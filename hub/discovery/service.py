@@ -9,6 +9,7 @@ what they recognised; that becomes (or updates) a discovered device.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class _Heard:
     discovery_id: str | None = None
     available: bool = True
     reported: float = 0.0  # when RSSI/last-seen were last copied to the registry
+    rssi_reported: int | None = None
+    info: tuple[str, DiscoveryInfo] | None = None  # what an integration last recognised
 
 
 @dataclass(slots=True)
@@ -100,14 +103,20 @@ class DiscoveryService:
         self.ble: Any = None  # hub.discovery.ble.BleScanner once started
         self.mdns: Any = None  # hub.discovery.mdns.MdnsDiscovery once started
         self._api: tuple[int, str, str | None] | None = None
+        self._deferred = False
+        self._go: asyncio.Event | None = None
         self.running = False
 
     # lifecycle
 
-    async def start(self) -> None:
-        """Build the matcher index from configured integrations; start browsing/scanning.
+    def defer_until_api_ready(self) -> None:
+        """Start browsing and scanning only once `api_ready` is called (the daemon does this
+        so zeroconf/bleak imports and sockets never delay READY)."""
+        self._deferred = True
 
-        zeroconf and bleak are imported here, only when enabled."""
+    async def start(self) -> None:
+        """Build the matcher index from configured integrations; start browsing/scanning
+        in the background (zeroconf and bleak are imported only then, only if enabled)."""
         manifests = self.hub.loaded.manifests
         configured = [manifests[n] for n in self.hub.config.integrations if n in manifests]
         self.index = MatcherIndex(configured)
@@ -118,7 +127,17 @@ class DiscoveryService:
         self._unsubscribe = self.hub.bus.subscribe(DeviceRegistryChanged,
                                                    self._on_registry_changed)
         self.running = True
+        self._go = asyncio.Event()
+        if not self._deferred or self._api is not None:
+            self._go.set()
+        self._spawn(self._start_finding(), "discovery-start")
+        self._spawn(self._sweep(), "discovery-sweep")
+
+    async def _start_finding(self) -> None:
+        assert self._go is not None
+        await self._go.wait()
         if self.config.mdns.enabled and (self.index.mdns_types or self.config.mdns.advertise):
+            await asyncio.to_thread(importlib.import_module, "zeroconf.asyncio")
             from hub.discovery.mdns import MdnsDiscovery
 
             self.mdns = MdnsDiscovery(self)
@@ -126,11 +145,11 @@ class DiscoveryService:
             if self._api is not None:
                 self.mdns.advertise_hub(*self._api)
         if self.config.ble.enabled and self.index.has_ble:
+            await asyncio.to_thread(importlib.import_module, "bleak")
             from hub.discovery.ble import BleScanner
 
             self.ble = BleScanner(self)
             await self.ble.start()
-        self._spawn(self._sweep(), "discovery-sweep")
 
     async def stop(self) -> None:
         self.running = False
@@ -149,16 +168,23 @@ class DiscoveryService:
     def api_ready(self, port: int, scheme: str, fingerprint: str | None) -> None:
         """The API listens: advertise the hub on mDNS (if configured)."""
         self._api = (port, scheme, fingerprint)
+        if self._go is not None:
+            self._go.set()
         if self.mdns is not None:
             self.mdns.advertise_hub(port, scheme, fingerprint)
 
     def health(self) -> dict[str, Any]:
+        ble_wanted = self.config.ble.enabled and self.index.has_ble
+        mdns_wanted = self.config.mdns.enabled and bool(
+            self.index.mdns_types or self.config.mdns.advertise)
         return {
             "ble": self.ble.status() if self.ble is not None else {
-                "state": "off", "reason": "disabled" if not self.config.ble.enabled
+                "state": "starting" if ble_wanted and self.running else "off",
+                "reason": None if ble_wanted else "disabled" if not self.config.ble.enabled
                 else "no integration wants BLE"},
             "mdns": self.mdns.status() if self.mdns is not None else {
-                "state": "off", "reason": "disabled" if not self.config.mdns.enabled
+                "state": "starting" if mdns_wanted and self.running else "off",
+                "reason": None if mdns_wanted else "disabled" if not self.config.mdns.enabled
                 else "nothing to browse or advertise"},
             "discovered": len(self.registry),
             "stats": self.stats.as_dict(),
@@ -242,6 +268,15 @@ class DiscoveryService:
         if recognised is None:
             return
         integration, info = recognised
+        if heard.info is not None and heard.info == recognised and (
+                heard.discovery_id is not None and heard.discovery_id in self.registry):
+            # what the integration recognised did not change (e.g. only a new reading)
+            if now - heard.reported > TOUCH_EVERY or rssi != heard.rssi_reported:
+                heard.reported, heard.rssi_reported = now, rssi
+                self.registry.touch(heard.discovery_id, rssi, adv.time)
+            return
+        heard.info = recognised
+        heard.rssi_reported = rssi
         item = DiscoveredDevice(
             id=ble_id(address), source="ble", integration=integration,
             integrations=integrations,

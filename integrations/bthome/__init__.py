@@ -49,15 +49,19 @@ class BTHomeIntegration:
 
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
+        # (the schema checks only the length: a pattern error would echo the key)
         for address, key in (ctx.config.get("bind_keys") or {}).items():
-            self.keys[address.upper()] = bytes.fromhex(key)
+            try:
+                self.keys[address.upper()] = bytes.fromhex(key)
+            except ValueError:
+                ctx.log.error("bind key for %s is not 32 hex digits; ignored", address)
         for device in ctx.devices():
             if device.mac:
                 self.adopted[device.mac.upper()] = device.id
         ctx.on_advertisement(self._on_advertisement)
         ctx.on_adopt(self._adopt)
         # bthome-ble pulls in ~150 ms of imports: load it off the loop, not at start-up
-        ctx.create_task(asyncio.to_thread(importlib.import_module, "bthome_ble"), "import")
+        ctx.create_task(_prewarm(ctx, "bthome_ble"), "import")
 
     async def unload(self, ctx: IntegrationContext) -> None:
         for device_id in self.adopted.values():
@@ -158,3 +162,9 @@ def _key_state(sensor: _Sensor, keys: dict[str, bytes], address: str) -> str:
     if address not in keys:
         return "missing"
     return "ok" if sensor.parser.bindkey_verified else "not verified"
+
+
+async def _prewarm(ctx: IntegrationContext, module: str) -> None:
+    """Import the parser library off the loop, a little after start-up (not before READY)."""
+    await ctx.clock.sleep(2.0)
+    await asyncio.to_thread(importlib.import_module, module)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error, status_code_conformance
+from schemathesis.checks import (
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from hub.api.app import make_app
 from hub.api.routes.openapi import build_document
@@ -27,7 +32,9 @@ from tests.conftest import write_config
 
 
 def router_operations(app) -> set[tuple[str, str]]:
-    return {(m.lower(), p) for m, p, _ in routes(app) if m != "HEAD"}
+    """Every route of the app, in OpenAPI's path syntax ({path:.+} -> {path})."""
+    return {(m.lower(), re.sub(r"\{(\w+):[^}]*\}", r"{\1}", p))
+            for m, p, _ in routes(app) if m != "HEAD"}
 
 
 def document_operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
@@ -153,7 +160,8 @@ def fuzz_operation(op: Any, url: str, headers: dict[str, str], statuses: dict[in
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         try:
             case.validate_response(response,
-                                   checks=[not_a_server_error, status_code_conformance])
+                                   checks=[not_a_server_error, status_code_conformance,
+                                           response_schema_conformance])
         except Exception as exc:
             failures.append(f"{where}: {response.status_code} {response.text[:200]} "
                             f"{type(exc).__name__}: {exc}"[:600])

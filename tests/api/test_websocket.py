@@ -153,3 +153,37 @@ async def test_slow_client_is_dropped_and_the_hub_goes_on(api_client, hub: Hub) 
         hub.states.set("virtual.lamp", {"on": True})
         assert (await events(fine, 1))[0]["device_id"] == "virtual.lamp"
     assert not [s for s in hub.bus.stats()["subscriptions"] if s["name"].startswith("ws:")]
+
+
+async def test_changed_grants_apply_to_open_websockets(api_client, client_for,
+                                                       hub: Hub) -> None:
+    guest = await client_for(Role.GUEST, granted_devices=frozenset({"virtual.lamp"}))
+    async with guest.ws_connect("/api/ws") as ws:
+        await ready(ws)
+        await subscribe(ws)
+        hub.states.set("virtual.temp", {"value": 30.0})
+        await nothing_more(ws)
+        r = await api_client.patch(f"/api/users/{guest.user.id}",
+                                   json={"granted_devices": ["virtual.temp"]})
+        assert r.status == 200
+        hub.states.set("virtual.lamp", {"on": True})  # no longer granted
+        hub.states.set("virtual.temp", {"value": 31.0})
+        [event] = await events(ws, 1)
+        assert event["device_id"] == "virtual.temp" and event["new"] == 31.0
+        await nothing_more(ws)
+
+
+async def test_websocket_closes_when_its_token_expires(client_for, hub: Hub) -> None:
+    member = await client_for(Role.MEMBER)
+    token, _ = await hub.auth.create_token(member.user.id, "short", expires_in=60)
+    anon = await client_for(None)
+    # the expiry is real time here: move the record's expiry close instead of waiting
+    from dataclasses import replace
+
+    rec = next(r for r in hub.auth._tokens.values() if r.name == "short")
+    hub.auth._tokens[rec.hash] = replace(rec, expires_at=hub.clock.time() + 0.3)
+    async with anon.ws_connect("/api/ws", headers={"Authorization": f"Bearer {token}"}) as ws:
+        await ready(ws)
+        msg = await asyncio.wait_for(ws.receive(), TIMEOUT)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4401
+        assert msg.extra == "token expired"

@@ -368,3 +368,55 @@ async def test_onboarding_creates_the_owner_once(client_for, hub: Hub) -> None:
                                                  "password": "first owner!"})
     assert r.status == 409
     assert (await (await anon.get("/api/onboarding")).json()) == {"needed": False}
+
+
+async def test_expired_tokens_are_pruned(client_for, clock: ManualClock, hub: Hub) -> None:
+    anon = await client_for(None)
+    await client_for(Role.MEMBER, username="mia")
+    await login(anon, "mia")
+    live = len(hub.auth.tokens())
+    clock.advance(hub.config.auth.access_token_ttl + 1)
+    assert hub.auth.prune() == 1  # the access token; refresh and script tokens live on
+    assert len(hub.auth.tokens()) == live - 1
+    clock.advance(hub.config.auth.refresh_token_ttl + 8 * 86400)
+    assert hub.auth.prune() == 1
+    await hub.db.flush()
+    kinds = [r["kind"] for r in await hub.db.fetchall("SELECT kind FROM tokens")]
+    assert kinds == ["long"]
+
+
+async def test_secrets_never_reach_the_logs(client_for, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    anon = await client_for(None)
+    member = await client_for(Role.MEMBER, username="mia")
+    body = await (await login(anon, "mia")).json()
+    await login(anon, "mia", "a wrong secret pw")
+    made = await (await member.post("/api/tokens", json={"name": "x"})).json()
+    text = caplog.text + " ".join(str(r.args) for r in caplog.records)
+    for secret in (TEST_PASSWORD, "a wrong secret pw", body["access_token"],
+                   body["refresh_token"], made["token"], member.token):
+        assert secret not in text
+
+
+async def test_onboarding_code_guessing_is_throttled(client_for, hub: Hub) -> None:
+    code = hub.auth.onboarding_path.read_text().strip()
+    anon = await client_for(None)
+    for i in range(5):
+        r = await anon.post("/api/onboarding", json={"code": f"GUESS-{i}", "username": "me",
+                                                     "password": "first owner!"})
+        assert r.status == 401
+    r = await anon.post("/api/onboarding", json={"code": code, "username": "me",
+                                                 "password": "first owner!"})
+    assert r.status == 429 and int(r.headers["Retry-After"]) > 0
+
+
+def test_throttle_memory_is_bounded() -> None:
+    from hub.auth import throttle
+
+    clock = ManualClock()
+    t = throttle.LoginThrottle(clock)
+    for i in range(throttle.MAX_ENTRIES + 500):
+        t.failed(f"user{i}", f"10.0.{i // 250 % 250}.{i % 250}")
+    assert len(t._pairs) == throttle.MAX_ENTRIES and len(t._addresses) <= throttle.MAX_ENTRIES

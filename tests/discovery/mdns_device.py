@@ -5,7 +5,7 @@ Run inside the device's network namespace:
 Commands (one JSON object per line); each answers one JSON line when done:
   {"op": "register", "name": "Lamp", "type": "_uone._tcp.local.", "port": 8080,
    "txt": {"did": "..."}}                         -> {"ok": true, "name": "Lamp._uone..."}
-  {"op": "update", "txt": {...}}                  -> {"ok": true}
+  {"op": "update", "txt": {...}, "addresses"?: [...]} -> {"ok": true}
   {"op": "unregister"}                            -> {"ok": true}   (goodbye packets)
   {"op": "browse", "type": "_uone-hub._tcp.local.", "timeout": 5}
                                                   -> {"ok": true, "services": [{...}]}
@@ -44,9 +44,12 @@ async def main(address: str) -> None:
                 await (await zc.async_register_service(info))
                 out["name"] = info.name
             elif op == "update" and info is not None:
+                addresses = ([socket.inet_aton(a) for a in cmd["addresses"]]
+                             if "addresses" in cmd else info.addresses)
                 info = AsyncServiceInfo(
-                    info.type, info.name, port=info.port, properties=cmd["txt"],
-                    server=info.server, addresses=info.addresses)
+                    info.type, info.name, port=info.port,
+                    properties=cmd.get("txt", info.properties), server=info.server,
+                    addresses=addresses)
                 await (await zc.async_update_service(info))
             elif op == "unregister" and info is not None:
                 await (await zc.async_unregister_service(info))

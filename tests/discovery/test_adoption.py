@@ -153,6 +153,11 @@ async def test_uone_lan_and_ble_are_linked_and_transport_falls_back(
                                            {0xFFFF: build_ble(DID, WIFI_MAC)})
         items = {d.source: d for d in hub.discovery.registry}
         assert items["mdns"].did == items["ble"].did == DID
+        registry = hub.discovery.registry
+        assert registry.lookup(did=DID, source="mdns") == [items["mdns"]]
+        assert {d.id for d in registry.lookup(mac=WIFI_MAC.upper())} == {
+            items["mdns"].id, items["ble"].id}
+        assert registry.lookup(did=DID, integration="bthome") == []
         assert items["ble"].mac == WIFI_MAC and items["ble"].data["needs_setup"] is True
         resp = await api_client.post(f"/api/discovered/{items['mdns'].id}/adopt",
                                      json={"name": "Plug"})

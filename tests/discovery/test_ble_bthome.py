@@ -61,6 +61,8 @@ async def test_plain_bthome_is_discovered_adopted_and_reports_state(
     health = await (await api_client.get("/api/health")).json()
     assert health["discovery"]["ble"]["state"] == "scanning"
     assert health["discovery"]["ble"]["adapter"] == "hci0"
+    # the fake offers advertisement monitors and every matcher is expressible: passive
+    assert health["discovery"]["ble"]["mode"] == "passive"
 
 
 async def test_encrypted_bthome_decrypts_with_bind_key_and_button_is_an_event(
@@ -117,3 +119,34 @@ async def test_unchanged_repeats_are_not_dispatched_and_rssi_is_tracked(
 async def _rssi_is(hub: Hub, rssi: int) -> bool:
     item = hub.discovery.registry.find("ble-a4c138000001")
     return item is not None and item.rssi == rssi
+
+
+class TestImprovAndUone:
+    @pytest.fixture
+    def hub_config(self, fake_bluez: FakeBlueZ) -> dict[str, Any]:
+        cfg = ble_config(scanning_mode="active")
+        cfg["integrations"].update({"improv": {}, "uone": {}})
+        return cfg
+
+    async def test_improv_and_uone_devices_waiting_for_wifi_are_discovered(
+        self, api_client, hub: Hub, fake_bluez: FakeBlueZ,
+    ) -> None:
+        from integrations.uone.advert import FLAG_IMPROV, FLAG_NEEDS_SETUP, build_ble
+
+        await fake_bluez.add_le_device(
+            "11:22:33:44:55:66", "Improv-Dev", rssi=-50,
+            service_uuids=["00467768-6228-2272-4663-277478268000"],
+            service_data={"00004677-0000-1000-8000-00805f9b34fb": bytes([2, 1, 0, 0, 0, 0])})
+        await fake_bluez.add_le_device(
+            "24:0A:C4:00:00:03", "Uone-0001", rssi=-66,
+            manufacturer_data={0xFFFF: build_ble("uone-0000000000000001", "24:0a:c4:00:00:01",
+                                                 FLAG_NEEDS_SETUP | FLAG_IMPROV)})
+        improv = await wait_for(lambda: discovered(api_client, "ble-112233445566"))
+        assert improv["integration"] == "improv" and improv["name"] == "Improv-Dev"
+        assert improv["data"] == {"state": "authorized", "capabilities": ["identify"],
+                                  "waiting_for_wifi": True}
+        uone = await wait_for(lambda: discovered(api_client, "ble-240ac4000003"))
+        assert uone["integration"] == "uone" and uone["did"] == "uone-0000000000000001"
+        assert uone["mac"] == "24:0a:c4:00:00:01" and uone["rssi"] == -66
+        assert uone["data"] == {"on_wifi": False, "needs_setup": True, "improv": True}
+        assert hub.discovery.ble.mode == "active"

@@ -159,3 +159,50 @@ class TestStall:
         await wait_for(recovered, within=5)
         assert len(_records(caplog, logging.WARNING, "no advertisements")) == 1
         assert len(_records(caplog, logging.INFO, "recovered")) == 1
+
+
+class TestConfiguredAdapter:
+    @pytest.fixture
+    def hub_config(self, fake_bluez: FakeBlueZ) -> dict[str, Any]:
+        return ble_config(adapter="hci1")
+
+    async def test_scans_on_the_configured_adapter_only(
+        self, api_client, hub: Hub, fake_bluez: FakeBlueZ,
+    ) -> None:
+        await wait_for(lambda: _state(hub, "unavailable"))
+        assert "hci1" in hub.discovery.ble.reason  # hci0 exists but was not asked for
+        await fake_bluez.add_le_device("A4:C1:38:00:00:71", "on hci0", service_data={
+            adv.BTHOME_UUID: adv.plain(adv.objects(packet_id=1, battery=1))})
+        await fake_bluez.add_adapter("hci1")
+        await wait_for(lambda: _state(hub, "scanning"), within=5)
+        assert hub.discovery.ble.adapter == "hci1"
+        fake_bluez.adapter = "hci1"
+        await fake_bluez.add_le_device("A4:C1:38:00:00:72", "on hci1", service_data={
+            adv.BTHOME_UUID: adv.plain(adv.objects(packet_id=1, battery=2))})
+        await wait_for(lambda: discovered(api_client, "ble-a4c138000072"))
+        assert await discovered(api_client, "ble-a4c138000071") is None
+
+
+class TestBluetoothdRestart:
+    @pytest.fixture
+    def hub_config(self, fake_bluez: FakeBlueZ) -> dict[str, Any]:
+        return ble_config()
+
+    async def test_bluetoothd_restart_is_noticed_and_scanning_resumes(
+        self, api_client, hub: Hub, fake_bluez: FakeBlueZ, caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.INFO, logger=BLE_LOG)
+        await wait_for(lambda: _state(hub, "scanning"))
+        await fake_bluez.restart_bluez(down_for=0.3)
+        await wait_for(lambda: _restarted(hub), within=5)
+        await wait_for(lambda: _state(hub, "scanning"), within=5)
+        await fake_bluez.add_le_device(MAC, "S", service_data={
+            adv.BTHOME_UUID: adv.plain(adv.objects(packet_id=1, temperature=20.0))})
+        await wait_for(lambda: discovered(api_client, "ble-a4c138000009"))
+        lost = _records(caplog, logging.WARNING, "lost")
+        assert len(lost) == 1 and "bluetoothd stopped" in lost[0]
+        assert len(_records(caplog, logging.INFO, "recovered")) == 1
+
+
+async def _restarted(hub: Hub) -> bool:
+    return hub.discovery.ble.losses >= 1

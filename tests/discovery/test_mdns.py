@@ -73,6 +73,16 @@ async def test_device_added_updated_removed_over_a_veth(api_client, hub: Hub,
             return got is not None and got["fw"] == "1.5.0"
 
         await wait_for(updated, within=10)
+        # the device moves to another address
+        moved = lan.dev_ip.rsplit(".", 1)[0] + ".3"
+        await netns.run("ip", "-n", lan.dev_ns, "addr", "add", f"{moved}/24", "dev", "vdev")
+        await device.send(op="update", addresses=[moved])
+
+        async def readdressed() -> bool:
+            got = await discovered(api_client, item["id"])
+            return got is not None and moved in got["addresses"]
+
+        await wait_for(readdressed, within=10)
         await device.send(op="unregister")
 
         async def gone() -> bool:
@@ -114,3 +124,148 @@ async def test_malformed_txt_is_counted_not_listed(api_client, hub: Hub,
         await wait_for(counted, within=10)
     body = await (await api_client.get("/api/discovered")).json()
     assert body["discovered"] == []
+
+
+class TestInterfaces:
+    """Default interfaces (every non-loopback IPv4 one that is up), one of two flapping."""
+
+    @pytest.fixture
+    async def lans(self) -> AsyncIterator[tuple[netns.Lan, netns.Lan]]:
+        async with netns.veth_lan() as a, netns.veth_lan() as b:
+            yield a, b
+
+    @pytest.fixture
+    def hub_config(self, lans: tuple[netns.Lan, netns.Lan]) -> dict[str, Any]:
+        return {
+            "discovery": {"mdns": {"enabled": True, "interfaces": None, "advertise": False,
+                                   "interface_check": 0.2}},
+            "integrations": {"virtual": {"devices": []}, "uone": {}},
+        }
+
+    async def test_one_interface_going_away_and_back_does_not_stop_discovery(
+        self, hub: Hub, lans: tuple[netns.Lan, netns.Lan],
+    ) -> None:
+        a, b = lans
+
+        async def interfaces(expected: list[str]) -> bool:
+            mdns = hub.discovery.mdns
+            return mdns is not None and mdns.state == "running" and sorted(
+                mdns.interfaces) == sorted(expected)
+
+        await wait_for(lambda: interfaces([a.hub_if, b.hub_if]))
+        await netns.run("ip", "link", "set", a.hub_if, "down")
+        await wait_for(lambda: interfaces([b.hub_if]))
+        async with netns.mdns_device(b.dev_ns, b.dev_ip) as device:
+            await device.send(op="register", name="On B", type="_uone._tcp.local.", port=81,
+                              txt={**TXT, "did": "uone-000000000000000b"})
+            await wait_for(lambda: _did_seen(hub, "uone-000000000000000b"), within=10)
+        await netns.run("ip", "link", "set", a.hub_if, "up")
+        await wait_for(lambda: interfaces([a.hub_if, b.hub_if]))
+        async with netns.mdns_device(a.dev_ns, a.dev_ip) as device:
+            await device.send(op="register", name="On A", type="_uone._tcp.local.", port=82,
+                              txt={**TXT, "did": "uone-000000000000000a"})
+            await wait_for(lambda: _did_seen(hub, "uone-000000000000000a"), within=10)
+        item = next(d for d in hub.discovery.registry if d.did == "uone-000000000000000a")
+        assert item.addresses == (a.dev_ip,)
+
+
+async def _did_seen(hub: Hub, did: str) -> bool:
+    return any(d.did == did and d.present for d in hub.discovery.registry)
+
+
+async def test_daemon_advertises_its_https_api_with_the_certificate_fingerprint(
+    tmp_path, lan: netns.Lan,
+) -> None:
+    """The real daemon (subprocess) on the veth address: HTTPS, and `_uone-hub._tcp` with
+    the port it got and the SHA-256 fingerprint of the certificate it made."""
+    import asyncio
+    import os
+    import sys
+
+    from hub import tls
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, {
+        "log_level": "info",
+        "api": {"host": lan.hub_ip, "port": 0},
+        "discovery": {"mdns": {"enabled": True, "interfaces": [lan.hub_if], "advertise": True,
+                               "hub_name": "Daemon Hub"}},
+        "integrations": {"virtual": {"devices": []}, "uone": {}},
+    })
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", "run", "-c", str(config), cwd=netns.ROOT,
+        env={**os.environ, "PYTHONPATH": str(netns.ROOT)},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async with netns.mdns_device(lan.dev_ns, lan.dev_ip) as device:
+            reply = await device.send(op="browse", type="_uone-hub._tcp.local.", timeout=15)
+        assert reply["services"], "the daemon did not advertise itself"
+        svc = reply["services"][0]
+        cert = tmp_path / "data" / tls.CERT_FILE
+        expected = tls.fingerprint(cert).replace(":", "").lower()
+        assert svc["name"] == "Daemon Hub._uone-hub._tcp.local."
+        assert svc["addresses"] == [lan.hub_ip] and svc["port"] > 0
+        assert svc["txt"]["fp"] == expected and svc["txt"]["scheme"] == "https"
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 15)
+
+
+async def test_junk_mdns_packets_do_not_break_discovery(api_client, hub: Hub,
+                                                        lan: netns.Lan) -> None:
+    """Random bytes and corrupted real responses on the wire, then a real device: found."""
+    import random
+    import socket
+
+    from zeroconf import DNSAddress, DNSOutgoing, DNSPointer, DNSService, DNSText
+    from zeroconf.const import (
+        _CLASS_IN,
+        _FLAGS_AA,
+        _FLAGS_QR_RESPONSE,
+        _TYPE_A,
+        _TYPE_PTR,
+        _TYPE_SRV,
+        _TYPE_TXT,
+    )
+
+    name = "Junk._uone._tcp.local."
+    out = DNSOutgoing(_FLAGS_QR_RESPONSE | _FLAGS_AA)
+    out.add_answer_at_time(DNSPointer("_uone._tcp.local.", _TYPE_PTR, _CLASS_IN, 120, name), 0)
+    out.add_answer_at_time(DNSService(name, _TYPE_SRV, _CLASS_IN, 120, 0, 0, 80, "j.local."),
+                           0)
+    out.add_answer_at_time(DNSText(name, _TYPE_TXT, _CLASS_IN, 120, b"\x07did=\xff\xfe\x00"), 0)
+    out.add_answer_at_time(DNSAddress("j.local.", _TYPE_A, _CLASS_IN, 120,
+                                      socket.inet_aton(lan.dev_ip)), 0)
+    valid = out.packets()[0]  # well-formed DNS, but its TXT is not text: counted
+    rng = random.Random(4)
+    packets = [valid] + [bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 300)))
+               for _ in range(150)]
+    for _ in range(150):
+        p = bytearray(valid)
+        for _ in range(rng.randrange(1, 6)):
+            p[rng.randrange(len(p))] = rng.getrandbits(8)
+        packets.append(bytes(p[: rng.randrange(1, len(p) + 1)]))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(lan.hub_ip))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+    try:
+        for packet in packets:
+            sock.sendto(packet, ("224.0.0.251", 5353))
+    finally:
+        sock.close()
+
+    async def counted() -> bool:
+        return hub.discovery.stats.mdns_malformed + hub.discovery.stats.malformed >= 1
+
+    await wait_for(counted, within=5)  # the packets did reach the hub's zeroconf
+    async with netns.mdns_device(lan.dev_ns, lan.dev_ip) as device:
+        await device.send(op="register", name="After junk", type="_uone._tcp.local.",
+                          port=8081, txt={**TXT, "did": "uone-00000000000000ff"})
+
+        async def found() -> bool:
+            return any(d.did == "uone-00000000000000ff" for d in hub.discovery.registry)
+
+        await wait_for(found, within=10)
+    listed = (await (await api_client.get("/api/discovered")).json())["discovered"]
+    assert all(d["did"] and d["did"].startswith("uone-") for d in listed)
+    assert hub.discovery.mdns.state == "running"

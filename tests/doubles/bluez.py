@@ -70,6 +70,8 @@ class FakeBlueZ:
     adapter: str = "hci0"
     advertising: bool = True  # the fixture's periodic Advertise() runs while True
     advertised: int = 0
+    tmp: Path | None = None
+    procs: list[subprocess.Popen[Any]] = field(default_factory=list)  # what we started
     _watches: list[tuple[str, asyncio.Queue[tuple[str, list[Any]]]]] = field(
         default_factory=list)
 
@@ -98,6 +100,19 @@ class FakeBlueZ:
 
     async def remove_adapter(self, name: str | None = None) -> None:
         await self.mock("RemoveAdapter", "s", name or self.adapter)
+
+    async def restart_bluez(self, down_for: float = 0.0) -> None:
+        """bluetoothd crashes and comes back: the fake leaves the bus (its objects go with
+        it), stays away `down_for` seconds, returns with an empty tree plus the adapter."""
+        assert self.tmp is not None
+        mock = self.procs[-1]
+        mock.terminate()
+        await asyncio.to_thread(mock.wait, 5)
+        await asyncio.sleep(down_for)
+        new = await asyncio.to_thread(_start_mock, self.tmp)
+        self.procs.append(new)
+        await _wait_for_name(self.bus, new, BLUEZ)
+        await self.add_adapter()
 
     # devices and advertisements
 
@@ -210,7 +225,7 @@ async def running_fake_bluez(tmp: Path, *, adapter: str | None = "hci0",
         address = await asyncio.to_thread(_start_processes, tmp, started)
         mock = started[-1]
         bus = await MessageBus(bus_address=address, bus_type=BusType.SYSTEM).connect()
-        fake = FakeBlueZ(address, bus, adapter or "hci0")
+        fake = FakeBlueZ(address, bus, adapter or "hci0", tmp=tmp, procs=started)
         bus.add_message_handler(fake._on_message)  # type: ignore[arg-type]
         await _wait_for_name(bus, mock, BLUEZ)
         if adapter is not None:
@@ -266,11 +281,15 @@ def _start_processes(tmp: Path, started: list[subprocess.Popen[Any]]) -> str:
     if not address:
         raise FakeBlueZError("dbus-daemon did not start")
     os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = address
-    with open(tmp / "dbusmock.log", "wb") as log:
-        started.append(subprocess.Popen(
-            [sys.executable, "-m", "dbusmock", "--system", "--template", str(TEMPLATE)],
-            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()))
+    started.append(_start_mock(tmp))
     return address
+
+
+def _start_mock(tmp: Path) -> subprocess.Popen[Any]:
+    with open(tmp / "dbusmock.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dbusmock", "--system", "--template", str(TEMPLATE)],
+            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
 
 
 async def _wait_for_name(bus: MessageBus, proc: subprocess.Popen[Any], name: str) -> None:

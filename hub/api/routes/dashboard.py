@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from hub.api.access import PUBLIC, requires
+from hub.api.spec import describe
 
 WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
@@ -21,18 +22,21 @@ _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
 
 
 @cache
-def _load(rel: str) -> tuple[bytes, str, str] | None:
-    path = (WEB_ROOT / rel).resolve()
-    if WEB_ROOT not in path.parents or not path.is_file():
-        return None
-    body = path.read_bytes()
-    ctype = (_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
-             or "application/octet-stream")
-    return body, ctype, hashlib.sha256(body).hexdigest()[:16]
+def _files() -> dict[str, tuple[bytes, str, str]]:
+    """Every file of the dashboard, read once: a request can only name one of these."""
+    out = {}
+    for path in WEB_ROOT.rglob("*"):
+        if path.is_file():
+            body = path.read_bytes()
+            ctype = (_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0]
+                     or "application/octet-stream")
+            out[path.relative_to(WEB_ROOT).as_posix()] = (
+                body, ctype, hashlib.sha256(body).hexdigest()[:16])
+    return out
 
 
 def _serve(request: web.Request, rel: str, cache_control: str) -> web.Response:
-    found = _load(rel)
+    found = _files().get(rel)
     if found is None:
         raise web.HTTPNotFound()
     body, ctype, etag = found
@@ -44,11 +48,15 @@ def _serve(request: web.Request, rel: str, cache_control: str) -> web.Response:
 
 
 @requires(PUBLIC)
+@describe("The dashboard's page (HTML)", tags=("dashboard",),
+          description="Static; holds no data. Everything it shows comes from this API.")
 async def index(request: web.Request) -> web.Response:
     return _serve(request, "index.html", "no-cache")
 
 
 @requires(PUBLIC)
+@describe("The dashboard's scripts, styles and icon", tags=("dashboard",), errors=(404,),
+          description="Static files of the dashboard, served by the hub itself (no CDN).")
 async def static(request: web.Request) -> web.Response:
     return _serve(request, request.match_info["path"], "no-cache")
 

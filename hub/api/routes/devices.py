@@ -7,6 +7,7 @@ invalidated per device by registry and availability events.
 
 from __future__ import annotations
 
+import gzip
 import math
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,7 @@ class DeviceJsonCache:
         self.hub = hub
         self._parts: dict[str, str] = {}
         self._body: bytes | None = None
+        self._gzip: bytes | None = None
         self._undo: list[Callable[[], None]] = []
 
     def start(self) -> None:
@@ -76,12 +78,18 @@ class DeviceJsonCache:
             return self._body
         return self._join(devices)
 
+    def body_gzip(self) -> bytes:
+        """The whole list, gzip-compressed once per change (about 30 times smaller)."""
+        if self._gzip is None:
+            self._gzip = gzip.compress(self.body(), 6, mtime=0)
+        return self._gzip
+
     def _join(self, devices: list[Device]) -> bytes:
         return ('{"devices":[' + ",".join(self.part(d) for d in devices) + "]}").encode()
 
     def _invalidate(self, event: Any) -> None:
         self._parts.pop(event.device_id, None)
-        self._body = None
+        self._body = self._gzip = None
 
 
 DEVICE_CACHE_KEY: web.AppKey[DeviceJsonCache] = web.AppKey("device_json_cache", DeviceJsonCache)
@@ -107,6 +115,9 @@ async def list_devices(request: web.Request) -> web.Response:
     area = request.query.get("area")
     who = principal(request)
     if area is None and who.role >= Role.MEMBER:
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            return web.Response(body=cache.body_gzip(), content_type="application/json",
+                                headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
         body = cache.body()
     else:
         body = cache.body([d for d in hub.devices.all()

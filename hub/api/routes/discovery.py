@@ -11,13 +11,30 @@ from aiohttp import web
 from hub.api.access import requires
 from hub.api.jsonio import field, json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
+from hub.api.spec import ANY, BOOL, INT, STR, array, describe, nullable, obj
 from hub.auth.principal import Role
 from hub.errors import ValidationError
 
 _FILTERS = {"source": ("mdns", "ble"), "state": ("new", "ignored", "adopted")}
+DISCOVERED_SCHEMA = obj(
+    ["id", "source", "integration", "name", "state", "present"], extra=True,
+    id=STR, source={"enum": ["mdns", "ble"]}, integration=STR, integrations=array(STR),
+    name=STR, addresses=array(STR), port=nullable(INT), mac=nullable(STR),
+    did=nullable(STR), model=nullable(STR), fw=nullable(STR), rssi=nullable(INT),
+    service_type=nullable(STR), host=nullable(STR), txt={"type": "object"},
+    data={"type": "object"}, first_seen={"type": "number"}, last_seen={"type": "number"},
+    present=BOOL, state={"enum": ["new", "ignored", "adopted"]}, device_id=nullable(STR),
+)
+ADOPT_BODY = obj(name={"type": "string", "minLength": 1, "maxLength": 100},
+                 area={"type": "string", "maxLength": 100})
 
 
 @requires(Role.ADMIN)
+@describe("Devices found on the LAN (mDNS) and over BLE", tags=("discovery",),
+          query={"source": {"enum": list(_FILTERS["source"])},
+                 "state": {"enum": list(_FILTERS["state"])},
+                 "integration": {"type": "string"}},
+          response=obj(["discovered"], discovered=array(DISCOVERED_SCHEMA)))
 async def list_discovered(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     wanted: dict[str, str] = {}
@@ -38,12 +55,17 @@ async def list_discovered(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@describe("One discovered device", tags=("discovery",), errors=(404,),
+          response=DISCOVERED_SCHEMA)
 async def get_discovered(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     return json_response(hub.discovery.registry.get(request.match_info["discovery_id"]).to_json())
 
 
 @requires(Role.ADMIN)
+@describe("Adopt a discovered device: its integration registers it", tags=("discovery",),
+          body=ADOPT_BODY, body_required=False, status=201, errors=(404, 409, 503),
+          response=obj(["discovered", "device"], discovered=DISCOVERED_SCHEMA, device=ANY))
 async def adopt(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     discovery_id = request.match_info["discovery_id"]
@@ -62,6 +84,9 @@ async def adopt(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@describe("Ignore a discovered device (it is no longer offered for adoption)",
+          tags=("discovery",), errors=(404, 409),
+          response=obj(["discovered"], discovered=DISCOVERED_SCHEMA))
 async def ignore(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     item = await hub.discovery.ignore(request.match_info["discovery_id"])

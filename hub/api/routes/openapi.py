@@ -1,5 +1,6 @@
 """GET /api/openapi.json: the OpenAPI 3.1 document, generated from the live router.
 
+Every route of the app is in it (the dashboard's files too: "matches the routes exactly").
 Paths, methods, path parameters and security come from the routes themselves and their
 `@requires`; summaries, bodies and extra answers from each handler's `@describe`
 (hub/api/spec.py). A route without `@describe` still appears, flagged `x-undocumented`

@@ -13,8 +13,8 @@ Protocol (JSON text frames):
 - Events arrive as `{"type": "event", "event": {"type": kind, ...}}`.
 - Back-pressure: each connection has a bounded queue (auth.ws_queue_size). When it
   overflows the client is too slow: the hub closes with 4008 "slow consumer" rather than
-  slow down. Revoking the token closes with 4401 "token revoked". Guests receive only events
-  of the devices and areas they were granted.
+  slow down. Revoking the token closes with 4401 "token revoked", its expiry with 4401
+  "token expired". Guests receive only events of the devices and areas they were granted.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from hub.api.jsonio import dumps
 from hub.api.keys import HUB_KEY
 from hub.api.spec import describe
 from hub.auth.principal import Principal, Role
+from hub.auth.service import principal_for
 from hub.bus import Event, Subscription
 from hub.errors import AuthError, HubError, ValidationError
 from hub.hub import Hub
@@ -43,6 +44,7 @@ _LOG = logging.getLogger(__name__)
 
 AUTH_TIMEOUT = 10.0
 SEND_TIMEOUT = 5.0
+BURST = 256
 MAX_MESSAGE = 64 * 1024
 CLOSE_UNAUTHORIZED, CLOSE_SLOW, CLOSE_GOING_AWAY = 4401, 4008, 1001
 
@@ -135,6 +137,9 @@ class Connection:
             self.sub = None
 
     def _wanted(self, event: Event) -> bool:
+        least = getattr(event, "min_role", None)  # e.g. discovery events: admins only
+        if least is not None and self.who.role < least:
+            return False
         device_id = getattr(event, "device_id", None)
         if device_id is None:
             return self.who.role >= Role.MEMBER and not self.devices and not self.areas
@@ -163,8 +168,14 @@ class Connection:
             if event is None:
                 continue  # closed: re-subscribed, unsubscribed or stopped
             try:
-                await asyncio.wait_for(self.ws.send_str(self.encoded.text(event)),
-                                       SEND_TIMEOUT)
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await self.ws.send_str(self.encoded.text(event))
+                    # drain what else is queued without waking up once per event
+                    for _ in range(BURST):
+                        more = sub.get_nowait()
+                        if more is None:
+                            break
+                        await self.ws.send_str(self.encoded.text(more))
             except (TimeoutError, ConnectionError):
                 self.stop(CLOSE_SLOW, "slow consumer: send timed out")
                 break
@@ -198,6 +209,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     unrevoke = (hub.auth.on_revoke(who.token_id,
                                    lambda: conn.stop(CLOSE_UNAUTHORIZED, "token revoked"))
                 if who.token_id else (lambda: None))
+    def regrant(user: Any) -> None:  # role or grants changed: filter with the new ones
+        conn.who = principal_for(user, who.token_id)
+
+    unwatch = hub.auth.on_user_change(who.user_id, regrant)
+    expiry = _close_at_expiry(hub, conn, who)
     pump = asyncio.create_task(conn.pump(), name=f"ws-pump:{who.username}")
     try:
         await ws.send_str(dumps({"type": "ready", "user": {
@@ -210,12 +226,28 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 await ws.send_str(dumps(reply))
     finally:
         unrevoke()
+        unwatch()
+        if expiry is not None:
+            expiry.cancel()
         conn.stop(conn.close_code, conn.close_reason or "bye")
         conn.unsubscribe()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(pump, SEND_TIMEOUT + 1)
         sockets.discard(ws)
     return ws
+
+
+def _close_at_expiry(hub: Hub, conn: Connection,
+                     who: Principal) -> asyncio.TimerHandle | None:
+    """A websocket lives no longer than the token it was opened with."""
+    if who.token_id is None:
+        return None
+    rec = hub.auth.find_token(who.token_id)
+    if rec is None or rec.expires_at is None:
+        return None
+    delay = max(0.0, rec.expires_at - hub.clock.time())
+    return asyncio.get_running_loop().call_later(
+        delay, conn.stop, CLOSE_UNAUTHORIZED, "token expired")
 
 
 def _handle(conn: Connection, data: str) -> dict[str, Any] | None:

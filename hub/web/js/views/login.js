@@ -13,7 +13,7 @@ function login(onSignedIn) {
   const pass = h("input", { name: "password", type: "password", autocomplete: "current-password",
                             required: true });
   const code = h("input", { name: "totp", inputmode: "numeric", autocomplete: "one-time-code",
-                            pattern: "[0-9A-Za-z-]*", "aria-describedby": "totp-help" });
+                            "aria-describedby": "totp-help" });
   const out = h("div", { "aria-live": "assertive" });
   const form = h("form", {
     id: "login-form",

@@ -1,0 +1,327 @@
+"""Automation benchmark, measured from outside as a LAN client sees it.
+
+The hub runs as its own process (`python -m hub run -c <generated config>`) with N virtual
+switches (A and B halves) and one automation per pair: "when A changes, toggle B". A client
+commands A over the HTTP API (keep-alive; the websocket protocol carries no commands) and
+times until B's state change arrives on its websocket (`GET /api/ws`).
+
+Reports p50/p99 over triggers sent one at a time, and completed triggers per second with a
+bounded number in flight. Run from the repository root:
+
+    python -m bench.automation [--devices 1000 --automations 500 --sequential 1000 \
+        --total 10000 --inflight 256] [--netns]
+
+`--netns` runs hub and client in a fresh network namespace (needs root and iproute2); the
+default is loopback. Nothing leaves the machine either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "bench-password-0123456789"
+
+
+def write_config(workdir: Path, port: int, pairs: int, devices: int) -> Path:
+    extra = max(0, devices - 2 * pairs)
+    virtual = [{"id": f"a{i:04d}", "kind": "switch"} for i in range(pairs)]
+    virtual += [{"id": f"b{i:04d}", "kind": "switch"} for i in range(pairs)]
+    virtual += [{"id": f"s{i:04d}", "kind": "sensor"} for i in range(extra)]
+    automations = [
+        {"id": f"pair{i:04d}", "mode": "parallel", "max": 100,
+         "triggers": [{"type": "state", "device": f"virtual.a{i:04d}", "attribute": "on"}],
+         "actions": [{"type": "command", "device": f"virtual.b{i:04d}", "command": "toggle"}]}
+        for i in range(pairs)
+    ]
+    cfg = {
+        "data_dir": str(workdir / "data"),
+        "log_level": "warning",
+        "api": {"host": "127.0.0.1", "port": port},
+        "discovery": {"mdns": {"enabled": False, "advertise": False}, "ble": {"enabled": False}},
+        "integrations": {"virtual": {"devices": virtual}},
+        "automations": automations,
+    }
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One LAN client: an HTTP session for commands and a websocket for state changes."""
+
+    def __init__(self, base: str, token: str, pairs: int) -> None:
+        self.base = base
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.pairs = pairs
+        self.waiting: dict[str, asyncio.Future[float]] = {}
+        self.session: aiohttp.ClientSession | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.bodies = [json.dumps({"command": "toggle"}).encode()]
+
+    async def open(self) -> None:
+        conn = aiohttp.TCPConnector(limit=512)
+        self.session = aiohttp.ClientSession(connector=conn, headers=self.headers)
+        self.ws = await self.session.ws_connect(f"{self.base}/api/ws", max_msg_size=1 << 20)
+        ready = await self.ws.receive_json()
+        assert ready["type"] == "ready", ready
+        b_ids = [f"virtual.b{i:04d}" for i in range(self.pairs)]
+        await self.ws.send_json({"type": "subscribe", "devices": b_ids,
+                                 "events": ["state_changed"]})
+        ack = await self.ws.receive_json()
+        assert ack["type"] == "subscribed", ack
+        self.reader = asyncio.create_task(self._read())
+
+    async def close(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+        if self.session is not None:
+            await self.session.close()
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        loads = json.loads
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            now = time.perf_counter()
+            body = loads(msg.data)
+            event = body.get("event") or {}
+            fut = self.waiting.pop(event.get("device_id", ""), None)
+            if fut is not None and not fut.done():
+                fut.set_result(now)
+
+    async def trigger(self, pair: int, direct: bool = False) -> float:
+        """Command A of `pair` (or B itself, `direct`: the transport floor without the
+        automation); seconds until B's change arrived on the websocket."""
+        assert self.session is not None
+        b = f"virtual.b{pair:04d}"
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiting[b] = fut
+        t0 = time.perf_counter()
+        post = asyncio.ensure_future(self.session.post(
+            f"{self.base}/api/devices/virtual.{'b' if direct else 'a'}{pair:04d}/commands",
+            data=self.bodies[0],
+            headers={"Content-Type": "application/json"}))
+        arrived = await asyncio.wait_for(fut, 10.0)
+        resp = await post
+        if resp.status != 200:
+            raise RuntimeError(f"command failed: {resp.status} {await resp.text()}")
+        resp.release()
+        return arrived - t0
+
+
+async def onboard(base: str, state_dir: Path, timeout: float = 60.0) -> str:
+    end = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as s:
+        while True:
+            try:
+                async with s.get(f"{base}/api/health") as r:
+                    if r.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > end:
+                raise RuntimeError("hub did not start")
+            await asyncio.sleep(0.1)
+        code = (state_dir / "onboarding-code").read_text().strip()
+        async with s.post(f"{base}/api/onboarding", json={
+                "code": code, "username": "bench", "password": PASSWORD}) as r:
+            body = await r.json()
+            if r.status != 201:
+                raise RuntimeError(f"onboarding failed: {body}")
+            return body["access_token"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process (from /proc), to see which side is the bottleneck."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(base: str, token: str, pairs: int, sequential: int, total: int,
+                  inflight: int, pid: int, direct: bool = False) -> dict[str, Any]:
+    client = Client(base, token, pairs)
+    await client.open()
+    try:
+        for i in range(200):  # warm up: allocator, caches, sockets
+            await client.trigger(i % pairs, direct)
+        lat = [await client.trigger(i % pairs, direct) for i in range(sequential)]
+        lat.sort()
+        free: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(pairs):
+            free.put_nowait(i)
+        done = 0
+
+        async def worker(n: int) -> None:
+            nonlocal done
+            for _ in range(n):
+                pair = await free.get()
+                await client.trigger(pair, direct)
+                free.put_nowait(pair)
+                done += 1
+
+        workers = min(inflight, pairs)
+        share = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
+        t0 = time.perf_counter()
+        hub_cpu0, own_cpu0 = cpu_seconds(pid), time.process_time()
+        await asyncio.gather(*(worker(n) for n in share))
+        elapsed = time.perf_counter() - t0
+        hub_cpu, own_cpu = cpu_seconds(pid) - hub_cpu0, time.process_time() - own_cpu0
+    finally:
+        await client.close()
+    return {
+        "p50_ms": statistics.median(lat) * 1000,
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+        "max_ms": lat[-1] * 1000,
+        "triggers_per_s": done / elapsed,
+        "inflight": workers,
+        "completed": done,
+        "hub_cpu_share": hub_cpu / elapsed,
+        "client_cpu_share": own_cpu / elapsed,
+    }
+
+
+def hub_rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+async def run(args: argparse.Namespace, base: str, state_dir: Path, started: float,
+              pid: int) -> dict[str, Any]:
+    token = await onboard(base, state_dir)
+    ready = time.perf_counter() - started
+    result = await measure(base, token, args.automations, args.sequential, args.total,
+                           args.inflight, pid)
+    if not args.no_floor:
+        floor = await measure(base, token, args.automations, args.sequential, args.total,
+                              args.inflight, pid, direct=True)
+        result["floor"] = {k: floor[k] for k in ("p50_ms", "p99_ms", "triggers_per_s")}
+    result["hub_ready_s"] = ready
+    result["hub_rss_mib"] = (hub_rss_kib(pid) or 0) / 1024
+    return result
+
+
+def run_with_hub(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the hub as its own process, measure against it, stop it (SIGTERM)."""
+    workdir = Path(tempfile.mkdtemp(prefix="uone-bench-auto-"))
+    port = free_port()
+    cfg = write_config(workdir, port, args.automations, args.devices)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("STATE_DIRECTORY", None)
+    env.pop("NOTIFY_SOCKET", None)
+    log = (workdir / "hub.log").open("w")
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "hub", "run", "-c", str(cfg)]
+    if args.profile:
+        cmd[1:1] = ["-m", "cProfile", "-o", args.profile]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        return asyncio.run(run(args, f"http://127.0.0.1:{port}", workdir / "data", started,
+                               proc.pid))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--devices", type=int, default=1000)
+    p.add_argument("--automations", type=int, default=500)
+    p.add_argument("--sequential", type=int, default=1000)
+    p.add_argument("--total", type=int, default=10_000)
+    p.add_argument("--inflight", type=int, default=256)
+    p.add_argument("--netns", action="store_true", help="run inside a fresh network namespace")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip the floor: the same client commanding B directly, no automation")
+    p.add_argument("--profile", metavar="FILE", help="run the hub under cProfile, stats to FILE")
+    args = p.parse_args(argv)
+    if args.netns and not os.environ.get("UONE_BENCH_NETNS"):
+        return _in_netns(argv if argv is not None else sys.argv[1:])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    result = run_with_hub(args)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    rows = [
+        ("devices / automations", f"{args.devices} / {args.automations}"),
+        ("hub ready (process start -> onboarded)", f"{result['hub_ready_s']:.2f} s"),
+        (f"one at a time, p50 ({args.sequential} triggers)", f"{result['p50_ms']:.3f} ms"),
+        (f"one at a time, p99 ({args.sequential} triggers)", f"{result['p99_ms']:.3f} ms"),
+        ("one at a time, max", f"{result['max_ms']:.3f} ms"),
+        (f"throughput ({result['completed']} triggers, {result['inflight']} in flight)",
+         f"{result['triggers_per_s']:.0f} /s"),
+        ("throughput: hub / client CPU busy",
+         f"{result['hub_cpu_share']:.0%} / {result['client_cpu_share']:.0%}"),
+        *([("floor (command B directly, no automation) p50 / p99",
+            f"{result['floor']['p50_ms']:.3f} / {result['floor']['p99_ms']:.3f} ms"),
+           ("floor throughput", f"{result['floor']['triggers_per_s']:.0f} /s")]
+          if "floor" in result else []),
+        ("hub RSS after the run", f"{result['hub_rss_mib']:.1f} MiB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print("automation benchmark (client: HTTP command to A, B's change on the websocket)")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value:>12}")
+    return 0
+
+
+def _in_netns(argv: list[str]) -> int:
+    ns = f"uone-bench-auto-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+        env = dict(os.environ, UONE_BENCH_NETNS=ns)
+        return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m",
+                               "bench.automation", *argv], cwd=ROOT, env=env).returncode
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

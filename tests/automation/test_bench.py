@@ -1,0 +1,22 @@
+"""The automation benchmark runs end to end (tiny sizes): hub process, HTTP, websocket."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_benchmark_runs_against_a_hub_process():
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.automation", "--devices", "30", "--automations", "10",
+         "--sequential", "20", "--total", "100", "--inflight", "8", "--json", "--no-floor"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["completed"] == 100
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+    assert result["triggers_per_s"] > 0

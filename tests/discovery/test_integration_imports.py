@@ -1,0 +1,50 @@
+"""Integrations import only `hub.facade` from the core and never each other; the façade's
+exports are pinned."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import hub.facade
+
+ROOT = Path(__file__).resolve().parents[2] / "integrations"
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.append(node.module)
+    return out
+
+
+def test_integrations_import_only_the_facade_and_themselves() -> None:
+    problems = []
+    checked = 0
+    for path in sorted(ROOT.glob("*/**/*.py")):
+        own = path.relative_to(ROOT).parts[0]
+        for name in _imports(path):
+            checked += 1
+            top = name.split(".")[0]
+            if top == "hub" and name != "hub.facade":
+                problems.append(f"{path}: imports {name} (only hub.facade is allowed)")
+            if top == "integrations" and name.split(".")[:2] != ["integrations", own]:
+                problems.append(f"{path}: imports {name} (integrations never import others)")
+    assert checked > 10
+    assert not problems, "\n".join(problems)
+
+
+def test_facade_exports_are_pinned() -> None:
+    assert hub.facade.__all__ == [
+        "AvailabilityChanged", "BleAdvertisement", "BleMatcher", "CommandSpec", "Device",
+        "DeviceEvent", "DeviceUnavailable", "DiscoveredDevice", "DiscoveryInfo", "Event",
+        "HubError", "Integration", "IntegrationContext", "LanProbe", "MdnsService",
+        "PrivacyScope", "StateChanged", "TransportChoice", "ValidationError",
+        "choose_transport", "normalize_mac", "probe_lan",
+    ]
+    for name in hub.facade.__all__:
+        assert hasattr(hub.facade, name)
