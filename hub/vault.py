@@ -131,7 +131,7 @@ class Vault:
         self._aead = AESGCM(key.enc_key())
 
     def _open_sync(self) -> HubKey:
-        self._lock_fd = acquire_lock(self._state_dir)
+        self._lock_fd = acquire_lock(self._state_dir, shared=True)
         try:
             key = load_or_create_key(self._state_dir)
             key = recover_key(self._db.path, self._state_dir, key)
@@ -333,15 +333,17 @@ def recover_key(db_path: Path, state_dir: Path, current: HubKey) -> HubKey:
     return current
 
 
-def acquire_lock(state_dir: Path) -> int:
-    """An exclusive lock on the vault, held while the hub runs; VaultLocked if taken."""
+def acquire_lock(state_dir: Path, *, shared: bool = False) -> int:
+    """A lock on the vault: shared while a hub runs, exclusive for a rotation (which then
+    cannot start while any hub runs, nor a hub while it rotates). VaultLocked if taken."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(state_dir / LOCK_FILENAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise VaultLocked(
+            "the vault is being rotated" if shared else
             "the vault is in use by a running hub (stop it first: systemctl stop uone-hub)"
         ) from None
     return fd

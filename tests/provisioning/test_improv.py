@@ -120,7 +120,7 @@ class TestThroughTheApi:
 
     async def test_api_job_says_unencrypted(self, fake_bluez, api_client, hub: Hub) -> None:
         resp = await api_client.put(f"/api/wifi/networks/{SSID}", json={"password": PASSWORD})
-        assert resp.status == 201
+        assert resp.status == 200
         device = ImprovDevice(fake_bluez, ADDRESS, needs_button=False)
         await device.start()
         try:

@@ -14,6 +14,7 @@ from hub.provisioning.wifi import WifiNetworks, check_ssid, network_json
 NETWORK = obj(("ssid", "security", "created_at", "updated_at", "last_used"),
               ssid=STR, security=STR, created_at={"type": "number"},
               updated_at={"type": "number"}, last_used=nullable({"type": "number"}))
+NETWORK_PUT = {**NETWORK, "properties": {**NETWORK["properties"], "created": {"type": "boolean"}}}
 SECURITY = {"enum": ["wpa2-psk", "wpa3-sae", "wpa2-wpa3", "open"]}
 
 
@@ -31,11 +32,11 @@ async def list_networks(request: web.Request) -> web.Response:
 
 @requires(Role.ADMIN)
 @describe("Add or replace a Wi-Fi network; the password is write-only (never shown again)",
-          tags=("wifi",), status=201, response=NETWORK,
+          tags=("wifi",), response=NETWORK_PUT,
           body=obj(password={"type": "string", "minLength": 8, "maxLength": 63},
                    security=SECURITY),
           description="SSID: 1-32 bytes of UTF-8. Password: 8-63 printable ASCII characters "
-                      "(none for open networks). Answers 200 when it replaced an entry.")
+                      "(none for open networks). `created` says whether it was new.")
 async def put_network(request: web.Request) -> web.Response:
     ssid = check_ssid(request.match_info["ssid"])
     body = await read_json(request)
@@ -43,7 +44,7 @@ async def put_network(request: web.Request) -> web.Response:
     security = field(body, "security", str, required=False, default="wpa2-psk")
     password = field(body, "password", str, required=False)
     info, created = await _networks(request).put(ssid, password, security)
-    return json_response(network_json(info), status=201 if created else 200)
+    return json_response({**network_json(info), "created": created})
 
 
 @requires(Role.ADMIN)
@@ -57,5 +58,5 @@ async def delete_network(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/wifi/networks", list_networks)
-    r.add_put("/api/wifi/networks/{ssid:.+}", put_network)
-    r.add_delete("/api/wifi/networks/{ssid:.+}", delete_network)
+    r.add_put("/api/wifi/networks/{ssid:[\\s\\S]+}", put_network)
+    r.add_delete("/api/wifi/networks/{ssid:[\\s\\S]+}", delete_network)
