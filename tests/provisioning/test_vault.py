@@ -173,3 +173,26 @@ def test_ciphertext_is_not_in_sqlite_after_update(tmp_path: Path) -> None:
     """Sanity for the grep tests: sqlite3 secure_delete is on in this build."""
     conn = sqlite3.connect(tmp_path / "x.db")
     assert conn.execute("PRAGMA secure_delete = ON").fetchone()[0] == 1
+
+
+async def test_only_admins_manage_wifi_and_provisioning(client_for, hub: Hub) -> None:
+    from hub.auth.principal import Role
+
+    member = await client_for(Role.MEMBER)
+    for method, path, body in [
+        ("GET", "/api/wifi/networks", None),
+        ("PUT", "/api/wifi/networks/Home", {"password": "12345678"}),
+        ("DELETE", "/api/wifi/networks/Home", None),
+        ("POST", "/api/discovered/x/provision", {"ssid": "Home"}),
+        ("GET", "/api/provisioning", None),
+        ("GET", "/api/provisioning/x", None),
+    ]:
+        resp = await member.request(method, path, json=body)
+        assert resp.status == 403, (method, path, resp.status)
+    anonymous = await client_for(None)
+    resp = await anonymous.get("/api/wifi/networks")
+    assert resp.status == 401
+    admin = await client_for(Role.ADMIN)
+    resp = await admin.put("/api/wifi/networks/Home", json={"password": "12345678"})
+    assert resp.status == 200
+    assert await hub.db.fetchall("SELECT 1 FROM vault_entries") != []
