@@ -26,9 +26,9 @@ def automations_config(n: int, devices: int) -> list[dict]:
         a, b = (2 * i) % devices, (2 * i + 2) % devices
         out.append({
             "id": f"auto{i}", "name": f"Follow d{a}",
-            "trigger": [{"platform": "state", "device": f"virtual.d{a}", "attribute": "on",
-                         "to": True}],
-            "action": [{"device": f"virtual.d{b}", "command": "turn_on"}],
+            "triggers": [{"type": "state", "device": f"virtual.d{a}", "attribute": "on",
+                          "to": True}],
+            "actions": [{"type": "command", "device": f"virtual.d{b}", "command": "turn_on"}],
         })
     return out
 

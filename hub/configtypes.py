@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from hub.errors import ConfigError, ConfigProblem
 from hub.yamlsource import INVALID, Document, KeyPath
+from hub.yamlsource import show_value as shown
 
 T = TypeVar("T")
 _MISSING = dataclasses.MISSING
@@ -106,22 +107,22 @@ def _decode(tp: Any, value: Any, path: KeyPath, doc: Document, problems: list) -
             out = _decode(arg, value, path, doc, trial)
             if not trial:
                 return out
-        problems.append(doc.problem(path, f"expected {_type_name(tp)}, got {_show(value)}"))
+        problems.append(doc.problem(path, f"expected {_type_name(tp)}, got {shown(value)}"))
         return None
     if origin is Literal:
         if value in get_args(tp) and not isinstance(value, bool):
             return value
-        problems.append(doc.problem(path, f"expected one of {_type_name(tp)}, got {_show(value)}"))
+        problems.append(doc.problem(path, f"expected one of {_type_name(tp)}, got {shown(value)}"))
         return None
     if origin is list:
         if not isinstance(value, list):
-            problems.append(doc.problem(path, f"expected {_type_name(tp)}, got {_show(value)}"))
+            problems.append(doc.problem(path, f"expected {_type_name(tp)}, got {shown(value)}"))
             return []
         (item,) = get_args(tp)
         return [_decode(item, v, (*path, i), doc, problems) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            problems.append(doc.problem(path, f"expected {_type_name(tp)}, got {_show(value)}"))
+            problems.append(doc.problem(path, f"expected {_type_name(tp)}, got {shown(value)}"))
             return {}
         _, item = get_args(tp)
         return {k: _decode(item, v, (*path, k), doc, problems) for k, v in value.items()}
@@ -132,7 +133,7 @@ def _decode(tp: Any, value: Any, path: KeyPath, doc: Document, problems: list) -
             return tp(value)
         except ValueError:
             problems.append(
-                doc.problem(path, f"expected one of {_type_name(tp)}, got {_show(value)}")
+                doc.problem(path, f"expected one of {_type_name(tp)}, got {shown(value)}")
             )
             return None
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -140,7 +141,7 @@ def _decode(tp: Any, value: Any, path: KeyPath, doc: Document, problems: list) -
     if tp in (bool, int, float, str):
         if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
             return value
-        problems.append(doc.problem(path, f"expected {_type_name(tp)}, got {_show(value)}"))
+        problems.append(doc.problem(path, f"expected {_type_name(tp)}, got {shown(value)}"))
         return None
     raise TypeError(f"unsupported config type {tp!r}")  # a bug in a section definition
 
@@ -149,7 +150,7 @@ def _decode_dataclass(cls: type, value: Any, path: KeyPath, doc: Document, probl
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        problems.append(doc.problem(path, f"expected a mapping, got {_show(value)}"))
+        problems.append(doc.problem(path, f"expected a mapping, got {shown(value)}"))
         return None
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = _hints(cls)
@@ -186,16 +187,6 @@ def _check_bounds(f: dataclasses.Field, value: Any, path: KeyPath, doc: Document
             problems.append(doc.problem(path, f"must be <= {meta['max']}, got {value}"))
     if isinstance(value, str) and meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
         problems.append(doc.problem(path, f"must match {meta['pattern']!r}, got {value!r}"))
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _schema(tp: Any) -> dict[str, Any]:

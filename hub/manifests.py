@@ -16,7 +16,7 @@ from typing import Any
 
 import integrations as _integrations_pkg
 from hub.errors import ConfigProblem
-from hub.yamlsource import INVALID, Document, KeyPath
+from hub.yamlsource import INVALID, Document, KeyPath, show_value
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -129,7 +129,7 @@ def validate_against(
         return
     t = schema.get("type")
     if t is not None and not _is_type(value, t):
-        problems.append(doc.problem(path, f"expected {_describe(t)}, got {_show(value)}"))
+        problems.append(doc.problem(path, f"expected {_describe(t)}, got {show_value(value)}"))
         return
     if "enum" in schema and value not in schema["enum"]:
         problems.append(doc.problem(path, f"expected one of {schema['enum']}, got {value!r}"))
@@ -183,13 +183,3 @@ def _is_type(value: Any, t: str | list[str]) -> bool:
 def _describe(t: str | list[str]) -> str:
     names = [t] if isinstance(t, str) else t
     return " or ".join({"object": "a mapping", "array": "a list"}.get(n, f"a {n}") for n in names)
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"

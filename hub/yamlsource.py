@@ -54,6 +54,17 @@ class Document:
         return ConfigProblem(self.file, line, col, format_path(path), message)
 
 
+def show_value(value: Any) -> str:
+    """How an unexpected value is named in an error: its kind, and itself when short."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
 def format_path(path: KeyPath) -> str:
     out = ""
     for part in path:

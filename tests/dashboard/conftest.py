@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import DEFAULT_VIRTUAL, free_port
+from tests.doubles.bluez import fake_bluez  # noqa: F401 - fixture used by dashboard tests
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"

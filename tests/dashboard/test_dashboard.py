@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from playwright.async_api import expect
 
+from tests.conftest import DEFAULT_VIRTUAL
 from tests.dashboard.conftest import (
     RunningHub,
     enable_totp,
     open_page,
     screenshot,
     sign_in,
+    start_hub,
+    stop_hub,
 )
 
 WEB = Path(__file__).resolve().parents[2] / "hub" / "web"
@@ -71,3 +75,70 @@ async def test_phone_layout_and_csp(browser, running_hub: RunningHub) -> None:
     await screenshot(page, "03-home-phone")
     assert watch.errors == [] and watch.foreign == []
     await context.close()
+
+
+async def test_automations_toggle_run_and_trace(browser, running_hub: RunningHub) -> None:
+    running_hub.request("POST", "/api/automations", {
+        "id": "lamp_follows_motion", "name": "Lamp follows motion",
+        "triggers": [{"type": "state", "device": "virtual.motion", "attribute": "on",
+                      "to": True}],
+        "actions": [{"type": "command", "device": "virtual.lamp", "command": "turn_on"}],
+    })
+    context, page, watch = await open_page(browser, running_hub)
+    await sign_in(page, running_hub, totp=False)
+    await page.goto(running_hub.url + "/#/automations")
+    row = page.locator('[data-automation="lamp_follows_motion"]')
+    await expect(row.locator("[data-enabled]")).to_have_text("enabled")
+    await row.get_by_role("button", name="Disable Lamp follows motion").click()
+    await expect(row.locator("[data-enabled]")).to_have_text("disabled")
+    listed = running_hub.request("GET", "/api/automations/lamp_follows_motion")
+    assert listed["enabled"] is False
+    await row.get_by_role("button", name="Enable Lamp follows motion").click()
+    await expect(row.locator("[data-enabled]")).to_have_text("enabled")
+    await row.get_by_role("button", name="Run now Lamp follows motion").click()
+    await row.get_by_role("button", name="Traces of Lamp follows motion").click()
+    trace = page.locator("#traces [data-trace]").first
+    await expect(trace).to_contain_text("done")
+    await expect(trace).to_contain_text("actions[0]")
+    await screenshot(page, "04-automations")
+    state = running_hub.request("GET", "/api/devices/virtual.lamp/state")
+    assert state["attributes"]["on"]["value"] is True
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
+
+
+async def test_adopt_a_discovered_ble_device(browser, fake_bluez, tmp_path: Path) -> None:
+    from tests.discovery import bthome_adv as adv
+    from tests.discovery.conftest import ble_config
+
+    path = await fake_bluez.add_le_device(
+        "A4:C1:38:00:00:09", "TH Sensor", rssi=-60,
+        service_data={adv.BTHOME_UUID: adv.plain(adv.objects(
+            packet_id=1, battery=80, temperature=19.5, humidity=50.0))})
+    extra = ble_config()
+    extra["integrations"]["virtual"] = {"devices": DEFAULT_VIRTUAL}
+    hub = await asyncio.to_thread(start_hub, tmp_path, extra)  # inherits the fake bus
+    try:
+        context, page, watch = await open_page(browser, hub)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/discovery")
+        card = page.locator('[data-discovered="ble-a4c138000009"]')
+        await expect(card).to_contain_text("BLE", timeout=15000)
+        await expect(card).to_contain_text("bthome")
+        await screenshot(page, "05-discovery")
+        await card.get_by_role("button", name="Adopt TH Sensor").click()
+        await expect(card).to_contain_text("adopted")
+        device = hub.request("GET", "/api/devices/bthome.a4c138000009")
+        assert device["transport"] == "ble"
+        await page.goto(hub.url + "/#/home")
+        sensor = page.locator('[data-device="bthome.a4c138000009"]')
+        await expect(sensor).to_be_visible()
+        # the sensor's next reading reaches the page live
+        await fake_bluez.set_advertisement(path, service_data={adv.BTHOME_UUID: adv.plain(
+            adv.objects(packet_id=2, battery=80, temperature=20.5, humidity=50.0))})
+        await expect(sensor.locator('[data-attr="temperature"]')).to_have_text("20.5",
+                                                                             timeout=10000)
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+    finally:
+        await asyncio.to_thread(stop_hub, hub)

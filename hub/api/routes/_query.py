@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from aiohttp import web
 
 from hub.errors import ValidationError
@@ -30,3 +32,17 @@ def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
     if raw.lower() in ("0", "false", "no"):
         return False
     raise ValidationError(name, "expected true or false")
+
+
+def query_time(request: web.Request, name: str) -> float | None:
+    """A time in seconds since the epoch, or None when absent."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationError(name, "expected a number (seconds since the epoch)") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValidationError(name, "expected a finite, non-negative number")
+    return value

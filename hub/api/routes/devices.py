@@ -8,7 +8,6 @@ invalidated per device by registry and availability events.
 from __future__ import annotations
 
 import gzip
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from aiohttp import web
 from hub.api.access import principal, requires
 from hub.api.jsonio import dumps, field, json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
+from hub.api.routes._query import query_int, query_time
 from hub.api.spec import ANY, BOOL, NUM, STR, array, describe, nullable, obj
 from hub.auth.principal import Role
 from hub.bus import AvailabilityChanged, DeviceRegistryChanged
@@ -211,26 +211,12 @@ async def post_command(request: web.Request) -> web.Response:
 async def get_history(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device = visible_device(request)
-    since = _query_float(request, "since")
-    until = _query_float(request, "until")
-    limit = _query_float(request, "limit")
+    since = query_time(request, "since")
+    until = query_time(request, "until")
+    limit = query_int(request, "limit", 10_000, lo=1, hi=10_000)
     await hub.db.flush()  # what was recorded before the request is visible in its answer
-    rows = await hub.states.history(device.id, since, until,
-                                    int(limit) if limit is not None else 10_000)
+    rows = await hub.states.history(device.id, since, until, limit)
     return json_response({"device_id": device.id, "history": rows})
-
-
-def _query_float(request: web.Request, name: str) -> float | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValidationError(name, "expected a number (seconds since the epoch)") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValidationError(name, "expected a finite, non-negative number")
-    return value
 
 
 async def _start_cache(app: web.Application) -> None:

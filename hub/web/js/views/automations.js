@@ -29,8 +29,10 @@ function row(a, refresh, traces) {
     },
   }, label);
   return h("tr", { dataset: { automation: a.id } },
-    h("td", {}, a.name || a.id, a.error ? h("div", { class: "bad" }, a.error) : null),
-    h("td", {}, a.source === "yaml" || a.read_only ? "YAML (read-only)" : "API"),
+    h("td", {}, a.name || a.id,
+      (a.errors || []).map((e) => h("div", { class: "bad" },
+        typeof e === "string" ? e : `${e.field || e.path || ""} ${e.message || ""}`.trim()))),
+    h("td", {}, a.source === "yaml" ? `YAML (read-only)${a.where ? `, ${a.where}` : ""}` : "API"),
     h("td", {}, h("span", { class: `badge ${enabled ? "ok" : ""}`, dataset: { enabled } },
       enabled ? "enabled" : "disabled")),
     h("td", {}, h("div", { class: "row" }, enabled ? btn("Disable", "disable") : btn("Enable", "enable"),
@@ -44,10 +46,18 @@ async function showTraces(a, box) {
   try { list = items(await get(`/api/automations/${encodeURIComponent(a.id)}/traces`), "traces"); }
   catch (err) { mount(box, errorBox(err)); return; }
   mount(box, h("h2", { tabindex: -1, id: "traces-title" }, `Recent runs of ${a.name || a.id}`),
-    list.length ? list.map((t) => h("details", { class: "card", open: true },
-      h("summary", {}, `${when(t.started_at || t.start)} — ${t.result || t.status || ""}`,
-        t.late ? " (late)" : ""),
-      h("pre", {}, JSON.stringify(t, null, 2))))
+    list.length ? list.map((t) => h("details", { class: "card", open: true,
+                                                 dataset: { trace: t.run_id } },
+      h("summary", {}, `${when(t.started)} — ${t.state}`, t.late ? " (late)" : "",
+        t.duration != null ? ` in ${(t.duration * 1000).toFixed(1)} ms` : ""),
+      h("p", {}, "Trigger: ", h("code", {}, JSON.stringify(t.trigger))),
+      t.error ? h("div", { class: "error" }, t.error) : null,
+      (t.conditions || []).length ? h("p", {}, "Conditions: ", t.conditions.map((c) =>
+        h("span", { class: `badge ${c.result ? "ok" : "bad"}` }, `${c.path}: ${c.result}`))) : null,
+      h("ol", {}, (t.actions || []).map((a) => h("li", {}, `${a.path} `,
+        a.error ? h("span", { class: "bad" }, a.error)
+          : h("span", { class: "muted" }, JSON.stringify(a.result ?? null)),
+        a.duration != null ? h("span", { class: "muted" }, ` (${(a.duration * 1000).toFixed(2)} ms)`) : null)))))
       : h("p", { class: "muted" }, "No runs yet."));
   box.querySelector("#traces-title")?.focus();
 }
