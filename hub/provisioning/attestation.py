@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -138,47 +138,55 @@ class AttestationVerifier:
         self,
         anchors: Iterable[x509.Certificate],
         revocations: Revocations | None = None,
+        broken: str | None = None,
     ) -> None:
         self.anchors = list(anchors)
         self.revocations = revocations or Revocations()
+        self.broken = broken  # the trust configuration could not be read: fail closed
         self._store = Store(self.anchors) if self.anchors else None
 
     @classmethod
     def from_files(
         cls, anchor_files: Iterable[str], crl_files: Iterable[str] = (),
         revoked_serials: Iterable[str] = (), base: Path | None = None,
+        locate: Callable[[tuple[str | int, ...], str], ConfigProblem] | None = None,
     ) -> AttestationVerifier:
-        """Load PEM anchors and PEM/DER CRLs; ConfigError naming the bad file."""
+        """Load PEM anchors and PEM/DER CRLs; ConfigError naming each bad file (located in
+        the config file by `locate(key path, message)` when given)."""
+        where = locate or (lambda keypath, msg: _problem(".".join(map(str, keypath)), msg))
         problems: list[ConfigProblem] = []
         anchors: list[x509.Certificate] = []
-        for name in anchor_files:
+        for i, name in enumerate(anchor_files):
             path = _resolve(name, base)
             try:
                 anchors.extend(x509.load_pem_x509_certificates(path.read_bytes()))
             except (OSError, ValueError) as exc:
-                problems.append(_problem("provisioning.trust_anchors", f"{path}: {exc}"))
+                problems.append(where(("provisioning", "trust_anchors", i), f"{path}: {exc}"))
         crls: list[x509.CertificateRevocationList] = []
-        for name in crl_files:
+        for i, name in enumerate(crl_files):
             path = _resolve(name, base)
             try:
                 data = path.read_bytes()
                 crls.append(x509.load_pem_x509_crl(data) if b"-----BEGIN" in data
                             else x509.load_der_x509_crl(data))
             except (OSError, ValueError) as exc:
-                problems.append(_problem("provisioning.crl_files", f"{path}: {exc}"))
+                problems.append(where(("provisioning", "crl_files", i), f"{path}: {exc}"))
         serials: set[int] = set()
-        for text in revoked_serials:
+        for i, text in enumerate(revoked_serials):
             try:
                 serials.add(int(text.replace(":", ""), 16))
             except ValueError:
-                problems.append(_problem("provisioning.revoked_serials",
-                                         f"{text!r} is not a hex serial number"))
+                problems.append(where(("provisioning", "revoked_serials", i),
+                                      f"{text!r} is not a hex serial number"))
         if problems:
             raise ConfigError(problems)
         return cls(anchors, Revocations(frozenset(serials), tuple(crls)))
 
     def verify(self, evidence: Evidence, now: dt.datetime) -> Attestation:
         """Check everything; the first problem found is the `failed` reason."""
+        if self.broken is not None:
+            return failed("trust_config_invalid", "the attestation trust configuration "
+                          f"could not be read, so no device can be verified: {self.broken}")
         if self._store is None:
             return failed("no_trust_anchors", "no trust anchors are configured "
                           "(provisioning.trust_anchors)")

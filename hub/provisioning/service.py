@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from hub.bus import Event
-from hub.errors import Conflict, HubError, NotFound, ValidationError
+from hub.errors import ConfigError, Conflict, HubError, NotFound, ValidationError
 from hub.provisioning.attestation import Attestation, AttestationVerifier, Evidence
 from hub.provisioning.wifi import WifiNetworks, check_ssid
 
@@ -124,9 +124,15 @@ class ProvisioningService:
     async def start(self) -> None:
         self.hub_id = await asyncio.to_thread(_load_hub_id, self._hub.state_dir)
         base = self._hub.loaded.path.parent
-        self.verifier = await asyncio.to_thread(
-            AttestationVerifier.from_files, self.config.trust_anchors, self.config.crl_files,
-            self.config.revoked_serials, base)
+        try:
+            self.verifier = await asyncio.to_thread(
+                AttestationVerifier.from_files, self.config.trust_anchors,
+                self.config.crl_files, self.config.revoked_serials, base,
+                self._hub.loaded.document.problem)
+        except ConfigError as exc:
+            # not fatal for the hub (lights must keep working), fatal for attestation
+            _LOG.error("attestation is off until the config is fixed:\n%s", exc)
+            self.verifier = AttestationVerifier([], broken=str(exc))
 
     async def stop(self) -> None:
         for job in list(self._jobs.values()):
