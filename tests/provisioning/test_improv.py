@@ -148,3 +148,15 @@ class TestThroughTheApi:
             assert job["attestation"]["outcome"] == "unverified"
         finally:
             await device.stop()
+
+
+async def test_one_job_per_device_and_stop_ends_jobs_cleanly(hub: Hub, improv) -> None:
+    from hub.errors import Conflict
+
+    device, job = await improv()
+    await _wait_state(job, "authorization_required")
+    with pytest.raises(Conflict, match="already being provisioned"):
+        await hub.provisioning.start_job(job.target, SSID, "test")
+    await hub.provisioning.stop()  # what the hub does at shutdown
+    assert job.state == "failed" and job.error["code"] == "cancelled"
+    assert device.received == []
