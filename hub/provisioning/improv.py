@@ -113,16 +113,12 @@ async def run_improv(service: ProvisioningService, job: Job) -> None:
 
 
 async def _find(service: ProvisioningService, address: str, timeout: float) -> Any:
+    from bleak import BleakScanner
+
     from hub.provisioning.service import JobFailed
 
-    if service.ble_finder is not None:
-        finder = service.ble_finder
-    else:
-        from bleak import BleakScanner
-
-        finder = BleakScanner
     try:
-        device = await finder.find_device_by_address(address, timeout=timeout)
+        device = await BleakScanner.find_device_by_address(address, timeout=timeout)
     except Exception as exc:
         raise JobFailed("ble_unavailable", f"Bluetooth is not available: {exc}") from None
     if device is None:

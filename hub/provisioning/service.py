@@ -117,9 +117,6 @@ class ProvisioningService:
         self.verifier = AttestationVerifier([])
         self.wifi = WifiNetworks(hub.vault)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
-        # tests may inject BLE pieces (a BleakScanner-like finder, a client class)
-        self.ble_finder: Any = None
-        self.ble_client_class: Any = None
 
     async def start(self) -> None:
         self.hub_id = await asyncio.to_thread(_load_hub_id, self._hub.state_dir)
@@ -214,10 +211,10 @@ class ProvisioningService:
             _LOG.exception("provisioning job %s crashed", job.id)
             await self._fail(job, "internal_error", f"{type(exc).__name__}: {exc}")
         else:
-            self._step(job, "succeeded")
             await self._audit(job, "provisioning.succeeded", {
                 "device_id": job.device_id,
                 "attestation": job.attestation.outcome if job.attestation else None})
+            self._step(job, "succeeded")
         finally:
             job.done.set()
 
@@ -231,13 +228,14 @@ class ProvisioningService:
         self._hub.bus.publish(ProvisioningUpdate(job.id, state, job.to_json()))
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
+        """Audit first, then announce: once a job reads `failed`, its record is durable."""
         job.error = {"code": code, "message": message}
-        self._step(job, "failed", message)
         details: dict[str, Any] = {"code": code, "message": message,
                                    "credentials_sent": job.credentials_sent}
         if job.attestation is not None:
             details["attestation"] = job.attestation.to_json()
         await self._audit(job, "provisioning.failed", details)
+        self._step(job, "failed", message)
 
     async def _audit(self, job: Job, action: str, details: dict[str, Any]) -> None:
         audit = getattr(self._hub, "audit", None)

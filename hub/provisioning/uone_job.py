@@ -149,24 +149,19 @@ def _describe(exc: BaseException) -> str:
 async def connect_ble(service: ProvisioningService, address: str, timeout: float,
                       on_disconnect: Any = None) -> Any:
     """Find the device by address and connect; JobFailed if it is not around."""
+    from bleak import BleakClient, BleakScanner
+
     from hub.provisioning.service import JobFailed
 
-    if service.ble_finder is not None:
-        finder = service.ble_finder
-        client_class = service.ble_client_class
-    else:
-        from bleak import BleakClient, BleakScanner
-
-        finder, client_class = BleakScanner, BleakClient
     try:
-        device = await finder.find_device_by_address(address, timeout=timeout)
+        device = await BleakScanner.find_device_by_address(address, timeout=timeout)
     except Exception as exc:
         raise JobFailed("ble_unavailable", f"Bluetooth is not available: {_describe(exc)}") \
             from None
     if device is None:
         raise JobFailed("not_found", f"the device {address} was not found over Bluetooth "
                         f"within {timeout:.0f} s; is it powered and near the hub?")
-    client = client_class(device, disconnected_callback=on_disconnect, timeout=timeout)
+    client = BleakClient(device, disconnected_callback=on_disconnect, timeout=timeout)
     try:
         await client.connect()
     except Exception as exc:
