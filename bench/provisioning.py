@@ -45,14 +45,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     att = bench_attestation(args.seconds)
-    print(f"{"measure":<66} {'value':>12}")
-    print(f"{"attestation checks/s (chain+signature+binding)":<66} {att['per_second']:>12.0f}")
-    print(f"{"ms per attestation check":<66} {att['ms_per_check']:>12.3f}")
+    width = 66
+    print(f"{'measure':<{width}} {'value':>12}")
+    print(f"{'attestation checks/s (chain+signature+binding)':<{width}} "
+          f"{att['per_second']:>12.0f}")
+    print(f"{'ms per attestation check':<{width}} {att['ms_per_check']:>12.3f}")
     if args.flow:
         from bench.provisioning_flow import run_flow_bench
 
         for name, value in run_flow_bench(args.runs).items():
-            print(f"{name:<66} {value:>12.3f}")
+            print(f"{name:<{width}} {value:>12.3f}")
 
 
 if __name__ == "__main__":
