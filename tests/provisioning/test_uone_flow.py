@@ -240,3 +240,21 @@ class TestLanTimeout:
         assert job["attestation"]["outcome"] == "verified" and sim.credentials is not None
         assert hub.devices.by_integration("uone") == []
         assert not await hub.vault.exists("device_key", f"uone:{DID}")
+
+
+class TestWithoutSharedMdns:
+    """mDNS discovery switched off: the job browses for the device by itself while it waits."""
+
+    @pytest.fixture
+    def hub_config(self, anchor: Path) -> dict[str, Any]:
+        cfg = uone_settings(anchor)
+        cfg["discovery"]["mdns"] = {"enabled": False, "interfaces": ["lo"]}
+        return cfg
+
+    async def test_provisioned_and_adopted(self, api_client, hub: Hub, simulators) -> None:
+        await add_network(api_client)
+        sim = await simulators(DID, MAC)
+        job = await provision(api_client, DID)
+        assert job["state"] == "succeeded", job
+        result = await hub.integrations.command(job["device_id"], "turn_on", {})
+        assert result["on"] is True and sim.commands_seen == ["turn_on"]
