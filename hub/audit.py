@@ -83,7 +83,9 @@ class AuditLog:
                                   ensure_ascii=False, default=str)
         async with self._lock:  # the chain needs one writer at a time, in order
             ts = round(self.clock.time(), 6)
-            prev = self._last_hash
+            # the CLI appends too (another process): chain onto the stored head, not a cache
+            head = await self.db.fetchone("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
+            prev = head["hash"] if head is not None else GENESIS
             digest = row_hash(prev, ts, actor, action, target, details_json)
             await self.db.write(
                 "INSERT INTO audit(ts, actor, action, target, details, prev_hash, hash) "
@@ -114,14 +116,13 @@ class AuditLog:
         return [_entry(r) for r in rows]
 
     async def verify(self) -> int | None:
-        """Id of the first row whose chain is broken, or None when the log is intact."""
-        prev = GENESIS
-        async for r in self.db.iterate("SELECT * FROM audit ORDER BY id"):
-            expect = row_hash(prev, r["ts"], r["actor"], r["action"], r["target"], r["details"])
-            if r["prev_hash"] != prev or r["hash"] != expect:
-                return int(r["id"])
-            prev = r["hash"]
-        return None
+        """Id of the first row whose chain is broken, or None when the log is intact.
+
+        Walks from the retention anchor (hub.privacy.auditchain), so purged old rows are
+        not mistaken for tampering."""
+        from hub.privacy.auditchain import verify_chain
+
+        return (await verify_chain(self.db)).first_bad_id
 
 
 def _entry(r: Any) -> AuditEntry:

@@ -28,6 +28,8 @@ from hub.devices import DeviceRegistry
 from hub.discovery.registry import SCHEMA as DISCOVERY_SCHEMA
 from hub.discovery.service import DiscoveryService
 from hub.loader import IntegrationHost
+from hub.privacy.center import PrivacyCenter
+from hub.privacy.schema import SCHEMA as PRIVACY_SCHEMA
 from hub.provisioning.service import ProvisioningService
 from hub.state import SCHEMA as STATE_SCHEMA
 from hub.state import StateStore
@@ -43,7 +45,7 @@ DB_FILENAME = "hub.db"
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
     return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, DISCOVERY_SCHEMA,
-            AUTOMATION_SCHEMA, VAULT_SCHEMA]
+            AUTOMATION_SCHEMA, PRIVACY_SCHEMA, VAULT_SCHEMA]
 
 
 class Hub:
@@ -73,6 +75,7 @@ class Hub:
         self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
                                    self.state_dir)
         self.discovery = DiscoveryService(self)
+        self.privacy = PrivacyCenter(self)
         self.integrations = IntegrationHost(
             self, loaded.manifests, dict(self.config.integrations)
         )
@@ -107,6 +110,8 @@ class Hub:
             stack.push_async_callback(self.auth.stop)
             await self.provisioning.start()
             stack.push_async_callback(self.provisioning.stop)
+            await self.privacy.start()  # before integrations: the egress guard is in place
+            stack.push_async_callback(self.privacy.stop)
             await self.integrations.start()
             stack.push_async_callback(self.integrations.stop)
             await self.discovery.start()

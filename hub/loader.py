@@ -70,7 +70,11 @@ class IntegrationContext:
 
     def register_device(self, device: Device) -> Device:
         """Add or update one of this integration's devices in the registry."""
-        return self._hub.devices.add(replace(device, integration=self.name))
+        existing = self._hub.devices.find(device.id)
+        restricted = existing.restricted if existing is not None else False
+        # restriction is the owner's decision (privacy center): an integration cannot lift it
+        return self._hub.devices.add(replace(device, integration=self.name,
+                                             restricted=restricted))
 
     def devices(self) -> list[Device]:
         return self._hub.devices.by_integration(self.name)

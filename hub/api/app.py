@@ -26,6 +26,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "discovery",
     "dashboard",
     "automations",
+    "privacy",
+    "backups",
 )
 
 

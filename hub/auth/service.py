@@ -658,9 +658,11 @@ class AccountService:
 
     async def _record_login(self, user: User | None, username: str, address: str, ok: bool,
                             reason: str | None) -> None:
+        # A minor's sign-in address says where they were: not collected (privacy policy).
+        where: str | None = None if user is not None and user.is_minor else address
         await self.db.write(
             "INSERT INTO logins(user_id, username, address, ts, ok, reason) VALUES(?,?,?,?,?,?)",
-            (user.id if user else None, username[:64], address, self.clock.time(), int(ok),
+            (user.id if user else None, username[:64], where, self.clock.time(), int(ok),
              reason))
 
     async def _dummy(self) -> str:

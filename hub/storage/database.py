@@ -206,10 +206,25 @@ class Database:
         """Flush, fold the WAL into the main file and truncate it (used after erasure)."""
         await self.flush()
         assert self._write is not None
-        await self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # each statement's cursor is closed: an open one makes VACUUM fail ("statements in
+        # progress"); the writer may start a batch meanwhile, so VACUUM retries briefly
+        await self._exec_closed("PRAGMA wal_checkpoint(TRUNCATE)")
         if vacuum:
-            await self._write.execute("VACUUM")
-            await self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            for attempt in range(50):
+                try:
+                    await self._exec_closed("VACUUM")
+                    break
+                except sqlite3.OperationalError:
+                    if attempt == 49:
+                        raise
+                    await self.flush()
+                    await asyncio.sleep(0.01)
+            await self._exec_closed("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def _exec_closed(self, sql: str) -> None:
+        assert self._write is not None
+        async with self._write.execute(sql) as cur:
+            await cur.fetchall()
 
     # -- internals -------------------------------------------------------------------------
 

@@ -142,3 +142,47 @@ async def test_adopt_a_discovered_ble_device(browser, fake_bluez, tmp_path: Path
         await context.close()
     finally:
         await asyncio.to_thread(stop_hub, hub)
+
+
+async def test_privacy_center_consent_and_export_download(browser,
+                                                          running_hub: RunningHub) -> None:
+    import io
+    import json
+    import zipfile
+
+    context, page, watch = await open_page(browser, running_hub)
+    await sign_in(page, running_hub, totp=False)
+    await page.goto(running_hub.url + "/#/privacy")
+    box = page.locator('input[data-purpose="diagnostics"]')
+    await expect(box).not_to_be_checked()
+    await box.check()
+    await expect(page.locator('input[data-purpose="diagnostics"]')).to_be_checked()
+    consents = running_hub.request("GET", "/api/privacy/consents")["consents"]
+    assert consents["diagnostics"]["granted"] is True
+    assert consents["cloud_sync"]["granted"] is False
+    await screenshot(page, "06-privacy")
+    async with page.expect_download() as info:
+        await page.click("#export-button")
+    download = await info.value
+    data = await asyncio.to_thread(Path(await download.path()).read_bytes)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        devices = json.loads(archive.read(next(n for n in names if "devices" in n
+                                               and not n.endswith("schema.json"))))
+    assert any("schema" in n for n in names)
+    assert "virtual.lamp" in json.dumps(devices)
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
+
+
+async def test_every_page_renders_without_errors(browser, running_hub: RunningHub) -> None:
+    context, page, watch = await open_page(browser, running_hub)
+    await sign_in(page, running_hub, totp=False)
+    for n, name in enumerate(("discovery", "automations", "wifi", "privacy", "cloud", "users")):
+        await page.goto(running_hub.url + f"/#/{name}")
+        await expect(page.locator("main h1")).to_be_visible()
+        await page.wait_for_load_state("networkidle")
+        await screenshot(page, f"1{n}-{name}")
+        assert await page.locator("main [role=alert]").count() == 0, name
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()

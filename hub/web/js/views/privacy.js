@@ -18,12 +18,10 @@ async function consents() {
       data = await get("/api/privacy/consents");
       hist = items(await get("/api/privacy/consents/history"), "history");
     } catch (err) { mount(box, h("h2", { id: "consents-h" }, "Consents"), errorBox(err)); return; }
-    const list = Array.isArray(data) ? data : items(data, "consents").length ? items(data, "consents")
-      : Object.entries(data).filter(([k]) => k !== "notice_version")
-        .map(([purpose, v]) => ({ purpose, ...(typeof v === "object" ? v : { granted: v }) }));
+    const list = Object.values(data.consents || {});
     mount(box, h("h2", { id: "consents-h" }, "Consents"),
       h("div", { class: "grid" }, list.map((c) => {
-        const on = c.granted === true || c.state === "granted";
+        const on = c.granted === true;
         const input = h("input", { type: "checkbox", checked: on, dataset: { purpose: c.purpose },
           onchange: async () => {
             try { await put("/api/privacy/consents", { [c.purpose]: input.checked }); toast("Saved"); }
@@ -31,11 +29,12 @@ async function consents() {
             refresh();
           } });
         return h("div", { class: "card" }, h("label", { class: "row" }, input, c.purpose),
-          c.paused || c.state === "paused" ? h("p", { class: "warn" }, "Paused: the privacy notice changed.") : null);
+          h("p", { class: "muted" }, c.description || ""),
+          c.status === "paused" ? h("p", { class: "warn" }, "Paused: the privacy notice changed; grant it again to resume.") : null);
       })),
       h("details", {}, h("summary", {}, "History"), h("div", { class: "scroll" }, h("table", {},
         h("tbody", {}, hist.map((r) => h("tr", {}, h("td", {}, when(r.ts)), h("td", {}, r.purpose),
-          h("td", {}, r.granted ? "granted" : "withdrawn"), h("td", {}, r.actor || r.who || ""),
+          h("td", {}, r.action), h("td", {}, r.by || ""),
           h("td", {}, `notice v${r.notice_version ?? ""}`))))))));
   }
   await refresh();
@@ -55,7 +54,8 @@ async function devices() {
         "aria-label": `Restrict ${d.name}`,
         onchange: async () => {
           try {
-            await post(`/api/privacy/restrictions`, { device_id: d.id, restricted: restricted.checked });
+            await put(`/api/privacy/restrictions/devices/${encodeURIComponent(d.id)}`,
+              { restricted: restricted.checked });
             toast("Saved");
           } catch (err) { toast(err.message, "error"); }
         } });
@@ -91,8 +91,8 @@ function exportBox() {
 
 function erasure() {
   const scope = h("select", { name: "scope" },
-    h("option", { value: "self" }, "My own data"), h("option", { value: "hub" }, "The whole hub (factory reset)"));
-  const password = h("input", { type: "password", autocomplete: "current-password", required: true });
+    h("option", { value: "me" }, "My own data"), h("option", { value: "hub" }, "The whole hub (factory reset)"));
+  const password = h("input", { type: "password", autocomplete: "current-password" });
   const totp = h("input", { inputmode: "numeric", autocomplete: "one-time-code" });
   const out = h("div", { "aria-live": "assertive" });
   return h("section", {}, h("h2", {}, "Erase"),
@@ -100,8 +100,11 @@ function erasure() {
       e.preventDefault();
       out.replaceChildren();
       if (!confirm("Erase for good? This cannot be undone.")) return;
-      const body = { scope: scope.value, password: password.value };
-      if (totp.value) body.totp = totp.value;
+      const body = { target: scope.value };
+      if (scope.value === "hub") {
+        body.password = password.value;
+        if (totp.value) body.totp = totp.value;
+      }
       try { await post("/api/privacy/erase", body); out.append(h("p", { class: "ok" }, "Erased.")); }
       catch (err) { out.append(errorBox(err)); }
     } }, field("What", scope), field("Your password (to confirm it is you)", password),
@@ -111,10 +114,9 @@ function erasure() {
 async function retention() {
   let data;
   try { data = await get("/api/privacy/retention"); } catch (err) { return errorBox(err); }
-  const classes = items(data, "classes").length ? items(data, "classes")
-    : Object.entries(data).map(([name, v]) => ({ name, ...(typeof v === "object" ? v : { days: v }) }));
+  const classes = Object.entries(data.classes || {}).map(([name, v]) => ({ name, ...v }));
   return h("section", {}, h("h2", {}, "Retention"), h("table", {}, h("tbody", {},
-    classes.map((c) => h("tr", {}, h("td", {}, c.name || c.class), h("td", {}, `${c.days ?? c.retention_days ?? "?"} days`),
+    classes.map((c) => h("tr", {}, h("td", {}, c.name), h("td", {}, `${c.days} days`),
       h("td", { class: "muted" }, `oldest: ${c.oldest ? when(c.oldest) : "none"}`))))));
 }
 
