@@ -55,7 +55,13 @@ def check_password(password: Any, security: str, field: str = "password") -> str
     return password
 
 
+SECURITY_ALIASES = {"wpa2": "wpa2-psk", "wpa3": "wpa3-sae"}
+
+
 def check_security(security: Any, field: str = "security") -> str:
+    """One of SECURITY_TYPES (the short names `wpa2`, `wpa3` are accepted too)."""
+    if isinstance(security, str):
+        security = SECURITY_ALIASES.get(security, security)
     if security not in SECURITY_TYPES:
         raise ValidationError(field, f"expected one of {', '.join(SECURITY_TYPES)}")
     return security
@@ -69,7 +75,7 @@ class WifiNetworks:
 
     async def put(self, ssid: str, password: str | None, security: str) -> tuple[EntryInfo, bool]:
         check_ssid(ssid)
-        check_security(security)
+        security = check_security(security)
         pw = check_password(password, security)
         return await self._vault.put(
             KIND, ssid, {"password": pw, "security": security}, {"security": security}

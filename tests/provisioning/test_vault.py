@@ -87,6 +87,10 @@ async def test_bad_wifi_input_is_a_clear_400_and_stores_nothing(
 async def test_open_network_needs_no_password(api_client) -> None:
     resp = await api_client.put("/api/wifi/networks/Guest", json={"security": "open"})
     assert resp.status == 200, await resp.text()
+    # the dashboard's short names are accepted and stored in full
+    resp = await api_client.put("/api/wifi/networks/Home", json={"security": "wpa3",
+                                                                 "password": "12345678"})
+    assert (await resp.json())["security"] == "wpa3-sae"
 
 
 async def test_no_plaintext_at_rest_and_deletion_really_deletes(

@@ -15,7 +15,7 @@ NETWORK = obj(("ssid", "security", "created_at", "updated_at", "last_used"),
               ssid=STR, security=STR, created_at={"type": "number"},
               updated_at={"type": "number"}, last_used=nullable({"type": "number"}))
 NETWORK_PUT = {**NETWORK, "properties": {**NETWORK["properties"], "created": {"type": "boolean"}}}
-SECURITY = {"enum": ["wpa2-psk", "wpa3-sae", "wpa2-wpa3", "open"]}
+SECURITY = {"enum": ["wpa2-psk", "wpa3-sae", "wpa2-wpa3", "open", "wpa2", "wpa3"]}
 
 
 def _networks(request: web.Request) -> WifiNetworks:
