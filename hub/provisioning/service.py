@@ -117,6 +117,7 @@ class ProvisioningService:
         self.verifier = AttestationVerifier([])
         self.wifi = WifiNetworks(hub.vault)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._signals: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self.hub_id = await asyncio.to_thread(_load_hub_id, self._hub.state_dir)
@@ -138,10 +139,27 @@ class ProvisioningService:
         tasks = [j.task for j in self._jobs.values() if j.task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._signals:  # the owner hears about every failed attestation, even at stop
+            await asyncio.gather(*self._signals, return_exceptions=True)
 
     def verify(self, evidence: Evidence) -> Attestation:
-        return self.verifier.verify(evidence, dt.datetime.fromtimestamp(self._hub.clock.time(),
-                                                                         dt.UTC))
+        """Check evidence; a device that fails is a possible breach and the owner is told."""
+        result = self.verifier.verify(
+            evidence, dt.datetime.fromtimestamp(self._hub.clock.time(), dt.UTC))
+        if result.outcome == "failed":
+            self._breach_signal(result, evidence)
+        return result
+
+    def _breach_signal(self, result: Attestation, evidence: Evidence) -> None:
+        privacy = getattr(self._hub, "privacy", None)
+        if privacy is None:
+            return
+        details = {"target": (evidence.advertised_dids or ("?",))[0], "code": result.code,
+                   "reason": result.reason, "did": result.did, "mac": result.mac}
+        task = asyncio.get_running_loop().create_task(
+            privacy.signal("attestation_failed", details), name="attestation-signal")
+        self._signals.add(task)
+        task.add_done_callback(self._signals.discard)
 
     # -- jobs --------------------------------------------------------------------------------
 

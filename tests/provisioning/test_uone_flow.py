@@ -179,6 +179,10 @@ async def test_faults_end_failed_with_nothing_left(api_client, hub: Hub, simulat
     assert actions[0] == "provisioning.started" and actions[-1] == "provisioning.failed"
     if attestation_code:
         assert "provisioning.attestation_failed" in actions
+        # a possible breach: the owner is notified and it is in the audit log
+        signals = await hub.db.fetchall(
+            "SELECT details FROM audit WHERE action = 'signal.attestation_failed'")
+        assert len(signals) == 1 and attestation_code in signals[0]["details"]
     assert all(PASSWORD not in r["details"] for r in rows)
 
 
