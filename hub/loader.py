@@ -119,6 +119,12 @@ class IntegrationContext:
     async def store_device_secret(self, name: str, secret: dict[str, Any]) -> None:
         await self._hub.vault.put("device_key", f"{self.name}:{name}", secret)
 
+    async def device_secret_names(self) -> list[str]:
+        """Names of this integration's vault entries (never their secrets)."""
+        prefix = f"{self.name}:"
+        return [e.name[len(prefix):] for e in await self._hub.vault.entries("device_key")
+                if e.name.startswith(prefix)]
+
     async def forget_device_secret(self, name: str) -> None:
         await self._hub.vault.delete("device_key", f"{self.name}:{name}")
 
