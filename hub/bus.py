@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from hub.auth.principal import Role
+
 _LOG = logging.getLogger(__name__)
 
 
@@ -109,6 +111,11 @@ class Notification(Event):
     message: str
     severity: str = "info"
     ts: float = 0.0
+    min_role: Role | None = None  # e.g. breach signals: the owner only
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "title": self.title, "message": self.message,
+                "severity": self.severity, "ts": self.ts}
 
 
 Callback = Callable[[Any], None]

@@ -15,7 +15,8 @@ from hub import __version__
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 # Modules that add subcommands: each has `register(subparsers)` and sets `func` on its parser.
-COMMAND_MODULES: tuple[str, ...] = ("hub.auth.cli", "hub.automation.cli", "hub.privacy.cli")
+COMMAND_MODULES: tuple[str, ...] = ("hub.auth.cli", "hub.automation.cli", "hub.privacy.cli",
+                                     "hub.vault_cli")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,8 +19,10 @@ from hub.discovery.models import (
 from hub.errors import DeviceUnavailable, HubError, ValidationError
 from hub.loader import Integration, IntegrationContext
 from hub.manifests import BleMatcher
+from hub.provisioning.attestation import Attestation, Evidence
 
 __all__ = [
+    "Attestation",
     "AvailabilityChanged",
     "BleAdvertisement",
     "BleMatcher",
@@ -31,6 +33,7 @@ __all__ = [
     "DiscoveredDevice",
     "DiscoveryInfo",
     "Event",
+    "Evidence",
     "HubError",
     "Integration",
     "IntegrationContext",

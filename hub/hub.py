@@ -32,9 +32,12 @@ from hub.discovery.service import DiscoveryService
 from hub.loader import IntegrationHost
 from hub.privacy.center import PrivacyCenter
 from hub.privacy.schema import SCHEMA as PRIVACY_SCHEMA
+from hub.provisioning.service import ProvisioningService
 from hub.state import SCHEMA as STATE_SCHEMA
 from hub.state import StateStore
 from hub.storage import Database, Schema
+from hub.vault import SCHEMA as VAULT_SCHEMA
+from hub.vault import Vault
 
 _LOG = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ DB_FILENAME = "hub.db"
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
     return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, DISCOVERY_SCHEMA,
-            AUTOMATION_SCHEMA, PRIVACY_SCHEMA, CLOUD_SCHEMA]
+            AUTOMATION_SCHEMA, PRIVACY_SCHEMA, VAULT_SCHEMA, CLOUD_SCHEMA]
 
 
 class Hub:
@@ -68,6 +71,8 @@ class Hub:
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
         self.states = StateStore(self.db, self.bus, self.clock,
                                  self.config.storage.state_snapshot_interval)
+        self.vault = Vault(self.db, self.state_dir, self.clock)
+        self.provisioning = ProvisioningService(self)
         self.audit = AuditLog(self.db, self.clock)
         self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
                                    self.state_dir)
@@ -96,6 +101,8 @@ class Hub:
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             await stack.enter_async_context(self.db)
+            await self.vault.open()
+            stack.callback(self.vault.close)
             await self.devices.load()
             await self.states.load()
             stack.callback(self.states.close)
@@ -104,6 +111,8 @@ class Hub:
             await self.audit.load()
             await self.auth.start()
             stack.push_async_callback(self.auth.stop)
+            await self.provisioning.start()
+            stack.push_async_callback(self.provisioning.stop)
             await self.privacy.start()  # before integrations: the egress guard is in place
             stack.push_async_callback(self.privacy.stop)
             await self.cloud.start()  # after privacy: it asks for consent

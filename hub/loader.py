@@ -22,6 +22,7 @@ from hub.manifests import Manifest
 
 if TYPE_CHECKING:
     from hub.hub import Hub
+    from hub.provisioning.attestation import Attestation, Evidence
 
 _LOG = logging.getLogger(__name__)
 
@@ -96,6 +97,36 @@ class IntegrationContext:
         payload = data or {}
         self._hub.states.record_event(device_id, event_type, payload, ts)
         self._hub.bus.publish(DeviceEvent(device_id, event_type, payload, ts))
+
+    # attestation and device keys (the Uone integration re-attests at every reconnection)
+
+    @property
+    def hub_id(self) -> str:
+        """This hub's stable id: what devices sign with attestation nonces."""
+        return self._hub.provisioning.hub_id
+
+    def verify_attestation(self, evidence: Evidence) -> Attestation:
+        """Check a device's attestation evidence against the configured trust anchors."""
+        return self._hub.provisioning.verify(evidence)
+
+    async def device_secret(self, name: str) -> dict[str, Any] | None:
+        """This integration's vault entry `name` (kind device_key), or None."""
+        try:
+            return await self._hub.vault.get("device_key", f"{self.name}:{name}")
+        except NotFound:
+            return None
+
+    async def store_device_secret(self, name: str, secret: dict[str, Any]) -> None:
+        await self._hub.vault.put("device_key", f"{self.name}:{name}", secret)
+
+    async def device_secret_names(self) -> list[str]:
+        """Names of this integration's vault entries (never their secrets)."""
+        prefix = f"{self.name}:"
+        return [e.name[len(prefix):] for e in await self._hub.vault.entries("device_key")
+                if e.name.startswith(prefix)]
+
+    async def forget_device_secret(self, name: str) -> None:
+        await self._hub.vault.delete("device_key", f"{self.name}:{name}")
 
     # subscriptions and tasks
 

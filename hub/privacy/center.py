@@ -429,7 +429,8 @@ class PrivacyCenter:
                                                  "warning"))
         safe = {k: v for k, v in details.items() if not _secret_key(k)}
         message = ", ".join(f"{k}: {v}" for k, v in sorted(safe.items())) or title
-        self.hub.bus.publish(Notification(title, message, severity, self.hub.clock.time()))
+        self.hub.bus.publish(Notification(title, message, severity, self.hub.clock.time(),
+                                          min_role=Role.OWNER))
         _LOG.warning("privacy signal %s: %s", kind, message)
         await self.audit(None, f"signal.{kind}", safe.get("target"), safe)
 

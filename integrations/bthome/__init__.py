@@ -29,6 +29,14 @@ _EVENTS = ("press", "double_press", "triple_press", "long_press", "long_double_p
            "long_triple_press", "hold_press", "rotate_left", "rotate_right")
 
 
+def _key_name(address: str) -> str:
+    return "bind_key:" + address.upper()
+
+
+def _address(key_name: str) -> str:
+    return key_name.removeprefix("bind_key:")
+
+
 def create() -> BTHomeIntegration:
     return BTHomeIntegration()
 
@@ -49,12 +57,28 @@ class BTHomeIntegration:
 
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
+        # Bind keys live encrypted in the vault. Keys written in the config are moved there
+        # at start (the owner may then remove them from the file).
         # (the schema checks only the length: a pattern error would echo the key)
+        imported = 0
         for address, key in (ctx.config.get("bind_keys") or {}).items():
             try:
-                self.keys[address.upper()] = bytes.fromhex(key)
+                raw = bytes.fromhex(key)
             except ValueError:
                 ctx.log.error("bind key for %s is not 32 hex digits; ignored", address)
+                continue
+            name = _key_name(address)
+            stored = await ctx.device_secret(name)
+            if stored is None or stored.get("bind_key") != raw.hex():
+                await ctx.store_device_secret(name, {"bind_key": raw.hex()})
+                imported += 1
+        if imported:
+            ctx.log.info("moved %d bind key(s) from the config into the encrypted vault; "
+                         "they can be removed from the config file now", imported)
+        for name in await ctx.device_secret_names():
+            secret = await ctx.device_secret(name)
+            if secret and "bind_key" in secret:
+                self.keys[_address(name)] = bytes.fromhex(secret["bind_key"])
         for device in ctx.devices():
             if device.mac:
                 self.adopted[device.mac.upper()] = device.id

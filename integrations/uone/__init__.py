@@ -1,13 +1,20 @@
-"""Uone devices: discovery on mDNS and BLE (PROTOCOL.md), adoption, transport choice.
+"""Uone devices: discovery on mDNS and BLE, attested adoption, control over the LAN.
 
 A Uone device on Wi-Fi announces `_uone._tcp`; before it has Wi-Fi (and later, as a
-fallback) it advertises over BLE. Both are linked by the device id (`did`). For an adopted
-device the integration checks which way in works — its IP answering on the API port, or
-a recent BLE advertisement with a usable signal — and records the choice and its reason.
+fallback) it advertises over BLE. Both are linked by the device id (`did`). Provisioning
+(BLE attestation, sealed Wi-Fi credentials) is done by the hub's provisioning jobs; this
+integration takes over on the LAN: adoption connects to the device's local API over TLS
+pinned to the attested key and re-attests it (a device that fails is never adopted). Each
+adopted device then has a supervised connection that re-attests at every reconnection,
+receives pushed state and carries acknowledged commands. The integration also checks which
+way in works (LAN or BLE) and records the choice and its reason.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import random
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,6 +22,7 @@ from hub.facade import (
     BleAdvertisement,
     CommandSpec,
     Device,
+    DeviceUnavailable,
     DiscoveredDevice,
     DiscoveryInfo,
     IntegrationContext,
@@ -25,12 +33,36 @@ from hub.facade import (
     probe_lan,
 )
 from integrations.uone.advert import COMPANY_ID, Malformed, parse_ble, parse_txt
+from integrations.uone.lan import LanConnection, LanError, fetch_identity
 
-_COMMANDS = (CommandSpec("check_connectivity"),)
+COMMANDS = (CommandSpec("turn_on"), CommandSpec("turn_off"), CommandSpec("toggle"),
+            CommandSpec("check_connectivity"))
+ATTRIBUTES = ("on", "power")
+RECONNECT_MIN, RECONNECT_MAX = 1.0, 60.0
 
 
 def create() -> UoneIntegration:
     return UoneIntegration()
+
+
+def device_id_for(did: str) -> str:
+    return "uone." + did.removeprefix("uone-")
+
+
+@dataclass
+class _Link:
+    """What the integration knows to reach one adopted device over the LAN."""
+
+    device_id: str
+    did: str
+    mac: str | None
+    host: str
+    port: int
+    pin: bytes  # SubjectPublicKeyInfo of the attested device key
+    connection: LanConnection | None = None
+    attestations: int = 0
+    failures: int = 0
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -40,13 +72,22 @@ class UoneIntegration:
     lan: dict[str, tuple[str, int]] = field(default_factory=dict)  # did -> (ip, port)
     names: dict[str, str] = field(default_factory=dict)  # mDNS instance name -> did
     ble: dict[str, str] = field(default_factory=dict)  # did -> BLE address
+    links: dict[str, _Link] = field(default_factory=dict)  # device id -> link
     _pending: set[str] = field(default_factory=set)
 
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
         for device in ctx.devices():
-            if device.did:
-                self.adopted[device.did] = device.id
+            if not device.did:
+                continue
+            self.adopted[device.did] = device.id
+            secret = await ctx.device_secret(device.did)
+            if secret is None:
+                ctx.log.warning("%s has no pinned key; provision or adopt it again", device.id)
+                continue
+            link = _Link(device.id, device.did, device.mac, secret["host"], int(secret["port"]),
+                         base64.b64decode(secret["pin"]))
+            self._start_link(ctx, link)
         ctx.on_mdns_service(self._on_mdns)
         ctx.on_advertisement(self._on_advertisement)
         ctx.on_adopt(self._adopt)
@@ -54,15 +95,138 @@ class UoneIntegration:
                         "reachability")
 
     async def unload(self, ctx: IntegrationContext) -> None:
-        return None
+        tasks = [link.task for link in self.links.values() if link.task is not None]
+        for task in tasks:  # stop reconnecting first, then close
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for link in self.links.values():
+            if link.connection is not None:
+                await link.connection.close()
+            ctx.set_available(link.device_id, False)
 
     async def command(self, ctx: IntegrationContext, device: Device, command: str,
                       params: dict[str, Any]) -> Any:
         if command == "check_connectivity" and device.did:
             return (await self.check(device.did)).to_json()
-        raise ValidationError("command", f"unknown command {command!r}")
+        link = self.links.get(device.id)
+        if link is None or link.connection is None or not link.connection.connected:
+            raise DeviceUnavailable(f"{device.name} is not connected over the LAN")
+        return await link.connection.command(command, params)
 
-    # discovery listeners (sync, on the hub's hot path: no I/O here)
+    # -- adoption ----------------------------------------------------------------------------
+
+    async def adopt(self, ctx: IntegrationContext, *, did: str, mac: str | None, host: str,
+                    port: int, txt: dict[str, str], public_key: bytes, name: str) -> Device:
+        """First contact on the LAN after provisioning: pinned TLS + re-attestation, then
+        register. Raises LanError (nothing registered, nothing stored) on any failure."""
+        link = _Link(device_id_for(did), did, mac, host, port, public_key)
+        conn = self._connection(ctx, link, txt.get("did"), txt.get("mac"))
+        await conn.open()
+        return await self._register(ctx, link, conn, name, txt)
+
+    async def _adopt(self, item: DiscoveredDevice, name: str | None) -> Device:
+        """Adoption from the discovered list: only a device on the LAN that attests."""
+        ctx = self.ctx
+        assert ctx is not None
+        if not item.did:
+            raise ValidationError(None, f"{item.id} has no Uone device id")
+        lan = self.lan.get(item.did)
+        if lan is None:
+            raise ValidationError(None, f"{item.id} is not on the LAN yet: give it Wi-Fi with "
+                                  f"POST /api/discovered/{item.id}/provision")
+        host, port = lan
+        try:
+            chain = await fetch_identity(host, port)
+        except LanError as exc:
+            raise ValidationError(None, f"cannot verify {item.did}: {exc}") from None
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        pin = x509.load_der_x509_certificate(chain).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        link = _Link(device_id_for(item.did), item.did, item.mac, host, port, pin)
+        conn = self._connection(ctx, link, item.did, item.mac)
+        try:
+            await conn.open()  # attests against the trust anchors; pin = the attested key
+        except LanError as exc:
+            raise ValidationError(None, f"{item.did} is not adopted: {exc}") from None
+        return await self._register(ctx, link, conn, name or item.name, dict(item.txt))
+
+    async def _register(self, ctx: IntegrationContext, link: _Link, conn: LanConnection,
+                        name: str, txt: dict[str, str]) -> Device:
+        link.connection = conn
+        link.attestations += 1
+        try:
+            await ctx.store_device_secret(link.did, {
+                "host": link.host, "port": link.port,
+                "pin": base64.b64encode(link.pin).decode()})
+            device = ctx.register_device(Device(
+                id=link.device_id, name=name, integration=ctx.name, did=link.did,
+                mac=link.mac, model=str(conn.hello.get("model") or txt.get("model")
+                                        or "Uone device"),
+                fw_version=txt.get("fw") or None, manufacturer="Uone", transport="lan",
+                commands=COMMANDS, attributes=ATTRIBUTES))
+        except BaseException:
+            await conn.close()
+            await ctx.forget_device_secret(link.did)
+            raise
+        self.adopted[link.did] = device.id
+        self.lan[link.did] = (link.host, link.port)
+        ctx.set_available(device.id, True)
+        self._start_link(ctx, link)
+        await self.check(link.did)
+        return device
+
+    # -- the LAN link ------------------------------------------------------------------------
+
+    def _start_link(self, ctx: IntegrationContext, link: _Link) -> None:
+        old = self.links.get(link.device_id)
+        if old is not None and old.task is not None:
+            old.task.cancel()
+        self.links[link.device_id] = link
+        link.task = ctx.create_task(self._keep(ctx, link), f"link-{link.did}")
+
+    def _connection(self, ctx: IntegrationContext, link: _Link, adv_did: str | None,
+                    adv_mac: str | None) -> LanConnection:
+        def on_state(state: dict[str, Any]) -> None:
+            values = {k: v for k, v in state.items() if k in ATTRIBUTES}
+            if values and ctx.device(link.device_id) is not None:
+                ctx.set_state(link.device_id, values)
+
+        return LanConnection(link.host, link.port, pin=link.pin, hub_id=ctx.hub_id,
+                             verify=ctx.verify_attestation, advertised_did=adv_did or link.did,
+                             advertised_mac=adv_mac or link.mac, on_state=on_state)
+
+    async def _keep(self, ctx: IntegrationContext, link: _Link) -> None:
+        """Keep the device connected; re-attest at every reconnection, back off on failure."""
+        delay = RECONNECT_MIN
+        while True:
+            if link.connection is None or not link.connection.connected:
+                host, port = self.lan.get(link.did, (link.host, link.port))
+                link.host, link.port = host, port
+                conn = self._connection(ctx, link, None, None)
+                try:
+                    await conn.open()
+                except LanError as exc:
+                    link.failures += 1
+                    ctx.set_available(link.device_id, False)
+                    if link.failures == 1 or exc.code == "attestation_failed":
+                        ctx.log.warning("%s: %s", link.device_id, exc)
+                    await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                    delay = min(delay * 2, RECONNECT_MAX)
+                    continue
+                link.connection = conn
+                link.attestations += 1
+                if link.failures:
+                    ctx.log.info("%s: reconnected and re-attested", link.device_id)
+                link.failures = 0
+                delay = RECONNECT_MIN
+            ctx.set_available(link.device_id, True)
+            await link.connection.wait_closed()
+            ctx.set_available(link.device_id, False)
+            link.connection = None
+
+    # -- discovery listeners (sync, on the hub's hot path: no I/O here) ----------------------
 
     def _on_mdns(self, service: MdnsService, removed: bool) -> DiscoveryInfo | None:
         ctx = self.ctx
@@ -106,22 +270,7 @@ class UoneIntegration:
             data={"on_wifi": parsed.on_wifi, "needs_setup": parsed.needs_setup,
                   "improv": parsed.improv})
 
-    # adoption and reachability
-
-    async def _adopt(self, item: DiscoveredDevice, name: str | None) -> Device:
-        ctx = self.ctx
-        assert ctx is not None
-        if not item.did:
-            raise ValidationError(None, f"{item.id} has no Uone device id")
-        device = ctx.register_device(Device(
-            id="uone." + item.did.removeprefix("uone-"), name=name or item.name,
-            integration=ctx.name, did=item.did, mac=item.mac, model=item.model,
-            manufacturer="Uone", fw_version=item.fw,
-            transport="lan" if item.source == "mdns" else "ble", commands=_COMMANDS,
-        ))
-        self.adopted[item.did] = device.id
-        await self.check(item.did)
-        return device
+    # -- reachability --------------------------------------------------------------------------
 
     async def check(self, did: str) -> TransportChoice:
         """Probe the LAN, read the BLE signal, choose, record."""

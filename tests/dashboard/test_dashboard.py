@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from playwright.async_api import expect
@@ -147,7 +148,6 @@ async def test_adopt_a_discovered_ble_device(browser, fake_bluez, tmp_path: Path
 async def test_privacy_center_consent_and_export_download(browser,
                                                           running_hub: RunningHub) -> None:
     import io
-    import json
     import zipfile
 
     context, page, watch = await open_page(browser, running_hub)
@@ -185,4 +185,35 @@ async def test_every_page_renders_without_errors(browser, running_hub: RunningHu
         await screenshot(page, f"1{n}-{name}")
         assert await page.locator("main [role=alert]").count() == 0, name
     assert watch.errors == [] and watch.foreign == []
+    await context.close()
+
+
+async def test_wifi_networks_add_list_delete(browser, running_hub: RunningHub) -> None:
+    context, page, watch = await open_page(browser, running_hub)
+    await sign_in(page, running_hub, totp=False)
+    await page.goto(running_hub.url + "/#/wifi")
+    await page.fill("#wifi-form input[name=ssid]", "Home Net")
+    await page.fill("#wifi-form input[name=password]", "dashboard-secret-42")
+    await page.select_option("#wifi-form select[name=security]", "wpa2")
+    await page.click("#wifi-form button[type=submit]")
+    row = page.locator('tr[data-ssid="Home Net"]')
+    await expect(row).to_be_visible()
+    await expect(page.locator("#wifi-form input[name=password]")).to_have_value("")
+    await screenshot(page, "07-wifi")
+    listed = running_hub.request("GET", "/api/wifi/networks")
+    assert [n["ssid"] for n in listed["networks"]] == ["Home Net"]
+    assert "dashboard-secret-42" not in json.dumps(listed)  # write-only
+    await row.get_by_role("button", name="Delete Home Net").click()
+    await expect(row).to_have_count(0)
+    assert running_hub.request("GET", "/api/wifi/networks")["networks"] == []
+    # a bad password is refused with the field named, and nothing is stored
+    await page.fill("#wifi-form input[name=ssid]", "Short")
+    await page.fill("#wifi-form input[name=password]", "x" * 7)
+    await page.evaluate("() => document.querySelector('#wifi-form input[name=password]')"
+                        ".removeAttribute('minlength')")
+    await page.click("#wifi-form button[type=submit]")
+    await expect(page.locator("#wifi-form [role=alert]")).to_contain_text("8")
+    assert running_hub.request("GET", "/api/wifi/networks")["networks"] == []
+    assert watch.foreign == []
+    assert all("400" in e for e in watch.errors), watch.errors
     await context.close()

@@ -15,6 +15,8 @@ from hub.bus import AvailabilityChanged
 from hub.discovery.models import DiscoveryAdopted, MdnsService
 from hub.hub import Hub
 from integrations.uone.advert import build_ble
+from integrations.uone.factory import FactoryPKI
+from integrations.uone.simulator import Simulator, make_identity
 from tests.discovery import bthome_adv as adv
 from tests.discovery.util import wait_for
 
@@ -25,10 +27,27 @@ TXT = {"did": DID, "mac": WIFI_MAC, "model": "plug-eu-1", "fw": "1.0.0"}
 IMPROV_SD = "00004677-0000-1000-8000-00805f9b34fb"
 
 
+@pytest.fixture(scope="module")
+def pki() -> FactoryPKI:
+    return FactoryPKI.create()
+
+
 @pytest.fixture
-def hub_config() -> dict[str, Any]:
+def hub_config(tmp_path, pki: FactoryPKI) -> dict[str, Any]:
+    anchor = tmp_path / "uone-root.pem"  # Uone devices are adopted only if they attest
+    anchor.write_bytes(pki.root_pem())
     return {"integrations": {"virtual": {"devices": []}, "uone": {"check_interval": 3600},
-                             "bthome": {}, "improv": {}}}
+                             "bthome": {}, "improv": {}},
+            "provisioning": {"trust_anchors": [str(anchor)]}}
+
+
+@pytest.fixture
+async def device_lan(pki: FactoryPKI) -> Any:
+    """A genuine Uone device's local API (the simulator), not announced: tests feed mDNS."""
+    sim = Simulator(make_identity(pki, DID, WIFI_MAC, set()), lan_host="127.0.0.1")
+    await sim.start_lan(announce=False)
+    yield sim
+    await sim.stop()
 
 
 def bthome(hub: Hub, address: str, packet: int = 1, **values: Any) -> None:
@@ -125,10 +144,9 @@ async def test_auto_adopt_is_off_by_default(hub: Hub) -> None:
 
 
 async def test_uone_lan_and_ble_are_linked_and_transport_falls_back(
-    api_client, hub: Hub,
+    api_client, hub: Hub, device_lan: Simulator,
 ) -> None:
-    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    port = device_lan.lan_port
     try:
         hub.discovery.handle_mdns(uone_service(port))
         hub.discovery.handle_advertisement(BLE_ADDR, "Uone-0718", -61, (), {},
@@ -154,8 +172,7 @@ async def test_uone_lan_and_ble_are_linked_and_transport_falls_back(
         assert "answered" in body["connectivity"]["reason"]
         assert "fallback" in body["connectivity"]["reason"]
     finally:
-        server.close()
-        await server.wait_closed()
+        await device_lan.stop_lan()
     # the LAN stops answering: the next check falls back to BLE and says why
     resp = await api_client.post(f"/api/devices/{device_id}/commands",
                                  json={"command": "check_connectivity"})
@@ -167,17 +184,19 @@ async def test_uone_lan_and_ble_are_linked_and_transport_falls_back(
     assert "did not answer" in body["connectivity"]["reason"]
 
 
-async def test_mdns_removal_makes_adopted_device_unavailable(hub: Hub) -> None:
+async def test_mdns_removal_makes_adopted_device_unavailable(
+    hub: Hub, device_lan: Simulator,
+) -> None:
     changes: list[AvailabilityChanged] = []
     hub.bus.subscribe(AvailabilityChanged, changes.append)
-    service = uone_service(9)
+    service = uone_service(device_lan.lan_port)
     hub.discovery.handle_mdns(service)
     item = next(iter(hub.discovery.registry))
     device = await hub.discovery.adopt(item.id)
     assert hub.states.available(device.id) is True
     hub.discovery.handle_mdns(service, removed=True)
     assert hub.states.available(device.id) is False
-    hub.discovery.handle_mdns(uone_service(9, fw="2.0.0"))
+    hub.discovery.handle_mdns(uone_service(device_lan.lan_port, fw="2.0.0"))
     assert hub.states.available(device.id) is True
     await wait_for(lambda: _fw_is(hub, device.id, "2.0.0"))
     assert [c.available for c in changes if c.device_id == device.id][-2:] == [False, True]

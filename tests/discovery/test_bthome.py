@@ -76,3 +76,22 @@ async def test_bad_bind_keys_are_reported_without_echoing_them(
         config_factory({"integrations": {"bthome": {"bind_keys": {WRONG_MAC: "abc123"}}}})
     assert "abc123" not in str(err.value)
     assert all(secretish not in r.getMessage() for r in caplog.records)
+
+
+async def test_bind_keys_move_from_the_config_into_the_vault(config_factory, tmp_path) -> None:
+    from tests.discovery.conftest import ble_config
+
+    cfg = ble_config()
+    cfg["discovery"]["ble"]["enabled"] = False
+    async with Hub(config_factory(cfg)) as hub:
+        names = [e.name for e in await hub.vault.entries("device_key")]
+        assert names == [f"bthome:bind_key:{ENCRYPTED_MAC}"]
+        assert hub.integrations.instance("bthome").keys[ENCRYPTED_MAC] == KEY
+        await hub.db.checkpoint()
+    data = tmp_path / "data"
+    stored = b"".join(p.read_bytes() for p in data.iterdir() if p.name.startswith("hub.db"))
+    assert KEY.hex().encode() not in stored and KEY not in stored  # encrypted at rest
+    # the owner removes the key from the file: the hub still has it, from the vault
+    cfg["integrations"]["bthome"] = {}
+    async with Hub(config_factory(cfg)) as hub:
+        assert hub.integrations.instance("bthome").keys[ENCRYPTED_MAC] == KEY

@@ -40,9 +40,10 @@ def test_integrations_import_only_the_facade_and_themselves() -> None:
 
 def test_facade_exports_are_pinned() -> None:
     assert hub.facade.__all__ == [
-        "AvailabilityChanged", "BleAdvertisement", "BleMatcher", "CommandSpec", "Device",
+        "Attestation", "AvailabilityChanged", "BleAdvertisement", "BleMatcher", "CommandSpec",
+        "Device",
         "DeviceEvent", "DeviceUnavailable", "DiscoveredDevice", "DiscoveryInfo", "Event",
-        "HubError", "Integration", "IntegrationContext", "LanProbe", "MdnsService",
+        "Evidence", "HubError", "Integration", "IntegrationContext", "LanProbe", "MdnsService",
         "PrivacyScope", "StateChanged", "TransportChoice", "ValidationError",
         "choose_transport", "normalize_mac", "probe_lan",
     ]

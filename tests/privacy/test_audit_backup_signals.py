@@ -285,14 +285,19 @@ async def test_failed_sign_in_burst_over_the_api_notifies(tmp_path: Path) -> Non
             assert len(rows) == 1
 
 
-async def test_signal_reaches_the_owner_websocket(hub: Hub, api_client) -> None:
-    async with api_client.ws_connect("/api/ws") as ws:
-        assert (await ws.receive_json(timeout=5))["type"] == "ready"
-        await ws.send_json({"type": "subscribe", "events": ["notification"]})
-        assert (await ws.receive_json(timeout=5))["type"] == "subscribed"
+async def test_signal_reaches_the_owner_websocket(hub: Hub, api_client, client_for) -> None:
+    member = await client_for(Role.ADMIN, username="grown-up-not-owner")
+    async with api_client.ws_connect("/api/ws") as ws, member.ws_connect("/api/ws") as other:
+        for sock in (ws, other):
+            assert (await sock.receive_json(timeout=5))["type"] == "ready"
+            await sock.send_json({"type": "subscribe", "events": ["notification"]})
+            assert (await sock.receive_json(timeout=5))["type"] == "subscribed"
         await hub.privacy.signal("attestation_failed", {"target": "virtual.lamp",
                                                         "reason": "certificate chain"})
         msg = await ws.receive_json(timeout=5)
+        # breach signals are for the owner: an admin's socket stays quiet
+        await other.send_json({"type": "ping"})
+        assert (await other.receive_json(timeout=5))["type"] == "pong"
     assert msg["type"] == "event"
     assert msg["event"]["type"] == "notification"
     assert msg["event"]["title"] == "A device failed its authenticity check"

@@ -80,7 +80,7 @@ async function follow(job, status) {
   const id = job.id || job.job_id;
   for (let i = 0; i < 240; i++) {
     render(job, status);
-    if (["succeeded", "failed", "adopted", "done"].includes(job.state)) return;
+    if (["succeeded", "failed", "cancelled", "adopted", "done"].includes(job.state)) return;
     await new Promise((r) => setTimeout(r, 500));
     try { job = await get(`/api/provisioning/${encodeURIComponent(id)}`); }
     catch (err) { status.replaceChildren(errorBox(err)); return; }
@@ -88,15 +88,20 @@ async function follow(job, status) {
 }
 
 function render(job, status) {
-  const att = job.attestation || {};
+  const att = job.attestation;
+  const warnings = job.warnings || [];
   status.replaceChildren(
     job.encrypted === false ? h("div", { class: "notice", role: "alert" },
-      job.warning || "This method sends the Wi-Fi password unencrypted over Bluetooth.") : null,
-    h("p", {}, "Progress: ", h("strong", { dataset: { jobState: job.state } }, job.state || "?"),
-      job.step ? ` (${job.step})` : ""),
-    att.outcome || job.attestation_outcome ? h("p", {}, "Attestation: ",
-      h("strong", { class: (att.outcome || job.attestation_outcome) === "verified" ? "ok" : "warn" },
-        att.outcome || job.attestation_outcome),
+      warnings.length ? warnings.join(" ")
+        : "This method sends the Wi-Fi password unencrypted over Bluetooth.") : null,
+    h("p", {}, "Progress: ", h("strong", { dataset: { jobState: job.state } }, job.state || "?")),
+    att ? h("p", {}, "Attestation: ",
+      h("strong", { class: att.outcome === "verified" ? "ok" : att.outcome === "failed" ? "bad" : "warn",
+                    dataset: { attestation: att.outcome } }, att.outcome),
       att.reason ? ` — ${att.reason}` : "") : null,
-    job.error ? h("div", { class: "error" }, job.error) : null);
+    job.redirect_url ? h("p", {}, "The device says: continue at ",
+      h("code", {}, job.redirect_url)) : null,
+    job.error ? h("div", { class: "error" },
+      typeof job.error === "object" ? `${job.error.message} (${job.error.code})` : String(job.error))
+      : null);
 }

@@ -1,0 +1,297 @@
+"""Provisioning jobs: give a discovered device the home's Wi-Fi, check it, adopt it.
+
+A job runs as one task and reports every step as a `ProvisioningUpdate` on the bus (so on
+the websocket) and in `GET /api/provisioning/{job}`. Uone devices are attested before they
+get anything; a device that fails attestation is never given Wi-Fi and never adopted, and
+the attempt goes to the audit log. Improv devices cannot prove who made them and receive
+the password in clear over BLE: their jobs say `"encrypted": false` with a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from hub.bus import Event
+from hub.errors import ConfigError, Conflict, HubError, NotFound, ValidationError
+from hub.provisioning.attestation import Attestation, AttestationVerifier, Evidence
+from hub.provisioning.wifi import WifiNetworks, check_ssid
+
+if TYPE_CHECKING:
+    from hub.hub import Hub
+
+_LOG = logging.getLogger(__name__)
+
+JobKind = Literal["uone", "improv"]
+FINAL = ("succeeded", "failed")
+MAX_JOBS = 100
+IMPROV_WARNING = (
+    "Improv Wi-Fi sends the password unencrypted over Bluetooth: anyone within radio range "
+    "could read it. Its only protection is pressing the device's button. Uone devices "
+    "receive it encrypted to their certified key."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningUpdate(Event):
+    """A provisioning job moved to a new step (or ended)."""
+
+    kind: ClassVar[str] = "provisioning"
+    job_id: str
+    state: str
+    job: dict[str, Any]
+
+    @property
+    def key(self) -> str | None:
+        return self.job_id
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionTarget:
+    """What a job provisions: a discovered BLE device and what it advertised."""
+
+    discovery_id: str
+    kind: JobKind
+    address: str  # BLE address
+    did: str | None = None  # as advertised over BLE
+    name: str | None = None
+    mac: str | None = None  # the Wi-Fi MAC a Uone device advertises over BLE
+
+
+class JobFailed(HubError):
+    """Ends a job as `failed` with this code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass
+class Job:
+    id: str
+    target: ProvisionTarget
+    ssid: str
+    actor: str | None
+    created_at: float
+    state: str = "pending"
+    encrypted: bool = True
+    warnings: list[str] = field(default_factory=list)
+    attestation: Attestation | None = None
+    error: dict[str, str] | None = None
+    device_id: str | None = None
+    redirect_url: str | None = None
+    credentials_sent: bool = False
+    updated_at: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "discovery_id": self.target.discovery_id, "kind": self.target.kind,
+            "address": self.target.address, "ssid": self.ssid, "state": self.state,
+            "encrypted": self.encrypted, "warnings": list(self.warnings),
+            "attestation": self.attestation.to_json() if self.attestation else None,
+            "error": self.error, "device_id": self.device_id,
+            "redirect_url": self.redirect_url, "credentials_sent": self.credentials_sent,
+            "history": list(self.history), "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class ProvisioningService:
+    """Runs provisioning jobs and owns the attestation verifier and the hub id."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self.config = hub.config.provisioning
+        self.hub_id = ""
+        self.verifier = AttestationVerifier([])
+        self.wifi = WifiNetworks(hub.vault)
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._signals: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.hub_id = await asyncio.to_thread(_load_hub_id, self._hub.state_dir)
+        base = self._hub.loaded.path.parent
+        try:
+            self.verifier = await asyncio.to_thread(
+                AttestationVerifier.from_files, self.config.trust_anchors,
+                self.config.crl_files, self.config.revoked_serials, base,
+                self._hub.loaded.document.problem)
+        except ConfigError as exc:
+            # not fatal for the hub (lights must keep working), fatal for attestation
+            _LOG.error("attestation is off until the config is fixed:\n%s", exc)
+            self.verifier = AttestationVerifier([], broken=str(exc))
+
+    async def stop(self) -> None:
+        for job in list(self._jobs.values()):
+            if job.task is not None and not job.task.done():
+                job.task.cancel()
+        tasks = [j.task for j in self._jobs.values() if j.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._signals:  # the owner hears about every failed attestation, even at stop
+            await asyncio.gather(*self._signals, return_exceptions=True)
+
+    def verify(self, evidence: Evidence) -> Attestation:
+        """Check evidence; a device that fails is a possible breach and the owner is told."""
+        result = self.verifier.verify(
+            evidence, dt.datetime.fromtimestamp(self._hub.clock.time(), dt.UTC))
+        if result.outcome == "failed":
+            self._breach_signal(result, evidence)
+        return result
+
+    def _breach_signal(self, result: Attestation, evidence: Evidence) -> None:
+        privacy = getattr(self._hub, "privacy", None)
+        if privacy is None:
+            return
+        details = {"target": (evidence.advertised_dids or ("?",))[0], "code": result.code,
+                   "reason": result.reason, "did": result.did, "mac": result.mac}
+        task = asyncio.get_running_loop().create_task(
+            privacy.signal("attestation_failed", details), name="attestation-signal")
+        self._signals.add(task)
+        task.add_done_callback(self._signals.discard)
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def target_for(self, discovery_id: str) -> ProvisionTarget:
+        """The provisioning target for a discovered device (from the discovery registry)."""
+        discovery = getattr(self._hub, "discovery", None)
+        registry = getattr(discovery, "registry", None)
+        item = registry.find(discovery_id) if registry is not None else None
+        if item is None:
+            raise NotFound(f"no discovered device {discovery_id!r}")
+        return target_from_discovered(item)
+
+    async def start_job(self, target: ProvisionTarget, ssid: str, actor: str | None) -> Job:
+        """Check the request, then run the job in the background; returns it at once."""
+        check_ssid(ssid)
+        if not await self._hub.vault.exists("wifi", ssid):
+            raise ValidationError("ssid", f"no Wi-Fi network {ssid!r} in the vault; add it "
+                                  "first with PUT /api/wifi/networks/{ssid}")
+        for job in self._jobs.values():
+            if job.target.discovery_id == target.discovery_id and job.state not in FINAL:
+                raise Conflict(f"device {target.discovery_id} is already being provisioned "
+                               f"(job {job.id})")
+        now = self._hub.clock.time()
+        job = Job(uuid.uuid4().hex[:16], target, ssid, actor, now, updated_at=now)
+        if target.kind == "improv":
+            job.encrypted = False
+            job.warnings.append(IMPROV_WARNING)
+        self._jobs[job.id] = job
+        while len(self._jobs) > MAX_JOBS:
+            oldest = next(iter(self._jobs.values()))
+            if oldest.state not in FINAL:
+                break
+            self._jobs.popitem(last=False)
+        await self._audit(job, "provisioning.started", {"kind": target.kind, "ssid": ssid})
+        self._step(job, "pending")
+        job.task = asyncio.get_running_loop().create_task(self._run(job),
+                                                          name=f"provision-{job.id}")
+        return job
+
+    def get(self, job_id: str) -> Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise NotFound(f"no provisioning job {job_id!r}") from None
+
+    def jobs(self) -> list[Job]:
+        return list(self._jobs.values())
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def _run(self, job: Job) -> None:
+        try:
+            if job.target.kind == "uone":
+                from hub.provisioning.uone_job import run_uone
+
+                await run_uone(self, job)
+            else:
+                from hub.provisioning.improv import run_improv
+
+                await run_improv(self, job)
+        except JobFailed as exc:
+            await self._fail(job, exc.code, str(exc))
+        except asyncio.CancelledError:
+            await self._fail(job, "cancelled", "the hub stopped before the job finished")
+            raise
+        except Exception as exc:  # a bug; the job still ends in a clear state
+            _LOG.exception("provisioning job %s crashed", job.id)
+            await self._fail(job, "internal_error", f"{type(exc).__name__}: {exc}")
+        else:
+            await self._audit(job, "provisioning.succeeded", {
+                "device_id": job.device_id,
+                "attestation": job.attestation.outcome if job.attestation else None})
+            self._step(job, "succeeded")
+        finally:
+            job.done.set()
+
+    def _step(self, job: Job, state: str, message: str | None = None) -> None:
+        job.state = state
+        job.updated_at = self._hub.clock.time()
+        entry: dict[str, Any] = {"state": state, "ts": job.updated_at}
+        if message:
+            entry["message"] = message
+        job.history.append(entry)
+        self._hub.bus.publish(ProvisioningUpdate(job.id, state, job.to_json()))
+
+    async def _fail(self, job: Job, code: str, message: str) -> None:
+        """Audit first, then announce: once a job reads `failed`, its record is durable."""
+        job.error = {"code": code, "message": message}
+        details: dict[str, Any] = {"code": code, "message": message,
+                                   "credentials_sent": job.credentials_sent}
+        if job.attestation is not None:
+            details["attestation"] = job.attestation.to_json()
+        await self._audit(job, "provisioning.failed", details)
+        self._step(job, "failed", message)
+
+    async def _audit(self, job: Job, action: str, details: dict[str, Any]) -> None:
+        audit = getattr(self._hub, "audit", None)
+        details = {"job": job.id, "address": job.target.address, **details}
+        if audit is None:
+            _LOG.info("audit %s %s %s", action, job.target.discovery_id, details)
+            return
+        with contextlib.suppress(Exception):
+            await audit.record(job.actor, action, job.target.discovery_id, details)
+
+
+def target_from_discovered(item: Any) -> ProvisionTarget:
+    """Map a DiscoveredDevice (discovery area) to what a job needs."""
+    source = getattr(item, "source", None)
+    integration = getattr(item, "integration", None)
+    if source != "ble":
+        raise ValidationError(None, "only devices discovered over BLE can be given Wi-Fi")
+    if integration == "uone":
+        kind: JobKind = "uone"
+    elif integration in ("improv", "improv_ble") or "improv" in getattr(item, "integrations",
+                                                                          ()):
+        kind = "improv"
+    else:
+        raise ValidationError(None, f"devices of integration {integration!r} cannot be "
+                              "provisioned by the hub (Uone and Improv Wi-Fi devices can)")
+    address = getattr(item, "address", None)
+    if not address:
+        raise ValidationError(None, "the discovered device has no BLE address")
+    return ProvisionTarget(item.id, kind, address, getattr(item, "did", None),
+                           getattr(item, "name", None), getattr(item, "mac", None))
+
+
+def _load_hub_id(state_dir: Path) -> str:
+    path = state_dir / "hub-id"
+    if path.exists():
+        return path.read_text().strip()
+    hub_id = "hub-" + uuid.uuid4().hex
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(hub_id + "\n")
+    return hub_id

@@ -1,0 +1,170 @@
+"""A Uone provisioning job: BLE attestation, sealed Wi-Fi credentials, LAN, adoption."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from hub.provisioning.attestation import Evidence
+from hub.provisioning.lan import LanTimeout, wait_for_lan
+from hub.provisioning.uone_ble import DeviceRefused, ProtocolError, UoneBleSession, seal_wifi
+
+if TYPE_CHECKING:
+    from hub.provisioning.service import Job, ProvisioningService
+
+_LOG = logging.getLogger(__name__)
+
+
+async def run_uone(service: ProvisioningService, job: Job) -> None:
+    from hub.provisioning.service import JobFailed
+
+    hub = service._hub
+    cfg = service.config
+    target = job.target
+    service._step(job, "connecting")
+    sessions: list[UoneBleSession] = []
+    client = await connect_ble(service, target.address, cfg.ble_timeout,
+                               lambda _client: sessions and sessions[0].disconnected())
+    try:
+        session = UoneBleSession(client, timeout=cfg.ble_timeout)
+        sessions.append(session)
+        try:
+            await session.start()
+            service._step(job, "reading_certificate")
+            info = await session.info()
+            service._step(job, "attesting")
+            nonce = os.urandom(32)
+            signature = await session.attest(nonce, service.hub_id)
+        except ProtocolError as exc:
+            raise JobFailed(exc.code if exc.code != "device_error" else "protocol_error",
+                            f"the device did not follow the Uone protocol: {exc}") from None
+        except Exception as exc:
+            raise JobFailed("ble_error", f"Bluetooth link failed: {_describe(exc)}") from None
+        evidence = Evidence(
+            chain=info.chain, nonce=nonce, hub_id=service.hub_id, signature=signature,
+            advertised_dids=tuple(d for d in (target.did, info.did) if d),
+            advertised_macs=tuple(m for m in (target.mac, info.mac) if m),
+        )
+        attestation = service.verify(evidence)
+        job.attestation = attestation
+        if not attestation.ok:
+            await service._audit(job, "provisioning.attestation_failed",
+                                 {"attestation": attestation.to_json()})
+            raise JobFailed("attestation_failed",
+                            f"the device is not genuine: {attestation.reason}")
+        service._step(job, "sending_credentials")
+        assert attestation.public_key is not None and attestation.did is not None
+        public = serialization.load_der_public_key(attestation.public_key)
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        creds = await service.wifi.credentials(job.ssid)
+        sealed = seal_wifi(public, nonce, service.hub_id, attestation.did,
+                           creds.to_secret_json())
+        del creds
+        job.credentials_sent = True
+        try:
+            await session.send_wifi(
+                sealed, on_status=lambda s: _wifi_status(service, job, s),
+                join_timeout=max(cfg.ble_timeout, 60.0))
+        except DeviceRefused as exc:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(session.forget(), 5)
+            raise JobFailed("wifi_refused", str(exc)) from None
+        except ProtocolError as exc:
+            await _forget_quietly(session)
+            code = "connection_lost" if exc.code in ("timeout", "connection_lost") else exc.code
+            raise JobFailed(code, f"provisioning was interrupted: {exc}") from None
+        except Exception as exc:
+            raise JobFailed("connection_lost", "the Bluetooth link dropped while sending "
+                            f"the credentials: {_describe(exc)}") from None
+        await session.close()
+    finally:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+    service._step(job, "waiting_for_lan")
+    try:
+        endpoint = await wait_for_lan(hub, attestation.did, cfg.lan_timeout)
+    except LanTimeout as exc:
+        raise JobFailed("lan_timeout", str(exc)) from None
+    service._step(job, "adopting")
+    device_id = await adopt(service, job, endpoint)
+    job.device_id = device_id
+
+
+async def adopt(service: ProvisioningService, job: Job, endpoint: Any) -> str:
+    """Hand the device to the Uone integration, which re-attests it over pinned TLS."""
+    from hub.provisioning.service import JobFailed
+
+    hub = service._hub
+    instance = hub.integrations.instance("uone")
+    ctx = hub.integrations.context("uone")
+    if instance is None or ctx is None or not hasattr(instance, "adopt"):
+        raise JobFailed("integration_not_loaded", "the uone integration is not loaded; add "
+                        "`uone: {}` under `integrations:` in the config")
+    att = job.attestation
+    assert att is not None and att.public_key is not None
+    try:
+        device = await asyncio.wait_for(instance.adopt(
+            ctx, did=att.did, mac=att.mac, host=endpoint.host, port=endpoint.port,
+            txt=endpoint.txt, public_key=att.public_key,
+            name=job.target.name or f"Uone {att.did}"), service.config.ble_timeout)
+    except TimeoutError:
+        raise JobFailed("adoption_failed", "the device did not answer on its local API") \
+            from None
+    except Exception as exc:
+        raise JobFailed(getattr(exc, "code", "adoption_failed"),
+                        f"adoption failed: {exc}") from None
+    await _mark_adopted(hub, job.target.discovery_id, att.did, device.id)
+    return device.id
+
+
+async def _mark_adopted(hub: Any, discovery_id: str, did: str | None, device_id: str) -> None:
+    """The discovered entries of this device (BLE and mDNS) now belong to it."""
+    registry = hub.discovery.registry
+    for item in list(registry):
+        if item.id == discovery_id or (did is not None and item.did == did):
+            with contextlib.suppress(Exception):
+                await registry.decide(item, "adopted", device_id)
+
+
+def _wifi_status(service: ProvisioningService, job: Job, state: str) -> None:
+    if state == "joining":
+        service._step(job, "joining_wifi")
+
+
+async def _forget_quietly(session: UoneBleSession) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(session.forget(), 3)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+async def connect_ble(service: ProvisioningService, address: str, timeout: float,
+                      on_disconnect: Any = None) -> Any:
+    """Find the device by address and connect; JobFailed if it is not around."""
+    from bleak import BleakClient, BleakScanner
+
+    from hub.provisioning.service import JobFailed
+
+    try:
+        device = await BleakScanner.find_device_by_address(address, timeout=timeout)
+    except Exception as exc:
+        raise JobFailed("ble_unavailable", f"Bluetooth is not available: {_describe(exc)}") \
+            from None
+    if device is None:
+        raise JobFailed("not_found", f"the device {address} was not found over Bluetooth "
+                        f"within {timeout:.0f} s; is it powered and near the hub?")
+    client = BleakClient(device, disconnected_callback=on_disconnect, timeout=timeout)
+    try:
+        await client.connect()
+    except Exception as exc:
+        raise JobFailed("ble_error", f"could not connect to {address}: {_describe(exc)}") \
+            from None
+    return client
