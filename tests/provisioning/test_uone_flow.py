@@ -105,7 +105,7 @@ async def test_full_flow_discovered_to_commanded(api_client, hub: Hub, simulator
     async def pushed():
         return hub.states.value(device_id, "on") is False
 
-    await wait_for(pushed)
+    await wait_for(pushed, within=10)
     # the Wi-Fi network shows when it was used, never its password
     nets = await (await api_client.get("/api/wifi/networks")).text()
     assert PASSWORD not in nets and json.loads(nets)["networks"][0]["last_used"]
@@ -118,7 +118,7 @@ async def test_full_flow_discovered_to_commanded(api_client, hub: Hub, simulator
     async def unavailable():
         return not hub.states.available(device_id)
 
-    await wait_for(unavailable)
+    await wait_for(unavailable, within=10)
     await sim.start_lan(port)
 
     async def back():
