@@ -19,7 +19,7 @@ from hub.discovery.models import (
 from hub.errors import DeviceUnavailable, HubError, ValidationError
 from hub.loader import Integration, IntegrationContext
 from hub.manifests import BleMatcher
-from hub.provisioning.attestation import Attestation, Evidence
+from hub.provisioning.evidence import Attestation, Evidence
 
 __all__ = [
     "Attestation",

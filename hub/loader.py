@@ -22,7 +22,7 @@ from hub.manifests import Manifest
 
 if TYPE_CHECKING:
     from hub.hub import Hub
-    from hub.provisioning.attestation import Attestation, Evidence
+    from hub.provisioning.evidence import Attestation, Evidence
 
 _LOG = logging.getLogger(__name__)
 

@@ -89,70 +89,183 @@ def load_file(path: str | os.PathLike[str], *, strict: bool = True) -> Document:
 
 
 def load_text(text: str, file: str = "<string>", *, strict: bool = True) -> Document:
+    doc = Document(file, None)
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        value = _Builder(doc).run(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         raise ConfigError(
             [ConfigProblem(file, line, col, "", f"YAML syntax: {exc.problem or exc}")]
         ) from exc
-    doc = Document(file, None)
-    if node is not None:
-        doc.value = _build(node, (), doc, doc.problems)
-    else:
-        doc.value = {}
+    doc.value = {} if value is _EMPTY else value
     if doc.problems and strict:
         raise ConfigError(doc.problems)
     return doc
 
 
-_scalar = yaml.constructor.SafeConstructor()
+class _Scalars(yaml.constructor.SafeConstructor):
+    """Builds scalars one node at a time without keeping them: SafeConstructor caches every
+    node it builds until construct_document ends, which we never call (a leak of the whole
+    node tree, several MB for a large config, found by measuring RSS)."""
+
+    def scalar(self, node: yaml.Node) -> Any:
+        try:
+            return self.construct_object(node)
+        finally:
+            self.constructed_objects.clear()
 
 
-def _build(node: yaml.Node, path: KeyPath, doc: Document, problems: list[ConfigProblem]) -> Any:
-    doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if node.tag == "!env":
-        if not isinstance(node, yaml.ScalarNode):
-            problems.append(doc.problem(path, "!env takes one environment variable name"))
-            return INVALID
-        name = str(node.value)
-        if name not in os.environ:
-            problems.append(doc.problem(path, f"environment variable {name} is not set"))
-            return INVALID
-        return os.environ[name]
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                problems.append(doc.problem(path, "YAML merge keys (<<) are not supported"))
-                continue
+_scalar = _Scalars()
+_EMPTY: Any = object()
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Frame:
+    __slots__ = ("first_line", "is_map", "key", "path", "skip", "value")
+
+    def __init__(self, value: Any, path: KeyPath) -> None:
+        self.value = value
+        self.path = path
+        self.is_map = isinstance(value, dict)
+        self.key: str | None = None  # a mapping's key waiting for its value
+        self.skip = False  # the pending value belongs to a rejected key: build, then drop
+
+    def child_path(self) -> KeyPath:
+        if self.is_map:
+            return (*self.path, self.key if self.key is not None else "?")
+        return (*self.path, len(self.value))
+
+
+class _Builder:
+    """Builds values straight from parser events, never holding the whole node tree: a
+    1,000-device config composed into nodes first cost several MB of RSS that Python kept."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.problems = doc.problems
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, Any] = {}
+        self.root: Any = _EMPTY
+
+    def run(self, text: str) -> Any:
+        loader = _Loader(text)
+        try:
+            while loader.check_event():
+                self._event(loader, loader.get_event())
+        finally:
+            loader.dispose()
+        return self.root
+
+    def _event(self, loader: Any, ev: yaml.Event) -> None:
+        if isinstance(ev, yaml.ScalarEvent):
+            top = self.stack[-1] if self.stack else None
+            if top is not None and top.is_map and top.key is None:
+                self._key(loader, top, ev)
+                return
+            path = top.child_path() if top is not None else ()
+            self._mark(path, ev)
+            value = self._scalar_value(loader, ev, path)
+            self._remember(ev, value)
+            self._attach(value)
+        elif isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            top = self.stack[-1] if self.stack else None
+            if top is not None and top.is_map and top.key is None:
+                # a mapping or list used as a key
+                line, col = ev.start_mark.line + 1, ev.start_mark.column + 1
+                self.problems.append(ConfigProblem(self.doc.file, line, col,
+                                                   format_path(top.path),
+                                                   "keys must be strings"))
+                top.key, top.skip = "?", True
+            path = top.child_path() if top is not None else ()
+            self._mark(path, ev)
+            if ev.tag == "!env":
+                self.problems.append(self.doc.problem(
+                    path, "!env takes one environment variable name"))
+            container: Any = {} if isinstance(ev, yaml.MappingStartEvent) else []
+            self.stack.append(_Frame(container, path))
+            self._remember(ev, container)
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            frame = self.stack.pop()
+            self._attach(frame.value)
+        elif isinstance(ev, yaml.AliasEvent):
+            top = self.stack[-1] if self.stack else None
+            value = self.anchors.get(ev.anchor)
+            if top is not None and top.is_map and top.key is None:
+                self._reject_key(top, ev, "keys must be strings")
+                return
+            self._mark(top.child_path() if top is not None else (), ev)
+            self._attach(value)
+
+    def _key(self, loader: Any, frame: _Frame, ev: yaml.ScalarEvent) -> None:
+        node = self._node(loader, ev)
+        if node.tag == _MERGE:
+            self.problems.append(self.doc.problem(frame.path,
+                                                  "YAML merge keys (<<) are not supported"))
+            frame.key, frame.skip = "<<", True
+            return
+        try:
+            key = _scalar.scalar(node)
+        except yaml.constructor.ConstructorError:
             key = None
-            if isinstance(key_node, yaml.ScalarNode):
-                key = _scalar.construct_object(key_node)
-            if not isinstance(key, (str, int)) or isinstance(key, bool):
-                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                problems.append(
-                    ConfigProblem(doc.file, line, col, format_path(path), "keys must be strings")
-                )
-                continue
-            key = str(key)
-            if key in out:
-                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                first = doc.marks.get((*path, key), (0, 0))[0]
-                problems.append(
-                    ConfigProblem(
-                        doc.file, line, col, format_path((*path, key)),
-                        f"duplicate key (first defined on line {first})",
-                    )
-                )
-                continue
-            out[key] = _build(value_node, (*path, key), doc, problems)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), doc, problems) for i, item in enumerate(node.value)]
-    try:
-        return _scalar.construct_object(node)
-    except yaml.constructor.ConstructorError as exc:
-        problems.append(doc.problem(path, f"cannot read value: {exc.problem}"))
-        return INVALID
+        if not isinstance(key, (str, int)) or isinstance(key, bool):
+            self._reject_key(frame, ev, "keys must be strings")
+            return
+        key = str(key)
+        if key in frame.value:
+            first = self.doc.marks.get((*frame.path, key), (0, 0))[0]
+            self._reject_key(frame, ev, f"duplicate key (first defined on line {first})",
+                             path=(*frame.path, key))
+            return
+        frame.key = key
+
+    def _reject_key(self, frame: _Frame, ev: yaml.Event, message: str,
+                    path: KeyPath | None = None) -> None:
+        line, col = ev.start_mark.line + 1, ev.start_mark.column + 1
+        self.problems.append(ConfigProblem(self.doc.file, line, col,
+                                           format_path(path or frame.path), message))
+        frame.key, frame.skip = "?", True
+
+    def _scalar_value(self, loader: Any, ev: yaml.ScalarEvent, path: KeyPath) -> Any:
+        if ev.tag == "!env":
+            name = str(ev.value)
+            if name not in os.environ:
+                self.problems.append(self.doc.problem(
+                    path, f"environment variable {name} is not set"))
+                return INVALID
+            return os.environ[name]
+        try:
+            return _scalar.scalar(self._node(loader, ev))
+        except yaml.constructor.ConstructorError as exc:
+            self.problems.append(self.doc.problem(path, f"cannot read value: {exc.problem}"))
+            return INVALID
+
+    @staticmethod
+    def _node(loader: Any, ev: yaml.ScalarEvent) -> yaml.ScalarNode:
+        tag = ev.tag
+        if tag is None or tag == "!":
+            tag = loader.resolve(yaml.ScalarNode, ev.value, ev.implicit)
+        return yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)
+
+    def _mark(self, path: KeyPath, ev: yaml.Event) -> None:
+        top = self.stack[-1] if self.stack else None
+        if top is not None and top.skip:
+            return  # a rejected key's value: keep the first definition's position
+        self.doc.marks[path] = (ev.start_mark.line + 1, ev.start_mark.column + 1)
+
+    def _remember(self, ev: yaml.Event, value: Any) -> None:
+        anchor = getattr(ev, "anchor", None)
+        if anchor:
+            self.anchors[anchor] = value
+
+    def _attach(self, value: Any) -> None:
+        if not self.stack:
+            self.root = value
+            return
+        top = self.stack[-1]
+        if top.is_map:
+            if not top.skip and top.key is not None:
+                top.value[top.key] = value
+            top.key, top.skip = None, False
+        else:
+            top.value.append(value)

@@ -13,6 +13,7 @@ from datetime import time as dtime
 from typing import Any
 
 from hub.automation.cron import CronSpec, parse_cron
+from hub.yamlsource import show_value
 
 Path = tuple[str | int, ...]
 
@@ -262,7 +263,7 @@ class _Parser:
             return None
         v = raw[key]
         if not isinstance(v, str) or not v:
-            self.bad((*path, key), f"expected a non-empty string, got {_show(v)}")
+            self.bad((*path, key), f"expected a non-empty string, got {show_value(v)}")
             return None
         return v
 
@@ -271,7 +272,7 @@ class _Parser:
             return None
         v = raw[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.bad((*path, key), f"expected a number, got {_show(v)}")
+            self.bad((*path, key), f"expected a number, got {show_value(v)}")
             return None
         return float(v)
 
@@ -293,7 +294,7 @@ class _Parser:
         if isinstance(raw, dict):
             raw = [raw]
         if not isinstance(raw, list):
-            self.bad(path, f"expected a list of {what}s, got {_show(raw)}")
+            self.bad(path, f"expected a list of {what}s, got {show_value(raw)}")
             return []
         if required and not raw:
             self.bad(path, f"at least one {what} is required")
@@ -323,14 +324,14 @@ class _Parser:
             description = ""
         mode = raw.get("mode", "single")
         if mode not in MODES:
-            self.bad(("mode",), f"expected one of {', '.join(MODES)}, got {_show(mode)}")
+            self.bad(("mode",), f"expected one of {', '.join(MODES)}, got {show_value(mode)}")
         max_runs = raw.get("max", 10)
         if isinstance(max_runs, bool) or not isinstance(max_runs, int) or not 1 <= max_runs <= 1000:
-            self.bad(("max",), f"expected an integer 1-1000, got {_show(max_runs)}")
+            self.bad(("max",), f"expected an integer 1-1000, got {show_value(max_runs)}")
             max_runs = 10
         enabled = raw.get("enabled", True)
         if not isinstance(enabled, bool):
-            self.bad(("enabled",), f"expected a boolean, got {_show(enabled)}")
+            self.bad(("enabled",), f"expected a boolean, got {show_value(enabled)}")
             enabled = True
         triggers = self.triggers(raw.get("triggers"), ("triggers",), required=True)
         conditions = self.conditions(raw.get("conditions"), ("conditions",), 0)
@@ -397,14 +398,15 @@ class _Parser:
         if kind == "sun":
             event = r.get("event")
             if event not in ("sunrise", "sunset"):
-                self.bad((*path, "event"), f"expected 'sunrise' or 'sunset', got {_show(event)}")
+                self.bad((*path, "event"),
+                         f"expected 'sunrise' or 'sunset', got {show_value(event)}")
             offset = self.signed_duration(r, "offset", path)
             return Trigger(kind, path, event=event, offset=offset, id=tid)
         if kind == "availability":
             to = r.get("to")
             if to not in ("available", "unavailable"):
                 self.bad((*path, "to"),
-                         f"expected 'available' or 'unavailable', got {_show(to)}")
+                         f"expected 'available' or 'unavailable', got {show_value(to)}")
             return Trigger(kind, path, self.string(r, "device", path),
                            available=to == "available", for_=self.duration(r, "for", path),
                            id=tid)
@@ -482,7 +484,7 @@ class _Parser:
         after, before = r.get("after"), r.get("before")
         for key, v in (("after", after), ("before", before)):
             if v is not None and v not in ("sunrise", "sunset"):
-                self.bad((*path, key), f"expected 'sunrise' or 'sunset', got {_show(v)}")
+                self.bad((*path, key), f"expected 'sunrise' or 'sunset', got {show_value(v)}")
         if after is None and before is None:
             self.bad(path, "a sun condition needs 'after' or 'before'")
         return Condition(kind, path, after=after, before=before,
@@ -504,7 +506,7 @@ class _Parser:
         for i, d in enumerate(raw):
             if d not in WEEKDAYS:
                 self.bad((*path, "weekdays", i),
-                         f"expected one of {', '.join(WEEKDAYS)}, got {_show(d)}")
+                         f"expected one of {', '.join(WEEKDAYS)}, got {show_value(d)}")
             else:
                 out.add(WEEKDAYS.index(d))
         return frozenset(out)
@@ -531,7 +533,7 @@ class _Parser:
         if kind == "command":
             params = r.get("params") or {}
             if not isinstance(params, dict):
-                self.bad((*path, "params"), f"expected a mapping, got {_show(params)}")
+                self.bad((*path, "params"), f"expected a mapping, got {show_value(params)}")
                 params = {}
             return Action(kind, path, device=self.string(r, "device", path),
                           command=self.string(r, "command", path), params=dict(params))
@@ -615,13 +617,3 @@ class _Parser:
             self.bad((*path, "severity"), "expected info, warning or critical")
         return Action(kind, path, title=title if isinstance(title, str) else "",
                       message=message or "", severity=str(severity))
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"

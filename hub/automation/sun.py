@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from astral import Observer
-from astral.sun import sunrise, sunset
+if TYPE_CHECKING:  # astral loads with the first sun automation, not at start-up
+    from astral import Observer
 
 
 class NoLocation(Exception):
@@ -37,17 +37,23 @@ def home_location(hub: Any) -> Observer:
                 raise NoLocation("the owner has not given 'location' consent")
             raise NoLocation("no coordinates: set them in the privacy center or in "
                              "location.latitude/longitude")
+        from astral import Observer
+
         return Observer(latitude=loc.latitude, longitude=loc.longitude,
                         elevation=loc.elevation)
     loc_cfg = hub.config.location
     if loc_cfg.latitude is None or loc_cfg.longitude is None:
         raise NoLocation()
+    from astral import Observer
+
     return Observer(latitude=loc_cfg.latitude, longitude=loc_cfg.longitude,
                     elevation=loc_cfg.elevation)
 
 
 def sun_event(observer: Observer, day: date, event: str, tz: ZoneInfo) -> float | None:
     """Epoch seconds of sunrise/sunset on local `day`, or None (polar day or night)."""
+    from astral.sun import sunrise, sunset
+
     fn = sunrise if event == "sunrise" else sunset
     try:
         return fn(observer, day, tzinfo=tz).timestamp()

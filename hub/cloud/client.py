@@ -8,18 +8,21 @@ a connection has stood for a while.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import ssl
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-
-import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from typing import TYPE_CHECKING, Any
 
 from hub.cloud.config import CloudConfig
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+# aiomqtt and paho are imported when the first connection is made, not at start-up: most hubs
+# never sync, and those that do start faster and smaller without them until consent is given.
 
 AUTH_REASONS = frozenset({4, 5, 134, 135, 138})  # bad user/password, not authorized, banned
 AUTH_FLOOR = 30.0  # wait at least this long after a credentials refusal
@@ -46,7 +49,16 @@ class Backoff:
         self.attempts = 0
 
 
+def mqtt_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a broker connection raises (imports aiomqtt)."""
+    import aiomqtt
+
+    return (aiomqtt.MqttError,)
+
+
 def is_auth_error(exc: BaseException) -> bool:
+    from aiomqtt.exceptions import MqttConnectError
+
     rc = getattr(exc, "rc", None)
     value = getattr(rc, "value", rc)
     return isinstance(exc, MqttConnectError) and value in AUTH_REASONS
@@ -65,15 +77,22 @@ def tls_context(config: CloudConfig) -> ssl.SSLContext:
 Purpose = Callable[[], AbstractContextManager[object]]
 
 
-class _Client(aiomqtt.Client):
-    """aiomqtt connects in an executor thread, which does not inherit context variables; run
-    that connect under the egress purpose so the privacy center's guard can tell it apart."""
+@functools.cache
+def _client_class() -> Any:
+    import aiomqtt
 
-    purpose: Purpose = contextlib.nullcontext
+    class _Client(aiomqtt.Client):
+        """aiomqtt connects in an executor thread, which does not inherit context variables;
+        run that connect under the egress purpose so the privacy center's guard can tell it
+        apart."""
 
-    def _client_connect(self) -> None:
-        with self.purpose():
-            super()._client_connect()
+        purpose: Purpose = contextlib.nullcontext
+
+        def _client_connect(self) -> None:
+            with self.purpose():
+                super()._client_connect()
+
+    return _Client
 
 
 def make_client(
@@ -86,6 +105,10 @@ def make_client(
     purpose: Purpose | None = None,
 ) -> aiomqtt.Client:
     """A client with a persistent session (clean=False) or one that wipes it (clean=True)."""
+    import aiomqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
     host, port, _ = config.endpoint()
     v5 = config.protocol == "5"
     props = None
@@ -96,7 +119,7 @@ def make_client(
         kwargs["clean_start"] = clean
     else:
         kwargs["clean_session"] = clean
-    client = _Client(
+    client = _client_class()(
         host, port,
         username=config.username, password=password if config.username else None,
         identifier=identifier,

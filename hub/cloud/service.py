@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import aiomqtt
-
 from hub import egress
 from hub.auth.principal import Role
 from hub.bus import (
@@ -27,7 +25,14 @@ from hub.bus import (
     Event,
     StateChanged,
 )
-from hub.cloud.client import STABLE_AFTER, Backoff, is_auth_error, make_client, tls_context
+from hub.cloud.client import (
+    STABLE_AFTER,
+    Backoff,
+    is_auth_error,
+    make_client,
+    mqtt_errors,
+    tls_context,
+)
 from hub.cloud.commands import RemoteClient, RemoteCommands
 from hub.cloud.crypto import (
     Pairing,
@@ -50,6 +55,8 @@ from hub.devices import Device
 from hub.errors import EgressDenied, HubError, NotFound
 
 if TYPE_CHECKING:
+    import aiomqtt
+
     from hub.hub import Hub
 
 __all__ = ["SCHEMA", "AutomationsChanged", "CloudError", "CloudSync"]
@@ -492,7 +499,7 @@ class CloudSync:
                     await self._serve(client, session)
                 if self._optout.is_set():
                     return
-            except (aiomqtt.MqttError, OSError, EgressDenied) as exc:
+            except (*mqtt_errors(), OSError, EgressDenied) as exc:
                 self._check_cancelled()
                 auth_error = is_auth_error(exc)
                 self._failed(exc)
@@ -625,7 +632,7 @@ class CloudSync:
                     for topic in topics:
                         await client.publish(topic, b"", qos=1, retain=True)
                     done = True
-            except (aiomqtt.MqttError, OSError, TimeoutError, EgressDenied) as exc:
+            except (*mqtt_errors(), OSError, TimeoutError, EgressDenied) as exc:
                 if not self._started:
                     raise asyncio.CancelledError from exc
                 if not done:  # a failed goodbye after every PUBACK still counts as done

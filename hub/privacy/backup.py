@@ -18,7 +18,6 @@ import os
 import shutil
 import sqlite3
 import struct
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -70,6 +69,8 @@ def create_backup(db_path: Path, state_dir: Path, config_path: Path | None, out:
         _snapshot_db(db_path, snap)
         archive = Path(tmp) / "archive.tar"
         files = [DB_NAME]
+        import tarfile  # loaded when a backup is made, not at start-up
+
         with tarfile.open(archive, "w") as tar:
             tar.add(snap, arcname=f"state/{DB_NAME}")
             for path in sorted(state_dir.rglob("*")):
@@ -92,6 +93,8 @@ def create_backup(db_path: Path, state_dir: Path, config_path: Path | None, out:
 
 def read_backup(src: BinaryIO, passphrase: str, dest: Path) -> BackupInfo:
     """Decrypt and unpack into `dest` (an empty staging dir). Raises BackupError."""
+    import tarfile
+
     archive = dest / ".archive.tar"
     with open(archive, "wb") as fh:
         _decrypt(src, fh, passphrase)

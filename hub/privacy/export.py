@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +115,8 @@ async def write_export(source: ExportSource, who: Principal, sink: Sink,
     """Write the whole ZIP to `sink`, chunk by chunk."""
     stats = ExportStats()
     buf = _Buffer()
+    import zipfile  # loaded for the first export, not at start-up
+
     zf = zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
     async with _snapshot(source.db_path) as conn:
         reader = _Reader(conn, source, who, skip_devices)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from hub.provisioning.attestation import UNVERIFIED
+from hub.provisioning.evidence import UNVERIFIED
 
 if TYPE_CHECKING:
     from hub.provisioning.service import Job, ProvisioningService

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from hub.bus import Event
 from hub.errors import ConfigError, Conflict, HubError, NotFound, ValidationError
-from hub.provisioning.attestation import Attestation, AttestationVerifier, Evidence
+from hub.provisioning.evidence import Attestation, Evidence
 from hub.provisioning.wifi import WifiNetworks, check_ssid
 
 if TYPE_CHECKING:
     from hub.hub import Hub
+    from hub.provisioning.attestation import AttestationVerifier
 
 _LOG = logging.getLogger(__name__)
 
@@ -114,7 +115,9 @@ class ProvisioningService:
         self._hub = hub
         self.config = hub.config.provisioning
         self.hub_id = ""
-        self.verifier = AttestationVerifier([])
+        # The X.509 verifier loads with the trust anchors, or at the first attestation when
+        # none are configured: a hub without Uone devices never loads it (start-up, memory).
+        self.verifier: AttestationVerifier | None = None
         self.wifi = WifiNetworks(hub.vault)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._signals: set[asyncio.Task[None]] = set()
@@ -122,14 +125,18 @@ class ProvisioningService:
     async def start(self) -> None:
         self.hub_id = await asyncio.to_thread(_load_hub_id, self._hub.state_dir)
         base = self._hub.loaded.path.parent
+        if not (self.config.trust_anchors or self.config.crl_files):
+            return
         try:
             self.verifier = await asyncio.to_thread(
-                AttestationVerifier.from_files, self.config.trust_anchors,
+                _verifier_from_files, self.config.trust_anchors,
                 self.config.crl_files, self.config.revoked_serials, base,
                 self._hub.loaded.document.problem)
         except ConfigError as exc:
             # not fatal for the hub (lights must keep working), fatal for attestation
             _LOG.error("attestation is off until the config is fixed:\n%s", exc)
+            from hub.provisioning.attestation import AttestationVerifier
+
             self.verifier = AttestationVerifier([], broken=str(exc))
 
     async def stop(self) -> None:
@@ -144,6 +151,8 @@ class ProvisioningService:
 
     def verify(self, evidence: Evidence) -> Attestation:
         """Check evidence; a device that fails is a possible breach and the owner is told."""
+        if self.verifier is None:  # no anchors configured: every chain will be untrusted
+            self.verifier = _verifier_from_files([], [], self.config.revoked_serials)
         result = self.verifier.verify(
             evidence, dt.datetime.fromtimestamp(self._hub.clock.time(), dt.UTC))
         if result.outcome == "failed":
@@ -263,6 +272,12 @@ class ProvisioningService:
             return
         with contextlib.suppress(Exception):
             await audit.record(job.actor, action, job.target.discovery_id, details)
+
+
+def _verifier_from_files(*args: Any) -> AttestationVerifier:
+    from hub.provisioning.attestation import AttestationVerifier
+
+    return AttestationVerifier.from_files(*args)
 
 
 def target_from_discovered(item: Any) -> ProvisionTarget:

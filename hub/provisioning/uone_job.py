@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hub.provisioning.attestation import Evidence
+from hub.provisioning.evidence import Evidence
 from hub.provisioning.lan import LanTimeout, wait_for_lan
 from hub.provisioning.uone_ble import DeviceRefused, ProtocolError, UoneBleSession, seal_wifi
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from hub.hub import Hub
+from tests.discovery.util import wait_for
 from tests.provisioning.conftest import hygiene, needs_netns, uone_settings
 
 pytestmark = needs_netns
@@ -28,25 +29,13 @@ def hub_config(anchor: Path) -> dict[str, Any]:
     return uone_settings(anchor)
 
 
-async def wait_for(predicate, within: float = 10.0, every: float = 0.02) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(every)
-
-
 async def discovered_ble(client, did: str) -> dict[str, Any]:
     async def find():
         body = await (await client.get("/api/discovered")).json()
         return next((d for d in body["discovered"]
                      if d["did"] == did and d["source"] == "ble"), None)
 
-    return await wait_for(find)
+    return await wait_for(find, within=10)
 
 
 async def provision(client, did: str, ssid: str = SSID) -> dict[str, Any]:
@@ -116,7 +105,7 @@ async def test_full_flow_discovered_to_commanded(api_client, hub: Hub, simulator
     async def pushed():
         return hub.states.value(device_id, "on") is False
 
-    await wait_for(pushed)
+    await wait_for(pushed, within=10)
     # the Wi-Fi network shows when it was used, never its password
     nets = await (await api_client.get("/api/wifi/networks")).text()
     assert PASSWORD not in nets and json.loads(nets)["networks"][0]["last_used"]
@@ -129,7 +118,7 @@ async def test_full_flow_discovered_to_commanded(api_client, hub: Hub, simulator
     async def unavailable():
         return not hub.states.available(device_id)
 
-    await wait_for(unavailable)
+    await wait_for(unavailable, within=10)
     await sim.start_lan(port)
 
     async def back():

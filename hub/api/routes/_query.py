@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from aiohttp import web
 
 from hub.errors import ValidationError
 
 
-def query_int(request: web.Request, name: str, default: int, *, lo: int = 0,
-              hi: int = 1_000_000) -> int:
+def query_int(request: web.Request, name: str, default: Any, *, lo: int = 0,
+              hi: int = 1_000_000) -> Any:
     raw = request.query.get(name)
     if raw is None:
         return default

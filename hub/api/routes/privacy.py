@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from aiohttp import web
 
 from hub.api.access import PRINCIPAL_KEY, requires
 from hub.api.jsonio import field, json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
+from hub.api.routes._query import query_int
 from hub.api.spec import BOOL, INT, NUM, STR, array, describe, nullable, obj
 from hub.auth.principal import Principal, Role
 from hub.errors import AuthError, TooManyRequests, ValidationError
@@ -80,8 +80,8 @@ async def put_consents(request: web.Request) -> web.Response:
 async def get_consent_history(request: web.Request) -> web.Response:
     center = request.app[HUB_KEY].privacy
     purpose = request.query.get("purpose")
-    limit = _query_int(request, "limit", 1000, 1, 10_000)
-    before = _query_int(request, "before", None, 1, 1 << 62)
+    limit = query_int(request, "limit", 1000, lo=1, hi=10_000)
+    before = query_int(request, "before", None, lo=1, hi=1 << 62)
     rows = await center.consents.history(purpose, limit, before)
     return json_response({"history": rows})
 
@@ -245,19 +245,6 @@ async def post_erase(request: web.Request) -> web.Response:
           tags=("privacy",), response=obj(["classes"], extra=True, classes=obj(extra=True)))
 async def get_retention(request: web.Request) -> web.Response:
     return json_response(await request.app[HUB_KEY].privacy.retention.status())
-
-
-def _query_int(request: web.Request, name: str, default: Any, lo: int, hi: int) -> Any:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(name, "expected an integer") from None
-    if not lo <= value <= hi:
-        raise ValidationError(name, f"must be between {lo} and {hi}")
-    return value
 
 
 LOGIN_PATH = "/api/auth/login"
