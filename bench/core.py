@@ -19,6 +19,19 @@ from pathlib import Path
 from bench.common import env_with_repo, repo_root, rss_mib, table, virtual_config
 
 
+def _unit_environment() -> dict[str, str]:
+    """Environment= lines of the shipped systemd unit: the hub is measured as it runs."""
+    out = {}
+    for line in (repo_root() / "systemd" / "uone-hub.service").read_text().splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line.removeprefix("Environment=").partition("=")
+            out[key] = value
+    return out
+
+
+UNIT_ENV = _unit_environment()
+
+
 def automations_config(n: int, devices: int) -> list[dict]:
     """`n` automations of the usual shape: when switch dX turns on, turn on switch dY."""
     out = []
@@ -44,7 +57,7 @@ def startup(devices: int, automations: int, runs: int) -> tuple[list[float], lis
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.bind(str(sock_path))
             sock.settimeout(30)
-            env = env_with_repo() | {"NOTIFY_SOCKET": str(sock_path)}
+            env = env_with_repo() | {"NOTIFY_SOCKET": str(sock_path)} | UNIT_ENV
             started = time.perf_counter()
             proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "-c", str(config)],
                                     cwd=repo_root(), env=env, stdout=subprocess.DEVNULL,

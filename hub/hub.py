@@ -128,6 +128,9 @@ class Hub:
             raise
         self._stack = stack
         self.running = True
+        # Integrations' settings were checked before start; a large device list's positions
+        # (thousands of entries) need not stay in memory for the hub's life.
+        self.loaded.document.forget(("integrations",))
         self.bus.publish(HubStarted(self.clock.time()))
 
     async def stop(self) -> None:

@@ -49,6 +49,12 @@ class Document:
             path = path[:-1]
         return self.marks.get(path, (1, 1))
 
+    def forget(self, prefix: KeyPath) -> None:
+        """Drop the positions under `prefix` once nothing will report problems there."""
+        n = len(prefix)
+        for path in [p for p in self.marks if p[:n] == prefix and len(p) > n]:
+            del self.marks[path]
+
     def problem(self, path: KeyPath, message: str) -> ConfigProblem:
         line, col = self.where(path)
         return ConfigProblem(self.file, line, col, format_path(path), message)
