@@ -46,7 +46,8 @@ def automations_config(n: int, devices: int) -> list[dict]:
     return out
 
 
-def startup(devices: int, automations: int, runs: int) -> tuple[list[float], list[float]]:
+def startup(devices: int, automations: int, runs: int,
+            loop: str = "asyncio") -> tuple[list[float], list[float]]:
     times, rss = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as d:
@@ -59,7 +60,8 @@ def startup(devices: int, automations: int, runs: int) -> tuple[list[float], lis
             sock.settimeout(30)
             env = env_with_repo() | {"NOTIFY_SOCKET": str(sock_path)} | UNIT_ENV
             started = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "-c", str(config)],
+            proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "--loop", loop,
+                                     "-c", str(config)],
                                     cwd=repo_root(), env=env, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
             try:
@@ -144,12 +146,15 @@ def main() -> None:
     p.add_argument("--automations", type=int, default=100)
     p.add_argument("--changes", type=int, default=200_000)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                   help="the hub's event loop: asyncio (a default install) or uvloop "
+                        "(with the 'fast' extra)")
     args = p.parse_args()
-    times, rss = startup(args.devices, args.automations, args.runs)
+    times, rss = startup(args.devices, args.automations, args.runs, args.loop)
     res = asyncio.run(ingest(args.changes, args.devices))
     print(table(
         f"Uone Hub core ({args.devices} devices, {args.automations} automations, "
-        f"{args.changes} state changes)",
+        f"{args.changes} state changes, {args.loop} loop)",
         [
             ("start to READY=1, median", f"{statistics.median(times) * 1000:.0f} ms",
              "<= 500 ms (HA 3.1 s)"),
