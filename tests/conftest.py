@@ -170,8 +170,18 @@ def _is_pytest_task(task: asyncio.Task[Any]) -> bool:
 
 
 def free_port() -> int:
+    """A free port below Linux's ephemeral range (32768+), so that a hub restarted on the same
+    port cannot find it taken by some client's outgoing connection in the meantime."""
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")

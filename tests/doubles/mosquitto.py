@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import free_port
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
@@ -65,10 +67,8 @@ def make_pki(directory: Path) -> Pki:
                directory / "other.crt", directory / "client.crt", directory / "client.key")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class PortTaken(RuntimeError):
+    """mosquitto could not bind one of its ports."""
 
 
 class Mosquitto:
@@ -94,7 +94,12 @@ class Mosquitto:
             first = False
         os.chmod(passwd, 0o600)
         (self.dir / "data").mkdir(exist_ok=True)
+        self.started_once = False
         self.conf = self.dir / "mosquitto.conf"
+        self._write_conf()
+
+    def _write_conf(self) -> None:
+        passwd, pki = self.dir / "passwd", self.pki
         self.conf.write_text(
             "user root\n"
             "per_listener_settings true\n"
@@ -126,13 +131,30 @@ class Mosquitto:
 
     def start(self, timeout: float = 5.0) -> None:
         assert self.proc is None, "already running"
+        try:
+            self._start(timeout)
+        except PortTaken:
+            if self.started_once:
+                raise
+            # first start only: take other ports (a restart must keep its ports)
+            self.port, self.plain_port, self.mtls_port = free_port(), free_port(), free_port()
+            self._write_conf()
+            self._start(timeout)
+        self.started_once = True
+
+    def _start(self, timeout: float) -> None:
+        seen = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)],
                                          stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
+                self.proc = None
+                text = self.log.read_bytes()[seen:].decode(errors="replace")[-2000:]
+                if "Address already in use" in text:
+                    raise PortTaken(text)
+                raise RuntimeError(f"mosquitto exited: {text}")
             try:
                 # probe the plain listener: a probe of the TLS one would show in its counts
                 with socket.create_connection(("127.0.0.1", self.plain_port), timeout=0.2):
