@@ -14,6 +14,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from hub.discovery.models import MdnsService
+from hub.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from hub.discovery.service import DiscoveryService
@@ -87,18 +88,19 @@ class MdnsDiscovery:
         self.zc: Any = None
         self._browser: Any = None
         self._resolving: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(_LOG, logging.WARNING)
         self._hub_info: Any = None
         self._hub_params: tuple[int, str, str | None] | None = None
         self.advertised: str | None = None
 
     async def start(self) -> None:
-        self._spawn(self._keep_interfaces(), "mdns-interfaces")
+        self._tasks.spawn(self._keep_interfaces(), "mdns-interfaces")
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._resolving.values()]:
+        await self._tasks.stop()
+        for task in self._resolving.values():
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._resolving.values(), return_exceptions=True)
+        await asyncio.gather(*self._resolving.values(), return_exceptions=True)
         self._resolving.clear()
         await self._close()
         self.state = "stopped"
@@ -114,7 +116,7 @@ class MdnsDiscovery:
             return
         self._hub_params = (port, scheme, fingerprint)
         if self.zc is not None:
-            self._spawn(self._register_hub(), "mdns-advertise")
+            self._tasks.spawn(self._register_hub(), "mdns-advertise")
 
     # internals
 
@@ -155,7 +157,7 @@ class MdnsDiscovery:
             return
         self.state, self.reason = "running", None
         if self._hub_info is not None:
-            self._spawn(self._register_hub(), "mdns-advertise")
+            self._tasks.spawn(self._register_hub(), "mdns-advertise")
 
     async def _open(self, addresses: list[str]) -> None:
         from zeroconf import IPVersion
@@ -176,7 +178,7 @@ class MdnsDiscovery:
         _LOG.info("mDNS on %s: browsing %s", ", ".join(sorted(self.interfaces)),
                   ", ".join(types) or "nothing")
         if self._hub_params is not None:
-            self._spawn(self._register_hub(), "mdns-advertise")
+            self._tasks.spawn(self._register_hub(), "mdns-advertise")
 
     async def _close(self) -> None:
         zc, self.zc = self.zc, None
@@ -265,16 +267,6 @@ class MdnsDiscovery:
         self._hub_info = info
         self.advertised = info.name
         _LOG.info("advertising the hub as %r on mDNS (port %d)", info.name, port)
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _LOG.warning("mDNS task %s failed: %s", task.get_name(), task.exception())
 
 
 def _flags(name: str) -> int | None:

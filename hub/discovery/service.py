@@ -30,6 +30,7 @@ from hub.discovery.models import (
 )
 from hub.discovery.registry import DiscoveredRegistry
 from hub.errors import Conflict, DeviceUnavailable, ValidationError
+from hub.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from hub.devices import Device
@@ -98,7 +99,7 @@ class DiscoveryService:
         self.index = MatcherIndex(())
         self._listeners = _Listeners()
         self._heard: dict[str, _Heard] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(_LOG)
         self._unsubscribe: Callable[[], None] | None = None
         self.ble: Any = None  # hub.discovery.ble.BleScanner once started
         self.mdns: Any = None  # hub.discovery.mdns.MdnsDiscovery once started
@@ -130,8 +131,8 @@ class DiscoveryService:
         self._go = asyncio.Event()
         if not self._deferred or self._api is not None:
             self._go.set()
-        self._spawn(self._start_finding(), "discovery-start")
-        self._spawn(self._sweep(), "discovery-sweep")
+        self._tasks.spawn(self._start_finding(), "discovery-start")
+        self._tasks.spawn(self._sweep(), "discovery-sweep")
 
     async def _start_finding(self) -> None:
         assert self._go is not None
@@ -153,10 +154,7 @@ class DiscoveryService:
 
     async def stop(self) -> None:
         self.running = False
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.stop()
         if self.ble is not None:
             await self.ble.stop()
         if self.mdns is not None:
@@ -374,7 +372,7 @@ class DiscoveryService:
         stored, action = self.registry.upsert(item)
         if action == "new" and stored.state == "new" and (
                 stored.integration in self.config.auto_adopt):
-            self._spawn(self._auto_adopt(stored.id), f"auto-adopt-{stored.id}")
+            self._tasks.spawn(self._auto_adopt(stored.id), f"auto-adopt-{stored.id}")
         if stored.device_id is not None and action != "seen":
             self._presence_changed(stored)
 
@@ -432,17 +430,7 @@ class DiscoveryService:
 
     def _on_registry_changed(self, event: DeviceRegistryChanged) -> None:
         if event.action == "removed" and self.registry.has_device(event.device_id):
-            self._spawn(self.registry.forget_device(event.device_id), "discovery-forget")
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _LOG.error("discovery task %s failed", task.get_name(), exc_info=task.exception())
+            self._tasks.spawn(self.registry.forget_device(event.device_id), "discovery-forget")
 
 
 def _add(table: dict[str, list[Any]], integration: str, listener: Any) -> Callable[[], None]:
