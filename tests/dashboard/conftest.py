@@ -88,7 +88,9 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> 
     raise AssertionError("hub did not answer")
 
 
-def start_hub(tmp: Path, extra: dict[str, Any] | None = None) -> RunningHub:
+def start_hub(tmp: Path, extra: dict[str, Any] | None = None, *,
+              owner: bool = True) -> RunningHub:
+    """Start a hub process; with `owner`, an owner account made with the CLI, signed in."""
     port = free_port()
     cfg: dict[str, Any] = {
         "data_dir": str(tmp / "data"),
@@ -101,15 +103,19 @@ def start_hub(tmp: Path, extra: dict[str, Any] | None = None) -> RunningHub:
         cfg[k] = v
     config = tmp / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    subprocess.run([sys.executable, "-m", "hub", "user", "add", "owner", "--role", "owner",
-                    "--password-stdin", "-c", str(config)], cwd=ROOT, input=PASSWORD + "\n",
-                   text=True, check=True, capture_output=True, timeout=60)
+    if owner:
+        subprocess.run([sys.executable, "-m", "hub", "user", "add", "owner", "--role", "owner",
+                        "--password-stdin", "-c", str(config)], cwd=ROOT,
+                       input=PASSWORD + "\n", text=True, check=True, capture_output=True,
+                       timeout=60)
     log = open(tmp / "hub.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "-c", str(config)], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=log)
     hub = RunningHub(proc, port, config, tmp / "data")
     _wait_http(hub.url, proc)
+    if not owner:
+        return hub
     session = hub.request("POST", "/api/auth/login", {"username": "owner", "password": PASSWORD},
                           token="")
     hub.token = session["access_token"]

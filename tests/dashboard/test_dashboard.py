@@ -217,3 +217,30 @@ async def test_wifi_networks_add_list_delete(browser, running_hub: RunningHub) -
     assert watch.foreign == []
     assert all("400" in e for e in watch.errors), watch.errors
     await context.close()
+
+
+async def test_onboarding_of_the_first_owner(browser, tmp_path: Path) -> None:
+    hub = await asyncio.to_thread(start_hub, tmp_path, owner=False)
+    try:
+        code = await asyncio.to_thread((hub.data / "onboarding-code").read_text)
+        context, page, watch = await open_page(browser, hub)
+        await page.goto(hub.url + "/")
+        form = page.locator("#onboarding-form")
+        await expect(form).to_be_visible()
+        await screenshot(page, "00-onboarding")
+        await form.locator("input[name=code]").fill(code.strip())
+        await form.locator("input[name=username]").fill("olga")
+        await form.locator("input[name=password]").fill("a long owner passphrase")
+        await form.locator("button[type=submit]").click()
+        await expect(page.locator('[data-device="virtual.lamp"]')).to_be_visible()
+        # the code is spent: the hub has its owner and signs her in normally from now on
+        health = hub.request("GET", "/api/health", token="")
+        assert health["onboarding_required"] is False
+        session = hub.request("POST", "/api/auth/login",
+                              {"username": "olga", "password": "a long owner passphrase"},
+                              token="")
+        assert session["user"]["role"] == "owner"
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+    finally:
+        await asyncio.to_thread(stop_hub, hub)
