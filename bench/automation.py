@@ -25,7 +25,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from typing import Any
 
 import aiohttp
 import yaml
+
+from bench.common import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-password-0123456789"
@@ -63,12 +64,6 @@ def write_config(workdir: Path, port: int, pairs: int, devices: int) -> Path:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Client:

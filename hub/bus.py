@@ -12,6 +12,7 @@ Two ways to listen:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -172,7 +173,7 @@ class Subscription:
         if not self._closed:
             self._closed = True
             self.bus._remove(self)
-            with _suppress_full():
+            with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(None)
 
     def __aiter__(self) -> Subscription:
@@ -265,11 +266,3 @@ class EventBus:
         except Exception:
             self.callback_errors += 1
             _LOG.exception("event callback %r failed on %s", cb, event.kind)
-
-
-class _suppress_full:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, et: object, exc: object, tb: object) -> bool:
-        return isinstance(exc, asyncio.QueueFull)

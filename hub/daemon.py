@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import time
 
@@ -13,9 +14,6 @@ from hub import systemd
 from hub.config import LoadedConfig
 
 _LOG = logging.getLogger("hub")
-
-STOP_TIMEOUT = 10.0
-
 
 async def run(loaded: LoadedConfig, *, started: float | None = None) -> int:
     """Run until SIGTERM/SIGINT; return the process exit code."""
@@ -34,7 +32,7 @@ async def run(loaded: LoadedConfig, *, started: float | None = None) -> int:
             await stack.enter_async_context(hub)
             api = await stack.enter_async_context(ApiServer(hub))
             hub.discovery.api_ready(api.port or 0, api.scheme, api.fingerprint)
-            systemd.notify(f"READY=1\nSTATUS=serving on port {api.port}\nMAINPID={_pid()}")
+            systemd.notify(f"READY=1\nSTATUS=serving on port {api.port}\nMAINPID={os.getpid()}")
             elapsed = time.monotonic() - started if started is not None else 0.0
             _LOG.info("Uone Hub %s ready in %.3f s (%d devices)", hub.version, elapsed,
                       len(hub.devices))
@@ -61,9 +59,3 @@ def _freeze_startup_objects() -> None:
     it (measured: about 10% of the CPU of an automation round trip, and its longest pauses)."""
     gc.collect()
     gc.freeze()
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()

@@ -186,12 +186,6 @@ class DeviceRegistry:
     def by_integration(self, integration: str) -> list[Device]:
         return [d for d in self._devices.values() if d.integration == integration]
 
-    def by_did(self, did: str) -> Device | None:
-        for d in self._devices.values():
-            if d.did == did:
-                return d
-        return None
-
     def add(self, device: Device, *, durable: bool = False) -> Device:
         """Add or replace a device; persisted in the next batch (or now, with `durable`)."""
         now = self._clock.time()
@@ -205,11 +199,6 @@ class DeviceRegistry:
         self._db.enqueue(_UPSERT, _to_row(device))
         action = "updated" if existing else "added"
         self._bus.publish(DeviceRegistryChanged(action, device.id))
-        return device
-
-    async def add_durable(self, device: Device) -> Device:
-        device = self.add(device)
-        await self._db.flush()
         return device
 
     async def update(self, device_id: str, **changes: Any) -> Device:

@@ -93,7 +93,6 @@ class StateStore:
         self._history: list[tuple[str, str, str, float]] = []
         self._dirty: dict[tuple[str, str], AttributeState] = {}
         self._unhook = db.add_flush_hook(self._flush_rows)
-        self.history_excluded: set[str] = set()  # devices whose history is not recorded
 
     async def load(self) -> None:
         """Current values: the last snapshot, then every change recorded after it."""
@@ -134,8 +133,7 @@ class StateStore:
             st = AttributeState(value, now, now)
             current[name] = st
             self._dirty[(device_id, name)] = st
-            if device_id not in self.history_excluded:
-                self._history.append((device_id, name, _json(value), now))
+            self._history.append((device_id, name, _json(value), now))
             changed += 1
             self._bus.publish(StateChanged(device_id, name, old, value, now))
         if changed and len(self._history) >= self._db.max_batch:

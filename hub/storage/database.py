@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -360,6 +360,3 @@ class Database:
                 return int(line.split()[1])
         return 0
 
-
-def rows(values: Iterable[Params]) -> list[Params]:
-    return list(values)

@@ -60,6 +60,13 @@ def _start(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[
     )
 
 
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Whatever a test did, no hub process it started outlives it."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def _request(port: int, path: str, body: dict | None = None, headers=None) -> dict:
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}",
@@ -107,9 +114,7 @@ def test_ready_watchdog_stopping_over_a_real_notify_socket(tmp_path: Path) -> No
         assert proc.wait(timeout=10) == 0
         assert time.monotonic() - started < 10
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _end(proc)
         sock.close()
 
 
@@ -126,9 +131,7 @@ def test_sigterm_flushes_everything_acknowledged(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _end(proc)
     with sqlite3.connect(tmp_path / "data" / "hub.db") as conn:
         values = [json.loads(v) for (v,) in conn.execute(
             "SELECT value FROM history WHERE device_id = 'virtual.temp' ORDER BY id")]
@@ -156,9 +159,7 @@ def test_kill_9_during_writes_keeps_every_committed_row(tmp_path: Path, round_: 
         proc.send_signal(signal.SIGKILL)  # mid-stream: the writer is busy with batches
         proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _end(proc)
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         after = conn.execute("SELECT count(*) FROM history").fetchone()[0]
@@ -172,6 +173,4 @@ def test_kill_9_during_writes_keeps_every_committed_row(tmp_path: Path, round_: 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _end(proc)
