@@ -70,8 +70,10 @@ class Client:
     """One LAN client: a websocket for state changes and (`via="ws"`) for commands, or
     HTTP for the commands (`via="raw"`: a minimal HTTP/1.1 client; `"aiohttp"`)."""
 
-    def __init__(self, base: str, token: str, pairs: int, via: str = "ws") -> None:
+    def __init__(self, base: str, token: str, pairs: int, via: str = "ws",
+                 coalesce: bool = True) -> None:
         self.base = base
+        self.coalesce = coalesce
         self.headers = {"Authorization": f"Bearer {token}"}
         self.pairs = pairs
         self.via = via
@@ -107,6 +109,10 @@ class Client:
         self.ws = await self.session.ws_connect(f"{self.base}/api/ws", max_msg_size=1 << 20)
         ready = await self.ws.receive_json()
         assert ready["type"] == "ready", ready
+        if self.coalesce:  # several messages per frame when the hub has more than one ready
+            await self.ws.send_json({"type": "features", "coalesce": True})
+            ack = await self.ws.receive_json()
+            assert ack == {"type": "features", "coalesce": True}, ack
         b_ids = [f"virtual.b{i:04d}" for i in range(self.pairs)]
         await self.ws.send_json({"type": "subscribe", "devices": b_ids,
                                  "events": ["state_changed"]})
@@ -132,16 +138,17 @@ class Client:
                 break
             now = time.perf_counter()
             body = loads(msg.data)
-            if body["type"] == "error":
-                self.errors.append(body)
-                for fut in self.waiting.values():
-                    if not fut.done():
-                        fut.set_exception(RuntimeError(f"command failed: {body}"))
-                continue
-            event = body.get("event") or {}
-            fut = self.waiting.pop(event.get("device_id", ""), None)
-            if fut is not None and not fut.done():
-                fut.set_result(now)
+            for one in body if isinstance(body, list) else (body,):
+                if one["type"] == "error":
+                    self.errors.append(one)
+                    for fut in self.waiting.values():
+                        if not fut.done():
+                            fut.set_exception(RuntimeError(f"command failed: {one}"))
+                    continue
+                event = one.get("event") or {}
+                fut = self.waiting.pop(event.get("device_id", ""), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(now)
 
     async def trigger(self, pair: int, direct: bool = False) -> float:
         """Command A of `pair` (or B itself, `direct`: the transport floor without the
@@ -225,9 +232,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure(base: str, token: str, pairs: int, sequential: int, total: int,
-                  inflight: int, pid: int, direct: bool = False, via: str = "ws"
-                  ) -> dict[str, Any]:
-    client = Client(base, token, pairs, via)
+                  inflight: int, pid: int, direct: bool = False, via: str = "ws",
+                  coalesce: bool = True) -> dict[str, Any]:
+    client = Client(base, token, pairs, via, coalesce)
     await client.open()
     try:
         for i in range(200):  # warm up: allocator, caches, sockets
@@ -283,11 +290,16 @@ async def run(args: argparse.Namespace, base: str, state_dir: Path, started: flo
     token = await onboard(base, state_dir)
     ready = time.perf_counter() - started
     keys = ("p50_ms", "p99_ms", "triggers_per_s")
+    coalesce = not args.no_coalesce
     result = await measure(base, token, args.automations, args.sequential, args.total,
-                           args.inflight, pid, via="ws")
+                           args.inflight, pid, via="ws", coalesce=coalesce)
+    if args.both:
+        other = await measure(base, token, args.automations, args.sequential, args.total,
+                              args.inflight, pid, via="ws", coalesce=not coalesce)
+        result["other"] = {k: other[k] for k in keys}
     if not args.no_floor:
         floor = await measure(base, token, args.automations, args.sequential, args.total,
-                              args.inflight, pid, direct=True, via="ws")
+                              args.inflight, pid, direct=True, via="ws", coalesce=coalesce)
         result["floor"] = {k: floor[k] for k in keys}
     if args.http_row:
         http = await measure(base, token, args.automations, args.sequential, args.total,
@@ -398,6 +410,11 @@ def main(argv: list[str] | None = None) -> int:
                         "(default) or aiohttp's")
     p.add_argument("--in-process", action="store_true",
                    help="only measure the hub's own cost in this process (no HTTP, no socket)")
+    p.add_argument("--no-coalesce", action="store_true",
+                   help="one websocket frame per message (the client does not ask the hub to "
+                        "coalesce messages)")
+    p.add_argument("--both", action="store_true",
+                   help="also measure with the other websocket framing (coalesced or not)")
     p.add_argument("--no-floor", action="store_true",
                    help="skip the floor: the same client commanding B directly, no automation")
     p.add_argument("--profile", metavar="FILE", help="run the hub under cProfile, stats to FILE")
@@ -426,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
         ("one at a time, max", f"{result['max_ms']:.3f} ms"),
         (f"throughput ({result['completed']} triggers, {result['inflight']} in flight)",
          f"{result['triggers_per_s']:.0f} /s"),
+        *([(f"throughput {'without' if not args.no_coalesce else 'with'} coalesced frames"
+            ", p50 / p99",
+            f"{result['other']['p50_ms']:.3f} / {result['other']['p99_ms']:.3f} ms"),
+           (f"throughput {'without' if not args.no_coalesce else 'with'} coalesced frames",
+            f"{result['other']['triggers_per_s']:.0f} /s")]
+          if "other" in result else []),
         ("throughput: hub / client CPU busy",
          f"{result['hub_cpu_share']:.0%} / {result['client_cpu_share']:.0%}"),
         ("throughput: hub CPU per trigger (all threads)",
@@ -442,8 +465,9 @@ def main(argv: list[str] | None = None) -> int:
         ("hub RSS after the run", f"{result['hub_rss_mib']:.1f} MiB"),
     ]
     width = max(len(r[0]) for r in rows)
+    framing = "one frame per message" if args.no_coalesce else "coalesced frames"
     print("automation benchmark (client: command to A on the websocket, B's change on the "
-          "same websocket)")
+          f"same websocket; {framing})")
     for name, value in rows:
         print(f"  {name:<{width}}  {value:>12}")
     return 0

@@ -131,6 +131,7 @@ class Subscription:
     maxsize: int
     predicate: Callable[[Event], bool] | None = None
     name: str = ""
+    notify: Callable[[], None] | None = None  # after each queued event: wake a batching writer
     dropped: int = 0
     delivered: int = 0
     _queue: asyncio.Queue[Event | None] = field(init=False)
@@ -148,6 +149,8 @@ class Subscription:
             self.dropped += 1
             self.bus.dropped += 1
             return False
+        if self.notify is not None:
+            self.notify()
         return True
 
     @property
@@ -164,10 +167,14 @@ class Subscription:
         return event
 
     def get_nowait(self) -> Event | None:
+        """Next queued event, or None if there is none (or the queue was closed)."""
         try:
-            return self._queue.get_nowait()
+            event = self._queue.get_nowait()
         except asyncio.QueueEmpty:
             return None
+        if event is not None:
+            self.delivered += 1
+        return event
 
     def close(self) -> None:
         if not self._closed:
@@ -236,9 +243,12 @@ class EventBus:
         maxsize: int | None = None,
         predicate: Callable[[Event], bool] | None = None,
         name: str = "",
+        notify: Callable[[], None] | None = None,
     ) -> Subscription:
-        """A bounded queue of events of `types`; close it to unsubscribe."""
-        sub = Subscription(self, frozenset(types), maxsize or self.queue_size, predicate, name)
+        """A bounded queue of events of `types`; close it to unsubscribe. `notify()` runs
+        after each queued event, for a consumer that drains batches with `get_nowait`."""
+        sub = Subscription(self, frozenset(types), maxsize or self.queue_size, predicate, name,
+                           notify)
         for t in sub.types:
             self._subscriptions[t].append(sub)
         return sub

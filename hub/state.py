@@ -15,6 +15,7 @@ from typing import Any
 
 from hub.bus import AvailabilityChanged, EventBus, StateChanged
 from hub.clock import Clock
+from hub.fastjson import dumps
 from hub.storage import Database, Schema
 
 SCHEMA = Schema(
@@ -60,7 +61,7 @@ def _json(value: Any) -> str:
         return "true"
     if value is False:
         return "false"
-    return json.dumps(value)
+    return dumps(value)
 
 
 @dataclass(slots=True)
@@ -167,7 +168,7 @@ class StateStore:
                      ts: float) -> None:
         self._db.enqueue(
             "INSERT INTO events(device_id, event_type, data, ts) VALUES(?, ?, ?, ?)",
-            (device_id, event_type, json.dumps(data), ts),
+            (device_id, event_type, dumps(data), ts),
         )
 
     async def history(
@@ -192,7 +193,7 @@ class StateStore:
         self._last_snapshot = now
         dirty, self._dirty = self._dirty, {}
         states = [
-            (dev, attr, json.dumps(st.value), st.last_changed, st.last_updated)
+            (dev, attr, _json(st.value), st.last_changed, st.last_updated)
             for (dev, attr), st in dirty.items()
         ]
         return [(_HISTORY_SQL, history), (_STATE_SQL, states)]

@@ -8,17 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from hub.errors import ValidationError
+from hub.fastjson import dumpb, dumps
 
-# one encoder for every call: json.dumps with non-default options builds a new one each time
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def dumps(obj: Any) -> str:
-    return _ENCODER.encode(obj)
+__all__ = ["dumps", "field", "json_response", "read_json", "reject_unknown"]
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None):
-    return web.Response(text=dumps(obj), status=status, content_type="application/json",
+    return web.Response(body=dumpb(obj), status=status, content_type="application/json",
+                        charset="utf-8",
                         headers=headers)
 
 

@@ -63,6 +63,7 @@ from hub.bus import (
 )
 from hub.deadlines import Deadlines
 from hub.errors import ConfigError, Conflict, DeviceUnavailable, NotFound, ValidationError
+from hub.fastjson import dumps
 from hub.yamlsource import Document, KeyPath, load_file
 
 if TYPE_CHECKING:
@@ -854,7 +855,7 @@ class AutomationEngine:
             automation_id = next(iter(self._unsaved))
             traces = self._unsaved.pop(automation_id)
             rows.extend((t.run_id, t.automation_id, t.started,
-                         json.dumps(t.to_json(), default=str)) for t in traces)
+                         dumps(t.to_json(), default=str)) for t in traces)
             prune.append((automation_id, automation_id, TRACES_KEPT))
         return [(sql.INSERT_TRACE, rows), (sql.PRUNE_TRACES, prune)]
 

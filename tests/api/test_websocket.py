@@ -222,6 +222,40 @@ async def test_command_over_the_websocket(api_client, hub: Hub) -> None:
         assert hub.states.value("virtual.lamp", "on") is True  # 50 toggles from on
 
 
+async def test_coalesced_frames_carry_the_same_messages(api_client, hub: Hub) -> None:
+    """With `features: coalesce`, what is ready at once comes as one frame holding a JSON
+    array of the very messages a plain connection gets one frame each."""
+    async with api_client.ws_connect("/api/ws") as ws:
+        await ready(ws)
+        await ws.send_json({"type": "features", "coalesce": "yes"})
+        bad = await receive(ws)
+        assert bad["type"] == "error" and bad["error"]["field"] == "coalesce", bad
+        await ws.send_json({"type": "features", "id": 3, "coalesce": True})
+        assert (await receive(ws)) == {"type": "features", "coalesce": True, "id": 3}
+        await subscribe(ws, devices=["virtual.lamp"], events=["state_changed"])
+        for i in range(1, 41):  # 40 commands sent at once: 40 answers and 40 events
+            await ws.send_json({"type": "command", "id": i, "device_id": "virtual.lamp",
+                                "command": "toggle"})
+        frames: list = []
+        messages: list[dict] = []
+        while len(messages) < 80:
+            msg = await asyncio.wait_for(ws.receive(), TIMEOUT)
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            body = msg.json()
+            frames.append(body)
+            messages.extend(body if isinstance(body, list) else [body])
+        assert len(messages) == 80
+        assert any(isinstance(f, list) and len(f) > 1 for f in frames), frames
+        assert len(frames) < 80  # fewer frames than messages
+        assert sorted(m["id"] for m in messages if m["type"] == "result") == list(range(1, 41))
+        changes = [m["event"]["new"] for m in messages if m["type"] == "event"]
+        assert changes == [i % 2 == 1 for i in range(1, 41)]  # every toggle, in order
+        assert hub.states.value("virtual.lamp", "on") is False
+        # a single ready message is still a plain object, not an array of one
+        await ws.send_json({"type": "ping"})
+        assert (await receive(ws)) == {"type": "pong"}
+
+
 async def test_bad_commands_answer_errors_naming_the_field(api_client, hub: Hub) -> None:
     cases = [
         ({"id": 1, "command": "turn_on"}, "device_id"),
