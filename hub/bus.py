@@ -12,9 +12,8 @@ Two ways to listen:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -124,7 +123,10 @@ Callback = Callable[[Any], None]
 
 @dataclass(eq=False)
 class Subscription:
-    """A bounded queue of events for one slow consumer; iterate it with `async for`."""
+    """A bounded queue of events for one slow consumer; iterate it with `async for`.
+
+    A deque and one waiter future rather than an asyncio.Queue: an event goes in and out
+    with two deque operations (a websocket client gets every state change through here)."""
 
     bus: EventBus
     types: frozenset[type[Event]]
@@ -134,54 +136,57 @@ class Subscription:
     notify: Callable[[], None] | None = None  # after each queued event: wake a batching writer
     dropped: int = 0
     delivered: int = 0
-    _queue: asyncio.Queue[Event | None] = field(init=False)
+    _items: deque[Event] = field(init=False, default_factory=deque)
+    _waiter: asyncio.Future[None] | None = field(init=False, default=None)
     _closed: bool = False
-
-    def __post_init__(self) -> None:
-        self._queue = asyncio.Queue(self.maxsize)
 
     def offer(self, event: Event) -> bool:
         if self._closed or (self.predicate is not None and not self.predicate(event)):
             return True
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if 0 < self.maxsize <= len(self._items):  # 0: unbounded, as asyncio.Queue
             self.dropped += 1
             self.bus.dropped += 1
             return False
+        self._items.append(event)
+        self._wake()
         if self.notify is not None:
             self.notify()
         return True
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return len(self._items)
 
     async def get(self) -> Event | None:
-        """Next event, or None once closed."""
-        if self._closed and self._queue.empty():
-            return None
-        event = await self._queue.get()
-        if event is not None:
-            self.delivered += 1
-        return event
+        """Next event, or None once closed (after what was queued before closing)."""
+        while not self._items:
+            if self._closed:
+                return None
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        self.delivered += 1
+        return self._items.popleft()
 
     def get_nowait(self) -> Event | None:
-        """Next queued event, or None if there is none (or the queue was closed)."""
-        try:
-            event = self._queue.get_nowait()
-        except asyncio.QueueEmpty:
+        """Next queued event, or None if there is none."""
+        if not self._items:
             return None
-        if event is not None:
-            self.delivered += 1
-        return event
+        self.delivered += 1
+        return self._items.popleft()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self.bus._remove(self)
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(None)
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def __aiter__(self) -> Subscription:
         return self
@@ -213,11 +218,13 @@ class EventBus:
         by_key = self._callbacks.get(etype)
         if by_key:
             key = event.key
-            if key is not None:
-                for cb in by_key.get(key, ()):
-                    self._call(cb, event)
-            for cb in by_key.get(None, ()):
-                self._call(cb, event)
+            for cb in (*(by_key.get(key, ()) if key is not None else ()),
+                       *by_key.get(None, ())):
+                try:  # inline, not a helper call per callback: this runs for every event
+                    cb(event)
+                except Exception:
+                    self.callback_errors += 1
+                    _LOG.exception("event callback %r failed on %s", cb, event.kind)
         subs = self._subscriptions.get(etype)
         if subs:
             for sub in subs:
@@ -270,9 +277,3 @@ class EventBus:
             if lst and sub in lst:
                 lst.remove(sub)
 
-    def _call(self, cb: Callback, event: Event) -> None:
-        try:
-            cb(event)
-        except Exception:
-            self.callback_errors += 1
-            _LOG.exception("event callback %r failed on %s", cb, event.kind)

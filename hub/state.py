@@ -16,7 +16,7 @@ from typing import Any
 from hub.bus import AvailabilityChanged, EventBus, StateChanged
 from hub.clock import Clock
 from hub.fastjson import dumps
-from hub.storage import Database, Schema
+from hub.storage import BulkInsert, Database, Schema
 
 SCHEMA = Schema(
     "state",
@@ -46,13 +46,11 @@ SCHEMA = Schema(
     ),
 )
 
-_HISTORY_SQL = "INSERT INTO history(device_id, attribute, value, ts) VALUES(?, ?, ?, ?)"
-_STATE_SQL = (
-    "INSERT INTO states(device_id, attribute, value, last_changed, last_updated) "
-    "VALUES(?, ?, ?, ?, ?) ON CONFLICT(device_id, attribute) DO UPDATE SET "
-    "value = excluded.value, last_changed = excluded.last_changed, "
-    "last_updated = excluded.last_updated"
-)
+_HISTORY = BulkInsert("history", ("device_id", "attribute", "value", "ts"))
+_STATES = BulkInsert(
+    "states", ("device_id", "attribute", "value", "last_changed", "last_updated"),
+    tail="ON CONFLICT(device_id, attribute) DO UPDATE SET value = excluded.value, "
+         "last_changed = excluded.last_changed, last_updated = excluded.last_updated")
 
 
 def _json(value: Any) -> str:
@@ -189,11 +187,11 @@ class StateStore:
         self._db.stats.history_rows += len(history)
         now = self._clock.monotonic()
         if not self._closing and now - self._last_snapshot < self.snapshot_interval:
-            return [(_HISTORY_SQL, history)]
+            return _HISTORY.ops(history)
         self._last_snapshot = now
         dirty, self._dirty = self._dirty, {}
         states = [
             (dev, attr, _json(st.value), st.last_changed, st.last_updated)
             for (dev, attr), st in dirty.items()
         ]
-        return [(_HISTORY_SQL, history), (_STATE_SQL, states)]
+        return _HISTORY.ops(history) + _STATES.ops(states)

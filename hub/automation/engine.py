@@ -850,14 +850,15 @@ class AutomationEngine:
         if not self._unsaved:
             return []
         rows: list[tuple[Any, ...]] = []
-        prune: list[tuple[Any, ...]] = []
+        pruned: list[str] = []
         while self._unsaved and len(rows) < limit:
             automation_id = next(iter(self._unsaved))
             traces = self._unsaved.pop(automation_id)
             rows.extend((t.run_id, t.automation_id, t.started,
                          dumps(t.to_json(), default=str)) for t in traces)
-            prune.append((automation_id, automation_id, TRACES_KEPT))
-        return [(sql.INSERT_TRACE, rows), (sql.PRUNE_TRACES, prune)]
+            pruned.append(automation_id)
+        return [*sql.INSERT_TRACES.ops(rows),
+                (sql.PRUNE_TRACES, [(dumps(pruned), TRACES_KEPT)])]
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -902,14 +903,23 @@ class AutomationEngine:
         hub = self.hub
         kind = a.type
         if kind == "command":
+            # asyncio.timeout's job, on one shared timer, without an `async with` per command
+            deadlines = self._deadlines
+            token = deadlines.arm()
             try:
-                async with self._deadlines.limit():  # asyncio.timeout, without a timer each
-                    return await hub.integrations.command(a.device or "", a.command or "",
-                                                          a.params)
-            except TimeoutError:
-                raise DeviceUnavailable(
-                    f"device {a.device!r} did not answer {a.command!r} within "
-                    f"{self.command_timeout:g} s") from None
+                result = await hub.integrations.command(a.device or "", a.command or "",
+                                                        a.params)
+            except asyncio.CancelledError:
+                if deadlines.expired(token):
+                    raise DeviceUnavailable(
+                        f"device {a.device!r} did not answer {a.command!r} within "
+                        f"{self.command_timeout:g} s") from None
+                raise
+            except BaseException:
+                deadlines.expired(token)
+                raise
+            deadlines.expired(token)
+            return result
         if kind == "scene":
             return await self._scene(a)
         if kind in ("delay", "wait"):

@@ -3,7 +3,7 @@ durable timers (delays, waits, `for:`) and time-trigger bookkeeping that survive
 
 from __future__ import annotations
 
-from hub.storage import Schema
+from hub.storage import BulkInsert, Schema
 
 SCHEMA = Schema(
     "automation",
@@ -40,12 +40,12 @@ UPSERT_TIMER = (
 DELETE_TIMER = "DELETE FROM automation_timers WHERE id = ?"
 UPSERT_FIRED = "INSERT OR REPLACE INTO automation_fired(automation_id, trigger, ts) VALUES(?,?,?)"
 HEARTBEAT = "INSERT OR REPLACE INTO automation_meta(key, value) VALUES('heartbeat', ?)"
-INSERT_TRACE = (
-    "INSERT OR REPLACE INTO automation_traces(run_id, automation_id, started, trace) "
-    "VALUES(?, ?, ?, ?)"
-)
+INSERT_TRACES = BulkInsert("automation_traces", ("run_id", "automation_id", "started", "trace"),
+                           verb="INSERT OR REPLACE")
+# all but the newest `?` traces of each automation in the JSON array of ids
 PRUNE_TRACES = (
-    "DELETE FROM automation_traces WHERE automation_id = ? AND run_id NOT IN ("
-    "SELECT run_id FROM automation_traces WHERE automation_id = ? ORDER BY started DESC "
-    "LIMIT ?)"
+    "DELETE FROM automation_traces WHERE run_id IN (SELECT run_id FROM ("
+    "SELECT run_id, row_number() OVER (PARTITION BY automation_id ORDER BY started DESC) AS n"
+    " FROM automation_traces WHERE automation_id IN (SELECT value FROM json_each(?))"
+    ") WHERE n > ?)"
 )

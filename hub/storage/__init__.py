@@ -1,6 +1,7 @@
 """SQLite storage: one database, versioned migrations, one batching writer."""
 
+from hub.storage.bulk import BulkInsert
 from hub.storage.database import Database, StorageStats
 from hub.storage.migrations import Schema
 
-__all__ = ["Database", "Schema", "StorageStats"]
+__all__ = ["BulkInsert", "Database", "Schema", "StorageStats"]

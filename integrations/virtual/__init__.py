@@ -12,6 +12,7 @@ _SWITCH_COMMANDS = (CommandSpec("turn_on"), CommandSpec("turn_off"), CommandSpec
 _SENSOR_COMMANDS = (CommandSpec("set", {"value": "number"}, ("value",)),)
 _BINARY_COMMANDS = (CommandSpec("set", {"value": "boolean"}, ("value",)),)
 _BUTTON_COMMANDS = (CommandSpec("press"),)
+_SWITCH_TO = {"turn_on": True, "turn_off": False}  # anything else: toggle
 
 # Count of setups that failed on purpose, kept across restarts of the integration.
 _FAULT_COUNTS: dict[int, int] = {}
@@ -48,7 +49,7 @@ class VirtualIntegration:
     ) -> Any:
         kind = self.kinds.get(device.id)
         if kind == "switch":
-            on = {"turn_on": True, "turn_off": False}.get(command)
+            on = _SWITCH_TO.get(command)
             if on is None:
                 on = not ctx.state(device.id, "on", False)
             ctx.set_state(device.id, {"on": on})

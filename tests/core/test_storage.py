@@ -136,3 +136,35 @@ async def test_bytes_written_per_state_change_are_counted(hub) -> None:
     assert stats.history_rows - before == 1000
     assert stats.bytes_written > 0
     assert 0 < stats.bytes_per_state_change < 4096
+
+
+async def test_bulk_insert_round_trips_every_value_exactly(tmp_path: Path) -> None:
+    """Rows written through one JSON array come back as executemany would have stored them:
+    floats to the last bit, text with quotes and non-ASCII, NULLs, big integers; and the
+    upsert tail updates rows that exist."""
+    import random
+
+    from hub.storage import BulkInsert
+
+    schema = Schema("t", ("CREATE TABLE t(k TEXT PRIMARY KEY, f REAL, s TEXT, i INTEGER);",))
+    db = Database(path := tmp_path / "hub.db", [schema], commit_interval=30.0)
+    await db.open()
+    rng = random.Random(7)
+    rows = [(f"k{n}", rng.uniform(-1e12, 1e12) if n % 3 else 1764136000.0 + rng.random(),
+             ['"quoted"', "naïve ☃", "back\\slash", None, "true", '{"a": 1}'][n % 6],
+             [0, -1, 2**62, None][n % 4]) for n in range(3000)]
+    insert = BulkInsert("t", ("k", "f", "s", "i"), tail=(
+        "ON CONFLICT(k) DO UPDATE SET f = excluded.f, s = excluded.s, i = excluded.i"))
+    assert insert.ops([]) == []
+    hook_rows = [rows]
+    db.add_flush_hook(lambda: insert.ops(hook_rows.pop()) if hook_rows else [])
+    await db.flush()
+    with sqlite3.connect(path) as conn:
+        stored = conn.execute("SELECT k, f, s, i FROM t ORDER BY rowid").fetchall()
+    assert stored == rows
+    hook_rows.append([("k1", 0.5, "new", 9)])  # the upsert path
+    await db.flush()
+    await db.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT f, s, i FROM t WHERE k = 'k1'").fetchone() == (0.5, "new", 9)
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 3000
