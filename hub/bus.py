@@ -218,13 +218,19 @@ class EventBus:
         by_key = self._callbacks.get(etype)
         if by_key:
             key = event.key
-            for cb in (*(by_key.get(key, ()) if key is not None else ()),
-                       *by_key.get(None, ())):
-                try:  # inline, not a helper call per callback: this runs for every event
+            # the try is inline, not in a helper called per callback: this runs for every
+            # event, and keyed callbacks (the automation engine's) are the common case
+            if key is not None:
+                for cb in by_key.get(key, ()):
+                    try:
+                        cb(event)
+                    except Exception:
+                        self._failed(cb, event)
+            for cb in by_key.get(None, ()):
+                try:
                     cb(event)
                 except Exception:
-                    self.callback_errors += 1
-                    _LOG.exception("event callback %r failed on %s", cb, event.kind)
+                    self._failed(cb, event)
         subs = self._subscriptions.get(etype)
         if subs:
             for sub in subs:
@@ -270,6 +276,10 @@ class EventBus:
                 {"name": s.name, "backlog": s.backlog, "dropped": s.dropped} for s in subs
             ],
         }
+
+    def _failed(self, cb: Callback, event: Event) -> None:
+        self.callback_errors += 1
+        _LOG.exception("event callback %r failed on %s", cb, event.kind)
 
     def _remove(self, sub: Subscription) -> None:
         for t in sub.types:

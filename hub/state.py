@@ -120,7 +120,9 @@ class StateStore:
     def set(self, device_id: str, attributes: dict[str, Any], ts: float | None = None) -> int:
         """Record new values for a device; return how many actually changed."""
         now = self._clock.time() if ts is None else ts
-        current = self._states.setdefault(device_id, {})
+        current = self._states.get(device_id)
+        if current is None:
+            current = self._states[device_id] = {}
         changed = 0
         for name, value in attributes.items():
             st = current.get(name)

@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Coroutine
 from typing import Any
+
+_EAGER = sys.version_info >= (3, 12)
+
+
+def start_eager(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """A task for a request-handling coroutine that often finishes without waiting (a
+    command to a local device): on Python 3.12+ it runs at once, up to its first real wait,
+    with no trip through the loop (asyncio's eager start); a plain task before 3.12. Not for
+    anything that can start itself again synchronously (automation runs): eager starts nest.
+    The task may be done when this returns."""
+    loop = asyncio.get_running_loop()
+    if _EAGER:
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+    return asyncio.Task(coro, loop=loop)  # loop.create_task, minus a Python frame
 
 
 class BackgroundTasks:

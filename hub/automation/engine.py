@@ -788,8 +788,10 @@ class AutomationEngine:
         entry.running.append(run)
         entry.runs += 1
         entry.last_run = trace.started
-        task = asyncio.get_running_loop().create_task(
-            self._execute(run, skip_conditions or resume is not None))
+        # a plain task, never an eager one: a run that commands a device whose change
+        # triggers another run would otherwise nest runs inside runs without bound
+        task = asyncio.Task(self._execute(run, skip_conditions or resume is not None),
+                            loop=asyncio.get_running_loop())
         run.task = task  # tracked through entry.running: no per-run done callback
         return run
 

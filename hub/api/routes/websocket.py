@@ -54,6 +54,7 @@ from hub.deadlines import Deadlines
 from hub.errors import AuthError, HubError, ValidationError
 from hub.fastjson import loads
 from hub.hub import Hub
+from hub.tasks import start_eager
 
 _LOG = logging.getLogger(__name__)
 
@@ -166,14 +167,16 @@ class Connection:
     def command(self, msg: dict[str, Any]) -> None:
         """Start one command message as a task: the reader goes on at once (it waits in
         `room_for_commands` once COMMANDS_IN_FLIGHT are running). Bad fields raise at once."""
-        reject_unknown(msg, COMMAND_MESSAGE_FIELDS)
+        if not msg.keys() <= COMMAND_MESSAGE_FIELDS:
+            reject_unknown(msg, COMMAND_MESSAGE_FIELDS)
         ident = msg.get("id")
         if ident is None or isinstance(ident, bool) or not isinstance(ident, (int, str)):
             raise ValidationError("id", "expected a number or string to match the answer")
         device_id = field(msg, "device_id", str)
         command, params = command_fields(msg)
-        self._commands.add(asyncio.create_task(
-            self._run_command(ident, device_id, command, params)))
+        task = start_eager(self._run_command(ident, device_id, command, params))
+        if not task.done():  # (eager start: it may have answered already)
+            self._commands.add(task)
 
     @property
     def commands_full(self) -> bool:
