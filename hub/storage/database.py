@@ -256,6 +256,9 @@ class Database:
         await conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA secure_delete = ON")
+        # statement journals (a multi-row INSERT ... SELECT opens one) in RAM, not in temp
+        # files on the SD card
+        await conn.execute("PRAGMA temp_store = MEMORY")
         await conn.execute("PRAGMA busy_timeout = 5000")
 
     async def _run(self) -> None:
