@@ -13,13 +13,16 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_benchmark_runs_against_a_hub_process():
     out = subprocess.run(
         [sys.executable, "-m", "bench.automation", "--devices", "30", "--automations", "10",
-         "--sequential", "20", "--total", "100", "--inflight", "8", "--json", "--no-floor"],
+         "--sequential", "20", "--total", "100", "--inflight", "8", "--json", "--no-floor",
+         "--both"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["completed"] == 100
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
     assert result["triggers_per_s"] > 0
+    other = result["other"]  # --both: the same with one frame per message
+    assert 0 < other["p50_ms"] <= other["p99_ms"] and other["triggers_per_s"] > 0
 
 
 def test_in_process_figures():
