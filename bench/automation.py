@@ -10,7 +10,7 @@ Reports p50/p99 over triggers sent one at a time, and completed triggers per sec
 bounded number in flight. Run from the repository root:
 
     python -m bench.automation [--devices 1000 --automations 500 --sequential 1000 \
-        --total 10000 --inflight 256] [--netns] [--http-row]
+        --total 10000 --inflight 256] [--netns] [--both] [--http-row] [--echo-row]
 
 `--netns` runs hub and client in a fresh network namespace (needs root and iproute2); the
 default is loopback. Nothing leaves the machine either way.
@@ -40,6 +40,7 @@ from bench.common import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-password-0123456789"
+WARM_UP = 200  # triggers before each phase is timed
 
 
 def write_config(workdir: Path, port: int, pairs: int, devices: int) -> Path:
@@ -255,7 +256,7 @@ async def measure(base: str, token: str, pairs: int, sequential: int, total: int
     await client.open()
     try:
         await settle(pid)
-        for i in range(200):  # warm up: allocator, caches, sockets
+        for i in range(WARM_UP):  # allocator, caches, sockets, the heap traces will need
             await client.trigger(i % pairs, direct)
         lat = [await client.trigger(i % pairs, direct) for i in range(sequential)]
         lat.sort()
@@ -293,6 +294,64 @@ async def measure(base: str, token: str, pairs: int, sequential: int, total: int
     }
 
 
+async def measure_echo(sequential: int, total: int, inflight: int) -> dict[str, Any]:
+    """The same counts against a bare aiohttp websocket echo server in its own process
+    (bench/echo.py): one frame out, the same frame back, for each 'trigger'."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.echo", str(port),
+                                                  cwd=ROOT)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    ws = await session.ws_connect(f"http://127.0.0.1:{port}/ws")
+                    break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError("echo server did not start")
+            waiting: dict[str, asyncio.Future[float]] = {}
+
+            async def read() -> None:
+                async for msg in ws:
+                    fut = waiting.pop(msg.data, None)
+                    if fut is not None:
+                        fut.set_result(time.perf_counter())
+
+            reader = asyncio.create_task(read())
+            loop = asyncio.get_running_loop()
+
+            async def one(key: str) -> float:
+                fut = waiting[key] = loop.create_future()
+                t0 = time.perf_counter()
+                await ws.send_str(key)
+                return await asyncio.wait_for(fut, 10.0) - t0
+
+            await settle(server.pid)
+            for i in range(WARM_UP):
+                await one(f'{{"id":{i}}}')
+            lat = sorted([await one(f'{{"id":{i}}}') for i in range(sequential)])
+
+            async def worker(w: int, n: int) -> None:
+                for i in range(n):
+                    await one(f'{{"w":{w},"i":{i}}}')
+
+            workers = max(1, inflight)
+            share = [total // workers + (1 if i < total % workers else 0)
+                     for i in range(workers)]
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(w, n) for w, n in enumerate(share)))
+            elapsed = time.perf_counter() - t0
+            reader.cancel()
+            await ws.close()
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 10)
+    return {"p50_ms": statistics.median(lat) * 1000,
+            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+            "triggers_per_s": total / elapsed}
+
+
 def hub_rss_kib(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -325,6 +384,8 @@ async def run(args: argparse.Namespace, base: str, state_dir: Path, started: flo
         result["http"] = {k: http[k] for k in keys}
     result["hub_ready_s"] = ready
     result["hub_rss_mib"] = (hub_rss_kib(pid) or 0) / 1024
+    if args.echo_row:
+        result["echo"] = await measure_echo(args.sequential, args.total, args.inflight)
     return result
 
 
@@ -433,6 +494,9 @@ def main(argv: list[str] | None = None) -> int:
                         "coalesce messages)")
     p.add_argument("--both", action="store_true",
                    help="also measure with the other websocket framing (coalesced or not)")
+    p.add_argument("--echo-row", action="store_true",
+                   help="also measure a bare aiohttp websocket echo server (bench/echo.py) "
+                        "the same way: this machine's floor and its jitter")
     p.add_argument("--no-floor", action="store_true",
                    help="skip the floor: the same client commanding B directly, no automation")
     p.add_argument("--profile", metavar="FILE", help="run the hub under cProfile, stats to FILE")
@@ -480,6 +544,11 @@ def main(argv: list[str] | None = None) -> int:
            ("command to A over HTTP, throughput",
             f"{result['http']['triggers_per_s']:.0f} /s")]
           if "http" in result else []),
+        *([("bare aiohttp websocket echo, one at a time p50 / p99",
+            f"{result['echo']['p50_ms']:.3f} / {result['echo']['p99_ms']:.3f} ms"),
+           ("bare aiohttp websocket echo, messages/s",
+            f"{result['echo']['triggers_per_s']:.0f} /s")]
+          if "echo" in result else []),
         ("hub RSS after the run", f"{result['hub_rss_mib']:.1f} MiB"),
     ]
     width = max(len(r[0]) for r in rows)

@@ -14,7 +14,7 @@ def test_benchmark_runs_against_a_hub_process():
     out = subprocess.run(
         [sys.executable, "-m", "bench.automation", "--devices", "30", "--automations", "10",
          "--sequential", "20", "--total", "100", "--inflight", "8", "--json", "--no-floor",
-         "--both"],
+         "--both", "--echo-row"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -23,6 +23,8 @@ def test_benchmark_runs_against_a_hub_process():
     assert result["triggers_per_s"] > 0
     other = result["other"]  # --both: the same with one frame per message
     assert 0 < other["p50_ms"] <= other["p99_ms"] and other["triggers_per_s"] > 0
+    echo = result["echo"]  # --echo-row: a bare aiohttp websocket echo, the same counts
+    assert 0 < echo["p50_ms"] <= echo["p99_ms"] and echo["triggers_per_s"] > 0
 
 
 def test_in_process_figures():
