@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hub.bus import DeviceEvent, EventBus, StateChanged
+from hub.bus import DeviceEvent, Event, EventBus, StateChanged
 
 
 def _sc(dev: str, value: int) -> StateChanged:
@@ -79,3 +79,10 @@ async def test_listen_with_predicate_filters() -> None:
     assert sub.get_nowait() is None
     sub.close()
     assert await sub.get() is None
+
+
+def test_state_changed_json_is_the_generic_form() -> None:
+    """StateChanged spells its JSON out for speed; it must stay what every event gives."""
+    ev = StateChanged("virtual.lamp", "on", False, True, 1764136000.5)
+    assert ev.to_json() == Event.to_json(ev)
+    assert list(ev.to_json()) == list(Event.to_json(ev))  # same key order on the wire

@@ -36,7 +36,6 @@ import contextlib
 import json
 import logging
 import weakref
-from collections import OrderedDict
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -92,16 +91,17 @@ class EncodedEvents:
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._cache: OrderedDict[int, tuple[Event, str]] = OrderedDict()
+        self._cache: dict[int, tuple[Event, str]] = {}  # oldest first (insertion order)
 
     def text(self, event: Event) -> str:
-        hit = self._cache.get(id(event))
+        cache = self._cache
+        hit = cache.get(id(event))
         if hit is not None and hit[0] is event:
             return hit[1]
         text = dumps({"type": "event", "event": event.to_json()})
-        self._cache[id(event)] = (event, text)
-        if len(self._cache) > self._size:
-            self._cache.popitem(last=False)
+        cache[id(event)] = (event, text)
+        if len(cache) > self._size:
+            del cache[next(iter(cache))]
         return text
 
 
