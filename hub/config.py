@@ -62,7 +62,9 @@ class StorageConfig:
     )
     state_snapshot_interval: float = option(
         300.0, doc="Seconds between snapshots of current values (history has every change; "
-        "after a crash the newest values are replayed from it).", min=1.0
+        "after a crash the newest values are replayed from it), and between moves of newly "
+        "recorded history into the indexed table (fewer index pages written: SD wear).",
+        min=1.0
     )
     synchronous: Literal["normal", "full"] = option(
         "normal", doc="SQLite synchronous mode; normal is safe against crashes in WAL mode."

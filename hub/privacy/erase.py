@@ -47,15 +47,19 @@ async def erase_device(hub: Hub, device_id: str, batch: int) -> ErasureReport:
     if known:
         await hub.devices.remove(device_id)
     hub.states.forget(device_id)
-    await hub.db.flush()  # what was queued for it reaches the table, then goes with it
-    for table in ("history", "events"):
-        report.rows[table] = await delete_in_batches(hub.db, table, "device_id = ?",
+    await hub.db.flush()  # what was queued for it reaches the tables, then goes with it
+    report.rows["history"] = report.rows["events"] = 0
+    # history_recent: history rows staged before they move into `history`
+    for table, kind in (("history", "history"), ("history_recent", "history"),
+                        ("events", "events")):
+        report.rows[kind] += await delete_in_batches(hub.db, table, "device_id = ?",
                                                      (device_id,), batch)
     await hub.db.write("DELETE FROM states WHERE device_id = ?", (device_id,))
     await hub.db.flush()
     # anything that slipped in meanwhile (a last report from the integration)
-    report.rows["history"] += await delete_in_batches(hub.db, "history", "device_id = ?",
-                                                      (device_id,), batch)
+    for table in ("history", "history_recent"):
+        report.rows["history"] += await delete_in_batches(hub.db, table, "device_id = ?",
+                                                          (device_id,), batch)
     if not known and not any(report.rows.values()):
         raise NotFound(f"no device {device_id!r} and no data about it: nothing to erase")
     report.rows["devices"] = int(known)

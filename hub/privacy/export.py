@@ -21,6 +21,7 @@ import aiosqlite
 
 from hub.auth.principal import Principal, Role
 from hub.privacy.consent import PURPOSES
+from hub.state import HISTORY_ROWS
 
 Sink = Callable[[bytes], Awaitable[None]]
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
@@ -272,8 +273,8 @@ class _Reader:
     async def _state_history(self) -> AsyncIterator[dict[str, Any]]:
         for device_id in await self.device_ids():
             async for r in self._iter(
-                "SELECT attribute, value, ts FROM history WHERE device_id = ? ORDER BY ts, id",
-                (device_id,),
+                f"SELECT attribute, value, ts FROM ({HISTORY_ROWS}) WHERE device_id = ? "
+                "ORDER BY ts, part, id", (device_id,),
             ):
                 yield {"device_id": device_id, "attribute": r["attribute"],
                        "value": json.loads(r["value"]), "ts": r["ts"]}

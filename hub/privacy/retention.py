@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.privacy.batches import delete_in_batches
 from hub.privacy.config import RetentionConfig
+from hub.state import HISTORY_ROWS
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -73,7 +74,8 @@ class RetentionJob:
         for cls in CLASSES:
             oldest = None
             if await self._has_table(cls.table):
-                row = await self.hub.db.fetchone(f"SELECT min(ts) AS ts FROM {cls.table}")
+                source = cls.table if cls.table != "history" else f"({HISTORY_ROWS})"
+                row = await self.hub.db.fetchone(f"SELECT min(ts) AS ts FROM {source}")
                 oldest = row["ts"] if row is not None else None
             out[cls.name] = {"days": self.days(cls), "oldest": oldest}
         return {"classes": out, "interval": self.config.interval, "batch": self.config.batch,
@@ -83,6 +85,7 @@ class RetentionJob:
         """Purge everything past its age now, batch by batch; return rows deleted per class."""
         now = self.hub.clock.time()
         deleted: dict[str, int] = {}
+        await self.hub.states.merge_history()  # staged rows too (history_recent, hub/state.py)
         for cls in CLASSES:
             if not await self._has_table(cls.table):
                 continue

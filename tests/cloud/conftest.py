@@ -14,6 +14,7 @@ from hub.cloud.remote import CloudPeer
 from hub.cloud.sources import CLOUD_SYNC, REMOTE_ACCESS, MemoryConsent, MemorySecrets
 from hub.config import load_config
 from hub.hub import Hub
+from hub.state import HISTORY_ROWS
 from tests.conftest import hygiene, write_config
 from tests.doubles import mosquitto
 
@@ -105,8 +106,9 @@ def history_values(db_path: Path, device_id: str, attribute: str) -> list[Any]:
 
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT value FROM history WHERE device_id = ? AND attribute = ? "
-                            "ORDER BY id", (device_id, attribute)).fetchall()
+        rows = conn.execute(f"SELECT value FROM ({HISTORY_ROWS}) WHERE device_id = ? "
+                            "AND attribute = ? ORDER BY part, id", (device_id, attribute)
+                            ).fetchall()
     finally:
         conn.close()
     return [json.loads(r[0]) for r in rows]

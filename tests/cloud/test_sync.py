@@ -10,6 +10,7 @@ import aiomqtt
 
 from hub.cloud.crypto import open_envelope
 from hub.cloud.sources import CLOUD_SYNC, REMOTE_ACCESS, MemoryConsent, NoConsent
+from hub.state import HISTORY_ROWS
 from tests.cloud.conftest import USERS, cloud_section, pairing_for, peer
 
 BUTTON = {"type": "event", "device": "virtual.button", "event": "press"}
@@ -212,7 +213,8 @@ async def test_outbox_row_commits_with_history_row(broker, make_hub, loop_hygien
         assert hub.cloud.outbox.depth == depth + 2  # the stream message + retained state
         conn = sqlite3.connect(hub.db.path)
         try:
-            hist = conn.execute("SELECT COUNT(*) FROM history WHERE value = '42.0'").fetchone()
+            hist = conn.execute(f"SELECT COUNT(*) FROM ({HISTORY_ROWS}) WHERE value = '42.0'"
+                                ).fetchone()
             seq = conn.execute("SELECT value FROM cloud_meta WHERE key = 'seq'").fetchone()
         finally:
             conn.close()

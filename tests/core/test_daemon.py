@@ -141,6 +141,10 @@ def test_sigterm_flushes_everything_acknowledged(tmp_path: Path) -> None:
     assert json.loads(current[0]) == 49.5
 
 
+# history rows, merged or still staged (hub/state.py: history_recent)
+ALL_HISTORY = "SELECT (SELECT count(*) FROM history) + (SELECT count(*) FROM history_recent)"
+
+
 @pytest.mark.parametrize("round_", range(2))
 def test_kill_9_during_writes_keeps_every_committed_row(tmp_path: Path, round_: int) -> None:
     config, port = _config(tmp_path, commit_interval=0.02)
@@ -155,14 +159,14 @@ def test_kill_9_during_writes_keeps_every_committed_row(tmp_path: Path, round_: 
                      {"command": "set", "params": {"value": float(i)}}, headers)
             if i % 50 == 0:
                 with sqlite3.connect(db) as conn:  # what is committed is visible to others
-                    committed = conn.execute("SELECT count(*) FROM history").fetchone()[0]
+                    committed = conn.execute(ALL_HISTORY).fetchone()[0]
         proc.send_signal(signal.SIGKILL)  # mid-stream: the writer is busy with batches
         proc.wait(timeout=10)
     finally:
         _end(proc)
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        after = conn.execute("SELECT count(*) FROM history").fetchone()[0]
+        after = conn.execute(ALL_HISTORY).fetchone()[0]
     assert committed > 0 and after >= committed
     # and the hub opens the same database again and carries on
     proc = _start(config)
