@@ -21,7 +21,6 @@ import aiosqlite
 
 from hub.auth.principal import Principal, Role
 from hub.privacy.consent import PURPOSES
-from hub.state import HISTORY_ROWS
 
 Sink = Callable[[bytes], Awaitable[None]]
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
@@ -272,12 +271,15 @@ class _Reader:
 
     async def _state_history(self) -> AsyncIterator[dict[str, Any]]:
         for device_id in await self.device_ids():
-            async for r in self._iter(
-                f"SELECT attribute, value, ts FROM ({HISTORY_ROWS}) WHERE device_id = ? "
-                "ORDER BY ts, part, id", (device_id,),
-            ):
-                yield {"device_id": device_id, "attribute": r["attribute"],
-                       "value": json.loads(r["value"]), "ts": r["ts"]}
+            # merged rows in index order, then the staged ones (recorded after them): two
+            # streams, no sort of a whole device's history in memory
+            for table, order in (("history", "ts, id"), ("history_recent", "id")):
+                async for r in self._iter(
+                    f"SELECT attribute, value, ts FROM {table} WHERE device_id = ? "
+                    f"ORDER BY {order}", (device_id,),
+                ):
+                    yield {"device_id": device_id, "attribute": r["attribute"],
+                           "value": json.loads(r["value"]), "ts": r["ts"]}
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
         ids = set(await self.device_ids())

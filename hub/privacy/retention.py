@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from hub.privacy.batches import delete_in_batches
 from hub.privacy.config import RetentionConfig
-from hub.state import HISTORY_ROWS
 
 if TYPE_CHECKING:
     from hub.hub import Hub
@@ -74,7 +73,10 @@ class RetentionJob:
         for cls in CLASSES:
             oldest = None
             if await self._has_table(cls.table):
-                source = cls.table if cls.table != "history" else f"({HISTORY_ROWS})"
+                # history: staged rows too; min() of each table alone stays an index lookup
+                source = cls.table if cls.table != "history" else (
+                    "(SELECT min(ts) AS ts FROM history "
+                    "UNION ALL SELECT min(ts) FROM history_recent)")
                 row = await self.hub.db.fetchone(f"SELECT min(ts) AS ts FROM {source}")
                 oldest = row["ts"] if row is not None else None
             out[cls.name] = {"days": self.days(cls), "oldest": oldest}

@@ -115,6 +115,10 @@ class Database:
         # A batch's index pages must stay in cache until COMMIT: when they spill mid-
         # transaction they are written to the WAL again and again (measured: 20x the bytes).
         await self._write.execute(f"PRAGMA cache_size = -{self.writer_cache_kib}")
+        # The writer's statement journals (a multi-row INSERT ... SELECT opens one) in RAM,
+        # not in temp files on the SD card; they hold a batch's changed pages at most.
+        # (Readers keep file-backed temp storage: a large export's sort stays off the heap.)
+        await self._write.execute("PRAGMA temp_store = MEMORY")
         self._read = await aiosqlite.connect(self.path, isolation_level=None)
         await self._configure(self._read)
         await self._read.execute("PRAGMA query_only = ON")
@@ -256,9 +260,6 @@ class Database:
         await conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA secure_delete = ON")
-        # statement journals (a multi-row INSERT ... SELECT opens one) in RAM, not in temp
-        # files on the SD card
-        await conn.execute("PRAGMA temp_store = MEMORY")
         await conn.execute("PRAGMA busy_timeout = 5000")
 
     async def _run(self) -> None:
