@@ -253,6 +253,28 @@ async def test_sign_in_history_is_per_user(client_for) -> None:
     assert r.status == 400 and (await r.json())["error"]["field"] == "limit"
 
 
+async def test_owner_reads_an_accounts_sign_in_history_and_it_is_audited(
+        api_client, client_for, hub) -> None:
+    anon = await client_for(None)
+    mia = await client_for(Role.MEMBER, username="mia")
+    admin = await client_for(Role.ADMIN, username="ada")
+    await login(anon, "mia", "wrong password")
+    await login(anon, "mia")
+    mia_id = (await (await mia.get("/api/users/me")).json())["id"]
+    r = await api_client.get(f"/api/users/{mia_id}/logins?limit=1")
+    assert r.status == 200, await r.text()
+    assert [x["ok"] for x in (await r.json())["logins"]] == [True]  # newest first, limited
+    r = await api_client.get(f"/api/users/{mia_id}/logins")
+    assert [x["ok"] for x in (await r.json())["logins"]] == [True, False]
+    for other in (mia, admin):  # only the owner looks at someone else's
+        assert (await other.get(f"/api/users/{mia_id}/logins")).status == 403
+    assert (await api_client.get("/api/users/nobody/logins")).status == 404
+    bad = await api_client.get(f"/api/users/{mia_id}/logins?limit=0")
+    assert bad.status == 400 and (await bad.json())["error"]["field"] == "limit"
+    reads = [e for e in await hub.audit.entries() if e.action == "user.logins.read"]
+    assert len(reads) == 2 and all(e.target == mia_id for e in reads)  # the 2 answered
+
+
 async def test_users_crud_roles_and_last_owner(api_client, client_for, hub) -> None:
     r = await api_client.post("/api/users", json={
         "username": "kid", "password": "long enough", "role": "guest", "is_minor": True,

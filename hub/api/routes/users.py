@@ -59,15 +59,30 @@ async def get_me(request: web.Request) -> web.Response:
     return json_response(request.app[HUB_KEY].auth.user(principal(request).user_id).to_json())
 
 
+LOGINS_QUERY = {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}}
+LOGINS_SCHEMA = obj(["logins"], logins=array(obj(
+    ["ts", "address", "ok"], ts=NUM, address=nullable(STR), ok=BOOL, reason=nullable(STR))))
+
+
 @requires(Role.GUEST)
 @describe("My sign-in history: when, from where, ok or failed", tags=("users",),
-          query={"limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
-          response=obj(["logins"], logins=array(obj(
-              ["ts", "address", "ok"], ts=NUM, address=nullable(STR), ok=BOOL,
-              reason=nullable(STR)))))
+          query=LOGINS_QUERY, response=LOGINS_SCHEMA)
 async def my_logins(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, lo=1, hi=1000)
     rows = await request.app[HUB_KEY].auth.logins(principal(request).user_id, limit)
+    return json_response({"logins": rows})
+
+
+@requires(Role.OWNER)
+@describe("An account's sign-in history (owner; each look is in the audit log)",
+          tags=("users",), errors=(404,), query=LOGINS_QUERY, response=LOGINS_SCHEMA)
+async def user_logins(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    user = hub.auth.user(request.match_info["user_id"])  # 404 for an unknown account
+    limit = query_int(request, "limit", 100, lo=1, hi=1000)
+    rows = await hub.auth.logins(user.id, limit)
+    # reading someone else's personal data is itself recorded
+    await hub.audit.record(principal(request).user_id, "user.logins.read", user.id)
     return json_response({"logins": rows})
 
 
@@ -225,6 +240,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/users/me/logins", my_logins)
     r.add_post("/api/users/me/password", change_my_password)
     r.add_get("/api/users/{user_id}", get_user)
+    r.add_get("/api/users/{user_id}/logins", user_logins)
     r.add_patch("/api/users/{user_id}", patch_user)
     r.add_delete("/api/users/{user_id}", delete_user)
     r.add_post("/api/users/{user_id}/totp", begin_totp)
