@@ -188,6 +188,31 @@ async def test_every_page_renders_without_errors(browser, running_hub: RunningHu
     await context.close()
 
 
+async def test_owner_reads_another_accounts_sign_ins(browser, running_hub: RunningHub) -> None:
+    running_hub.request("POST", "/api/users", {"username": "mia", "password": "mia's long pass",
+                                               "role": "member"})
+    for password in ("wrong password", "mia's long pass"):  # one failed, one good sign-in
+        try:
+            running_hub.request("POST", "/api/auth/login",
+                                {"username": "mia", "password": password}, token="")
+        except OSError:  # urllib raises on the 401
+            pass
+    context, page, watch = await open_page(browser, running_hub)
+    await sign_in(page, running_hub, totp=False)
+    await page.goto(running_hub.url + "/#/users")
+    await page.click('tr[data-user="mia"] button')
+    rows = page.locator("#user-logins tbody tr")
+    await expect(rows).to_have_count(2)
+    assert "Sign-in history of mia" in await page.inner_text("#user-logins h2")
+    assert [await c.inner_text() for c in await page.locator(
+        "#user-logins tbody tr td:last-child").all()] == ["ok", "failed"]
+    await screenshot(page, "21-user-sign-ins")
+    audit = running_hub.request("GET", "/api/audit?action=user.logins.read")
+    assert len(audit["entries"]) == 1, audit
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
+
+
 async def test_wifi_networks_add_list_delete(browser, running_hub: RunningHub) -> None:
     context, page, watch = await open_page(browser, running_hub)
     await sign_in(page, running_hub, totp=False)

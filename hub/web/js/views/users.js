@@ -9,19 +9,33 @@ export default async function users({ main, me }) {
   if (meNow && meNow.role === "owner") {
     try {
       const list = items(await get("/api/users"), "users");
+      // someone else's sign-ins, on request only (each look is written to the audit log)
+      const theirs = h("section", { id: "user-logins", "aria-live": "polite" });
+      const show = async (u) => {
+        try {
+          const rows = items(await get(`/api/users/${encodeURIComponent(u.id)}/logins`), "logins");
+          theirs.replaceChildren(h("h2", {}, `Sign-in history of ${u.username}`), loginTable(rows));
+        } catch (err) { theirs.replaceChildren(errorBox(err)); }
+      };
       parts.push(h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {},
-        ["User", "Role", "Two-step", "Minor"].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, list.map((u) => h("tr", {}, h("td", {}, u.username), h("td", {}, u.role),
-        h("td", {}, u.totp_enabled ? "on" : "off"), h("td", {}, u.is_minor ? "yes" : "")))))));
+        ["User", "Role", "Two-step", "Minor", ""].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, list.map((u) => h("tr", { "data-user": u.username }, h("td", {}, u.username),
+        h("td", {}, u.role), h("td", {}, u.totp_enabled ? "on" : "off"), h("td", {}, u.is_minor ? "yes" : ""),
+        h("td", {}, h("button", { type: "button", class: "secondary", onclick: () => show(u) }, "Sign-ins"))))))),
+      theirs);
     } catch (err) { parts.push(errorBox(err)); }
   }
   let logins = [];
   try { logins = items(await get("/api/users/me/logins"), "logins"); } catch (err) { parts.push(errorBox(err)); }
-  parts.push(h("h2", {}, "Your sign-in history"), h("div", { class: "scroll" }, h("table", { id: "logins" },
-    h("tbody", {}, logins.map((l) => h("tr", {}, h("td", {}, when(l.ts)), h("td", {}, l.address || ""),
-      h("td", { class: l.ok ? "ok" : "bad" }, l.ok ? "ok" : "failed")))))));
+  parts.push(h("h2", {}, "Your sign-in history"), loginTable(logins, "logins"));
   parts.push(totpSection(meNow));
   mount(main, parts);
+}
+
+function loginTable(logins, id) {
+  return h("div", { class: "scroll" }, h("table", id ? { id } : {},
+    h("tbody", {}, logins.map((l) => h("tr", {}, h("td", {}, when(l.ts)), h("td", {}, l.address || ""),
+      h("td", { class: l.ok ? "ok" : "bad" }, l.ok ? "ok" : "failed"))))));
 }
 
 function totpSection(me) {
