@@ -124,6 +124,7 @@ class PrivacyCenter:
         self._loop = asyncio.get_running_loop()
         self._undo.append(egress.install_process_hook(self.egress))
         self._tasks.append(asyncio.create_task(self._report_denials(), name="egress-audit"))
+        await self.retention.load()
         self.retention.start()
         self._spawn(self.verify_audit())  # a log edited while the hub was down shows now
 

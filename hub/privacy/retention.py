@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hub.errors import ValidationError
 from hub.privacy.batches import delete_in_batches
 from hub.privacy.config import RetentionConfig
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 DAY = 86_400.0
+MAX_DAYS = 36_500.0  # a hundred years: the largest age the owner can set
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +53,24 @@ class RetentionJob:
         self.config = config
         self._audit = audit
         self._task: asyncio.Task[None] | None = None
+        self._soon: asyncio.Task[Any] | None = None
         self.last_run: float | None = None
         self.last_deleted: dict[str, int] = {}
+        self._set: dict[str, float] = {}  # class -> days the owner set (over the config)
+
+    async def load(self) -> None:
+        for row in await self.hub.db.fetchall("SELECT class, days FROM privacy_retention"):
+            self._set[row["class"]] = float(row["days"])
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="privacy-retention")
 
     async def stop(self) -> None:
+        for task in (self._soon,):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -65,7 +78,51 @@ class RetentionJob:
             self._task = None
 
     def days(self, cls: DataClass) -> float:
+        return self._set.get(cls.name, self.configured(cls))
+
+    def configured(self, cls: DataClass) -> float:
         return float(getattr(self.config, cls.config_field))
+
+    @staticmethod
+    def least(cls: DataClass) -> float:
+        """The shortest age allowed for a class (the config option's own minimum)."""
+        meta = RetentionConfig.__dataclass_fields__[cls.config_field].metadata
+        return float(meta.get("min") or 0.01)
+
+    async def set_days(self, changes: dict[str, float | None], actor: str | None) -> None:
+        """Set (a number) or reset to the config's value (None) the age of some classes,
+        durably and audited; a purge with the new ages starts right away. Checked first:
+        an unknown class or an age out of bounds changes nothing (ValidationError)."""
+        by_name = {c.name: c for c in CLASSES}
+        for name, days in changes.items():
+            cls = by_name.get(name)
+            if cls is None:
+                raise ValidationError(name, f"unknown data class (known: {', '.join(by_name)})")
+            if days is not None and not self.least(cls) <= days <= MAX_DAYS:
+                raise ValidationError(
+                    name, f"expected days between {self.least(cls):g} and {MAX_DAYS:g}")
+        now = self.hub.clock.time()
+        await self.hub.db.write_script([
+            ("DELETE FROM privacy_retention WHERE class = ?", (name,)) if days is None else
+            ("INSERT INTO privacy_retention(class, days, by_user, ts) VALUES(?, ?, ?, ?) "
+             "ON CONFLICT(class) DO UPDATE SET days = excluded.days, "
+             "by_user = excluded.by_user, ts = excluded.ts", (name, float(days), actor, now))
+            for name, days in changes.items()])
+        for name, days in changes.items():
+            if days is None:
+                self._set.pop(name, None)
+            else:
+                self._set[name] = float(days)
+        await self._audit(actor, "privacy.retention.set", None, {
+            name: days for name, days in changes.items()})
+        if self._soon is None or self._soon.done():
+            self._soon = asyncio.create_task(self._purge_soon(), name="privacy-retention-now")
+
+    async def _purge_soon(self) -> None:
+        try:
+            await self.run_once()
+        except Exception:
+            _LOG.exception("retention purge after a change failed; the next run retries")
 
     async def status(self) -> dict[str, Any]:
         """Configured ages and the oldest record kept, per class."""
@@ -79,7 +136,10 @@ class RetentionJob:
                     "UNION ALL SELECT min(ts) FROM history_recent)")
                 row = await self.hub.db.fetchone(f"SELECT min(ts) AS ts FROM {source}")
                 oldest = row["ts"] if row is not None else None
-            out[cls.name] = {"days": self.days(cls), "oldest": oldest}
+            out[cls.name] = {"days": self.days(cls), "oldest": oldest,
+                             "configured": self.configured(cls),
+                             "set_by_owner": cls.name in self._set,
+                             "min": self.least(cls), "max": MAX_DAYS}
         return {"classes": out, "interval": self.config.interval, "batch": self.config.batch,
                 "last_run": self.last_run, "last_deleted": self.last_deleted}
 

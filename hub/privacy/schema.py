@@ -33,5 +33,11 @@ SCHEMA = Schema(
             last_hash TEXT NOT NULL, ts REAL NOT NULL
         );
         """,
+        # v2: retention ages the owner set in the dashboard or the API (over the config's)
+        """
+        CREATE TABLE privacy_retention(
+            class TEXT PRIMARY KEY, days REAL NOT NULL, by_user TEXT, ts REAL NOT NULL
+        );
+        """,
     ),
 )

@@ -213,6 +213,28 @@ async def test_owner_reads_another_accounts_sign_ins(browser, running_hub: Runni
     await context.close()
 
 
+async def test_owner_edits_retention_ages(browser, running_hub: RunningHub) -> None:
+    context, page, watch = await open_page(browser, running_hub)
+    await sign_in(page, running_hub, totp=False)
+    await page.goto(running_hub.url + "/#/privacy")
+    days = page.locator('#retention-form input[name="events"]')
+    await expect(days).to_have_value("30")
+    await days.fill("0.001")  # below the minimum: the browser refuses it before the hub
+    await page.click("#retention-form button[type=submit]")
+    assert not await days.evaluate("(el) => el.checkValidity()")
+    await days.fill("12.5")
+    await page.click("#retention-form button[type=submit]")
+    row = page.locator('#retention tr[data-class="events"]')
+    await expect(row).to_contain_text("set here (config: 30)")
+    status = running_hub.request("GET", "/api/privacy/retention")["classes"]
+    assert status["events"]["days"] == 12.5 and status["events"]["set_by_owner"] is True
+    assert status["history"]["set_by_owner"] is False  # unchanged fields are not sent
+    await screenshot(page, "22-retention")
+    running_hub.request("PATCH", "/api/privacy/retention", {"events": None})  # as it was
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
+
+
 async def test_wifi_networks_add_list_delete(browser, running_hub: RunningHub) -> None:
     context, page, watch = await open_page(browser, running_hub)
     await sign_in(page, running_hub, totp=False)

@@ -130,6 +130,52 @@ async def test_retention_api(api_client) -> None:
     assert body["classes"]["sign_ins"]["days"] == 90
 
 
+async def test_owner_sets_retention_ages_checked_persisted_and_applied(
+        api_client, client_for, hub) -> None:
+    """PATCH /api/privacy/retention: ages within bounds, null back to the config's, stored,
+    audited, and a purge with the new age starts at once."""
+    from hub.auth.principal import Role
+
+    admin = await client_for(Role.ADMIN)
+    now = hub.clock.time()
+    hub.db.enqueue_many("INSERT INTO history(device_id, attribute, value, ts) VALUES(?,?,?,?)",
+                        [("temp", "t", "1", now - 3 * 86_400), ("temp", "t", "2", now)])
+    await hub.db.flush()
+    bad = [({}, None), ({"history": 0.001}, "history"), ({"audit": 0.5}, "audit"),
+           ({"history": "3"}, "history"), ({"history": True}, "history"),
+           ({"histroy": 2}, "histroy"), ({"sign_ins": 1e9}, "sign_ins")]
+    for body, where in bad:
+        r = await api_client.patch("/api/privacy/retention", json=body)
+        assert r.status == 400, (body, await r.text())
+        assert (await r.json())["error"].get("field") == where, body
+    assert (await admin.patch("/api/privacy/retention", json={"history": 2})).status == 403
+    assert (await hub.privacy.retention.status())["classes"]["history"]["days"] == 10
+    r = await api_client.patch("/api/privacy/retention", json={"history": 2, "events": 7.5})
+    assert r.status == 200, await r.text()
+    classes = (await r.json())["classes"]
+    assert classes["history"]["days"] == 2 and classes["history"]["set_by_owner"]
+    assert classes["history"]["configured"] == 10
+    assert classes["events"]["days"] == 7.5 and classes["audit"]["min"] == 1
+    job = hub.privacy.retention
+    assert job._soon is not None
+    await job._soon  # the purge with the new ages
+    left = await hub.db.fetchone("SELECT count(*) AS n FROM history WHERE device_id = 'temp'")
+    assert left["n"] == 1  # the 3-day-old row went
+    assert len([e for e in await hub.audit.entries()
+                if e.action == "privacy.retention.set"]) == 1
+    job._set.clear()
+    await job.load()  # what a restart reads back
+    assert job._set == {"history": 2.0, "events": 7.5}
+    r = await api_client.patch("/api/privacy/retention", json={"history": None})
+    assert (await r.json())["classes"]["history"] == {
+        **classes["history"], "days": 10, "set_by_owner": False,
+        "oldest": (await job.status())["classes"]["history"]["oldest"]}
+    await job._soon
+    job._set.clear()
+    await job.load()
+    assert job._set == {"events": 7.5}
+
+
 async def test_restriction_survives_restart(tmp_path) -> None:
     cfg = write_config(tmp_path)
     async with hygiene():

@@ -15,6 +15,7 @@ from hub.api.spec import BOOL, INT, NUM, STR, array, describe, nullable, obj
 from hub.auth.principal import Principal, Role
 from hub.errors import AuthError, TooManyRequests, ValidationError
 from hub.privacy.consent import PURPOSES, check_purpose
+from hub.privacy.retention import CLASSES, MAX_DAYS, RetentionJob
 
 _LOG = logging.getLogger(__name__)
 
@@ -247,6 +248,28 @@ async def get_retention(request: web.Request) -> web.Response:
     return json_response(await request.app[HUB_KEY].privacy.retention.status())
 
 
+@requires(Role.OWNER)
+@describe("Set how long a class of data is kept (null: back to the config's value); the "
+          "purge with the new ages starts at once", tags=("privacy",), errors=(400,),
+          body={**obj(**{c.name: {"type": ["number", "null"],
+                                   "minimum": RetentionJob.least(c), "maximum": MAX_DAYS}
+                         for c in CLASSES}), "minProperties": 1},
+          response=obj(["classes"], extra=True, classes=obj(extra=True)))
+async def patch_retention(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    if not body:
+        raise ValidationError(None, "expected at least one data class: "
+                              + ", ".join(c.name for c in CLASSES))
+    changes: dict[str, float | None] = {}
+    for name, value in body.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValidationError(name, "expected a number of days or null")
+        changes[name] = value
+    retention = request.app[HUB_KEY].privacy.retention
+    await retention.set_days(changes, who(request).user_id)
+    return json_response(await retention.status())
+
+
 LOGIN_PATH = "/api/auth/login"
 
 
@@ -281,5 +304,6 @@ def setup(app: web.Application) -> None:
     r.add_put("/api/privacy/restrictions/devices/{device_id}", put_device_restriction)
     r.add_put("/api/privacy/restrictions/users/{user_id}", put_user_restriction)
     r.add_get("/api/privacy/retention", get_retention)
+    r.add_patch("/api/privacy/retention", patch_retention)
     r.add_post("/api/privacy/export", post_export)
     r.add_post("/api/privacy/erase", post_erase)

@@ -112,12 +112,40 @@ function erasure() {
 }
 
 async function retention() {
-  let data;
-  try { data = await get("/api/privacy/retention"); } catch (err) { return errorBox(err); }
-  const classes = Object.entries(data.classes || {}).map(([name, v]) => ({ name, ...v }));
-  return h("section", {}, h("h2", {}, "Retention"), h("table", {}, h("tbody", {},
-    classes.map((c) => h("tr", {}, h("td", {}, c.name), h("td", {}, `${c.days} days`),
-      h("td", { class: "muted" }, `oldest: ${c.oldest ? when(c.oldest) : "none"}`))))));
+  const box = h("section", { id: "retention" });
+  const out = h("div", { "aria-live": "polite" });
+  async function refresh(data) {
+    try { data = data || await get("/api/privacy/retention"); }
+    catch (err) { mount(box, h("h2", {}, "Retention"), errorBox(err)); return; }
+    const classes = Object.entries(data.classes || {}).map(([name, v]) => ({ name, ...v }));
+    const inputs = {};
+    const rows = classes.map((c) => {
+      const input = h("input", { type: "number", name: c.name, value: c.days, required: true,
+        min: c.min ?? 0.01, max: c.max ?? 36500, step: "any", inputmode: "decimal" });
+      inputs[c.name] = input;
+      return h("tr", { "data-class": c.name }, h("th", { scope: "row" }, c.name),
+        h("td", {}, field("days", input)),
+        h("td", { class: "muted" }, c.set_by_owner ? `set here (config: ${c.configured})` : "from the config"),
+        h("td", { class: "muted" }, `oldest: ${c.oldest ? when(c.oldest) : "none"}`));
+    });
+    const form = h("form", { id: "retention-form", class: "wide", onsubmit: async (e) => {
+      e.preventDefault();
+      const changes = {};
+      for (const c of classes) {
+        const days = Number(inputs[c.name].value);
+        if (days !== c.days) changes[c.name] = days;
+      }
+      if (!Object.keys(changes).length) { toast("Nothing changed"); return; }
+      try { const fresh = await patch("/api/privacy/retention", changes); toast("Saved; older data is being deleted"); refresh(fresh); }
+      catch (err) { out.replaceChildren(errorBox(err)); }
+    } }, h("div", { class: "scroll" }, h("table", {}, h("tbody", {}, rows))),
+    h("button", { type: "submit" }, "Save"));
+    mount(box, h("h2", {}, "Retention"),
+      h("p", { class: "muted" }, "How long each kind of data is kept. Shorter ages delete older data right away."),
+      form, out);
+  }
+  await refresh();
+  return box;
 }
 
 async function audit() {
