@@ -87,6 +87,7 @@ class MdnsDiscovery:
         self.interfaces: dict[str, list[str]] = {}
         self.zc: Any = None
         self._browser: Any = None
+        self._liveness: Any = None  # SrvLiveness while open
         self._resolving: dict[str, asyncio.Task[None]] = {}
         self._tasks = BackgroundTasks(_LOG, logging.WARNING)
         self._hub_info: Any = None
@@ -172,6 +173,10 @@ class MdnsDiscovery:
             return
         types = self.service.index.mdns_types
         if types:
+            from hub.discovery.mdns_liveness import SrvLiveness
+
+            self._liveness = SrvLiveness(self.zc.zeroconf, self._vanished)
+            self.zc.zeroconf.async_add_listener(self._liveness, None)
             self._browser = AsyncServiceBrowser(self.zc.zeroconf, types,
                                                 handlers=[self._on_change])
         self.state, self.reason = "running", None
@@ -183,7 +188,11 @@ class MdnsDiscovery:
     async def _close(self) -> None:
         zc, self.zc = self.zc, None
         browser, self._browser = self._browser, None
+        liveness, self._liveness = self._liveness, None
         self._hub_info = None
+        if liveness is not None and zc is not None:
+            liveness.close()
+            zc.zeroconf.async_remove_listener(liveness)
         if browser is not None:
             with contextlib.suppress(Exception):
                 await browser.async_cancel()
@@ -199,6 +208,8 @@ class MdnsDiscovery:
         if pending is not None:
             pending.cancel()
         if state_change is ServiceStateChange.Removed:
+            if self._liveness is not None:
+                self._liveness.forget(name)
             self.service.handle_mdns(MdnsService(service_type, name, None, (), None, {}),
                                      removed=True)
             return
@@ -235,6 +246,15 @@ class MdnsDiscovery:
         self.service.handle_mdns(MdnsService(
             type=service_type, name=name, host=info.server, addresses=addresses,
             port=info.port, txt=txt))
+        if self._liveness is not None:
+            self._liveness.track(service_type, name)
+
+    def _vanished(self, service_type: str, name: str) -> None:
+        """Its SRV record expired unanswered: gone without a goodbye (hub/discovery/
+        mdns_liveness.py)."""
+        _LOG.info("mDNS service %s stopped answering: lost", name)
+        self.service.handle_mdns(MdnsService(service_type, name, None, (), None, {}),
+                                 removed=True)
 
     async def _register_hub(self) -> None:
         from zeroconf.asyncio import AsyncServiceInfo

@@ -4,7 +4,7 @@ Run inside the device's network namespace:
   ip netns exec NS python -m tests.discovery.mdns_device 10.77.0.2
 Commands (one JSON object per line); each answers one JSON line when done:
   {"op": "register", "name": "Lamp", "type": "_uone._tcp.local.", "port": 8080,
-   "txt": {"did": "..."}}                         -> {"ok": true, "name": "Lamp._uone..."}
+   "txt": {"did": "..."}, "ttl"?: 3}              -> {"ok": true, "name": "Lamp._uone..."}
   {"op": "update", "txt": {...}, "addresses"?: [...]} -> {"ok": true}
   {"op": "unregister"}                            -> {"ok": true}   (goodbye packets)
   {"op": "browse", "type": "_uone-hub._tcp.local.", "timeout": 5}
@@ -37,10 +37,12 @@ async def main(address: str) -> None:
             op = cmd["op"]
             out: dict[str, Any] = {"ok": True}
             if op == "register":
+                ttl = cmd.get("ttl")  # short record TTLs, to test expiry without goodbye
                 info = AsyncServiceInfo(
                     cmd["type"], f"{cmd['name']}.{cmd['type']}", port=cmd["port"],
                     properties=cmd["txt"], server=f"{cmd.get('host', 'uone-dev')}.local.",
-                    addresses=[socket.inet_aton(address)])
+                    addresses=[socket.inet_aton(address)],
+                    **({"host_ttl": ttl, "other_ttl": ttl} if ttl else {}))
                 await (await zc.async_register_service(info))
                 out["name"] = info.name
             elif op == "update" and info is not None:

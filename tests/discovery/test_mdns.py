@@ -99,6 +99,44 @@ async def test_device_added_updated_removed_over_a_veth(api_client, hub: Hub,
     assert hub.discovery.stats.mdns_removed >= 1
 
 
+async def test_device_that_vanishes_without_goodbye_is_lost_when_its_records_expire(
+        api_client, hub: Hub, lan: netns.Lan) -> None:
+    """A device that loses power sends no goodbye. With 3 s TTLs: while it answers the hub's
+    re-queries it stays present across several TTLs; once dead, its SRV record expires and
+    it is lost (zeroconf alone would wait for the PTR record: at least 1,125 s)."""
+    import asyncio
+
+    lost: list[DiscoveryEvent] = []
+    hub.bus.subscribe(DiscoveryLost, lost.append)
+    async with netns.mdns_device(lan.dev_ns, lan.dev_ip) as device:
+        reply = await device.send(op="register", name="Cellar plug", type="_uone._tcp.local.",
+                                  port=8080, txt={**TXT, "did": "uone-00aa00bb00cc00dd"},
+                                  ttl=3)
+        assert reply["ok"]
+
+        async def found() -> dict[str, Any] | None:
+            body = await (await api_client.get("/api/discovered?source=mdns")).json()
+            return body["discovered"][0] if body["discovered"] else None
+
+        item = await wait_for(found, within=10)
+        assert item["present"] is True
+        await asyncio.sleep(12)  # four TTLs and a cache sweep: alive, so still present
+        assert (await discovered(api_client, item["id"]))["present"] is True
+        assert lost == []
+        device.proc.kill()  # a power cut: no goodbye packets
+        await device.proc.wait()
+        t0 = asyncio.get_running_loop().time()
+
+        async def gone() -> bool:
+            got = await discovered(api_client, item["id"])
+            return got is not None and got["present"] is False
+
+        await wait_for(gone, within=20)  # the TTL, then zeroconf's 10 s cache sweep at most
+        took = asyncio.get_running_loop().time() - t0
+    assert [e.id for e in lost] == [item["id"]]
+    assert took < 15, took
+
+
 async def test_hub_advertises_itself_with_port_version_and_fingerprint(
     hub: Hub, lan: netns.Lan,
 ) -> None:
