@@ -203,14 +203,10 @@ class StateStore:
     ) -> list[dict[str, Any]]:
         lo = since if since is not None else 0.0
         hi = until if until is not None else 1e18
-        rows = await self._db.fetchall(
-            "SELECT attribute, value, ts FROM ("
-            "SELECT 0 AS part, id, attribute, value, ts FROM history"
-            " WHERE device_id = ? AND ts >= ? AND ts <= ?"
-            " UNION ALL SELECT 1 AS part, id, attribute, value, ts FROM history_recent"
-            " WHERE device_id = ? AND ts >= ? AND ts <= ?"
-            ") ORDER BY ts, part, id LIMIT ?",
-            (device_id, lo, hi, device_id, lo, hi, limit),
+        rows = await self._db.fetchall(  # (SQLite pushes the WHERE into both tables)
+            f"SELECT attribute, value, ts FROM ({HISTORY_ROWS}) WHERE device_id = ? "
+            "AND ts >= ? AND ts <= ? ORDER BY ts, part, id LIMIT ?",
+            (device_id, lo, hi, limit),
         )
         return [{"attribute": r["attribute"], "value": json.loads(r["value"]), "ts": r["ts"]}
                 for r in rows]
