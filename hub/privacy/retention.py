@@ -66,11 +66,10 @@ class RetentionJob:
         self._task = asyncio.create_task(self._loop(), name="privacy-retention")
 
     async def stop(self) -> None:
-        for task in (self._soon,):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._soon is not None and not self._soon.done():
+            self._soon.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._soon
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -113,12 +112,14 @@ class RetentionJob:
                 self._set.pop(name, None)
             else:
                 self._set[name] = float(days)
-        await self._audit(actor, "privacy.retention.set", None, {
-            name: days for name, days in changes.items()})
-        if self._soon is None or self._soon.done():
-            self._soon = asyncio.create_task(self._purge_soon(), name="privacy-retention-now")
+        await self._audit(actor, "privacy.retention.set", None, dict(changes))
+        # after a purge still running (it may have read the old ages), never beside it
+        self._soon = asyncio.create_task(self._purge_soon(self._soon),
+                                         name="privacy-retention-now")
 
-    async def _purge_soon(self) -> None:
+    async def _purge_soon(self, after: asyncio.Task[Any] | None) -> None:
+        if after is not None and not after.done():
+            await asyncio.wait([after])
         try:
             await self.run_once()
         except Exception:
