@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from hub import __version__
 
@@ -60,6 +62,44 @@ def main(argv: list[str] | None = None) -> int:
         return func(args)
     except KeyboardInterrupt:
         return EXIT_FAILURE
+
+
+def config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", required=True, help="path to config.yaml")
+
+
+def command(fn: Callable[[Any, argparse.Namespace], Awaitable[int]]
+            ) -> Callable[[argparse.Namespace], int]:
+    """A subcommand's entry: load `--config` (exit 2 on problems), run `await fn(loaded,
+    args)`; a HubError prints `error: field: message` and exits 1."""
+    def run(args: argparse.Namespace) -> int:
+        from hub.errors import HubError
+
+        loaded = load_or_exit(args.config)
+        try:
+            return asyncio.run(fn(loaded, args))
+        except HubError as exc:
+            field = getattr(exc, "field", None)
+            print(f"error: {field + ': ' if field else ''}{exc}", file=sys.stderr)
+            return EXIT_FAILURE
+
+    return run
+
+
+@contextlib.asynccontextmanager
+async def offline_database(loaded: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """The state directory's database and audit log, for a command run whether the hub
+    runs or not (SQLite WAL), with short commits: (db, audit)."""
+    from hub.audit import AuditLog
+    from hub.clock import SystemClock
+    from hub.hub import DB_FILENAME, core_schemas
+    from hub.storage import Database
+
+    async with Database(loaded.state_dir / DB_FILENAME, core_schemas(),
+                        commit_interval=0.05) as db:
+        audit = AuditLog(db, SystemClock())
+        await audit.load()
+        yield db, audit
 
 
 def load_or_exit(path: str):

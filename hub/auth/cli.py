@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from hub.cli import EXIT_OK, command, config_arg, offline_database
 
 
 def register(sub: Any) -> None:
@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
     usub.required = True
 
     p = usub.add_parser("add", help="create an account (the first owner ends onboarding)")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("name")
     p.add_argument("--role", default="member", help="owner, admin, member or guest")
     p.add_argument("--minor", action="store_true", help="the user is a minor")
@@ -33,16 +33,16 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_sync(_user_add))
 
     p = usub.add_parser("list", help="list accounts")
-    _config_arg(p)
+    config_arg(p)
     p.set_defaults(func=_sync(_user_list))
 
     p = usub.add_parser("delete", help="delete an account and end its sessions")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("name")
     p.set_defaults(func=_sync(_user_delete))
 
     p = usub.add_parser("passwd", help="set a new password (ends the user's sessions)")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("name")
     p.add_argument("--password-stdin", action="store_true")
     p.set_defaults(func=_sync(_user_passwd))
@@ -52,69 +52,44 @@ def register(sub: Any) -> None:
     tsub.required = True
 
     p = tsub.add_parser("create", help="create a token; prints it once")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("--user", required=True, help="username the token acts as")
     p.add_argument("--name", required=True, help="what the token is for")
     p.add_argument("--expires-in", type=float, default=None, help="seconds (default: never)")
     p.set_defaults(func=_sync(_token_create))
 
     p = tsub.add_parser("list", help="list live tokens (never their values)")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("--user", default=None)
     p.set_defaults(func=_sync(_token_list))
 
     p = tsub.add_parser("revoke", help="revoke a token by id")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("id")
     p.set_defaults(func=_sync(_token_revoke))
 
     p = sub.add_parser("status", help="version, TLS fingerprint, accounts")
-    _config_arg(p)
+    config_arg(p)
     p.set_defaults(func=_sync(_status))
 
 
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", required=True, help="path to config.yaml")
-
-
 def _sync(fn: Callable[..., Awaitable[int]]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from hub.cli import load_or_exit
-        from hub.errors import HubError
+    async def with_accounts(loaded: Any, args: argparse.Namespace) -> int:
+        async with _accounts(loaded) as auth:
+            return await fn(auth, loaded, args)
 
-        loaded = load_or_exit(args.config)
-        try:
-            return asyncio.run(_with_accounts(loaded, fn, args))
-        except HubError as exc:
-            field = getattr(exc, "field", None)
-            print(f"error: {field + ': ' if field else ''}{exc}", file=sys.stderr)
-            return EXIT_FAILURE
-
-    return run
-
-
-async def _with_accounts(loaded: Any, fn: Callable[..., Awaitable[int]],
-                         args: argparse.Namespace) -> int:
-    async with _accounts(loaded) as (auth, loaded_):
-        return await fn(auth, loaded_, args)
+    return command(with_accounts)
 
 
 @contextlib.asynccontextmanager
-async def _accounts(loaded: Any) -> AsyncIterator[tuple[Any, Any]]:
-    from hub.audit import AuditLog
+async def _accounts(loaded: Any) -> AsyncIterator[Any]:
     from hub.auth.service import AccountService
     from hub.clock import SystemClock
-    from hub.hub import DB_FILENAME, core_schemas
-    from hub.storage import Database
 
-    clock = SystemClock()
-    async with Database(loaded.state_dir / DB_FILENAME, core_schemas(),
-                        commit_interval=0.05) as db:
-        audit = AuditLog(db, clock)
-        await audit.load()
-        auth = AccountService(db, clock, loaded.config.auth, audit, loaded.state_dir)
+    async with offline_database(loaded) as (db, audit):
+        auth = AccountService(db, SystemClock(), loaded.config.auth, audit, loaded.state_dir)
         await auth.load()
-        yield auth, loaded
+        yield auth
 
 
 def _read_password(args: argparse.Namespace) -> str:

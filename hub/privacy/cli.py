@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from hub.cli import EXIT_FAILURE, EXIT_OK, command, config_arg, offline_database
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("export", help="export personal data: a ZIP of JSON files + schemas")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("-o", "--output", required=True, help="ZIP file to write")
     p.add_argument("--user", help="export only this user's data (default: whole household)")
     p.set_defaults(func=_sync(_export))
@@ -30,7 +29,7 @@ def register(sub: Any) -> None:
     asub = audit.add_subparsers(dest="audit_command", metavar="ACTION")
     asub.required = True
     p = asub.add_parser("verify", help="check the audit log's hash chain (exit 1 if broken)")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_sync(_audit_verify))
 
@@ -38,69 +37,34 @@ def register(sub: Any) -> None:
     bsub = backup.add_subparsers(dest="backup_command", metavar="ACTION")
     bsub.required = True
     p = bsub.add_parser("create", help="write an encrypted backup (database, keys, config)")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("-o", "--output", required=True, help="backup file to write")
     p.add_argument("--passphrase-stdin", action="store_true",
                    help="read the passphrase from the first line of standard input")
-    p.set_defaults(func=_plain(_backup_create))
+    p.set_defaults(func=command(_backup_create))
     p = bsub.add_parser("restore", help="restore a backup into this config's state directory "
                         "(stop the hub first)")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("file", help="backup file")
     p.add_argument("--passphrase-stdin", action="store_true",
                    help="read the passphrase from the first line of standard input")
     p.add_argument("--force", action="store_true",
                    help="replace a state directory that already holds a hub")
-    p.set_defaults(func=_plain(_backup_restore))
-
-
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", required=True, help="path to config.yaml")
-
-
-def _plain(fn: Callable[[Any, argparse.Namespace], Awaitable[int]]
-           ) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from hub.cli import load_or_exit
-        from hub.errors import HubError
-
-        loaded = load_or_exit(args.config)
-        try:
-            return asyncio.run(fn(loaded, args))
-        except HubError as exc:
-            field = getattr(exc, "field", None)
-            print(f"error: {field + ': ' if field else ''}{exc}", file=sys.stderr)
-            return EXIT_FAILURE
-
-    return run
+    p.set_defaults(func=command(_backup_restore))
 
 
 def _sync(fn: Callable[[Any, argparse.Namespace], Awaitable[int]]
           ) -> Callable[[argparse.Namespace], int]:
     async def with_db(loaded: Any, args: argparse.Namespace) -> int:
-        async with _database(loaded) as (db, audit):
+        async with offline_database(loaded) as (db, audit):
             return await fn(_Ctx(db, audit, loaded), args)
 
-    return _plain(with_db)
+    return command(with_db)
 
 
 class _Ctx:
     def __init__(self, db: Any, audit: Any, loaded: Any) -> None:
         self.db, self.audit, self.loaded = db, audit, loaded
-
-
-@contextlib.asynccontextmanager
-async def _database(loaded: Any) -> AsyncIterator[tuple[Any, Any]]:
-    from hub.audit import AuditLog
-    from hub.clock import SystemClock
-    from hub.hub import DB_FILENAME, core_schemas
-    from hub.storage import Database
-
-    async with Database(loaded.state_dir / DB_FILENAME, core_schemas(),
-                        commit_interval=0.05) as db:
-        audit = AuditLog(db, SystemClock())
-        await audit.load()
-        yield db, audit
 
 
 async def _export(ctx: _Ctx, args: argparse.Namespace) -> int:
@@ -184,7 +148,7 @@ async def _backup_create(loaded: Any, args: argparse.Namespace) -> int:
         info = await asyncio.to_thread(work)
     finally:
         tmp.unlink(missing_ok=True)
-    async with _database(loaded) as (_db, audit):
+    async with offline_database(loaded) as (_db, audit):
         await audit.record("cli", "backup.create", None, {"via": "cli"})
     print(f"{out}: encrypted backup of {len(info.files)} files; keep the passphrase, "
           "it cannot be recovered")
