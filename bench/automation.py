@@ -232,6 +232,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def shares(total: int, workers: int) -> list[int]:
+    """`total` split as evenly as can be over `workers` concurrent loops."""
+    return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
+
+
+def latency_ms(lat: list[float]) -> dict[str, float]:
+    """p50 and p99 (the 99th of 100: a lower index than rounding) of sorted seconds, in ms."""
+    return {"p50_ms": statistics.median(lat) * 1000,
+            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000}
+
+
 async def settle(pid: int, quiet: float = 0.3, timeout: float = 10.0) -> None:
     """Wait until the hub has used (almost) no CPU for `quiet` seconds: the one-at-a-time
     figures are for a hub at rest, not one still committing the previous burst's history
@@ -274,17 +285,15 @@ async def measure(base: str, token: str, pairs: int, sequential: int, total: int
                 done += 1
 
         workers = min(inflight, pairs)
-        share = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
         t0 = time.perf_counter()
         hub_cpu0, own_cpu0 = cpu_seconds(pid), time.process_time()
-        await asyncio.gather(*(worker(n) for n in share))
+        await asyncio.gather(*(worker(n) for n in shares(total, workers)))
         elapsed = time.perf_counter() - t0
         hub_cpu, own_cpu = cpu_seconds(pid) - hub_cpu0, time.process_time() - own_cpu0
     finally:
         await client.close()
     return {
-        "p50_ms": statistics.median(lat) * 1000,
-        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
+        **latency_ms(lat),
         "max_ms": lat[-1] * 1000,
         "triggers_per_s": done / elapsed,
         "inflight": workers,
@@ -336,20 +345,16 @@ async def measure_echo(sequential: int, total: int, inflight: int) -> dict[str, 
                 for i in range(n):
                     await one(f'{{"w":{w},"i":{i}}}')
 
-            workers = max(1, inflight)
-            share = [total // workers + (1 if i < total % workers else 0)
-                     for i in range(workers)]
             t0 = time.perf_counter()
-            await asyncio.gather(*(worker(w, n) for w, n in enumerate(share)))
+            await asyncio.gather(*(worker(w, n)
+                                   for w, n in enumerate(shares(total, max(1, inflight)))))
             elapsed = time.perf_counter() - t0
             reader.cancel()
             await ws.close()
     finally:
         server.terminate()
         await asyncio.wait_for(server.wait(), 10)
-    return {"p50_ms": statistics.median(lat) * 1000,
-            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
-            "triggers_per_s": total / elapsed}
+    return {**latency_ms(lat), "triggers_per_s": total / elapsed}
 
 
 def hub_rss_kib(pid: int) -> int | None:
