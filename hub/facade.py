@@ -20,10 +20,12 @@ from hub.errors import DeviceUnavailable, HubError, ValidationError
 from hub.loader import Integration, IntegrationContext
 from hub.manifests import BleMatcher
 from hub.provisioning.evidence import Attestation, Evidence
+from hub.reconnect import BackoffPolicy, ReconnectLoop, ReconnectState
 
 __all__ = [
     "Attestation",
     "AvailabilityChanged",
+    "BackoffPolicy",
     "BleAdvertisement",
     "BleMatcher",
     "CommandSpec",
@@ -40,6 +42,8 @@ __all__ = [
     "LanProbe",
     "MdnsService",
     "PrivacyScope",
+    "ReconnectLoop",
+    "ReconnectState",
     "StateChanged",
     "TransportChoice",
     "ValidationError",

@@ -15,6 +15,7 @@ FACADE = {
     "AvailabilityChanged", "BleMatcher", "CommandSpec", "Device", "DeviceEvent",
     "DeviceUnavailable", "Event", "HubError", "Integration", "IntegrationContext",
     "PrivacyScope", "StateChanged", "ValidationError",
+    "BackoffPolicy", "ReconnectLoop", "ReconnectState",
 }
 
 
