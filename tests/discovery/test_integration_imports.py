@@ -40,11 +40,11 @@ def test_integrations_import_only_the_facade_and_themselves() -> None:
 
 def test_facade_exports_are_pinned() -> None:
     assert hub.facade.__all__ == [
-        "Attestation", "AvailabilityChanged", "BleAdvertisement", "BleMatcher", "CommandSpec",
-        "Device",
+        "Attestation", "AvailabilityChanged", "BackoffPolicy", "BleAdvertisement", "BleMatcher",
+        "CommandSpec", "Device",
         "DeviceEvent", "DeviceUnavailable", "DiscoveredDevice", "DiscoveryInfo", "Event",
         "Evidence", "HubError", "Integration", "IntegrationContext", "LanProbe", "MdnsService",
-        "PrivacyScope", "StateChanged", "TransportChoice", "ValidationError",
+        "PrivacyScope", "ReconnectLoop", "ReconnectState", "StateChanged", "TransportChoice", "ValidationError",
         "choose_transport", "normalize_mac", "probe_lan",
     ]
     for name in hub.facade.__all__:
