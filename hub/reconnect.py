@@ -75,6 +75,10 @@ class ReconnectLoop:
     mean the connection is lost. It calls `loop.connected()` once the connection is up: that
     resets the failure count (after `healthy_after` seconds up, if given, so a connection
     that drops at once still backs off) and logs the recovery once.
+
+    The loop decides when to log (the first failure or loss: one warning; the recovery: one
+    info line; the rest at debug); `describe(kind, error)` may say it in the owner's words,
+    kind being "failed" (no connection yet), "lost" (it was up) or "up".
     """
 
     def __init__(
@@ -89,6 +93,8 @@ class ReconnectLoop:
         log: logging.Logger | None = None,
         rand: Callable[[], float] = random.random,
         healthy_after: float = 0.0,
+        log_traceback: bool = False,
+        describe: Callable[[str, BaseException | None], str] | None = None,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -99,6 +105,8 @@ class ReconnectLoop:
         self._log = log or _LOG
         self._rand = rand
         self._healthy_after = healthy_after
+        self._log_traceback = log_traceback  # for sessions whose failures are bugs
+        self._describe = describe or self._default_message
         self._state = ReconnectState.STOPPED
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -145,7 +153,7 @@ class ReconnectLoop:
         if self._healthy_after <= 0:
             self._failures = 0
         if self._loss_logged:
-            self._log.info("%s: connected again", self.name)
+            self._log.info("%s", self._describe("up", None))
             self._loss_logged = False
         self.last_error = None
         self._set_state(ReconnectState.CONNECTED)
@@ -184,15 +192,20 @@ class ReconnectLoop:
                 self._clock.monotonic() - up_since >= self._healthy_after):
             self._failures = 0  # it stood long enough: start the backoff over
         self._failures += 1
-        reason = "connection closed" if error is None else f"{type(error).__name__}: {error}"
-        self.last_error = reason
-        what = "lost" if up_since is not None else "cannot connect"
+        self.last_error = _reason(error)
+        kind = "lost" if up_since is not None else "failed"
         if not self._loss_logged:
-            self._log.warning("%s: %s (%s); reconnecting with backoff", self.name, what, reason)
+            self._log.warning("%s", self._describe(kind, error),
+                              exc_info=error if self._log_traceback else None)
             self._loss_logged = True
         else:
-            self._log.debug("%s: %s again (%s), failure %d", self.name, what, reason,
+            self._log.debug("%s: %s again (%s), failure %d", self.name, kind, self.last_error,
                             self._failures)
+
+    def _default_message(self, kind: str, error: BaseException | None) -> str:
+        if kind == "up":
+            return f"{self.name}: up again"
+        return f"{self.name}: {kind} ({_reason(error)}); retrying with backoff"
 
     async def _wait(self, seconds: float, *, wakeable: bool) -> None:
         wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -215,3 +228,7 @@ class ReconnectLoop:
                 self._on_state(state)
             except Exception:
                 self._log.exception("%s: state callback failed", self.name)
+
+
+def _reason(error: BaseException | None) -> str:
+    return "connection closed" if error is None else f"{type(error).__name__}: {error}"

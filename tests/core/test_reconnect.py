@@ -156,13 +156,13 @@ async def test_loss_and_recovery_are_logged_once(caplog: pytest.LogCaptureFixtur
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     infos = [r for r in caplog.records if r.levelno == logging.INFO]
     assert len(warnings) == 1 and "peer: lost (connection closed)" in warnings[0].getMessage()
-    assert len(infos) == 1 and "connected again" in infos[0].getMessage()
+    assert len(infos) == 1 and "up again" in infos[0].getMessage()
     assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 4
     assert loop.attempts == 6 and loop.connects == 2
     await loop.stop()
 
 
-async def test_first_failure_says_cannot_connect(caplog: pytest.LogCaptureFixture) -> None:
+async def test_first_failure_is_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     clock = ManualClock(start=0.0)
     peer = Peer(["fail"])
     loop = make(peer, clock, log=logging.getLogger("test.reconnect"))
@@ -171,7 +171,7 @@ async def test_first_failure_says_cannot_connect(caplog: pytest.LogCaptureFixtur
     await clock.advance(0)
     assert loop.last_error == "ConnectionRefusedError: refused"
     assert [r.getMessage() for r in caplog.records] == [
-        "peer: cannot connect (ConnectionRefusedError: refused); reconnecting with backoff"]
+        "peer: failed (ConnectionRefusedError: refused); retrying with backoff"]
     await loop.stop()
 
 
