@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.auth.config import AuthConfig
 from hub.automation.config import AutomationConfig
@@ -37,6 +38,10 @@ class ApiConfig:
     max_body_bytes: int = option(
         1 << 20, doc="Largest request body accepted, bytes.", min=1024, max=64 << 20
     )
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +148,39 @@ def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
                 continue
             validate_against(manifest.config_schema, settings, ("integrations", name), doc,
                              problems)
+    if config is not None:
+        problems.extend(_value_problems(config, doc, manifests))
     if problems or config is None:
         problems.sort(key=lambda p: (p.line, p.column))
         raise ConfigError(problems)
     return LoadedConfig(config, Path(path).resolve(), doc, manifests)
+
+
+def _value_problems(config: Config, doc: Document,
+                    manifests: dict[str, Manifest]) -> list[ConfigProblem]:
+    """Values whose type is right but whose meaning is checked against the system: found
+    here, so that `check-config` reports them rather than the hub at its next start."""
+    from hub.privacy.consent import PURPOSES
+
+    problems = []
+    zone = config.location.time_zone
+    try:
+        if isinstance(zone, str):  # else already reported (e.g. an unset !env)
+            ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(doc.problem(("location", "time_zone"),
+                                    f"unknown time zone {zone!r} (an IANA name such as "
+                                    "Europe/Berlin; `timedatectl list-timezones` lists them)"))
+    for purpose in config.privacy.terms_changed:
+        if purpose not in PURPOSES:
+            problems.append(doc.problem(("privacy", "terms_changed", purpose),
+                                        f"unknown purpose (known: {', '.join(PURPOSES)})"))
+    for i, name in enumerate(config.discovery.auto_adopt):
+        if name not in manifests:
+            problems.append(doc.problem(("discovery", "auto_adopt", i),
+                                        f"unknown integration {name!r} (known: "
+                                        f"{', '.join(sorted(manifests)) or 'none'})"))
+    return problems
 
 
 def config_schema() -> dict[str, Any]:

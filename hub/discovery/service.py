@@ -121,9 +121,6 @@ class DiscoveryService:
         manifests = self.hub.loaded.manifests
         configured = [manifests[n] for n in self.hub.config.integrations if n in manifests]
         self.index = MatcherIndex(configured)
-        for name in self.config.auto_adopt:
-            if name not in manifests:
-                _LOG.warning("discovery.auto_adopt names unknown integration %r", name)
         await self.registry.load()
         self._unsubscribe = self.hub.bus.subscribe(DeviceRegistryChanged,
                                                    self._on_registry_changed)

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from hub import egress
 from hub.auth.principal import Principal, Role
 from hub.bus import Event, Notification
-from hub.errors import ConfigError, Conflict, PermissionDenied, ValidationError
+from hub.errors import Conflict, PermissionDenied, ValidationError
 from hub.privacy import backup
 from hub.privacy import erase as erasure
 from hub.privacy.auditchain import ChainReport, verify_chain
-from hub.privacy.consent import PURPOSES, Consent, ConsentLedger
+from hub.privacy.consent import Consent, ConsentLedger
 from hub.privacy.export import ExportSource, ExportStats, Sink, export_to_file, write_export
 from hub.privacy.retention import RetentionJob
 
@@ -110,12 +110,6 @@ class PrivacyCenter:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        unknown = sorted(set(self.config.terms_changed) - set(PURPOSES))
-        if unknown:
-            doc = self.hub.loaded.document
-            raise ConfigError([doc.problem(
-                ("privacy", "terms_changed", name),
-                f"unknown purpose (known: {', '.join(PURPOSES)})") for name in unknown])
         await self.consents.load()
         await self._load_location()
         for row in await self.hub.db.fetchall("SELECT * FROM privacy_subjects"):
