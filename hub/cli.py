@@ -1,12 +1,20 @@
-"""`uone-hub`: run the daemon and administer it. Exit codes: 0 ok, 1 failure, 2 bad config/usage."""
+"""`uone-hub`: run the daemon and administer it.
+
+Exit codes: 0 ok; 1 the hub failed while running, or a check found damage (`audit verify`);
+2 every other failure, printed as one line on stderr (bad config, usage, input, a refused
+or failed command); 130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import getpass
 import importlib
 import json
+import os
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,11 +22,15 @@ from typing import Any
 
 from hub import __version__
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # Modules that add subcommands: each has `register(subparsers)` and sets `func` on its parser.
 COMMAND_MODULES: tuple[str, ...] = ("hub.auth.cli", "hub.automation.cli", "hub.privacy.cli",
                                      "hub.vault_cli")
+
+
+class CliError(Exception):
+    """A command cannot go on; its message is the one line printed (exit 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,10 +70,25 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     args.started = started
+    from hub.errors import HubError
+
     try:
         return func(args)
     except KeyboardInterrupt:
-        return EXIT_FAILURE
+        print("uone-hub: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except HubError as exc:
+        field = getattr(exc, "field", None)
+        return _fail(f"{field + ': ' if field else ''}{exc}")
+    except CliError as exc:
+        return _fail(str(exc))
+    except EOFError:
+        return _fail("standard input ended before the command had what it needs")
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}")
+    except sqlite3.Error as exc:
+        return _fail(f"database: {exc}")
 
 
 def config_arg(p: argparse.ArgumentParser) -> None:
@@ -71,19 +98,36 @@ def config_arg(p: argparse.ArgumentParser) -> None:
 def command(fn: Callable[[Any, argparse.Namespace], Awaitable[int]]
             ) -> Callable[[argparse.Namespace], int]:
     """A subcommand's entry: load `--config` (exit 2 on problems), run `await fn(loaded,
-    args)`; a HubError prints `error: field: message` and exits 1."""
+    args)`; `main` turns its failures into one line and exit 2."""
     def run(args: argparse.Namespace) -> int:
-        from hub.errors import HubError
-
         loaded = load_or_exit(args.config)
-        try:
-            return asyncio.run(fn(loaded, args))
-        except HubError as exc:
-            field = getattr(exc, "field", None)
-            print(f"error: {field + ': ' if field else ''}{exc}", file=sys.stderr)
-            return EXIT_FAILURE
+        return asyncio.run(fn(loaded, args))
 
     return run
+
+
+def read_secret(what: str, *, flag: str, from_stdin: bool, confirm: bool,
+                whole_input: bool = False) -> str:
+    """A password or passphrase: from standard input with `flag` (its first line, or all
+    of it with `whole_input`), else asked on the terminal (twice with `confirm`). Never
+    from argv. CliError when there is neither, or the value is empty."""
+    if from_stdin:
+        if sys.stdin is None:
+            raise CliError(f"{flag}: standard input is closed")
+        text = sys.stdin.read() if whole_input else sys.stdin.readline()
+        if not text:
+            raise CliError(f"{flag}: no {what} on standard input")
+        value = text[:-1] if text.endswith("\n") else text
+        value = value[:-1] if value.endswith("\r") else value
+    else:
+        if not _has_terminal():
+            raise CliError(f"no terminal to ask for the {what}: pipe it in with {flag}")
+        value = getpass.getpass(f"{what.capitalize()}: ")
+        if confirm and getpass.getpass("Again: ") != value:
+            raise CliError(f"the two {what}s differ")
+    if not value:
+        raise CliError(f"the {what} is empty")
+    return value
 
 
 @contextlib.asynccontextmanager
@@ -110,10 +154,15 @@ def load_or_exit(path: str):
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"config error{'s' if len(exc.problems) > 1 else ''}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
+        raise SystemExit(print_problems(exc.problems)) from None
+
+
+def print_problems(problems: list[Any]) -> int:
+    """Print config problems, one a line with file:line:column; returns exit 2."""
+    print(f"config error{'s' if len(problems) > 1 else ''}:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -149,9 +198,29 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from hub.configcheck import file_problems
+
     loaded = load_or_exit(args.config)
+    problems = file_problems(loaded)
+    if problems:
+        return print_problems(problems)
     print(f"{args.config}: ok ({len(loaded.config.integrations)} integrations)")
     return EXIT_OK
+
+
+def _fail(message: str) -> int:
+    print(f"uone-hub: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _has_terminal() -> bool:
+    """Whether getpass can ask someone (it reads /dev/tty, else falls back to stdin)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from hub.cli import EXIT_OK, command, config_arg, offline_database
+from hub.cli import EXIT_OK, command, config_arg, offline_database, read_secret
 
 
 def register(sub: Any) -> None:
@@ -44,7 +43,8 @@ def register(sub: Any) -> None:
     p = usub.add_parser("passwd", help="set a new password (ends the user's sessions)")
     config_arg(p)
     p.add_argument("name")
-    p.add_argument("--password-stdin", action="store_true")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of standard input")
     p.set_defaults(func=_sync(_user_passwd))
 
     token = sub.add_parser("token", help="long-lived API tokens for scripts")
@@ -93,14 +93,8 @@ async def _accounts(loaded: Any) -> AsyncIterator[Any]:
 
 
 def _read_password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Again: ") != first:
-        from hub.errors import ValidationError
-
-        raise ValidationError("password", "the two passwords differ")
-    return first
+    return read_secret("password", flag="--password-stdin", from_stdin=args.password_stdin,
+                       confirm=True)
 
 
 def _user_by_name(auth: Any, name: str) -> Any:

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from hub.cli import EXIT_FAILURE, EXIT_OK, command, config_arg, offline_database
+from hub.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    CliError,
+    command,
+    config_arg,
+    offline_database,
+    read_secret,
+)
 
 
 def register(sub: Any) -> None:
@@ -129,8 +136,7 @@ async def _backup_create(loaded: Any, args: argparse.Namespace) -> int:
     check_passphrase(passphrase)
     db_path = loaded.state_dir / DB_FILENAME
     if not db_path.exists():
-        print(f"error: no hub database at {db_path}", file=sys.stderr)
-        return EXIT_FAILURE
+        raise CliError(f"no hub database at {db_path}")
     out = Path(args.output)
     tmp = out.with_name(out.name + ".partial")
 
@@ -161,13 +167,10 @@ async def _backup_restore(loaded: Any, args: argparse.Namespace) -> int:
 
     state = loaded.state_dir
     if (state / DB_FILENAME).exists() and not args.force:
-        print(f"error: {state} already holds a hub; stop it and add --force to replace it",
-              file=sys.stderr)
-        return EXIT_FAILURE
+        raise CliError(f"{state} already holds a hub; stop it and add --force to replace it")
     path = Path(args.file)
     if not await asyncio.to_thread(path.is_file):
-        print(f"error: no backup file {path}", file=sys.stderr)
-        return EXIT_FAILURE
+        raise CliError(f"no backup file {path}")
     passphrase = _passphrase(args, confirm=False)
     config_out = loaded.path.with_name(loaded.path.name + ".restored")
 
@@ -182,11 +185,5 @@ async def _backup_restore(loaded: Any, args: argparse.Namespace) -> int:
 
 
 def _passphrase(args: argparse.Namespace, *, confirm: bool) -> str:
-    if args.passphrase_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Backup passphrase: ")
-    if confirm and getpass.getpass("Again: ") != first:
-        from hub.errors import ValidationError
-
-        raise ValidationError("passphrase", "the two passphrases differ")
-    return first
+    return read_secret("backup passphrase", flag="--passphrase-stdin",
+                       from_stdin=args.passphrase_stdin, confirm=confirm)

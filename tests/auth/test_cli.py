@@ -39,12 +39,12 @@ async def test_users_and_tokens_from_the_command_line(config: Path) -> None:
             stdin="kid password\n")
     assert r.returncode == 0, r.stderr
     r = cli(config, "user", "add", "x", "--role", "king", "--password-stdin", stdin="12345678\n")
-    assert r.returncode == 1 and "role" in r.stderr
+    assert r.returncode == 2 and "role" in r.stderr
     r = cli(config, "user", "add", "olga", "--role", "member", "--password-stdin",
             stdin="another password\n")
-    assert r.returncode == 1 and "taken" in r.stderr
+    assert r.returncode == 2 and "taken" in r.stderr
     r = cli(config, "user", "add", "shorty", "--password-stdin", stdin="short\n")
-    assert r.returncode == 1 and "password" in r.stderr
+    assert r.returncode == 2 and "password" in r.stderr
     r = cli(config, "user", "list")
     lines = r.stdout.splitlines()
     assert r.returncode == 0 and len(lines) == 3
@@ -71,9 +71,9 @@ async def test_users_and_tokens_from_the_command_line(config: Path) -> None:
     r = cli(config, "token", "revoke", token_id)
     assert r.returncode == 0, r.stderr
     r = cli(config, "token", "revoke", "nope")
-    assert r.returncode == 1
+    assert r.returncode == 2
     r = cli(config, "user", "delete", "olga")
-    assert r.returncode == 1 and "last owner" in r.stderr
+    assert r.returncode == 2 and "last owner" in r.stderr
     r = cli(config, "user", "delete", "kid")
     assert r.returncode == 0
     async with Hub(loaded) as hub:

@@ -188,7 +188,7 @@ async def test_api_backup_restores_onto_a_fresh_hub(hub: Hub, api_client, tmp_pa
     fresh_cfg = write_config(tmp_path / "fresh")
     r = cli("backup", "restore", str(tmp_path / "hub.uone"), "-c", str(fresh_cfg),
             "--passphrase-stdin", stdin="wrong passphrase here\n")
-    assert r.returncode == 1 and "wrong passphrase" in r.stderr
+    assert r.returncode == 2 and "wrong passphrase" in r.stderr
     assert not (tmp_path / "fresh" / "data" / "hub.db").exists()
     r = cli("backup", "restore", str(tmp_path / "hub.uone"), "-c", str(fresh_cfg),
             "--passphrase-stdin", stdin=PASS + "\n")
@@ -220,9 +220,9 @@ def test_cli_export_and_backup(tmp_path: Path) -> None:
     assert (tmp_path / "b.uone").stat().st_mode & 0o777 == 0o600
     r = cli("backup", "restore", str(tmp_path / "b.uone"), "-c", str(cfg),
             "--passphrase-stdin", stdin=PASS + "\n")
-    assert r.returncode == 1 and "--force" in r.stderr
+    assert r.returncode == 2 and "--force" in r.stderr
     r = cli("export", "-c", str(cfg), "-o", str(tmp_path / "x.zip"), "--user", "nobody")
-    assert r.returncode == 1 and "nobody" in r.stderr
+    assert r.returncode == 2 and "nobody" in r.stderr
 
 
 async def test_no_addresses_are_collected_for_minors(hub: Hub, client_for) -> None:
