@@ -1,4 +1,4 @@
-"""The credential vault: Wi-Fi networks, BTHome bind keys, device keys, broker passwords.
+"""The credential vault: Wi-Fi networks, BTHome bind keys, device keys, named secrets.
 
 Every entry is sealed with AES-256-GCM under a key derived from the hub key. The entry's name
 (an SSID, a device id) is inside the ciphertext too; rows are found by an HMAC of (kind, name),
@@ -42,8 +42,9 @@ from hub.storage import Database, Schema
 
 _LOG = logging.getLogger(__name__)
 
-Kind = Literal["wifi", "bthome", "device_key", "broker"]
-KINDS: tuple[str, ...] = ("wifi", "bthome", "device_key", "broker")
+Kind = Literal["wifi", "bthome", "device_key", "broker", "secret"]
+# "secret": named secrets the config refers to (hub/namedsecrets.py)
+KINDS: tuple[str, ...] = ("wifi", "bthome", "device_key", "broker", "secret")
 KEY_FILENAME = "vault.key"
 PENDING_FILENAME = "vault.key.pending"
 LOCK_FILENAME = "vault.lock"

@@ -29,6 +29,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "privacy",
     "backups",
     "cloud",
+    "secrets",
 )
 
 

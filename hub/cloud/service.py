@@ -216,6 +216,12 @@ class CloudSync:
         self._automations = tuple(definitions)
         self._stage_automations()
 
+    def secrets_changed(self) -> None:
+        """A named secret the config refers to was set: a sync that could not start for
+        want of it (state error) tries again now rather than at the next consent change."""
+        if self._started and self._session is None:
+            self._spawn(self._reconcile(), "cloud-reconcile")
+
     # -- consent -----------------------------------------------------------------------------
 
     def _consent_changed(self) -> None:

@@ -110,26 +110,30 @@ def default_secrets(hub: Hub) -> SecretSource:
     return VaultSecrets(vault)
 
 
-VAULT_KIND = "broker"  # the vault's kind for broker credentials; cloud keys live there too
+VAULT_KIND = "broker"  # the cloud's generated keys; broker passwords before named secrets
 
 
 class VaultSecrets:
-    """Cloud secrets in the credential vault: kind `broker`, named by the config
-    (`password_secret`...), each a {"value": ...} entry (a broker password entered as
-    {"password": ...} is read too)."""
+    """Cloud secrets in the credential vault, named by the config (`password_secret`...):
+    the owner's named secrets (kind `secret`, set with `uone-hub vault set`) first, then
+    kind `broker` (the cloud's own keys, and passwords stored before named secrets), each
+    a {"value": ...} entry (a broker password entered as {"password": ...} is read too)."""
 
     def __init__(self, vault: Any) -> None:
         self._vault = vault
 
     async def get(self, name: str) -> str | None:
         from hub.errors import NotFound
+        from hub.namedsecrets import KIND
 
-        try:
-            secret = await self._vault.get(VAULT_KIND, name)
-        except NotFound:
-            return None
-        value = secret.get("value", secret.get("password"))
-        return value if isinstance(value, str) else None
+        for kind in (KIND, VAULT_KIND):
+            try:
+                secret = await self._vault.get(kind, name)
+            except NotFound:
+                continue
+            value = secret.get("value", secret.get("password"))
+            return value if isinstance(value, str) else None
+        return None
 
     async def put(self, name: str, value: str) -> None:
         await self._vault.put(VAULT_KIND, name, {"value": value}, {"purpose": "cloud_sync"})

@@ -301,8 +301,11 @@ def target_from_discovered(item: Any) -> ProvisionTarget:
                            getattr(item, "name", None), getattr(item, "mac", None))
 
 
+HUB_ID_FILE = "hub-id"
+
+
 def _load_hub_id(state_dir: Path) -> str:
-    path = state_dir / "hub-id"
+    path = state_dir / HUB_ID_FILE
     if path.exists():
         return path.read_text().strip()
     hub_id = "hub-" + uuid.uuid4().hex

@@ -73,7 +73,8 @@ def test_tls_files_are_read_by_check_config(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("  tls_key: null", f"  tls_key: {key_b}"))
     r = _check(path)
     assert r.returncode == 2
-    assert f"{_at(path, str(cert_a))}: api.tls_cert: {cert_a} with {key_b}" in r.stderr and "KEY_VALUES_MISMATCH" in r.stderr
+    assert f"{_at(path, str(cert_a))}: api.tls_cert: {cert_a} with {key_b}" in r.stderr
+    assert "KEY_VALUES_MISMATCH" in r.stderr
 
     path.write_text(path.read_text().replace(f"tls_key: {key_b}", "tls_key: /gone/key.pem"))
     r = _check(path)

@@ -291,3 +291,34 @@ async def test_onboarding_of_the_first_owner(browser, tmp_path: Path) -> None:
         await context.close()
     finally:
         await asyncio.to_thread(stop_hub, hub)
+
+
+async def test_cloud_secrets_the_config_names_are_set_in_the_dashboard(browser,
+                                                                       tmp_path: Path) -> None:
+    cloud = {"broker_url": "mqtts://127.0.0.1:8883", "username": "hub",
+             "password_secret": "home_broker", "passphrase_secret": "sync_phrase"}
+    hub = await asyncio.to_thread(start_hub, tmp_path, {"cloud": cloud})
+    try:
+        context, page, watch = await open_page(browser, hub)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/cloud")
+        form = page.locator('form[data-secret="home_broker"]')
+        await expect(form).to_contain_text("Broker password")
+        await expect(form).to_contain_text('"home_broker": not set')
+        await expect(page.locator('form[data-secret="sync_phrase"]')).to_contain_text(
+            "Sync passphrase")
+        await form.locator("input").fill("broker-secret-42")
+        await form.locator("button[type=submit]").click()
+        await expect(page.locator('form[data-secret="home_broker"]')).to_contain_text(
+            '"home_broker": set')
+        await expect(page.locator('form[data-secret="home_broker"] input')).to_have_value("")
+        await screenshot(page, "10-cloud-secrets")
+        listed = hub.request("GET", "/api/vault/secrets")
+        assert [s["name"] for s in listed["secrets"]] == ["home_broker"]
+        assert {r["name"]: r["set"] for r in listed["referenced"]} == {
+            "home_broker": True, "sync_phrase": False}
+        assert "broker-secret-42" not in json.dumps(listed)  # write-only
+        assert watch.foreign == [] and watch.errors == []
+        await context.close()
+    finally:
+        await asyncio.to_thread(stop_hub, hub)

@@ -1,16 +1,40 @@
-// Cloud sync: status, opt-in and opt-out (consent is what turns it on and off).
+// Cloud sync: status, opt-in and opt-out (consent is what turns it on and off), and the
+// secrets the config names (broker password, sync passphrase): write-only, kept in the vault.
 import { get, put } from "../api.js";
-import { errorBox, h, mount, toast, when } from "../dom.js";
+import { errorBox, field, h, mount, toast, when } from "../dom.js";
+
+const LABELS = { "cloud.password_secret": "Broker password", "cloud.passphrase_secret": "Sync passphrase" };
+
+function secretForm(ref, done) {
+  const input = h("input", { name: ref.name, type: "password", required: true, autocomplete: "new-password" });
+  const out = h("div", { "aria-live": "assertive" });
+  return h("form", {
+    class: "card", dataset: { secret: ref.name },
+    onsubmit: async (e) => {
+      e.preventDefault();
+      out.replaceChildren();
+      try {
+        await put(`/api/vault/secrets/${encodeURIComponent(ref.name)}`, { value: input.value });
+        input.value = "";
+        toast(`Saved ${LABELS[ref.key] || ref.name}`);
+        done();
+      } catch (err) { out.append(errorBox(err)); }
+    },
+  }, field(`${LABELS[ref.key] || ref.key} (vault secret "${ref.name}": ${ref.set ? "set" : "not set"})`, input),
+  h("button", { type: "submit" }, ref.set ? "Replace" : "Save"), out);
+}
 
 export default async function cloud({ main }) {
   async function render() {
-    let status;
-    try { status = await get("/api/cloud/status"); } catch (err) { mount(main, h("h1", {}, "Cloud"), errorBox(err)); return; }
+    let status, secrets;
+    try { [status, secrets] = await Promise.all([get("/api/cloud/status"), get("/api/vault/secrets")]); }
+    catch (err) { mount(main, h("h1", {}, "Cloud"), errorBox(err)); return; }
     const set = (on) => async () => {
       try { await put("/api/privacy/consents", { cloud_sync: on, ...(on ? {} : { remote_access: false }) }); toast(on ? "Cloud sync on" : "Cloud sync off"); }
       catch (err) { toast(err.message, "error"); }
       render();
     };
+    const refs = secrets.referenced || [];
     mount(main, h("h1", {}, "Cloud"),
       h("p", { class: "muted" }, "Off unless you opt in. Everything sent is end-to-end encrypted; the broker sees only ciphertext."),
       h("dl", { class: "card", id: "cloud-status" },
@@ -21,7 +45,10 @@ export default async function cloud({ main }) {
         h("dt", {}, "Last error"), h("dd", {}, status.last_error || "none")),
       h("div", { class: "row" },
         h("button", { type: "button", onclick: set(true) }, "Opt in"),
-        h("button", { type: "button", class: "secondary", onclick: set(false) }, "Opt out")));
+        h("button", { type: "button", class: "secondary", onclick: set(false) }, "Opt out")),
+      ...(refs.length ? [h("h2", {}, "Secrets"),
+        h("p", { class: "muted" }, "Kept encrypted on the hub and never shown again."),
+        ...refs.map((ref) => secretForm(ref, render))] : []));
   }
   await render();
 }
