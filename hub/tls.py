@@ -1,55 +1,93 @@
-"""The hub's TLS certificate: self-signed at first start unless the owner configured one."""
+"""The hub's TLS certificate: self-signed at first start unless the owner configured one.
+
+It names the addresses the API serves on, so `curl --cacert tls-cert.pem https://<LAN IP>/`
+verifies; when they change (a new DHCP lease) it is re-issued under the same key, so a client
+that pins the public key (`spki_pin`, curl --pinnedpubkey) needs no update.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+import base64
 import hashlib
 import ipaddress
 import os
 import socket
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 CERT_FILE = "tls-cert.pem"
 KEY_FILE = "tls-key.pem"
+LOOPBACK = ("127.0.0.1", "::1")
 
 
-def ensure_self_signed(state_dir: Path, hostname: str | None = None) -> tuple[Path, Path]:
-    """Create (once) a P-256 self-signed certificate in the state directory. Blocking."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+def ensure_self_signed(state_dir: Path, hostname: str | None = None,
+                       addresses: Iterable[str] = ()) -> tuple[Path, Path]:
+    """The self-signed P-256 certificate in the state directory, naming the host name,
+    `<host>.local`, localhost, the loopback addresses and `addresses` (those the API serves
+    on). Re-issued when that set changes, always with the same private key, so a client
+    that pins the public key (`spki_pin`) keeps working. Blocking."""
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     cert_path, key_path = state_dir / CERT_FILE, state_dir / KEY_FILE
-    if cert_path.exists() and key_path.exists():
-        return cert_path, key_path
     host = hostname or socket.gethostname() or "uone-hub"
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Uone Hub {host}")])
-    now = dt.datetime.now(dt.UTC)
-    san = x509.SubjectAlternativeName([
-        x509.DNSName(host), x509.DNSName(f"{host}.local"), x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    ])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(san, critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    dns = {host, f"{host}.local", "localhost"}
+    ips = {ipaddress.ip_address(a) for a in (*LOOPBACK, *addresses)}
+    key: Any = None
+    if key_path.exists():
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if cert_path.exists() and _names(cert_path) == (dns, ips, _spki(key.public_key())):
+            return cert_path, key_path
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM,
-                                  serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    if key is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    cert = _issue(key, host, sorted(dns), sorted(ips, key=lambda a: (a.version, int(a))))
+    tmp = cert_path.with_name(cert_path.name + ".new")
+    tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    os.replace(tmp, cert_path)  # a reader sees the old certificate or the new, never half
     return cert_path, key_path
+
+
+def serving_addresses(host: str) -> list[str]:
+    """The IP addresses clients reach an API listening on `host` at: the address itself,
+    or for a wildcard (0.0.0.0, ::, "") every address of every interface (IPv6 link-local
+    ones left out: they need a zone, which a certificate cannot name). Blocking."""
+    if host in ("0.0.0.0", "::", ""):
+        import ifaddr
+
+        v6 = host != "0.0.0.0"  # "::" listens dual-stack on Linux
+        out = set()
+        for adapter in ifaddr.get_adapters():
+            for ip in adapter.ips:
+                addr = ipaddress.ip_address(ip.ip if ip.is_IPv4 else ip.ip[0])
+                if (ip.is_IPv4 or v6) and not addr.is_link_local:
+                    out.add(addr)
+        return [str(a) for a in sorted(out, key=lambda a: (a.version, int(a)))]
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:  # a host name: the addresses it resolves to here
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except OSError:
+            return []
+        return sorted({str(info[4][0]) for info in infos})
+
+
+def spki_pin(cert_path: Path) -> str:
+    """The certificate's public key as curl's --pinnedpubkey takes it: sha256//<base64 of
+    the SHA-256 of the DER SubjectPublicKeyInfo>. Stays the same across renewals."""
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    return "sha256//" + base64.b64encode(hashlib.sha256(_spki(cert.public_key())).digest()
+                                         ).decode()
 
 
 def fingerprint(cert_path: Path) -> str:
@@ -73,3 +111,46 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _spki(public_key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(public_key.public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def _names(cert_path: Path) -> tuple[set[str], set[Any], bytes] | None:
+    """(DNS names, IP addresses, public key) a certificate was issued for; None if unreadable."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    return (set(san.get_values_for_type(x509.DNSName)),
+            set(san.get_values_for_type(x509.IPAddress)), _spki(cert.public_key()))
+
+
+def _issue(key: Any, host: str, dns: list[str], ips: list[Any]) -> Any:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Uone Hub {host}")])
+    now = dt.datetime.now(dt.UTC)
+    san = x509.SubjectAlternativeName([*(x509.DNSName(d) for d in dns),
+                                       *(x509.IPAddress(ip) for ip in ips)])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )

@@ -181,7 +181,7 @@ async def _status(auth: Any, loaded: Any, args: argparse.Namespace) -> int:
 
     cfg = loaded.config.api
     cert = Path(cfg.tls_cert) if cfg.tls_cert else loaded.state_dir / tls.CERT_FILE
-    fingerprint = await asyncio.to_thread(_fingerprint, cert)
+    fingerprint, pin = await asyncio.to_thread(_fingerprint, cert)
     https = not (tls.is_loopback(cfg.host) and not cfg.tls_cert) and not cfg.insecure_http
     users = auth.users()
     print(f"version:          {__version__}")
@@ -189,6 +189,7 @@ async def _status(auth: Any, loaded: Any, args: argparse.Namespace) -> int:
     print(f"api:              {'https' if https else 'http'}://{cfg.host}:{cfg.port}")
     print(f"tls certificate:  {cert if cert.exists() else 'not created yet (first start)'}")
     print(f"tls fingerprint:  {fingerprint or '-'} (SHA-256)")
+    print(f"tls public key:   {pin or '-'} (curl --pinnedpubkey; kept across renewals)")
     print(f"users:            {len(users)} "
           f"({sum(1 for u in users if u.role.label == 'owner')} owner)")
     if auth.needs_owner:
@@ -196,10 +197,11 @@ async def _status(auth: Any, loaded: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _fingerprint(cert: Any) -> str | None:
+def _fingerprint(cert: Any) -> tuple[str | None, str | None]:
+    """(certificate fingerprint, public key pin), or Nones before the first start."""
     from hub import tls
 
     try:
-        return tls.fingerprint(cert)
+        return tls.fingerprint(cert), tls.spki_pin(cert)
     except (OSError, ValueError):
-        return None
+        return None, None
