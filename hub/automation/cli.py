@@ -12,6 +12,7 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -37,13 +38,16 @@ def _check(args: argparse.Namespace) -> int:
     loaded = load_or_exit(args.config)
     sources, errors = yaml_sources(loaded.config.automations, loaded.document, loaded.path)
     db_path = loaded.state_dir / DB_FILENAME
-    devices, api = _read_db(db_path)
+    devices, api, privacy = _read_db(db_path, loaded.config)
     items: list[tuple[Any, str, Any]] = [(raw, "yaml", (doc, base)) for raw, doc, base in sources]
     items += [(raw, "api", None) for raw in api]
+    # What the privacy center would say: without `location` consent there is no location,
+    # whatever the config's coordinates.
+    home = SimpleNamespace(config=loaded.config, privacy=privacy)
 
     def location_missing() -> str | None:
         try:
-            home_location(loaded)
+            home_location(home)
         except NoLocation as exc:
             return str(exc)
         return None
@@ -79,11 +83,32 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK if bad == 0 else EXIT_USAGE
 
 
-def _read_db(path: Path) -> tuple[dict[str, Any] | None, list[Any]]:
+class _StoredPrivacy:
+    """The privacy center's `location` consent and coordinates as stored (read-only)."""
+
+    def __init__(self, allowed: bool, stored: Any, config: Any) -> None:
+        self._allowed = allowed
+        loc = config.location
+        # with consent and nothing stored yet, the hub seeds the config's coordinates
+        self._location = stored if stored is not None else (
+            SimpleNamespace(latitude=loc.latitude, longitude=loc.longitude,
+                            elevation=loc.elevation)
+            if loc.latitude is not None and loc.longitude is not None else None)
+
+    def allowed(self, purpose: str) -> bool:
+        return purpose == "location" and self._allowed
+
+    def location(self) -> Any:
+        return self._location if self._allowed else None
+
+
+def _read_db(path: Path, config: Any
+             ) -> tuple[dict[str, Any] | None, list[Any], _StoredPrivacy]:
     from hub.devices import _from_row
+    from hub.privacy.consent import stale_grant
 
     if not path.exists():
-        return None, []
+        return None, [], _StoredPrivacy(False, None, config)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
@@ -93,6 +118,16 @@ def _read_db(path: Path) -> tuple[dict[str, Any] | None, list[Any]]:
                 "SELECT definition FROM automations ORDER BY created_at")]
         except sqlite3.OperationalError:  # a database from before automations existed
             api = []
+        try:
+            row = conn.execute("SELECT * FROM consents WHERE purpose = 'location'").fetchone()
+            stored = conn.execute("SELECT latitude, longitude, elevation FROM "
+                                  "privacy_location WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:  # a database from before the privacy center
+            row = stored = None
     finally:
         conn.close()
-    return devices, api
+    granted = row is not None and bool(row["granted"]) and not row["paused"]
+    allowed = granted and not stale_grant(granted, row["notice_version"], "location",
+                                          config.privacy)
+    coords = SimpleNamespace(**dict(stored)) if stored is not None else None
+    return devices, api, _StoredPrivacy(allowed, coords, config)

@@ -183,13 +183,19 @@ async def read_consents(db: Database, config: PrivacyConfig
         if purpose not in PURPOSES:
             continue  # a purpose this release no longer knows stays in the log only
         paused = bool(row["paused"])
-        stale = (bool(row["granted"]) and not paused
-                 and (row["notice_version"] or 0) < int(config.terms_changed.get(purpose, 1)))
+        stale = stale_grant(bool(row["granted"]) and not paused, row["notice_version"],
+                            purpose, config)
         out[purpose] = Consent(purpose, bool(row["granted"]), row["notice_version"],
                                row["by_user"], row["ts"], paused or stale)
         if stale:
             newly_paused.add(purpose)
     return out, newly_paused
+
+
+def stale_grant(granted: bool, notice_version: int | None, purpose: str,
+                config: PrivacyConfig) -> bool:
+    """A grant given under terms of `purpose` that changed since: it counts as paused."""
+    return granted and (notice_version or 0) < int(config.terms_changed.get(purpose, 1))
 
 
 def check_purpose(purpose: str, field: str = "purpose") -> None:
