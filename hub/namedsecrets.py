@@ -85,7 +85,7 @@ class NamedSecrets:
         await self._audit.record(actor, "vault.secret.set", name, {"created": created})
         return self._info(entry), created
 
-    async def list(self) -> list[SecretInfo]:
+    async def entries(self) -> list[SecretInfo]:
         return [self._info(e) for e in await self._vault.entries(KIND)]
 
     async def references(self) -> list[dict[str, Any]]:

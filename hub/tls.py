@@ -66,7 +66,8 @@ def serving_addresses(host: str) -> list[str]:
         out = set()
         for adapter in ifaddr.get_adapters():
             for ip in adapter.ips:
-                addr = ipaddress.ip_address(ip.ip if ip.is_IPv4 else ip.ip[0])
+                raw = ip.ip if isinstance(ip.ip, str) else ip.ip[0]  # v6: (addr, flow, scope)
+                addr = ipaddress.ip_address(raw)
                 if (ip.is_IPv4 or v6) and not addr.is_link_local:
                     out.add(addr)
         return [str(a) for a in sorted(out, key=lambda a: (a.version, int(a)))]

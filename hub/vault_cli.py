@@ -75,7 +75,7 @@ async def _cmd_set(loaded: Any, args: argparse.Namespace) -> int:
 
 async def _cmd_list(loaded: Any, args: argparse.Namespace) -> int:
     async with _secrets(loaded) as secrets:
-        items = await secrets.list()
+        items = await secrets.entries()
         refs = await secrets.references()
     print(f"{'NAME':<32} {'UPDATED':<17} USED BY")
     for s in items:

@@ -34,7 +34,7 @@ def _secrets(request: web.Request) -> NamedSecrets:
                       "(cloud.password_secret, cloud.passphrase_secret) and whether it is set.")
 async def list_secrets(request: web.Request) -> web.Response:
     secrets = _secrets(request)
-    return json_response({"secrets": [s.to_json() for s in await secrets.list()],
+    return json_response({"secrets": [s.to_json() for s in await secrets.entries()],
                           "referenced": await secrets.references()})
 
 
