@@ -158,8 +158,12 @@ def load_or_exit(path: str):
 
 
 def print_problems(problems: list[Any]) -> int:
-    """Print config problems, one a line with file:line:column; returns exit 2."""
-    print(f"config error{'s' if len(problems) > 1 else ''}:", file=sys.stderr)
+    """Print config problems, one a line with file:line:column (a single one on the
+    heading's line); returns exit 2."""
+    if len(problems) == 1:
+        print(f"uone-hub: config error: {problems[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"uone-hub: {len(problems)} config errors:", file=sys.stderr)
     for problem in problems:
         print(f"  {problem}", file=sys.stderr)
     return EXIT_USAGE

@@ -26,6 +26,8 @@ class ConfigProblem:
     message: str
 
     def __str__(self) -> str:
+        if not self.line:  # the file itself (cannot be read), not a place in it
+            return f"{self.file}: {self.message}"
         where = f"{self.file}:{self.line}:{self.column}"
         return f"{where}: {self.path or '<root>'}: {self.message}"
 

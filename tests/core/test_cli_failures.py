@@ -30,7 +30,7 @@ def one_line_exit_2(r: subprocess.CompletedProcess[str], *words: str) -> None:
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("uone-hub: error: ")
+    assert lines[0].startswith(("uone-hub: error: ", "uone-hub: config error: "))
     for word in words:
         assert word in lines[0], (word, lines[0])
 
@@ -82,3 +82,14 @@ def test_state_directory_that_cannot_be_used(tmp_path: Path) -> None:
     config = str(write_config(tmp_path, {"data_dir": str(blocker / "data")}))
     for args in (("user", "list"), ("status",), ("vault", "list"), ("audit", "verify")):
         one_line_exit_2(run(*args, "-c", config))
+
+
+def test_a_config_that_cannot_be_read_or_has_one_problem(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    for args in (("check-config", str(missing)), ("user", "list", "-c", str(missing)),
+                 ("vault", "set", "x", "-c", str(missing))):
+        one_line_exit_2(run(*args), f"{missing}: cannot read: No such file or directory")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("location: {time_zone: Mars/Olympus}\n")
+    one_line_exit_2(run("status", "-c", str(bad)),
+                    f"{bad}:1:23: location.time_zone: unknown time zone")
