@@ -44,7 +44,8 @@ def test_facade_exports_are_pinned() -> None:
         "CommandSpec", "Device",
         "DeviceEvent", "DeviceUnavailable", "DiscoveredDevice", "DiscoveryInfo", "Event",
         "Evidence", "HubError", "Integration", "IntegrationContext", "LanProbe", "MdnsService",
-        "PrivacyScope", "ReconnectLoop", "ReconnectState", "StateChanged", "TransportChoice", "ValidationError",
+        "PrivacyScope", "ReconnectLoop", "ReconnectState", "StateChanged", "TransportChoice",
+        "ValidationError",
         "choose_transport", "normalize_mac", "probe_lan",
     ]
     for name in hub.facade.__all__:
