@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.clock import Clock
-from hub.storage import Database, Schema
+from hub.storage import Database, Schema, storable
 
 SCHEMA = Schema(
     "audit",
@@ -79,8 +79,11 @@ class AuditLog:
     async def record(self, actor: str | None, action: str, target: str | None = None,
                      details: dict[str, Any] | None = None) -> None:
         """Append one row, durably. Never put secrets in `details`."""
-        details_json = json.dumps(details or {}, separators=(",", ":"), sort_keys=True,
-                                  ensure_ascii=False, default=str)
+        # a hostile string (a lone surrogate in a user name) must not cost the record
+        details_json = storable(json.dumps(details or {}, separators=(",", ":"),
+                                           sort_keys=True, ensure_ascii=False, default=str))
+        actor = None if actor is None else storable(actor)
+        target = None if target is None else storable(target)
         async with self._lock:  # the chain needs one writer at a time, in order
             ts = round(self.clock.time(), 6)
             # the CLI appends too (another process): chain onto the stored head, not a cache

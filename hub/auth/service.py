@@ -30,7 +30,7 @@ from hub.auth.principal import Principal, Role
 from hub.auth.throttle import LoginThrottle
 from hub.clock import Clock
 from hub.errors import AuthError, Conflict, NotFound, ValidationError
-from hub.storage import Database, Schema
+from hub.storage import Database, Schema, storable
 
 _LOG = logging.getLogger(__name__)
 
@@ -662,7 +662,7 @@ class AccountService:
         where: str | None = None if user is not None and user.is_minor else address
         await self.db.write(
             "INSERT INTO logins(user_id, username, address, ts, ok, reason) VALUES(?,?,?,?,?,?)",
-            (user.id if user else None, username[:64], where, self.clock.time(), int(ok),
+            (user.id if user else None, storable(username[:64]), where, self.clock.time(), int(ok),
              reason))
 
     async def _dummy(self) -> str:

@@ -3,5 +3,6 @@
 from hub.storage.bulk import BulkInsert
 from hub.storage.database import Database, StorageStats
 from hub.storage.migrations import Schema
+from hub.storage.text import storable
 
-__all__ = ["BulkInsert", "Database", "Schema", "StorageStats"]
+__all__ = ["BulkInsert", "Database", "Schema", "StorageStats", "storable"]

@@ -6,11 +6,16 @@ history rows crawls (measured: 1,400 rows/s against 320,000 when idle, with one 
 One statement over a JSON array takes the GIL once for the whole batch: 400,000 rows/s busy
 or not. Every value must survive a JSON round trip (text, numbers, NULL), which holds for
 every table that uses this.
+
+One bad row (a string that cannot be encoded, a value a constraint refuses) must not take the
+others with it: the parameter is a `BulkRows`, which keeps the rows so the writer can retry
+them one statement each when the whole array fails (hub.storage.database).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hub.fastjson import dumps
@@ -28,4 +33,28 @@ class BulkInsert:
                     f"FROM json_each(?) WHERE true {tail}").rstrip()
 
     def ops(self, rows: Sequence[Sequence[Any]]) -> list[tuple[str, list[Any]]]:
-        return [(self.sql, [(dumps(rows),)])] if rows else []
+        return [(self.sql, BulkRows(rows))] if rows else []
+
+
+class BulkRows(list[tuple[str]]):
+    """The single parameter row of a bulk statement (the JSON array), plus the rows it came
+    from. Empty when the array cannot be encoded at all: the writer then goes one by one."""
+
+    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
+        self.rows = rows
+        try:
+            super().__init__([(dumps(rows),)])
+        except ValueError:  # UnicodeEncodeError (a lone surrogate) is a ValueError
+            super().__init__()
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def one_by_one(self) -> Iterator[tuple[str]]:
+        """Each row as its own one-row array, encoded lazily. A row that cannot be encoded
+        still comes out (as text SQLite cannot bind), so it fails alone where it is bound."""
+        for row in self.rows:
+            try:
+                yield (dumps([row]),)
+            except ValueError:
+                yield (json.dumps([row], ensure_ascii=False, default=str),)

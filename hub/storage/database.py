@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import aiosqlite
 
 from hub.errors import StorageError
+from hub.storage.bulk import BulkRows
 from hub.storage.migrations import Schema, migrate
 
 _LOG = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class StorageStats:
     history_rows: int = 0
     bytes_written: int = 0
     last_commit_seconds: float = 0.0
+    dropped: int = 0  # queued writes (or rows of one) that failed alone and were dropped
 
     @property
     def bytes_per_state_change(self) -> float:
@@ -51,6 +53,7 @@ class StorageStats:
             "bytes_written": self.bytes_written,
             "bytes_per_state_change": round(self.bytes_per_state_change, 1),
             "last_commit_seconds": round(self.last_commit_seconds, 6),
+            "dropped": self.dropped,
         }
 
 
@@ -97,6 +100,7 @@ class Database:
         self._closing = False
         self._flushed = asyncio.Event()
         self._flushed.set()
+        self._poison_seen: set[tuple[str, str]] = set()
 
     async def __aenter__(self) -> Database:
         await self.open()
@@ -277,7 +281,12 @@ class Database:
 
     async def _commit_batch(self) -> None:
         for hook in list(self._hooks):
-            for sql, rows in hook():
+            try:
+                ops = hook()
+            except Exception:  # one component's bug must not cost the others their rows
+                _LOG.exception("a storage flush hook failed")
+                continue
+            for sql, rows in ops:
                 if rows:
                     self._pending.append(_Op(sql, rows, True, None))
         if not self._pending:
@@ -298,7 +307,7 @@ class Database:
                     continue
                 try:
                     if op.many:
-                        await conn.executemany(op.sql, op.params)  # type: ignore[arg-type]
+                        await self._run_many(conn, op)
                         lastrowid = None
                     else:
                         cur = await conn.execute(op.sql, op.params)  # type: ignore[arg-type]
@@ -308,11 +317,15 @@ class Database:
                     self.stats.history_rows += op.history
                     if op.future is not None:
                         results.append((op.future, lastrowid, None))
-                except sqlite3.Error as exc:
+                except Exception as exc:
+                    # One statement failed (a bad value, a constraint); SQLite undid only that
+                    # statement, the others in the batch stand. Unless SQLite ended the whole
+                    # transaction (disk full, I/O error): then the batch fails as a whole.
+                    self._check_transaction(conn, exc)
                     if op.future is not None:
                         results.append((op.future, None, exc))
                     else:
-                        _LOG.error("dropped a queued write that failed: %s", exc)
+                        self._poisoned(op.sql, exc)
             await conn.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(Exception):
@@ -334,6 +347,51 @@ class Database:
         if not self._pending:
             self._flushed.set()
 
+    async def _run_many(self, conn: aiosqlite.Connection, op: _Op) -> None:
+        """executemany, but a row that fails is skipped (and logged), not the whole batch."""
+        params = op.params
+        if isinstance(params, BulkRows):
+            if len(params):  # the whole array in one statement, the fast path
+                try:
+                    await conn.executemany(op.sql, params)
+                    return
+                except Exception as exc:
+                    self._check_transaction(conn, exc)
+            rows: Iterable[Params] = params.one_by_one()
+        else:
+            rows = params  # type: ignore[assignment]
+        # SQLite runs each row as its own statement and the rows before a failure stand:
+        # count what executemany consumed and resume after the row that failed.
+        remaining = iter(rows)
+        while True:
+            seen = _Counting(remaining)
+            try:
+                await conn.executemany(op.sql, seen)
+                return
+            except Exception as exc:
+                self._check_transaction(conn, exc)
+                if not seen.count:  # nothing consumed: the statement itself is bad
+                    raise
+                self._poisoned(op.sql, exc)
+
+    @staticmethod
+    def _check_transaction(conn: aiosqlite.Connection, exc: BaseException) -> None:
+        if not conn.in_transaction:
+            raise StorageError(f"SQLite ended the transaction: {exc}") from exc
+
+    def _poisoned(self, sql: str, exc: BaseException) -> None:
+        """Log a dropped write once per statement and cause; never its values (secrets)."""
+        key = (sql, type(exc).__name__)
+        self.stats.dropped += 1
+        if key in self._poison_seen:
+            return
+        if len(self._poison_seen) > 256:
+            self._poison_seen.clear()
+        self._poison_seen.add(key)
+        cause = str(exc) if isinstance(exc, sqlite3.Error) else getattr(exc, "reason", "")
+        _LOG.error("dropped a queued write that failed (%s: %s): %s",
+                   type(exc).__name__, cause, _statement_name(sql))
+
     async def _run_script(
         self, conn: aiosqlite.Connection, statements: list[tuple[str, Params]]
     ) -> BaseException | None:
@@ -344,7 +402,8 @@ class Database:
             for sql, params in statements:
                 await conn.execute(sql, params)
                 self.stats.statements += 1
-        except sqlite3.Error as exc:
+        except Exception as exc:
+            self._check_transaction(conn, exc)
             await conn.execute("ROLLBACK TO uone_script")
             await conn.execute("RELEASE uone_script")
             return exc
@@ -364,3 +423,25 @@ class Database:
                 return int(line.split()[1])
         return 0
 
+
+
+class _Counting(Iterator[Params]):
+    """An iterator that counts the rows taken from it (executemany takes them one by one)."""
+
+    def __init__(self, rows: Iterator[Params]) -> None:
+        self._rows = rows
+        self.count = 0
+
+    def __next__(self) -> Params:
+        row = next(self._rows)
+        self.count += 1
+        return row
+
+
+def _statement_name(sql: str) -> str:
+    """The verb and table of a statement, for a log line (its values stay out)."""
+    words = sql.split()
+    for i, word in enumerate(words):
+        if word.upper() in ("INTO", "FROM", "UPDATE") and i + 1 < len(words):
+            return f"{words[0].upper()} {words[i + 1].split('(')[0]}"
+    return " ".join(words[:3])
