@@ -63,6 +63,9 @@ class _Link:
     attestations: int = 0
     failures: int = 0
     task: asyncio.Task[None] | None = None
+    # state the device pushed before it was registered (the hello of the first connection
+    # arrives during adoption): applied right after registration, not dropped
+    early_state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,6 +169,9 @@ class UoneIntegration:
                                         or "Uone device"),
                 fw_version=txt.get("fw") or None, manufacturer="Uone", transport="lan",
                 commands=COMMANDS, attributes=ATTRIBUTES))
+            if link.early_state:
+                ctx.set_state(device.id, link.early_state)
+                link.early_state = {}
         except BaseException:
             await conn.close()
             await ctx.forget_device_secret(link.did)
@@ -190,7 +196,11 @@ class UoneIntegration:
                     adv_mac: str | None) -> LanConnection:
         def on_state(state: dict[str, Any]) -> None:
             values = {k: v for k, v in state.items() if k in ATTRIBUTES}
-            if values and ctx.device(link.device_id) is not None:
+            if not values:
+                return
+            if ctx.device(link.device_id) is None:  # still adopting: keep it for _register
+                link.early_state.update(values)
+            else:
                 ctx.set_state(link.device_id, values)
 
         return LanConnection(link.host, link.port, pin=link.pin, hub_id=ctx.hub_id,

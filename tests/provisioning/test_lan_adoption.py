@@ -65,6 +65,11 @@ async def test_genuine_device_on_the_lan_is_adopted_and_commanded(
         resp = await api_client.post(f"/api/discovered/{item.id}/adopt")
         assert resp.status == 201, await resp.text()
         device_id = (await resp.json())["device"]["id"]
+        # the state the device sent in its first hello is there at once, before any command
+        # (it used to be dropped: the device was registered only after the connection opened)
+        resp = await api_client.get(f"/api/devices/{device_id}/state")
+        attributes = {k: a["value"] for k, a in (await resp.json())["attributes"].items()}
+        assert attributes == {"on": False, "power": 0.0}
         resp = await api_client.post(f"/api/devices/{device_id}/commands",
                                      json={"command": "turn_on"})
         assert resp.status == 200, await resp.text()
