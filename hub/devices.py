@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -159,6 +159,7 @@ class DeviceRegistry:
         self._bus = bus
         self._clock = clock
         self._devices: dict[str, Device] = {}
+        self._on_remove: list[Callable[[Device], Awaitable[Any]]] = []
 
     async def load(self) -> None:
         for row in await self._db.fetchall("SELECT * FROM devices"):
@@ -207,9 +208,18 @@ class DeviceRegistry:
         await self._db.flush()
         return device
 
+    def on_remove(self, callback: Callable[[Device], Awaitable[Any]]) -> Callable[[], None]:
+        """`await callback(device)` before a device is removed (deleted or erased): its
+        integration ends the device's connections and deletes its secrets. Returns the undo."""
+        self._on_remove.append(callback)
+        return lambda: self._on_remove.remove(callback)
+
     async def remove(self, device_id: str) -> Device:
+        """Remove a device: its integration forgets it first (connections, secrets)."""
         device = self.get(device_id)
-        del self._devices[device_id]
+        for callback in list(self._on_remove):
+            await callback(device)
+        self._devices.pop(device_id, None)
         await self._db.write("DELETE FROM devices WHERE id = ?", (device_id,))
         self._bus.publish(DeviceRegistryChanged("removed", device_id))
         return device

@@ -50,6 +50,12 @@ class Integration(Protocol):
         """Carry out a validated command on one of this integration's devices."""
         ...
 
+    async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
+        """The device is being deleted or erased: end its connections, drop what is kept
+        about it, delete its secrets (the hub also deletes every vault entry stored with
+        `device_id=device.id`, and the device's rows, after this)."""
+        ...
+
 
 class IntegrationContext:
     """Everything an integration may do with the hub; all it registers is undone on unload."""
@@ -116,8 +122,12 @@ class IntegrationContext:
         except NotFound:
             return None
 
-    async def store_device_secret(self, name: str, secret: dict[str, Any]) -> None:
-        await self._hub.vault.put("device_key", f"{self.name}:{name}", secret)
+    async def store_device_secret(self, name: str, secret: dict[str, Any], *,
+                                  device_id: str | None = None) -> None:
+        """Store a secret; with `device_id` it is deleted with that device (erase, delete)
+        even when this integration is not running then."""
+        public = {"device_id": device_id} if device_id else None
+        await self._hub.vault.put("device_key", f"{self.name}:{name}", secret, public)
 
     async def device_secret_names(self) -> list[str]:
         """Names of this integration's vault entries (never their secrets)."""
@@ -228,12 +238,38 @@ class IntegrationHost:
             for name in _dependency_order(manifests, list(configs))
         }
         self._stopping = False
+        self._unhook: Callable[[], None] | None = None
 
     async def start(self) -> None:
+        self._unhook = self.hub.devices.on_remove(self.forget_device)
         await asyncio.gather(*(self._load(name) for name in self._slots))
+
+    async def forget_device(self, device: Device) -> int:
+        """Before a device is removed: its integration (if running) ends its connections and
+        deletes its secrets; then every vault entry stored for it goes. Returns how many
+        vault entries this deleted."""
+        slot = self._slots.get(device.integration)
+        if slot is not None and slot.state == "loaded" and slot.instance is not None \
+                and slot.ctx is not None:
+            try:
+                await asyncio.wait_for(slot.instance.forget_device(slot.ctx, device),
+                                       SETUP_TIMEOUT)
+            except Exception:  # the removal goes on: the entries below go either way
+                _LOG.exception("integration %s failed to forget %s", device.integration,
+                               device.id)
+        vault = self.hub.vault
+        prefix = f"{device.integration}:"
+        deleted = 0
+        for entry in await vault.entries("device_key"):
+            if entry.name.startswith(prefix) and entry.public.get("device_id") == device.id:
+                deleted += await vault.delete("device_key", entry.name)
+        return deleted
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
         for name in reversed(list(self._slots)):
             slot = self._slots[name]
             if slot.retry_task is not None:

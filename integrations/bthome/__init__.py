@@ -95,6 +95,14 @@ class BTHomeIntegration:
                       params: dict[str, Any]) -> Any:
         raise NotImplementedError("BTHome sensors accept no commands")  # none declared
 
+    async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
+        """Deleted or erased: its bind key and what was kept about it go."""
+        address = (device.mac or "").upper()
+        self.adopted.pop(address, None)
+        self.sensors.pop(address, None)
+        self.keys.pop(address, None)
+        await ctx.forget_device_secret(_key_name(address))
+
     # advertisements
 
     def _on_advertisement(self, adv: BleAdvertisement) -> DiscoveryInfo | None:

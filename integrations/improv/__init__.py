@@ -60,6 +60,9 @@ class ImprovIntegration:
                       params: dict[str, Any]) -> Any:
         raise NotImplementedError("improv devices are provisioned, not commanded")
 
+    async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
+        return None  # it keeps no connection and no secret of a device
+
     def _on_advertisement(self, adv: BleAdvertisement) -> DiscoveryInfo | None:
         assert self.ctx is not None
         raw = adv.service_data.get(SERVICE_DATA_UUID)

@@ -116,6 +116,20 @@ class UoneIntegration:
             raise DeviceUnavailable(f"{device.name} is not connected over the LAN")
         return await link.connection.command(command, params)
 
+    async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
+        """Deleted or erased: end the LAN connection, stop reconnecting, drop the pinned key."""
+        link = self.links.pop(device.id, None)
+        if link is not None:
+            if link.task is not None:
+                link.task.cancel()
+                await asyncio.gather(link.task, return_exceptions=True)
+            if link.connection is not None:
+                await link.connection.close()
+        did = device.did or (link.did if link is not None else None)
+        if did:
+            self.adopted.pop(did, None)
+            await ctx.forget_device_secret(did)
+
     # -- adoption ----------------------------------------------------------------------------
 
     async def adopt(self, ctx: IntegrationContext, *, did: str, mac: str | None, host: str,
@@ -162,7 +176,7 @@ class UoneIntegration:
         try:
             await ctx.store_device_secret(link.did, {
                 "host": link.host, "port": link.port,
-                "pin": base64.b64encode(link.pin).decode()})
+                "pin": base64.b64encode(link.pin).decode()}, device_id=link.device_id)
             device = ctx.register_device(Device(
                 id=link.device_id, name=name, integration=ctx.name, did=link.did,
                 mac=link.mac, model=str(conn.hello.get("model") or txt.get("model")

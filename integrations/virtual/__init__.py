@@ -44,6 +44,10 @@ class VirtualIntegration:
         for device in ctx.devices():
             ctx.set_available(device.id, False)
 
+    async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
+        self.kinds.pop(device.id, None)  # no connection, no secret
+        self.bounds.pop(device.id, None)
+
     async def command(
         self, ctx: IntegrationContext, device: Device, command: str, params: dict[str, Any]
     ) -> Any:

@@ -102,3 +102,42 @@ async def test_after_a_restart_the_hub_reconnects_and_re_attests(
                 assert result["on"] is True
     finally:
         await sim.stop()
+
+
+@pytest.mark.parametrize("how", ["erase", "delete"])
+async def test_erasing_or_deleting_a_device_ends_its_connection_and_its_key(
+        api_client, hub: Hub, pki: FactoryPKI, how: str) -> None:
+    """Before the fix both left the LAN connection open (and reconnecting) and the vault's
+    device_key entry behind."""
+    sim, service = await _device(pki, set())
+    try:
+        hub.discovery.handle_mdns(service)
+        item = next(d for d in hub.discovery.registry if d.did == DID)
+        resp = await api_client.post(f"/api/discovered/{item.id}/adopt")
+        assert resp.status == 201, await resp.text()
+        device_id = (await resp.json())["device"]["id"]
+        assert len(sim._writers) == 1
+        assert await hub.vault.exists("device_key", f"uone:{DID}")
+        if how == "erase":
+            resp = await api_client.post("/api/privacy/erase",
+                                         json={"target": "device", "device_id": device_id})
+            assert resp.status == 200, await resp.text()
+        else:
+            resp = await api_client.delete(f"/api/devices/{device_id}")
+            assert resp.status == 204, await resp.text()
+        for _ in range(100):  # the device notices the hub hung up
+            if not sim._writers:
+                break
+            await asyncio.sleep(0.02)
+        assert not sim._writers
+        assert not await hub.vault.exists("device_key", f"uone:{DID}")
+        assert await hub.vault.entries("device_key") == []
+        uone = hub.integrations.instance("uone")
+        assert device_id not in uone.links and DID not in uone.adopted
+        assert hub.devices.find(device_id) is None
+        # nothing reconnects: the device's mDNS announcement comes again, still no link
+        hub.discovery.handle_mdns(service)
+        await asyncio.sleep(0.2)
+        assert not sim._writers and device_id not in uone.links
+    finally:
+        await sim.stop()
