@@ -29,13 +29,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from hub.errors import HubError, ValidationError
+from hub.vault import LOCK_FILENAME, VaultLocked, acquire_lock
 
 MAGIC = b"UONE-BACKUP\x01"
 CHUNK = 1 << 20
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1  # 32 MiB, about 0.1-0.3 s on a Pi 4
 MIN_PASSPHRASE = 12
 DB_NAME = "hub.db"
-_SKIP = {"hub.db", "hub.db-wal", "hub.db-shm"}
+_SKIP = {"hub.db", "hub.db-wal", "hub.db-shm", LOCK_FILENAME}
 
 
 class BackupError(HubError):
@@ -121,10 +122,41 @@ def read_backup(src: BinaryIO, passphrase: str, dest: Path) -> BackupInfo:
     return BackupInfo(meta["created"], meta["hub_version"], meta["files"])
 
 
+class HubRunning(BackupError):
+    """A restore while a hub runs on the state directory: the hub would keep writing to the
+    replaced (deleted) database file and every later change would be lost."""
+
+    status = 409
+    code = "hub_running"
+
+
+def refuse_if_running(state_dir: Path) -> None:
+    """HubRunning when a hub holds the state directory (its shared vault lock)."""
+    os.close(_exclusive(state_dir))
+
+
 def restore_backup(src: BinaryIO, passphrase: str, state_dir: Path,
                    config_out: Path | None = None) -> BackupInfo:
-    """Restore into `state_dir` (the hub must be stopped). Nothing changes unless the whole
-    backup decrypted and checked out. Blocking: run it in a thread."""
+    """Restore into `state_dir`; refused (HubRunning) while a hub runs on it, and no hub can
+    start meanwhile. Nothing changes unless the whole backup decrypted and checked out.
+    Blocking: run it in a thread."""
+    lock = _exclusive(state_dir)
+    try:
+        return _restore(src, passphrase, state_dir, config_out)
+    finally:
+        os.close(lock)
+
+
+def _exclusive(state_dir: Path) -> int:
+    try:
+        return acquire_lock(state_dir)
+    except VaultLocked:
+        raise HubRunning(f"a hub is running on {state_dir}; stop it first "
+                         "(systemctl stop uone-hub), then restore") from None
+
+
+def _restore(src: BinaryIO, passphrase: str, state_dir: Path,
+             config_out: Path | None) -> BackupInfo:
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=state_dir.parent))
     try:
@@ -135,12 +167,17 @@ def restore_backup(src: BinaryIO, passphrase: str, state_dir: Path,
         moved: list[str] = []
         try:
             for entry in list(state_dir.iterdir()):
+                if entry.name == LOCK_FILENAME:  # stays: we hold it, no hub starts meanwhile
+                    continue
                 os.replace(entry, old / entry.name)
                 moved.append(entry.name)
             for entry in list((staging / "state").iterdir()):
-                os.replace(entry, state_dir / entry.name)
+                if entry.name != LOCK_FILENAME:  # (older backups carried one)
+                    os.replace(entry, state_dir / entry.name)
         except OSError:
             for entry in list(state_dir.iterdir()):
+                if entry.name == LOCK_FILENAME:
+                    continue
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
             for name in moved:
                 os.replace(old / name, state_dir / name)

@@ -163,9 +163,10 @@ async def _backup_create(loaded: Any, args: argparse.Namespace) -> int:
 
 async def _backup_restore(loaded: Any, args: argparse.Namespace) -> int:
     from hub.hub import DB_FILENAME
-    from hub.privacy.backup import restore_backup
+    from hub.privacy.backup import refuse_if_running, restore_backup
 
     state = loaded.state_dir
+    await asyncio.to_thread(refuse_if_running, state)  # before asking for the passphrase
     if (state / DB_FILENAME).exists() and not args.force:
         raise CliError(f"{state} already holds a hub; stop it and add --force to replace it")
     path = Path(args.file)

@@ -314,3 +314,34 @@ async def test_minors_sign_ins_are_recorded_without_an_address(hub: Hub) -> None
     adult_rows = await hub.auth.logins(adult.id)
     assert kid_rows and all(r["address"] is None and r["ok"] for r in kid_rows)
     assert adult_rows and adult_rows[0]["address"] == "10.0.0.7"
+
+
+async def _acli(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """The CLI in its own process, without blocking this loop (a hub runs on it)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", *args, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_restore_is_refused_while_the_hub_runs(hub: Hub, tmp_path: Path) -> None:
+    """Before the fix `restore --force` replaced the files under the running hub, which kept
+    writing into the deleted database: every later change was lost."""
+    cfg = str(hub.loaded.path)
+    await hub.provisioning.wifi.put("Before", "password-before", "wpa2-psk")
+    rc, _out, err = await _acli("backup", "create", "-c", cfg, "-o", str(tmp_path / "b.uone"),
+                                "--passphrase-stdin", stdin=PASS + "\n")
+    assert rc == 0, err
+    inode = (hub.state_dir / "hub.db").stat().st_ino
+    rc, _out, err = await _acli("backup", "restore", str(tmp_path / "b.uone"), "-c", cfg,
+                                "--force", "--passphrase-stdin", stdin=PASS + "\n")
+    assert rc == 1 and "a hub is running" in err and "stop it first" in err, err
+    assert (hub.state_dir / "hub.db").stat().st_ino == inode  # the file was not replaced
+    assert not (hub.state_dir / ".before-restore").exists()
+    with pytest.raises(BackupError, match="a hub is running"):  # the library refuses too
+        restore_backup(io.BytesIO((tmp_path / "b.uone").read_bytes()), PASS, hub.state_dir)
+    await hub.provisioning.wifi.put("After", "password-after", "wpa2-psk")
+    names = {e.name for e in await hub.vault.entries("wifi")}
+    assert names == {"Before", "After"}
