@@ -23,6 +23,7 @@ from typing import Any
 from hub import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_DAMAGED = 3  # the database is damaged: systemd must not restart (RestartPreventExitStatus)
 
 # Modules that add subcommands: each has `register(subparsers)` and sets `func` on its parser.
 COMMAND_MODULES: tuple[str, ...] = ("hub.auth.cli", "hub.automation.cli", "hub.privacy.cli",
@@ -175,10 +176,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     loaded = load_or_exit(args.config)
     setup_logging(loaded.config.log_level)
     from hub import daemon
+    from hub.storage import DatabaseDamaged
 
     try:
         with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
             return runner.run(daemon.run(loaded, started=args.started))
+    except DatabaseDamaged as exc:  # a known state with its own way out: no traceback
+        import logging
+
+        logging.getLogger("hub").critical("refusing to start: %s", exc)
+        return EXIT_DAMAGED
     except Exception as exc:
         import logging
 

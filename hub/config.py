@@ -74,6 +74,12 @@ class StorageConfig:
     synchronous: Literal["normal", "full"] = option(
         "normal", doc="SQLite synchronous mode; normal is safe against crashes in WAL mode."
     )
+    integrity_check_seconds: float = option(
+        30.0, doc="Time budget of the database check (PRAGMA quick_check) at every start; a "
+        "damaged database stops the start. A file too large to check in time is checked "
+        "that far and the start goes on with a warning. 0 turns the check off.",
+        min=0.0, max=3600.0,
+    )
 
 
 @dataclass(frozen=True, slots=True)

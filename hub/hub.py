@@ -67,6 +67,7 @@ class Hub:
             commit_interval=self.config.storage.commit_interval,
             max_batch=self.config.storage.max_batch,
             synchronous=self.config.storage.synchronous,
+            check_seconds=self.config.storage.integrity_check_seconds,
         )
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
         self.states = StateStore(self.db, self.bus, self.clock,

@@ -57,6 +57,58 @@ class StorageStats:
         }
 
 
+class DatabaseDamaged(StorageError):
+    """SQLite found the database file damaged: the hub refuses to start on it rather than
+    serve silently truncated history and exports."""
+
+    code = "database_damaged"
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)"
+                                            if len(problems) > 3 else "")
+        super().__init__(
+            f"the database {path} is damaged ({shown}). The hub will not start on it: stop "
+            f"it, then restore a backup (uone-hub backup restore FILE -c CONFIG --force) or "
+            f"recover what is readable into a new file with the sqlite3 command "
+            f"(docs/privacy.md, \"A damaged database\", has the steps).")
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityCheck:
+    """What the start-up check found: complete or stopped at its time budget."""
+
+    complete: bool
+    seconds: float
+
+
+def quick_check(path: Path, budget: float) -> IntegrityCheck:
+    """PRAGMA quick_check within `budget` seconds (blocking: run it in a thread).
+
+    quick_check reads every page of every table and index (structure, not index contents)
+    and is O(file size); SQLite's progress handler stops it at the budget, so a very large
+    file on a slow card delays the start by at most that. DatabaseDamaged on any problem."""
+    started = time.monotonic()
+    deadline = started + budget
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+        try:
+            rows = [r[0] for r in conn.execute("PRAGMA quick_check(20)")]
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_INTERRUPT":
+                return IntegrityCheck(False, time.monotonic() - started)
+            if not _is_damage(exc):
+                raise
+            raise DatabaseDamaged(path, [str(exc)]) from None
+    finally:
+        conn.close()
+    if rows != ["ok"]:
+        raise DatabaseDamaged(path, rows)
+    return IntegrityCheck(True, time.monotonic() - started)
+
+
 @dataclass(slots=True)
 class _Op:
     sql: str
@@ -79,6 +131,7 @@ class Database:
         max_batch: int = 10_000,
         synchronous: str = "normal",
         writer_cache_kib: int = 8192,
+        check_seconds: float = 0.0,
     ) -> None:
         self.path = path
         self.schemas = list(schemas)
@@ -86,6 +139,8 @@ class Database:
         self.max_batch = max_batch
         self.synchronous = synchronous.upper()
         self.writer_cache_kib = writer_cache_kib
+        self.check_seconds = check_seconds
+        self.check: IntegrityCheck | None = None
         self.stats = StorageStats()
         self.migrated: dict[str, tuple[int, int]] = {}
         self._write: aiosqlite.Connection | None = None
@@ -113,7 +168,20 @@ class Database:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.migrated = await asyncio.to_thread(self._migrate_sync)
+        if self.check_seconds > 0 and self.path.exists():
+            self.check = await asyncio.to_thread(quick_check, self.path, self.check_seconds)
+            if self.check.complete:
+                _LOG.info("database checked in %.2f s: ok", self.check.seconds)
+            else:
+                _LOG.warning("database check stopped after its %.0f s budget "
+                             "(storage.integrity_check_seconds); the part checked is ok",
+                             self.check_seconds)
+        try:
+            self.migrated = await asyncio.to_thread(self._migrate_sync)
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise
+            raise DatabaseDamaged(self.path, [str(exc)]) from None
         self._write = await aiosqlite.connect(self.path, isolation_level=None)
         await self._configure(self._write)
         # A batch's index pages must stay in cache until COMMIT: when they spill mid-
@@ -423,6 +491,12 @@ class Database:
                 return int(line.split()[1])
         return 0
 
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """SQLITE_CORRUPT (and its extended codes) or SQLITE_NOTADB: the file, not our SQL."""
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB"
 
 
 class _Counting(Iterator[Params]):
