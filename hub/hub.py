@@ -29,6 +29,7 @@ from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
 from hub.discovery.registry import SCHEMA as DISCOVERY_SCHEMA
 from hub.discovery.service import DiscoveryService
+from hub.integration_values import SCHEMA as INTEGRATION_VALUES_SCHEMA
 from hub.loader import IntegrationHost
 from hub.privacy.center import PrivacyCenter
 from hub.privacy.schema import SCHEMA as PRIVACY_SCHEMA
@@ -47,7 +48,8 @@ DB_FILENAME = "hub.db"
 def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
     return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, DISCOVERY_SCHEMA,
-            AUTOMATION_SCHEMA, PRIVACY_SCHEMA, VAULT_SCHEMA, CLOUD_SCHEMA]
+            AUTOMATION_SCHEMA, PRIVACY_SCHEMA, VAULT_SCHEMA, CLOUD_SCHEMA,
+            INTEGRATION_VALUES_SCHEMA]
 
 
 class Hub:

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from hub.bus import DeviceEvent, Event
+from hub.confirmations import Confirmations
 from hub.devices import Device
 from hub.errors import DeviceUnavailable, IntegrationError, NotFound
+from hub.integration_values import IntegrationValues
 from hub.manifests import Manifest
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ class IntegrationContext:
         self.config = config
         self.log = logging.getLogger(f"integrations.{manifest.name}")
         self.clock = host.hub.clock
+        self._values = IntegrationValues(host.hub.db, manifest.name)
         self._undo: list[Callable[[], Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
@@ -137,6 +140,32 @@ class IntegrationContext:
 
     async def forget_device_secret(self, name: str) -> None:
         await self._hub.vault.delete("device_key", f"{self.name}:{name}")
+
+    # durable values (not secrets: those go to the vault) and questions to the owner
+
+    async def stored_values(self) -> dict[str, Any]:
+        """Every value this integration stored (`store_value`), by key."""
+        return await self._values.all()
+
+    def store_value(self, key: str, value: Any) -> None:
+        """Keep a JSON value across restarts; durable within `storage.commit_interval`."""
+        self._values.set(key, value, self.clock.time())
+
+    def forget_value(self, key: str) -> None:
+        self._values.delete(key)
+
+    def ask_confirmation(self, device_id: str, kind: str, message: str,
+                         details: dict[str, Any],
+                         on_confirm: Callable[[], Awaitable[None]]) -> None:
+        """Ask the owner (an admin) about one of this integration's devices: shown on the
+        device and as a notification; `await on_confirm()` runs when they confirm through
+        `POST /api/devices/{id}/confirmations/{kind}` (audited)."""
+        if self.device(device_id) is not None:
+            self._host.confirmations.ask(device_id, kind, self.name, message, details,
+                                         on_confirm)
+
+    def withdraw_confirmation(self, device_id: str, kind: str) -> None:
+        self._host.confirmations.withdraw(device_id, kind)
 
     # subscriptions and tasks
 
@@ -233,6 +262,7 @@ class IntegrationHost:
 
     def __init__(self, hub: Hub, manifests: dict[str, Manifest], configs: dict[str, Any]):
         self.hub = hub
+        self.confirmations = Confirmations(hub.bus, hub.audit, hub.clock)
         self._slots = {
             name: _Slot(manifests[name], configs.get(name) or {}, backoff=BACKOFF_START)
             for name in _dependency_order(manifests, list(configs))
@@ -248,6 +278,7 @@ class IntegrationHost:
         """Before a device is removed: its integration (if running) ends its connections and
         deletes its secrets; then every vault entry stored for it goes. Returns how many
         vault entries this deleted."""
+        self.confirmations.withdraw(device.id)
         slot = self._slots.get(device.integration)
         if slot is not None and slot.state == "loaded" and slot.instance is not None \
                 and slot.ctx is not None:
@@ -347,6 +378,7 @@ class IntegrationHost:
         except Exception:
             _LOG.exception("integration %s failed to unload cleanly", name)
         await ctx._close()
+        self.confirmations.withdraw_integration(name)
 
     def _crashed(self, name: str, exc: BaseException) -> None:
         slot = self._slots[name]

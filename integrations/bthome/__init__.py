@@ -4,6 +4,13 @@ Advertisements reach us through the hub's one scanner (matcher: service data 0xF
 Parsing, decryption (AES-CCM with the device's bind key) and replay checks are bthome-ble's;
 this module maps its results onto the hub. Until a sensor is adopted only what identifies
 it (name, encryption, which sensors it has) is shown as discovered; readings are not kept.
+
+bthome-ble remembers the last encryption counter only in memory, so after a restart it took
+any older (replayed) advertisement. The last accepted counter of each sensor is therefore
+kept durably (`ctx.store_value`) and an advertisement with an older one is refused, across
+restarts. A sensor whose counter really restarted (a battery change) looks the same as a
+replay; when the old-counter advertisement decrypts with the sensor's key, the owner is
+asked (`counter_reset` confirmation on the device) and only their confirmation resets it.
 """
 
 from __future__ import annotations
@@ -33,6 +40,14 @@ def _key_name(address: str) -> str:
     return "bind_key:" + address.upper()
 
 
+def _counter_key(address: str) -> str:
+    return "counter:" + address.upper()
+
+
+def _device_id(address: str) -> str:
+    return "bthome." + address.replace(":", "").lower()
+
+
 def _address(key_name: str) -> str:
     return key_name.removeprefix("bind_key:")
 
@@ -46,6 +61,9 @@ class _Sensor:
     parser: Any  # bthome_ble.BTHomeBluetoothDeviceData
     sensors: set[str] = field(default_factory=set)
     encrypted: bool = False
+    name: str | None = None
+    model: str | None = None
+    went_back: tuple[int, int] | None = None  # (last accepted, seen) counters, refused
 
 
 @dataclass
@@ -53,6 +71,7 @@ class BTHomeIntegration:
     keys: dict[str, bytes] = field(default_factory=dict)
     sensors: dict[str, _Sensor] = field(default_factory=dict)
     adopted: dict[str, str] = field(default_factory=dict)  # BLE address -> device id
+    counters: dict[str, int] = field(default_factory=dict)  # last accepted, durable
     ctx: IntegrationContext | None = None
 
     async def setup(self, ctx: IntegrationContext) -> None:
@@ -70,7 +89,8 @@ class BTHomeIntegration:
             name = _key_name(address)
             stored = await ctx.device_secret(name)
             if stored is None or stored.get("bind_key") != raw.hex():
-                await ctx.store_device_secret(name, {"bind_key": raw.hex()})
+                await ctx.store_device_secret(name, {"bind_key": raw.hex()},
+                                              device_id=_device_id(address))
                 imported += 1
         if imported:
             ctx.log.info("moved %d bind key(s) from the config into the encrypted vault; "
@@ -82,6 +102,9 @@ class BTHomeIntegration:
         for device in ctx.devices():
             if device.mac:
                 self.adopted[device.mac.upper()] = device.id
+        for key, value in (await ctx.stored_values()).items():
+            if key.startswith("counter:") and isinstance(value, int):
+                self.counters[key.removeprefix("counter:")] = value
         ctx.on_advertisement(self._on_advertisement)
         ctx.on_adopt(self._adopt)
         # bthome-ble pulls in ~150 ms of imports: load it off the loop, not at start-up
@@ -101,6 +124,8 @@ class BTHomeIntegration:
         self.adopted.pop(address, None)
         self.sensors.pop(address, None)
         self.keys.pop(address, None)
+        if self.counters.pop(address, None) is not None:
+            ctx.forget_value(_counter_key(address))
         await ctx.forget_device_secret(_key_name(address))
 
     # advertisements
@@ -120,11 +145,20 @@ class BTHomeIntegration:
             sensor = self.sensors[address] = _Sensor(
                 BTHomeBluetoothDeviceData(self.keys.get(address)))
         sensor.encrypted = bool(data[0] & 0x01)
+        counter = _counter(data) if sensor.encrypted else None
+        last = self.counters.get(address)
+        if counter is not None and last is not None and counter < last:
+            sensor.name = sensor.name or adv.name
+            self._went_back(ctx, address, sensor, adv, last, counter)
+            return self._info(address, sensor)
         try:
             update = sensor.parser.update(_service_info(adv))
         except Exception as exc:  # the library must not take the scanner down
             ctx.report_malformed("BTHome payload", f"from {address}: {type(exc).__name__}")
             return None
+        if counter is not None and sensor.parser.bindkey_verified \
+                and sensor.parser.encryption_counter == counter and counter != last:
+            self._accepted(ctx, address, sensor, counter)
         readings = {k.key: v.native_value for k, v in update.entity_values.items()
                     if k.key not in _NOT_STATE}
         readings.update({k.key: bool(v.native_value)
@@ -133,14 +167,60 @@ class BTHomeIntegration:
         if not readings and not events and not sensor.encrypted and len(data) > 1:
             ctx.report_malformed("BTHome payload", f"from {address}: no known object")
         sensor.sensors.update(readings)
+        sensor.name, sensor.model = update.title or adv.name, _model(update)
         device_id = self.adopted.get(address)
         if device_id is not None and ctx.device(device_id) is not None:
             self._deliver(ctx, device_id, sensor, readings, events)
-        return DiscoveryInfo(
-            name=update.title or adv.name, mac=address, model=_model(update),
-            data={"encrypted": sensor.encrypted, "bind_key": _key_state(sensor, self.keys,
-                                                                       address),
-                  "sensors": sorted(sensor.sensors)})
+        return self._info(address, sensor)
+
+    def _info(self, address: str, sensor: _Sensor) -> DiscoveryInfo:
+        data: dict[str, Any] = {"encrypted": sensor.encrypted,
+                                "bind_key": _key_state(sensor, self.keys, address),
+                                "sensors": sorted(sensor.sensors)}
+        if sensor.went_back is not None:
+            data["counter"] = {"state": "went_back", "last_accepted": sensor.went_back[0],
+                               "seen": sensor.went_back[1]}
+        return DiscoveryInfo(name=sensor.name, mac=address, model=sensor.model, data=data)
+
+    # the encryption counter (replay protection that survives a restart)
+
+    def _accepted(self, ctx: IntegrationContext, address: str, sensor: _Sensor,
+                  counter: int) -> None:
+        self.counters[address] = counter
+        ctx.store_value(_counter_key(address), counter)
+        if sensor.went_back is not None:  # the sensor went on from its old counter
+            sensor.went_back = None
+            device_id = self.adopted.get(address)
+            if device_id is not None:
+                ctx.withdraw_confirmation(device_id, "counter_reset")
+
+    def _went_back(self, ctx: IntegrationContext, address: str, sensor: _Sensor,
+                   adv: BleAdvertisement, last: int, seen: int) -> None:
+        """Refuse; if the advertisement is genuine (decrypts with the key), ask the owner."""
+        if not _decrypts(self.keys.get(address), adv):
+            ctx.report_malformed("BTHome payload", f"from {address}: old counter, bad MIC")
+            return
+        if sensor.went_back is None:
+            ctx.log.warning("%s: encryption counter %d is older than the last accepted %d: "
+                            "refused (a replay, or the sensor restarted: the owner decides)",
+                            address, seen, last)
+        sensor.went_back = (last, seen)
+        device_id = self.adopted.get(address)
+        if device_id is None:
+            return
+
+        async def reset() -> None:
+            self.counters.pop(address, None)
+            ctx.forget_value(_counter_key(address))
+            sensor.parser.reset_encryption_counter()
+            sensor.went_back = None
+
+        ctx.ask_confirmation(
+            device_id, "counter_reset",
+            f"{address} sent an encryption counter ({seen}) older than the last one accepted "
+            f"({last}). Its readings are refused. If its battery was just changed, confirm "
+            f"to accept its new counter; otherwise someone may be replaying old "
+            f"advertisements.", {"last_accepted": last, "seen": seen}, reset)
 
     def _deliver(self, ctx: IntegrationContext, device_id: str, sensor: _Sensor,
                  readings: dict[str, Any], events: list[tuple[str, str]]) -> None:
@@ -157,7 +237,7 @@ class BTHomeIntegration:
     async def _adopt(self, item: DiscoveredDevice, name: str | None) -> Device:
         assert self.ctx is not None
         address = (item.address or "").upper()
-        device_id = "bthome." + address.replace(":", "").lower()
+        device_id = _device_id(address)
         existing = self.ctx.device(device_id)
         sensor = self.sensors.get(address)
         device = self.ctx.register_device(Device(
@@ -179,6 +259,29 @@ def _service_info(adv: BleAdvertisement) -> Any:
         service_uuids=list(adv.service_uuids), source="local", device=None,
         advertisement=None, connectable=False, time=time.monotonic(),
         tx_power=adv.tx_power)
+
+
+def _counter(data: bytes) -> int | None:
+    """The encryption counter of an encrypted BTHome v2 payload: the 4 bytes (little-endian)
+    before the 4-byte MIC at its end (info byte + ciphertext + counter + MIC)."""
+    if len(data) < 9:
+        return None
+    return int.from_bytes(data[-8:-4], "little")
+
+
+def _decrypts(key: bytes | None, adv: BleAdvertisement) -> bool:
+    """Whether bthome-ble decrypts the advertisement with the key (a fresh parser: the
+    sensor's own keeps its state)."""
+    if key is None:
+        return False
+    from bthome_ble import BTHomeBluetoothDeviceData
+
+    probe = BTHomeBluetoothDeviceData(key)
+    try:
+        probe.update(_service_info(adv))
+    except Exception:
+        return False
+    return bool(probe.bindkey_verified)
 
 
 def _model(update: Any) -> str:

@@ -40,6 +40,9 @@ def device_json(hub: Hub, device: Device) -> dict[str, Any]:
     out = device.to_json()
     out["available"] = hub.states.available(device.id)
     out["connectivity"] = hub.discovery.connectivity.to_json(device.id)
+    questions = hub.integrations.confirmations.of(device.id)
+    if questions:  # open questions to the owner (e.g. a BTHome counter that went back)
+        out["confirmations"] = [q.to_json() for q in questions]
     return out
 
 
@@ -196,6 +199,21 @@ async def delete_device(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@requires(Role.ADMIN)
+@describe("Confirm what the device's integration asked about (its `confirmations`), "
+          "e.g. kind `counter_reset`: a BTHome sensor's encryption counter restarted "
+          "because its battery was changed. Audited.", tags=("devices",),
+          errors=ID_ERRORS, response=obj(["device_id", "confirmed"], device_id=STR,
+                                         confirmed=ANY))
+async def post_confirmation(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    device = visible_device(request)
+    who = principal(request)
+    question = await hub.integrations.confirmations.confirm(
+        device.id, request.match_info["kind"], who.user_id)
+    return json_response({"device_id": device.id, "confirmed": question.to_json()})
+
+
 @requires(Role.GUEST)
 @describe("A device's current attributes", tags=("devices",), errors=ID_ERRORS,
           response=obj(["device_id", "attributes"], device_id=STR, available=nullable(BOOL),
@@ -261,5 +279,6 @@ def setup(app: web.Application) -> None:
     r.add_patch("/api/devices/{device_id}", patch_device)
     r.add_delete("/api/devices/{device_id}", delete_device)
     r.add_get("/api/devices/{device_id}/state", get_state)
+    r.add_post("/api/devices/{device_id}/confirmations/{kind}", post_confirmation)
     r.add_post("/api/devices/{device_id}/commands", post_command)
     r.add_get("/api/devices/{device_id}/history", get_history)
