@@ -34,6 +34,15 @@ async def _device(pki: FactoryPKI, faults: set[str], txt_mac: str = MAC) -> tupl
     return sim, service
 
 
+async def _adopt(api_client, hub: Hub, service: MdnsService) -> str:
+    """Adopt the announced device through the API; its device id."""
+    hub.discovery.handle_mdns(service)
+    item = next(d for d in hub.discovery.registry if d.did == DID)
+    resp = await api_client.post(f"/api/discovered/{item.id}/adopt")
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json())["device"]["id"])
+
+
 @pytest.mark.parametrize(("faults", "txt_mac", "words"), [
     ({"wrong_key"}, MAC, "does not verify"),
     ({"expired"}, MAC, "expired"),
@@ -60,11 +69,7 @@ async def test_genuine_device_on_the_lan_is_adopted_and_commanded(
         api_client, hub: Hub, pki: FactoryPKI) -> None:
     sim, service = await _device(pki, set())
     try:
-        hub.discovery.handle_mdns(service)
-        item = next(d for d in hub.discovery.registry if d.did == DID)
-        resp = await api_client.post(f"/api/discovered/{item.id}/adopt")
-        assert resp.status == 201, await resp.text()
-        device_id = (await resp.json())["device"]["id"]
+        device_id = await _adopt(api_client, hub, service)
         # the state the device sent in its first hello is there at once, before any command
         # (it used to be dropped: the device was registered only after the connection opened)
         resp = await api_client.get(f"/api/devices/{device_id}/state")
@@ -111,11 +116,7 @@ async def test_erasing_or_deleting_a_device_ends_its_connection_and_its_key(
     device_key entry behind."""
     sim, service = await _device(pki, set())
     try:
-        hub.discovery.handle_mdns(service)
-        item = next(d for d in hub.discovery.registry if d.did == DID)
-        resp = await api_client.post(f"/api/discovered/{item.id}/adopt")
-        assert resp.status == 201, await resp.text()
-        device_id = (await resp.json())["device"]["id"]
+        device_id = await _adopt(api_client, hub, service)
         assert len(sim._writers) == 1
         assert await hub.vault.exists("device_key", f"uone:{DID}")
         if how == "erase":
