@@ -492,7 +492,6 @@ class Database:
         return 0
 
 
-
 def _is_damage(exc: sqlite3.DatabaseError) -> bool:
     """SQLITE_CORRUPT (and its extended codes) or SQLITE_NOTADB: the file, not our SQL."""
     name = getattr(exc, "sqlite_errorname", "")
