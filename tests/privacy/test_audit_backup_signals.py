@@ -337,7 +337,7 @@ async def test_restore_is_refused_while_the_hub_runs(hub: Hub, tmp_path: Path) -
     inode = (hub.state_dir / "hub.db").stat().st_ino
     rc, _out, err = await _acli("backup", "restore", str(tmp_path / "b.uone"), "-c", cfg,
                                 "--force", "--passphrase-stdin", stdin=PASS + "\n")
-    assert rc == 1 and "a hub is running" in err and "stop it first" in err, err
+    assert rc == 2 and "a hub is running" in err and "stop it first" in err, err
     assert (hub.state_dir / "hub.db").stat().st_ino == inode  # the file was not replaced
     assert not (hub.state_dir / ".before-restore").exists()
     with pytest.raises(BackupError, match="a hub is running"):  # the library refuses too

@@ -86,7 +86,7 @@ async def test_restore_while_running_is_refused_and_later_keeps_exactly_the_back
     for extra in ((), ("--force",)):
         rc, out = await hub.cli("backup", "restore", str(backup), *extra,
                                 "--passphrase-stdin", stdin=PASS + "\n")
-        assert rc == 1 and "a hub is running" in out, out
+        assert rc == 2 and "a hub is running" in out, out
     assert hub.db.stat().st_ino == inode
     # the hub still writes into its own file: a change now survives a restart
     await _put_wifi(hub, "AfterRefused")
