@@ -82,7 +82,9 @@ class Hub:
         self.discovery = DiscoveryService(self)
         self.privacy = PrivacyCenter(self)
         self.integrations = IntegrationHost(
-            self, loaded.manifests, dict(self.config.integrations)
+            loaded.manifests, dict(self.config.integrations),
+            devices=self.devices, states=self.states, bus=self.bus, clock=self.clock,
+            vault=self.vault, discovery=self.discovery, attestation=self.provisioning,
         )
         self.automations = AutomationEngine(self)
         self.cloud = CloudSync(self)

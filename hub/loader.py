@@ -1,8 +1,9 @@
 """Loading integrations: the Protocol they implement, their context, isolation and restart.
 
 An integration that raises during setup or in one of its tasks is unloaded (everything it
-subscribed to is undone), logged once, and restarted with capped exponential backoff. It never
-takes the hub down.
+subscribed to is undone), logged once, and restarted with capped exponential backoff (one
+`ReconnectLoop` per integration: its "connection" is a successful setup). It never takes the
+hub down.
 """
 
 from __future__ import annotations
@@ -10,21 +11,26 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from hub.bus import DeviceEvent, Event
+from hub.bus import DeviceEvent, Event, EventBus
+from hub.clock import Clock
 from hub.confirmations import Confirmations
-from hub.devices import Device
+from hub.devices import Device, DeviceRegistry
 from hub.errors import DeviceUnavailable, IntegrationError, NotFound
 from hub.integration_values import IntegrationValues
 from hub.manifests import Manifest
+from hub.reconnect import BackoffPolicy, ReconnectLoop
+from hub.state import StateStore
+from hub.vault import Vault
 
 if TYPE_CHECKING:
-    from hub.hub import Hub
+    from hub.audit import AuditLog
+    from hub.discovery.service import DiscoveryService
     from hub.provisioning.evidence import Attestation, Evidence
+    from hub.storage import Database
 
 _LOG = logging.getLogger(__name__)
 
@@ -64,13 +70,12 @@ class IntegrationContext:
 
     def __init__(self, host: IntegrationHost, manifest: Manifest, config: dict[str, Any]):
         self._host = host
-        self._hub = host.hub
         self.manifest = manifest
         self.name = manifest.name
         self.config = config
         self.log = logging.getLogger(f"integrations.{manifest.name}")
-        self.clock = host.hub.clock
-        self._values = IntegrationValues(host.hub.db, manifest.name)
+        self.clock = host.clock
+        self._values = IntegrationValues(host.db, manifest.name)
         self._undo: list[Callable[[], Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
@@ -79,49 +84,49 @@ class IntegrationContext:
 
     def register_device(self, device: Device) -> Device:
         """Add or update one of this integration's devices in the registry."""
-        existing = self._hub.devices.find(device.id)
+        existing = self._host.devices.find(device.id)
         restricted = existing.restricted if existing is not None else False
         # restriction is the owner's decision (privacy center): an integration cannot lift it
-        return self._hub.devices.add(replace(device, integration=self.name,
+        return self._host.devices.add(replace(device, integration=self.name,
                                              restricted=restricted))
 
     def devices(self) -> list[Device]:
-        return self._hub.devices.by_integration(self.name)
+        return self._host.devices.by_integration(self.name)
 
     def device(self, device_id: str) -> Device | None:
-        d = self._hub.devices.find(device_id)
+        d = self._host.devices.find(device_id)
         return d if d is not None and d.integration == self.name else None
 
     def set_state(self, device_id: str, attributes: dict[str, Any]) -> int:
-        return self._hub.states.set(device_id, attributes)
+        return self._host.states.set(device_id, attributes)
 
     def state(self, device_id: str, attribute: str, default: Any = None) -> Any:
-        return self._hub.states.value(device_id, attribute, default)
+        return self._host.states.value(device_id, attribute, default)
 
     def set_available(self, device_id: str, available: bool) -> None:
-        self._hub.states.set_available(device_id, available)
+        self._host.states.set_available(device_id, available)
 
     def fire_event(self, device_id: str, event_type: str, data: dict[str, Any] | None = None):
         ts = self.clock.time()
         payload = data or {}
-        self._hub.states.record_event(device_id, event_type, payload, ts)
-        self._hub.bus.publish(DeviceEvent(device_id, event_type, payload, ts))
+        self._host.states.record_event(device_id, event_type, payload, ts)
+        self._host.bus.publish(DeviceEvent(device_id, event_type, payload, ts))
 
     # attestation and device keys (the Uone integration re-attests at every reconnection)
 
     @property
     def hub_id(self) -> str:
         """This hub's stable id: what devices sign with attestation nonces."""
-        return self._hub.provisioning.hub_id
+        return self._host.attestation.hub_id
 
     def verify_attestation(self, evidence: Evidence) -> Attestation:
         """Check a device's attestation evidence against the configured trust anchors."""
-        return self._hub.provisioning.verify(evidence)
+        return self._host.attestation.verify(evidence)
 
     async def device_secret(self, name: str) -> dict[str, Any] | None:
         """This integration's vault entry `name` (kind device_key), or None."""
         try:
-            return await self._hub.vault.get("device_key", f"{self.name}:{name}")
+            return await self._host.vault.get("device_key", f"{self.name}:{name}")
         except NotFound:
             return None
 
@@ -130,16 +135,16 @@ class IntegrationContext:
         """Store a secret; with `device_id` it is deleted with that device (erase, delete)
         even when this integration is not running then."""
         public = {"device_id": device_id} if device_id else None
-        await self._hub.vault.put("device_key", f"{self.name}:{name}", secret, public)
+        await self._host.vault.put("device_key", f"{self.name}:{name}", secret, public)
 
     async def device_secret_names(self) -> list[str]:
         """Names of this integration's vault entries (never their secrets)."""
         prefix = f"{self.name}:"
-        return [e.name[len(prefix):] for e in await self._hub.vault.entries("device_key")
+        return [e.name[len(prefix):] for e in await self._host.vault.entries("device_key")
                 if e.name.startswith(prefix)]
 
     async def forget_device_secret(self, name: str) -> None:
-        await self._hub.vault.delete("device_key", f"{self.name}:{name}")
+        await self._host.vault.delete("device_key", f"{self.name}:{name}")
 
     # durable values (not secrets: those go to the vault) and questions to the owner
 
@@ -172,7 +177,7 @@ class IntegrationContext:
     def subscribe(
         self, etype: type[Event], callback: Callable[[Any], None], *, key: str | None = None
     ) -> None:
-        self._undo.append(self._hub.bus.subscribe(etype, callback, key=key))
+        self._undo.append(self._host.bus.subscribe(etype, callback, key=key))
 
     def on_unload(self, callback: Callable[[], Any]) -> None:
         self._undo.append(callback)
@@ -182,34 +187,34 @@ class IntegrationContext:
     def on_advertisement(self, callback: Callable[[Any], Any]) -> None:
         """`callback(BleAdvertisement) -> DiscoveryInfo | None` for each changed advertisement
         that matches this integration's BLE matchers; returning info lists it as discovered."""
-        self._undo.append(self._hub.discovery.add_advertisement_listener(self.name, callback))
+        self._undo.append(self._host.discovery.add_advertisement_listener(self.name, callback))
 
     def on_mdns_service(self, callback: Callable[[Any, bool], Any]) -> None:
         """`callback(MdnsService, removed) -> DiscoveryInfo | None` for this integration's
         mDNS service types (added, updated, removed)."""
-        self._undo.append(self._hub.discovery.add_mdns_listener(self.name, callback))
+        self._undo.append(self._host.discovery.add_mdns_listener(self.name, callback))
 
     def on_adopt(self, handler: Callable[[Any, str | None], Awaitable[Device]]) -> None:
         """`await handler(DiscoveredDevice, name)` registers the device and returns it."""
-        self._undo.append(self._hub.discovery.set_adopt_handler(self.name, handler))
+        self._undo.append(self._host.discovery.set_adopt_handler(self.name, handler))
 
     def discovered(self) -> list[Any]:
         """This integration's discovered devices (DiscoveredDevice)."""
-        return [d for d in self._hub.discovery.registry if d.integration == self.name]
+        return [d for d in self._host.discovery.registry if d.integration == self.name]
 
     def ble_seen(self, address: str) -> tuple[int, float] | None:
         """(RSSI dBm, seconds since last heard) of a BLE address, or None."""
-        return self._hub.discovery.ble_seen(address)
+        return self._host.discovery.ble_seen(address)
 
     def report_malformed(self, what: str, detail: str = "") -> None:
         """Count bad input from the network (junk advertisement, bad TXT); logged at debug."""
-        self._hub.discovery.stats.malformed += 1
+        self._host.discovery.stats.malformed += 1
         self.log.debug("malformed %s %s", what, detail)
 
     def set_transport(self, device_id: str, choice: Any) -> None:
         """Record how one of this integration's devices is reached now (TransportChoice)."""
         if self.device(device_id) is not None:
-            self._hub.discovery.connectivity.set(device_id, choice)
+            self._host.discovery.connectivity.set(device_id, choice)
 
     def create_task(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
         """A supervised task: if it raises, the integration is restarted."""
@@ -242,37 +247,66 @@ class IntegrationContext:
         self._undo.clear()
 
 
+class AttestationVerifier(Protocol):
+    """What a context needs from provisioning: the hub's id and the evidence check."""
+
+    hub_id: str
+
+    def verify(self, evidence: Evidence) -> Attestation: ...
+
+
 @dataclass(slots=True)
 class _Slot:
     manifest: Manifest
     config: dict[str, Any]
-    state: str = "not_loaded"  # loaded | failed | retrying | stopped
+    state: str = "not_loaded"  # loaded | retrying | failed | stopped
     instance: Integration | None = None
     ctx: IntegrationContext | None = None
     error: str | None = None
     restarts: int = 0
-    backoff: float = 0.0  # set from BACKOFF_START when the slot is made
-    loaded_at: float = 0.0
-    retry_task: asyncio.Task[None] | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    loop: ReconnectLoop | None = None
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # first attempt is over
+    crashed: asyncio.Future[BaseException] | None = None
 
 
 class IntegrationHost:
-    """Loads configured integrations by name and keeps them running."""
+    """Loads configured integrations by name and keeps them running.
 
-    def __init__(self, hub: Hub, manifests: dict[str, Manifest], configs: dict[str, Any]):
-        self.hub = hub
-        self.confirmations = Confirmations(hub.bus, hub.audit, hub.clock)
+    Given the services an `IntegrationContext` reaches on an integration's behalf; discovery
+    and provisioning come as the narrow parts a context uses.
+    """
+
+    def __init__(self, manifests: dict[str, Manifest], configs: dict[str, Any], *,
+                 db: Database, devices: DeviceRegistry, states: StateStore, bus: EventBus,
+                 clock: Clock, vault: Vault, audit: AuditLog, discovery: DiscoveryService,
+                 attestation: AttestationVerifier) -> None:
+        self.db = db  # integrations' durable values (IntegrationValues)
+        self.devices = devices
+        self.states = states
+        self.bus = bus
+        self.clock = clock
+        self.vault = vault
+        self.discovery = discovery
+        self.attestation = attestation
+        self.confirmations = Confirmations(bus, audit, clock)
         self._slots = {
-            name: _Slot(manifests[name], configs.get(name) or {}, backoff=BACKOFF_START)
+            name: _Slot(manifests[name], configs.get(name) or {})
             for name in _dependency_order(manifests, list(configs))
         }
         self._stopping = False
         self._unhook: Callable[[], None] | None = None
 
     async def start(self) -> None:
-        self._unhook = self.hub.devices.on_remove(self.forget_device)
-        await asyncio.gather(*(self._load(name) for name in self._slots))
+        """Start every integration's loop; return once each has had its first setup."""
+        self._unhook = self.devices.on_remove(self.forget_device)
+        policy = BackoffPolicy(initial=BACKOFF_START, maximum=BACKOFF_CAP,
+                               auth_failure_delay=0.0)
+        for name, slot in self._slots.items():
+            slot.loop = ReconnectLoop(f"integration {name}", _bind(self._session, slot),
+                                      clock=self.clock, policy=policy, log=_LOG,
+                                      healthy_after=HEALTHY_AFTER, log_traceback=True)
+            slot.loop.start()
+        await asyncio.gather(*(slot.settled.wait() for slot in self._slots.values()))
 
     async def forget_device(self, device: Device) -> int:
         """Before a device is removed: its integration (if running) ends its connections and
@@ -288,7 +322,7 @@ class IntegrationHost:
             except Exception:  # the removal goes on: the entries below go either way
                 _LOG.exception("integration %s failed to forget %s", device.integration,
                                device.id)
-        vault = self.hub.vault
+        vault = self.vault
         prefix = f"{device.integration}:"
         deleted = 0
         for entry in await vault.entries("device_key"):
@@ -303,9 +337,8 @@ class IntegrationHost:
             self._unhook = None
         for name in reversed(list(self._slots)):
             slot = self._slots[name]
-            if slot.retry_task is not None:
-                slot.retry_task.cancel()
-            await self._unload(name)
+            if slot.loop is not None:
+                await slot.loop.stop()  # the session unloads the integration on its way out
             slot.state = "stopped"
 
     def status(self) -> dict[str, dict[str, Any]]:
@@ -329,7 +362,7 @@ class IntegrationHost:
 
     async def command(self, device_id: str, command: str, params: Any) -> Any:
         """Validate a command against what the device accepts, then hand it over."""
-        device = self.hub.devices.get(device_id)
+        device = self.devices.get(device_id)
         spec = device.command(command)
         checked = spec.validate(params)
         slot = self._slots.get(device.integration)
@@ -339,35 +372,50 @@ class IntegrationHost:
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _load(self, name: str) -> None:
-        slot = self._slots[name]
-        async with slot.lock:
-            if self._stopping or slot.state == "loaded":
-                return
+    async def _session(self, slot: _Slot) -> None:
+        """One life of an integration: set up, run until a supervised task raises, unload.
+        Raising hands the failure to the slot's ReconnectLoop, which backs off and retries."""
+        name = slot.manifest.name
+        try:
             for dep in slot.manifest.dependencies:
-                if dep in self._slots and self._slots[dep].state != "loaded":
-                    await self._load(dep)
+                if dep in self._slots:
+                    await self._slots[dep].settled.wait()
             ctx = IntegrationContext(self, slot.manifest, slot.config)
             try:
-                module = importlib.import_module(f"integrations.{name}")
-                instance = module.create()
-                if not isinstance(instance, Integration):
-                    raise IntegrationError(f"integrations.{name}.create() is not an Integration")
-                await asyncio.wait_for(instance.setup(ctx), SETUP_TIMEOUT)
-            except asyncio.CancelledError:
+                instance = await self._setup(name, ctx)
+            except BaseException:
                 await ctx._close()
                 raise
-            except Exception as exc:
-                await ctx._close()
-                self._failed(slot, exc, "setup")
-                return
-            slot.instance, slot.ctx = instance, ctx
-            slot.state, slot.error = "loaded", None
-            slot.loaded_at = self.hub.clock.monotonic()
-            _LOG.info("integration %s %s loaded", name, slot.manifest.version)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(slot, exc)
+            raise
+        crashed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+        slot.instance, slot.ctx, slot.crashed = instance, ctx, crashed
+        slot.state, slot.error = "loaded", None
+        _LOG.info("integration %s %s loaded", name, slot.manifest.version)
+        assert slot.loop is not None
+        slot.loop.connected()
+        slot.settled.set()
+        try:
+            exc = await crashed
+        finally:
+            slot.crashed = None
+            await self._unload(slot)
+        self._failed(slot, exc)
+        raise exc
 
-    async def _unload(self, name: str) -> None:
-        slot = self._slots[name]
+    @staticmethod
+    async def _setup(name: str, ctx: IntegrationContext) -> Integration:
+        module = importlib.import_module(f"integrations.{name}")
+        instance = module.create()
+        if not isinstance(instance, Integration):
+            raise IntegrationError(f"integrations.{name}.create() is not an Integration")
+        await asyncio.wait_for(instance.setup(ctx), SETUP_TIMEOUT)
+        return instance
+
+    async def _unload(self, slot: _Slot) -> None:
         instance, ctx = slot.instance, slot.ctx
         slot.instance = slot.ctx = None
         if ctx is None:
@@ -376,42 +424,26 @@ class IntegrationHost:
             if instance is not None:
                 await asyncio.wait_for(instance.unload(ctx), SETUP_TIMEOUT)
         except Exception:
-            _LOG.exception("integration %s failed to unload cleanly", name)
+            _LOG.exception("integration %s failed to unload cleanly", slot.manifest.name)
         await ctx._close()
-        self.confirmations.withdraw_integration(name)
+        self.confirmations.withdraw_integration(slot.manifest.name)
 
     def _crashed(self, name: str, exc: BaseException) -> None:
         slot = self._slots[name]
-        if self._stopping or slot.state != "loaded":
+        if self._stopping or slot.crashed is None or slot.crashed.done():
             return
-        if self.hub.clock.monotonic() - slot.loaded_at > HEALTHY_AFTER:
-            slot.backoff = BACKOFF_START  # it ran well for a while: start the backoff over
+        slot.crashed.set_result(exc)
 
-        async def restart() -> None:
-            await self._unload(name)
-            self._failed(slot, exc, "running")
-
-        asyncio.get_running_loop().create_task(restart(), name=f"unload-{name}")
-
-    def _failed(self, slot: _Slot, exc: BaseException, phase: str) -> None:
-        name = slot.manifest.name
+    def _failed(self, slot: _Slot, exc: BaseException) -> None:
         slot.error = f"{type(exc).__name__}: {exc}"
-        if self._stopping:
-            slot.state = "failed"
-            return
-        delay = slot.backoff * random.uniform(0.9, 1.1)
-        slot.backoff = min(slot.backoff * 2, BACKOFF_CAP)
-        slot.state = "retrying"
+        slot.state = "failed" if self._stopping else "retrying"
         slot.restarts += 1
-        _LOG.error("integration %s failed while %s (%s); retrying in %.1f s",
-                   name, phase, slot.error, delay, exc_info=(type(exc), exc, exc.__traceback__))
+        slot.settled.set()
 
-        async def retry() -> None:
-            await self.hub.clock.sleep(delay)
-            slot.retry_task = None
-            await self._load(name)
 
-        slot.retry_task = asyncio.get_running_loop().create_task(retry(), name=f"retry-{name}")
+def _bind(session: Callable[[_Slot], Awaitable[None]],
+          slot: _Slot) -> Callable[[], Awaitable[None]]:
+    return lambda: session(slot)
 
 
 def _dependency_order(manifests: dict[str, Manifest], names: list[str]) -> list[str]:

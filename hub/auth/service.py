@@ -715,7 +715,7 @@ class AccountService:
     async def _poll(self) -> None:
         polls = 0
         while True:
-            await asyncio.sleep(POLL_INTERVAL)
+            await self.clock.sleep(POLL_INTERVAL)
             polls += 1
             if polls % PRUNE_EVERY == 0:
                 self.prune()

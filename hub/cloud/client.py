@@ -1,8 +1,8 @@
 """The MQTT side: building an aiomqtt client from config, and the reconnect policy.
 
-The policy is apart from the connection (as in aioesphomeapi's reconnect logic): capped
-exponential backoff with jitter, longer after the broker refused our credentials, reset once
-a connection has stood for a while.
+The policy is the core's `BackoffPolicy` (hub/reconnect.py: capped exponential backoff with
+one jitter rule), longer after the broker refused our credentials, reset once a connection has
+stood for a while.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hub.cloud.config import CloudConfig
+from hub.reconnect import BackoffPolicy
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -31,19 +32,22 @@ STABLE_AFTER = 60.0  # a connection that stood this long resets the backoff
 
 @dataclass(slots=True)
 class Backoff:
-    """Next wait before reconnecting: min(cap, initial * 2^n), with jitter in [0.5, 1]."""
+    """The core's BackoffPolicy with its failure count: min(cap, initial * 2^n), jittered
+    down by up to a quarter, at least AUTH_FLOOR (within the cap) after a refusal."""
 
     initial: float
     cap: float
     rand: Callable[[], float] = field(default=random.random)
     attempts: int = 0
 
+    @property
+    def policy(self) -> BackoffPolicy:
+        return BackoffPolicy(initial=self.initial, maximum=self.cap,
+                             auth_failure_delay=min(self.cap, AUTH_FLOOR))
+
     def next(self, *, auth_error: bool = False) -> float:
-        base = min(self.cap, self.initial * (2 ** min(self.attempts, 30)))
         self.attempts += 1
-        if auth_error:
-            base = max(base, min(self.cap, AUTH_FLOOR))
-        return base * (0.5 + 0.5 * self.rand())
+        return self.policy.delay(self.attempts, self.rand(), auth=auth_error)
 
     def reset(self) -> None:
         self.attempts = 0

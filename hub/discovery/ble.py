@@ -4,7 +4,8 @@ No D-Bus, no BlueZ or no adapter at start: one clear warning, BLE is off, the hu
 a background retry picks BLE up if it appears (bluetoothd often starts after us at boot).
 At runtime the adapter disappearing, bluetoothd restarting, the adapter powering off or
 advertisements stopping (a Pi's built-in adapter does that) is noticed; the scanner is
-restarted with capped exponential backoff, logging once on loss and once on recovery.
+restarted with capped exponential backoff, logging once on loss and once on recovery (the
+core's `ReconnectLoop`; its "connection" is a scanner that delivers advertisements).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from hub.reconnect import BackoffPolicy, ReconnectLoop
 
 if TYPE_CHECKING:
     from hub.discovery.service import DiscoveryService
@@ -52,24 +54,23 @@ class BleScanner:
         self.losses = 0
         self.restarts = 0
         self.last_advertisement: float | None = None
-        self._task: asyncio.Task[None] | None = None
         self._scanner: Any = None
         self._bus: Any = None
         self._lost: asyncio.Event | None = None
         self._lost_reason = ""
-        self._awaiting_recovery = False  # log recovery on the next advertisement
-        self._loss_logged = False
+        self._awaiting_recovery = False  # recovered on the next advertisement, not at restart
         self._started_at = 0.0
+        self._loop = ReconnectLoop(
+            "BLE", self._session, clock=self.clock, log=_LOG, describe=self._describe,
+            policy=BackoffPolicy(initial=self.config.restart_min,
+                                 maximum=max(self.config.restart_min, self.config.restart_max),
+                                 auth_failure_delay=0.0))
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="ble-scanner")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         await self._stop_scanner()
         self._close_bus()
         await release_bleak_manager()
@@ -84,55 +85,40 @@ class BleScanner:
 
     # supervision
 
-    async def _run(self) -> None:
-        backoff = self.config.restart_min
-        warned = False
-        while True:
-            try:
-                adapter = await self._probe()
-                await self._start_scanner(adapter)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                reason = _describe(exc)
-                await self._stop_scanner()
-                self._close_bus()
-                if self.losses == 0 and not warned:
-                    _LOG.warning("BLE is off: %s. Everything else runs; BLE starts by itself "
-                                 "when it becomes available.", reason)
-                    warned = True
-                else:
-                    _LOG.debug("BLE still unavailable: %s", reason)
-                self.state = "unavailable" if self.losses == 0 else "recovering"
-                self.reason = reason
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, self.config.restart_max)
-                continue
-            if self.losses and self._loss_logged and not self._awaiting_recovery:
-                _LOG.info("BLE recovered: scanning again on %s (%s)", adapter.name, self.mode)
-                self._loss_logged = False
-            elif warned and self.losses == 0:
-                _LOG.info("BLE is available: scanning on %s (%s)", adapter.name, self.mode)
-                warned = False
-            self.state, self.reason = "scanning", None
-            backoff = self.config.restart_min
-            reason = await self._watch()
+    async def _session(self) -> None:
+        """Find the adapter, scan, and watch until it is lost; raise why (the loop retries)."""
+        try:
+            adapter = await self._probe()
+            await self._start_scanner(adapter)
+        except Exception as exc:
+            reason = _describe(exc)
             await self._stop_scanner()
             self._close_bus()
-            self.losses += 1
-            self.restarts += 1
-            self.state, self.reason = "recovering", reason
-            if not self._loss_logged:
-                _LOG.warning("BLE adapter %s lost: %s; restarting it with backoff",
-                             adapter.name, reason)
-                self._loss_logged = True
-            else:
-                _LOG.debug("BLE adapter %s lost again: %s", adapter.name, reason)
-            await self._sleep(backoff)
-            backoff = min(backoff * 2, self.config.restart_max)
+            self.state = "unavailable" if self.losses == 0 else "recovering"
+            self.reason = reason
+            raise BleUnavailable(reason) from exc
+        self.state, self.reason = "scanning", None
+        if not self._awaiting_recovery:  # after a stall, the first advertisement is the proof
+            self._loop.connected()
+        reason = await self._watch()
+        await self._stop_scanner()
+        self._close_bus()
+        self.losses += 1
+        self.restarts += 1
+        self.state, self.reason = "recovering", reason
+        raise BleUnavailable(f"BLE adapter {adapter.name} lost: {reason}")
 
-    async def _sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds * random.uniform(0.9, 1.1))
+    def _describe(self, kind: str, error: BaseException | None) -> str:
+        if kind == "failed" and self.losses == 0:
+            return (f"BLE is off: {error}. Everything else runs; BLE starts by itself when it "
+                    "becomes available.")
+        if kind == "up" and self.losses == 0:
+            return f"BLE is available: scanning on {self.adapter} ({self.mode})"
+        if kind == "up" and self._awaiting_recovery:
+            return f"BLE recovered: advertisements arriving again on {self.adapter}"
+        if kind == "up":
+            return f"BLE recovered: scanning again on {self.adapter} ({self.mode})"
+        return f"{error}; restarting it with backoff"
 
     async def _probe(self) -> AdapterInfo:
         """Connect to the system bus and find the adapter; BleUnavailable says why not."""
@@ -269,10 +255,8 @@ class BleScanner:
     def _on_detection(self, device: Any, adv: Any) -> None:
         self.last_advertisement = self.clock.monotonic()
         if self._awaiting_recovery:
+            self._loop.connected()
             self._awaiting_recovery = False
-            if self._loss_logged:
-                _LOG.info("BLE recovered: advertisements arriving again on %s", self.adapter)
-                self._loss_logged = False
         try:
             self.service.handle_advertisement(
                 device.address, adv.local_name, adv.rssi, tuple(adv.service_uuids),

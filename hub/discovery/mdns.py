@@ -131,7 +131,7 @@ class MdnsDiscovery:
                 current = self.interfaces
             if current != self.interfaces or self.zc is None:
                 await self._apply(current)
-            await asyncio.sleep(self.config.interface_check)
+            await self.service.clock.sleep(self.config.interface_check)
 
     async def _apply(self, current: dict[str, list[str]]) -> None:
         addresses = sorted({ip for ips in current.values() for ip in ips})

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import random
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hub.facade import (
+    BackoffPolicy,
     BleAdvertisement,
     CommandSpec,
     Device,
@@ -27,6 +27,7 @@ from hub.facade import (
     DiscoveryInfo,
     IntegrationContext,
     MdnsService,
+    ReconnectLoop,
     TransportChoice,
     ValidationError,
     choose_transport,
@@ -38,7 +39,7 @@ from integrations.uone.lan import LanConnection, LanError, fetch_identity
 COMMANDS = (CommandSpec("turn_on"), CommandSpec("turn_off"), CommandSpec("toggle"),
             CommandSpec("check_connectivity"))
 ATTRIBUTES = ("on", "power")
-RECONNECT_MIN, RECONNECT_MAX = 1.0, 60.0
+RECONNECT = BackoffPolicy(initial=1.0, maximum=60.0)
 
 
 def create() -> UoneIntegration:
@@ -62,7 +63,7 @@ class _Link:
     connection: LanConnection | None = None
     attestations: int = 0
     failures: int = 0
-    task: asyncio.Task[None] | None = None
+    loop: ReconnectLoop | None = None
     # state the device pushed before it was registered (the hello of the first connection
     # arrives during adoption): applied right after registration, not dropped
     early_state: dict[str, Any] = field(default_factory=dict)
@@ -98,10 +99,9 @@ class UoneIntegration:
                         "reachability")
 
     async def unload(self, ctx: IntegrationContext) -> None:
-        tasks = [link.task for link in self.links.values() if link.task is not None]
-        for task in tasks:  # stop reconnecting first, then close
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # stop reconnecting first, then close
+        await asyncio.gather(*(link.loop.stop() for link in self.links.values()
+                               if link.loop is not None))
         for link in self.links.values():
             if link.connection is not None:
                 await link.connection.close()
@@ -120,9 +120,8 @@ class UoneIntegration:
         """Deleted or erased: end the LAN connection, stop reconnecting, drop the pinned key."""
         link = self.links.pop(device.id, None)
         if link is not None:
-            if link.task is not None:
-                link.task.cancel()
-                await asyncio.gather(link.task, return_exceptions=True)
+            if link.loop is not None:
+                await link.loop.stop()
             if link.connection is not None:
                 await link.connection.close()
         did = device.did or (link.did if link is not None else None)
@@ -201,10 +200,14 @@ class UoneIntegration:
 
     def _start_link(self, ctx: IntegrationContext, link: _Link) -> None:
         old = self.links.get(link.device_id)
-        if old is not None and old.task is not None:
-            old.task.cancel()
+        if old is not None and old.loop is not None:
+            ctx.create_task(old.loop.stop(), f"unlink-{old.did}")
         self.links[link.device_id] = link
-        link.task = ctx.create_task(self._keep(ctx, link), f"link-{link.did}")
+        link.loop = ReconnectLoop(
+            f"uone {link.device_id}", lambda: self._keep(ctx, link), clock=ctx.clock,
+            log=ctx.log, policy=RECONNECT, describe=lambda kind, exc: _describe(link, kind, exc))
+        link.loop.start()
+        ctx.on_unload(link.loop.stop)
 
     def _connection(self, ctx: IntegrationContext, link: _Link, adv_did: str | None,
                     adv_mac: str | None) -> LanConnection:
@@ -222,33 +225,31 @@ class UoneIntegration:
                              advertised_mac=adv_mac or link.mac, on_state=on_state)
 
     async def _keep(self, ctx: IntegrationContext, link: _Link) -> None:
-        """Keep the device connected; re-attest at every reconnection, back off on failure."""
-        delay = RECONNECT_MIN
-        while True:
-            if link.connection is None or not link.connection.connected:
-                host, port = self.lan.get(link.did, (link.host, link.port))
-                link.host, link.port = host, port
-                conn = self._connection(ctx, link, None, None)
-                try:
-                    await conn.open()
-                except LanError as exc:
-                    link.failures += 1
-                    ctx.set_available(link.device_id, False)
-                    if link.failures == 1 or exc.code == "attestation_failed":
-                        ctx.log.warning("%s: %s", link.device_id, exc)
-                    await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                    delay = min(delay * 2, RECONNECT_MAX)
-                    continue
-                link.connection = conn
-                link.attestations += 1
-                if link.failures:
-                    ctx.log.info("%s: reconnected and re-attested", link.device_id)
-                link.failures = 0
-                delay = RECONNECT_MIN
-            ctx.set_available(link.device_id, True)
+        """One connection to the device (re-attested at every reconnection), until it closes;
+        the link's ReconnectLoop backs off between attempts."""
+        assert link.loop is not None
+        if link.connection is None or not link.connection.connected:
+            host, port = self.lan.get(link.did, (link.host, link.port))
+            link.host, link.port = host, port
+            conn = self._connection(ctx, link, None, None)
+            try:
+                await conn.open()
+            except LanError as exc:
+                link.failures += 1
+                ctx.set_available(link.device_id, False)
+                if exc.code == "attestation_failed" and link.loop.failures:
+                    ctx.log.warning("%s: %s", link.device_id, exc)  # every one: it matters
+                raise
+            link.connection = conn
+            link.attestations += 1
+        link.failures = 0
+        link.loop.connected()
+        ctx.set_available(link.device_id, True)
+        try:
             await link.connection.wait_closed()
+        finally:
             ctx.set_available(link.device_id, False)
-            link.connection = None
+        link.connection = None  # closed; on a stop, unload closes it
 
     # -- discovery listeners (sync, on the hub's hot path: no I/O here) ----------------------
 
@@ -271,6 +272,9 @@ class UoneIntegration:
             self.lan[txt.did] = (service.addresses[0], service.port)
         device_id = self.adopted.get(txt.did)
         if device_id is not None:
+            link = self.links.get(device_id)
+            if link is not None and link.loop is not None:
+                link.loop.wake()  # it announced itself: no need to wait out the backoff
             device = ctx.device(device_id)
             if device is not None and (device.fw_version, device.model) != (txt.fw, txt.model):
                 ctx.register_device(replace(device, fw_version=txt.fw, model=txt.model))
@@ -330,3 +334,11 @@ class UoneIntegration:
             await self.ctx.clock.sleep(every)
             for did in list(self.adopted):
                 await self.check(did)
+
+
+def _describe(link: _Link, kind: str, exc: BaseException | None) -> str:
+    if kind == "up":
+        return f"{link.device_id}: reconnected and re-attested"
+    if exc is None:
+        return f"{link.device_id}: connection closed; reconnecting with backoff"
+    return f"{link.device_id}: {exc}"

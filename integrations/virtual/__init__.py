@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +37,7 @@ class VirtualIntegration:
         for spec in ctx.config.get("devices", []):
             self._add(ctx, spec)
         if faults.get("crash_after") is not None:
-            ctx.create_task(self._crash(faults["crash_after"]), "crash")
+            ctx.create_task(self._crash(ctx.clock, faults["crash_after"]), "crash")
 
     async def unload(self, ctx: IntegrationContext) -> None:
         for device in ctx.devices():
@@ -94,6 +93,6 @@ class VirtualIntegration:
             ctx.set_state(dev_id, {attributes[0]: initial})
         ctx.set_available(dev_id, True)
 
-    async def _crash(self, after: float) -> None:
-        await asyncio.sleep(after)
+    async def _crash(self, clock: Any, after: float) -> None:
+        await clock.sleep(after)
         raise RuntimeError("virtual: crashing on purpose")

@@ -91,10 +91,10 @@ def test_pairing_code_round_trip_and_errors():
 
 
 def test_backoff_is_capped_exponential_with_jitter():
-    b = Backoff(1.0, 8.0, rand=lambda: 1.0)
+    b = Backoff(1.0, 8.0, rand=lambda: 0.0)
     assert [b.next() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
-    low = Backoff(1.0, 8.0, rand=lambda: 0.0)
-    assert [low.next() for _ in range(3)] == [0.5, 1.0, 2.0]
+    low = Backoff(1.0, 8.0, rand=lambda: 1.0)  # the core's one jitter rule: down by <= 25 %
+    assert [low.next() for _ in range(3)] == [0.75, 1.5, 3.0]
     b.reset()
     assert b.next() == 1.0
     auth = Backoff(1.0, 300.0, rand=lambda: 1.0)
