@@ -53,9 +53,8 @@ class ApiServer:
         site = web.TCPSite(self.runner, cfg.host, cfg.port, ssl_context=ssl_ctx,
                            reuse_address=True)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else cfg.port
+        addresses = self.runner.addresses  # public: the bound (host, port, ...) of each site
+        self.port = addresses[0][1] if addresses else cfg.port
         _LOG.info("API listening on %s://%s:%s", self.scheme, cfg.host, self.port)
         if self._ssl is not None and not cfg.tls_cert:
             self._watch = asyncio.create_task(self._watch_addresses(), name="tls-addresses")

@@ -7,17 +7,15 @@ stood for a while.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import random
 import ssl
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hub.cloud.config import CloudConfig
 from hub.reconnect import BackoffPolicy
+from hub.thirdparty import Purpose, mqtt_client_class
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -78,27 +76,6 @@ def tls_context(config: CloudConfig) -> ssl.SSLContext:
     return ctx
 
 
-Purpose = Callable[[], AbstractContextManager[object]]
-
-
-@functools.cache
-def _client_class() -> Any:
-    import aiomqtt
-
-    class _Client(aiomqtt.Client):
-        """aiomqtt connects in an executor thread, which does not inherit context variables;
-        run that connect under the egress purpose so the privacy center's guard can tell it
-        apart."""
-
-        purpose: Purpose = contextlib.nullcontext
-
-        def _client_connect(self) -> None:
-            with self.purpose():
-                super()._client_connect()
-
-    return _Client
-
-
 def make_client(
     config: CloudConfig,
     *,
@@ -123,7 +100,7 @@ def make_client(
         kwargs["clean_start"] = clean
     else:
         kwargs["clean_session"] = clean
-    client = _client_class()(
+    client = mqtt_client_class()(
         host, port,
         username=config.username, password=password if config.username else None,
         identifier=identifier,

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hub.reconnect import BackoffPolicy, ReconnectLoop
+from hub.thirdparty import release_bleak_manager
 
 if TYPE_CHECKING:
     from hub.discovery.service import DiscoveryService
+
+__all__ = ["BleScanner", "BleUnavailable", "release_bleak_manager"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -264,32 +267,6 @@ class BleScanner:
         except Exception:  # handle_advertisement never raises; belt and braces for bleak
             self.service.stats.malformed += 1
             _LOG.debug("advertisement from %s failed", device.address, exc_info=True)
-
-
-async def release_bleak_manager() -> None:
-    """Close bleak's per-event-loop BlueZ connection (bleak keeps one for the loop's life).
-
-    The hub calls this when it stops so nothing of bleak outlives it; bleak opens a fresh
-    one if BLE is used again on the same loop."""
-    try:
-        from bleak.backends.bluezdbus import manager as bluez_manager
-    except ImportError:
-        return
-    instances = getattr(bluez_manager, "_global_instances", None)
-    if not isinstance(instances, dict):
-        return
-    manager = instances.pop(asyncio.get_running_loop(), None)
-    if manager is None:
-        return
-    watcher = getattr(manager, "_bus_watcher_task", None)
-    if watcher is not None and not watcher.done():
-        watcher.cancel()  # a disconnect we ask for is not a loss worth bleak's warning
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await watcher
-    bus = getattr(manager, "_bus", None)
-    if bus is not None:
-        with contextlib.suppress(Exception):
-            bus.disconnect()  # its disconnect future went with the watcher
 
 
 def _value(v: Any, default: Any) -> Any:

@@ -10,11 +10,11 @@ returns. Improv devices cannot prove who made them: attestation is `unverified`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from hub.provisioning.evidence import UNVERIFIED
+from hub.thirdparty import drop_improv_client
 
 if TYPE_CHECKING:
     from hub.provisioning.service import Job, ProvisioningService
@@ -101,15 +101,7 @@ async def run_improv(service: ProvisioningService, job: Job) -> None:
         job.redirect_url = redirect
     finally:
         # the client keeps a 90 s idle-disconnect timer; disconnect now and cancel it
-        # (only private methods do that in py-improv-ble-client 2.0)
-        from improv_ble_client.models import DisconnectReason
-
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client._execute_disconnect(DisconnectReason.TIMEOUT), 5)
-        with contextlib.suppress(Exception):
-            client._cancel_disconnect_timer()
-        for task in list(getattr(client, "_background_tasks", ())):
-            task.cancel()
+        await drop_improv_client(client)
 
 
 async def _find(service: ProvisioningService, address: str, timeout: float) -> Any:

@@ -1,0 +1,149 @@
+"""Every private part of a library the hub touches, in one place.
+
+Each is a documented gap in the library's public API (named below with why we need it).
+`PRIVATE_PARTS` lists them; `tests/core/test_thirdparty.py` checks each against the installed
+version, so an upgrade that renames one fails a test instead of silently leaking a task or a
+D-Bus connection. At run time a missing part is logged once and skipped, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PrivatePart:
+    module: str  # where it lives
+    owner: str  # "" for a module attribute, else the class
+    name: str
+    instance: bool  # an attribute set in owner.__init__, not on the class
+    why: str
+
+
+PRIVATE_PARTS = (
+    PrivatePart("bleak.backends.bluezdbus.manager", "", "_global_instances", False,
+                "bleak keeps one BlueZ manager (and its D-Bus connection) per event loop for "
+                "the loop's life, with no public close"),
+    PrivatePart("bleak.backends.bluezdbus.manager", "BlueZManager", "_bus", True,
+                "the manager's D-Bus connection, closed when the hub stops"),
+    PrivatePart("bleak.backends.bluezdbus.manager", "BlueZManager", "_bus_watcher_task", True,
+                "cancelled first, so a disconnect we ask for is not logged as a loss"),
+    PrivatePart("improv_ble_client.client", "ImprovBLEClient", "_execute_disconnect", False,
+                "py-improv-ble-client 2.0 has no public disconnect; its idle timer holds the "
+                "link 90 s otherwise"),
+    PrivatePart("improv_ble_client.client", "ImprovBLEClient", "_cancel_disconnect_timer",
+                False, "the idle-disconnect timer outlives the job otherwise"),
+    PrivatePart("improv_ble_client.client", "ImprovBLEClient", "_background_tasks", True,
+                "its notification tasks outlive the job otherwise"),
+    PrivatePart("aiomqtt.client", "Client", "_client_connect", False,
+                "aiomqtt connects in an executor thread that does not inherit context "
+                "variables; the egress purpose must be set inside it"),
+)
+
+
+def missing_parts() -> list[str]:
+    """The listed parts the installed libraries no longer have (empty when all is well)."""
+    import importlib
+    import inspect
+
+    missing = []
+    for part in PRIVATE_PARTS:
+        where = f"{part.module}.{part.owner + '.' if part.owner else ''}{part.name}"
+        try:
+            module = importlib.import_module(part.module)
+        except ImportError:
+            missing.append(f"{where}: module not importable")
+            continue
+        owner = getattr(module, part.owner, None) if part.owner else module
+        if owner is None:
+            missing.append(f"{where}: no {part.owner}")
+        elif part.instance:
+            if f"self.{part.name}" not in inspect.getsource(owner.__init__):
+                missing.append(f"{where}: no longer set in __init__")
+        elif not hasattr(owner, part.name):
+            missing.append(f"{where}: gone")
+    return missing
+
+
+async def release_bleak_manager() -> None:
+    """Close bleak's per-event-loop BlueZ connection (bleak keeps one for the loop's life).
+
+    The hub calls this when it stops so nothing of bleak outlives it; bleak opens a fresh
+    one if BLE is used again on the same loop."""
+    try:
+        from bleak.backends.bluezdbus import manager as bluez_manager
+    except ImportError:
+        return
+    instances = getattr(bluez_manager, "_global_instances", None)
+    if not isinstance(instances, dict):
+        _changed("bleak", "_global_instances", "its D-Bus connection stays open until exit")
+        return
+    manager = instances.pop(asyncio.get_running_loop(), None)
+    if manager is None:
+        return
+    watcher = getattr(manager, "_bus_watcher_task", None)
+    if watcher is not None and not watcher.done():
+        watcher.cancel()  # a disconnect we ask for is not a loss worth bleak's warning
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await watcher
+    bus = getattr(manager, "_bus", None)
+    if bus is not None:
+        with contextlib.suppress(Exception):
+            bus.disconnect()  # its disconnect future went with the watcher
+
+
+async def drop_improv_client(client: Any) -> None:
+    """Disconnect an ImprovBLEClient now and cancel its idle timer and background tasks."""
+    from improv_ble_client.models import DisconnectReason
+
+    disconnect = getattr(client, "_execute_disconnect", None)
+    if disconnect is None:
+        _changed("py-improv-ble-client", "_execute_disconnect", "the link idles for 90 s")
+    else:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(disconnect(DisconnectReason.TIMEOUT), 5)
+    cancel_timer = getattr(client, "_cancel_disconnect_timer", None)
+    if cancel_timer is None:
+        _changed("py-improv-ble-client", "_cancel_disconnect_timer", "a timer outlives a job")
+    else:
+        with contextlib.suppress(Exception):
+            cancel_timer()
+    for task in list(getattr(client, "_background_tasks", ())):
+        task.cancel()
+
+
+Purpose = Callable[[], AbstractContextManager[object]]
+
+
+@functools.cache
+def mqtt_client_class() -> Any:
+    """aiomqtt.Client whose threaded connect runs under `client.purpose()` (a context manager
+    factory: the egress guard's purpose)."""
+    import aiomqtt
+
+    class _Client(aiomqtt.Client):
+        purpose: Purpose = contextlib.nullcontext
+
+        def _client_connect(self) -> None:
+            with self.purpose():
+                super()._client_connect()
+
+    if not hasattr(aiomqtt.Client, "_client_connect"):
+        _changed("aiomqtt", "Client._client_connect",
+                 "cloud connects are not tagged with their egress purpose")
+    return _Client
+
+
+@functools.cache
+def _changed(library: str, name: str, consequence: str) -> None:
+    _LOG.warning("%s changed: %s is gone; %s (tests/core/test_thirdparty.py says so too)",
+                 library, name, consequence)

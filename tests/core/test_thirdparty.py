@@ -1,0 +1,83 @@
+"""The private parts of libraries the hub touches (hub/thirdparty.py) still exist as we use them.
+
+An upgrade of bleak, py-improv-ble-client or aiomqtt that renames one fails here, loudly,
+instead of leaking a D-Bus connection or a task at run time.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from pathlib import Path
+
+from hub import thirdparty
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_private_part_is_still_there() -> None:
+    assert thirdparty.missing_parts() == []
+
+
+async def test_release_bleak_manager_closes_the_loops_connection() -> None:
+    from bleak.backends.bluezdbus import manager as bluez_manager
+
+    class Bus:
+        closed = False
+
+        def disconnect(self) -> None:
+            self.closed = True
+
+    manager = bluez_manager.BlueZManager()
+    bus = Bus()
+    watcher = asyncio.ensure_future(asyncio.Event().wait())
+    manager._bus, manager._bus_watcher_task = bus, watcher
+    loop = asyncio.get_running_loop()
+    bluez_manager._global_instances[loop] = manager
+    await thirdparty.release_bleak_manager()
+    assert loop not in bluez_manager._global_instances
+    assert bus.closed and watcher.cancelled()
+    await thirdparty.release_bleak_manager()  # nothing left: harmless
+
+
+async def test_mqtt_client_class_runs_the_connect_under_its_purpose() -> None:
+    entered: list[str] = []
+
+    class Purpose:
+        def __enter__(self) -> None:
+            entered.append("in")
+
+        def __exit__(self, *exc: object) -> None:
+            entered.append("out")
+
+    import aiomqtt
+
+    cls = thirdparty.mqtt_client_class()
+    assert issubclass(cls, aiomqtt.Client)
+    client = cls("127.0.0.1", 1)
+    client.purpose = Purpose
+    client._client.connect = lambda *a, **k: entered.append("connect")  # no socket
+    client._client_connect()
+    assert entered == ["in", "connect", "out"]
+
+
+def test_no_private_library_attribute_is_read_elsewhere() -> None:
+    """`obj._name` on objects that are not ours lives only in hub/thirdparty.py."""
+    listed = {p.name for p in thirdparty.PRIVATE_PARTS} | {"_server", "_global_instances"}
+    offenders = []
+    for path in [*(ROOT / "hub").rglob("*.py"), *(ROOT / "integrations").rglob("*.py")]:
+        if path.name == "thirdparty.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            name = None
+            if isinstance(node, ast.Attribute) and not (
+                    isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                name = node.attr
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                  and node.func.id == "getattr" and len(node.args) >= 2
+                  and isinstance(node.args[1], ast.Constant)):
+                name = node.args[1].value
+            if name in listed:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert not offenders, offenders
