@@ -76,7 +76,7 @@ async def _bench(runs: int) -> dict[str, float]:
         async with running_fake_bluez(tmp_path / "bluez") as fake:
             async with Hub(load_config(tmp_path / "config.yaml")) as hub:
                 await hub.provisioning.wifi.put("Bench-Net", "bench-password-1", "wpa2-psk")
-                from hub.provisioning.service import ProvisionTarget
+                from hub.provisioning.jobs import ProvisionTarget
 
                 for i in range(runs):
                     did = f"uone-{i + 1:016x}"

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hub import egress
+from hub.audit import ChainReport, verify_chain
 from hub.auth.principal import Principal, Role
 from hub.bus import Event, Notification
 from hub.errors import Conflict, PermissionDenied, ValidationError
 from hub.privacy import backup
 from hub.privacy import erase as erasure
-from hub.privacy.auditchain import ChainReport, verify_chain
 from hub.privacy.consent import Consent, ConsentLedger
 from hub.privacy.export import ExportSource, ExportStats, Sink, export_to_file, write_export
 from hub.privacy.retention import RetentionJob

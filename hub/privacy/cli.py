@@ -114,7 +114,7 @@ async def _export(ctx: _Ctx, args: argparse.Namespace) -> int:
 
 
 async def _audit_verify(ctx: _Ctx, args: argparse.Namespace) -> int:
-    from hub.privacy.auditchain import verify_chain
+    from hub.audit import verify_chain
 
     report = await verify_chain(ctx.db)
     if args.json:

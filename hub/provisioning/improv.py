@@ -14,10 +14,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from hub.provisioning.evidence import UNVERIFIED
+from hub.provisioning.jobs import Job, JobFailed
 from hub.thirdparty import drop_improv_client
 
 if TYPE_CHECKING:
-    from hub.provisioning.service import Job, ProvisioningService
+    from hub.provisioning.service import ProvisioningService
 
 # py-improv-ble-client logs the SSID and password at DEBUG ("provision ssid: %s, pw: %s",
 # "TX: ... password:<hex>"), and bleak logs every written value at DEBUG: keep both quieter
@@ -44,8 +45,6 @@ IMPROV_ERRORS: dict[int, tuple[str, str]] = {
 async def run_improv(service: ProvisioningService, job: Job) -> None:
     from improv_ble_client import ImprovBLEClient, State
     from improv_ble_client import errors as improv_errors
-
-    from hub.provisioning.service import JobFailed
 
     cfg = service.config
     job.attestation = UNVERIFIED
@@ -106,8 +105,6 @@ async def run_improv(service: ProvisioningService, job: Job) -> None:
 
 async def _find(service: ProvisioningService, address: str, timeout: float) -> Any:
     from bleak import BleakScanner
-
-    from hub.provisioning.service import JobFailed
 
     try:
         device = await BleakScanner.find_device_by_address(address, timeout=timeout)

@@ -16,13 +16,19 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
 
-from hub.bus import Event
-from hub.errors import ConfigError, Conflict, HubError, NotFound, ValidationError
+from hub.errors import ConfigError, Conflict, NotFound, ValidationError
 from hub.provisioning.evidence import Attestation, Evidence
+from hub.provisioning.jobs import (
+    FINAL,
+    Job,
+    JobFailed,
+    ProvisioningUpdate,
+    ProvisionTarget,
+    target_from_discovered,
+)
 from hub.provisioning.wifi import WifiNetworks, check_ssid
 
 if TYPE_CHECKING:
@@ -31,81 +37,12 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 
-JobKind = Literal["uone", "improv"]
-FINAL = ("succeeded", "failed")
 MAX_JOBS = 100
 IMPROV_WARNING = (
     "Improv Wi-Fi sends the password unencrypted over Bluetooth: anyone within radio range "
     "could read it. Its only protection is pressing the device's button. Uone devices "
     "receive it encrypted to their certified key."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ProvisioningUpdate(Event):
-    """A provisioning job moved to a new step (or ended)."""
-
-    kind: ClassVar[str] = "provisioning"
-    job_id: str
-    state: str
-    job: dict[str, Any]
-
-    @property
-    def key(self) -> str | None:
-        return self.job_id
-
-
-@dataclass(frozen=True, slots=True)
-class ProvisionTarget:
-    """What a job provisions: a discovered BLE device and what it advertised."""
-
-    discovery_id: str
-    kind: JobKind
-    address: str  # BLE address
-    did: str | None = None  # as advertised over BLE
-    name: str | None = None
-    mac: str | None = None  # the Wi-Fi MAC a Uone device advertises over BLE
-
-
-class JobFailed(HubError):
-    """Ends a job as `failed` with this code and message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        super().__init__(message)
-
-
-@dataclass
-class Job:
-    id: str
-    target: ProvisionTarget
-    ssid: str
-    actor: str | None
-    created_at: float
-    state: str = "pending"
-    encrypted: bool = True
-    warnings: list[str] = field(default_factory=list)
-    attestation: Attestation | None = None
-    error: dict[str, str] | None = None
-    device_id: str | None = None
-    redirect_url: str | None = None
-    credentials_sent: bool = False
-    updated_at: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "discovery_id": self.target.discovery_id, "kind": self.target.kind,
-            "address": self.target.address, "ssid": self.ssid, "state": self.state,
-            "encrypted": self.encrypted, "warnings": list(self.warnings),
-            "attestation": self.attestation.to_json() if self.attestation else None,
-            "error": self.error, "device_id": self.device_id,
-            "redirect_url": self.redirect_url, "credentials_sent": self.credentials_sent,
-            "history": list(self.history), "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
 
 
 class ProvisioningService:
@@ -278,27 +215,6 @@ def _verifier_from_files(*args: Any) -> AttestationVerifier:
     from hub.provisioning.attestation import AttestationVerifier
 
     return AttestationVerifier.from_files(*args)
-
-
-def target_from_discovered(item: Any) -> ProvisionTarget:
-    """Map a DiscoveredDevice (discovery area) to what a job needs."""
-    source = getattr(item, "source", None)
-    integration = getattr(item, "integration", None)
-    if source != "ble":
-        raise ValidationError(None, "only devices discovered over BLE can be given Wi-Fi")
-    if integration == "uone":
-        kind: JobKind = "uone"
-    elif integration in ("improv", "improv_ble") or "improv" in getattr(item, "integrations",
-                                                                          ()):
-        kind = "improv"
-    else:
-        raise ValidationError(None, f"devices of integration {integration!r} cannot be "
-                              "provisioned by the hub (Uone and Improv Wi-Fi devices can)")
-    address = getattr(item, "address", None)
-    if not address:
-        raise ValidationError(None, "the discovered device has no BLE address")
-    return ProvisionTarget(item.id, kind, address, getattr(item, "did", None),
-                           getattr(item, "name", None), getattr(item, "mac", None))
 
 
 HUB_ID_FILE = "hub-id"

@@ -12,18 +12,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hub.provisioning.evidence import Evidence
+from hub.provisioning.jobs import Job, JobFailed
 from hub.provisioning.lan import LanTimeout, wait_for_lan
 from hub.provisioning.uone_ble import DeviceRefused, ProtocolError, UoneBleSession, seal_wifi
 
 if TYPE_CHECKING:
-    from hub.provisioning.service import Job, ProvisioningService
+    from hub.provisioning.service import ProvisioningService
 
 _LOG = logging.getLogger(__name__)
 
 
 async def run_uone(service: ProvisioningService, job: Job) -> None:
-    from hub.provisioning.service import JobFailed
-
     hub = service._hub
     cfg = service.config
     target = job.target
@@ -98,8 +97,6 @@ async def run_uone(service: ProvisioningService, job: Job) -> None:
 
 async def adopt(service: ProvisioningService, job: Job, endpoint: Any) -> str:
     """Hand the device to the Uone integration, which re-attests it over pinned TLS."""
-    from hub.provisioning.service import JobFailed
-
     hub = service._hub
     instance = hub.integrations.instance("uone")
     ctx = hub.integrations.context("uone")
@@ -150,8 +147,6 @@ async def connect_ble(service: ProvisioningService, address: str, timeout: float
                       on_disconnect: Any = None) -> Any:
     """Find the device by address and connect; JobFailed if it is not around."""
     from bleak import BleakClient, BleakScanner
-
-    from hub.provisioning.service import JobFailed
 
     try:
         device = await BleakScanner.find_device_by_address(address, timeout=timeout)

@@ -14,7 +14,7 @@ from improv_ble_client.protocol import Error
 
 from hub.hub import Hub
 from hub.provisioning.improv import IMPROV_ERRORS
-from hub.provisioning.service import ProvisionTarget
+from hub.provisioning.jobs import ProvisionTarget
 from tests.provisioning.improv_device import ImprovDevice
 
 SSID, PASSWORD = "Home-Net", "correct-horse-battery"
