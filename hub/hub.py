@@ -24,6 +24,7 @@ from hub.bus import EventBus, HubStarted
 from hub.clock import Clock, SystemClock
 from hub.cloud.service import SCHEMA as CLOUD_SCHEMA
 from hub.cloud.service import CloudSync
+from hub.commands import DeviceCommands
 from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
@@ -86,6 +87,7 @@ class Hub:
             devices=self.devices, states=self.states, bus=self.bus, clock=self.clock,
             vault=self.vault, discovery=self.discovery, attestation=self.provisioning,
         )
+        self.commands = DeviceCommands(self.devices, self.integrations)
         self.automations = AutomationEngine(self)
         self.cloud = CloudSync(self)
         self._stack: contextlib.AsyncExitStack | None = None

@@ -3,8 +3,8 @@
 A command is sealed with its client's own key, on that client's command topic, so the key
 authenticates the client and the topic cannot be swapped (it is in the AAD). Its id is recorded
 durably before it runs: the same command id from the same client never runs twice, even across
-a hub restart. Authorization is the local API's: the same least role as
-`POST /api/devices/{id}/commands` and the same device visibility, then `integrations.command`.
+a hub restart. Authorization is the local API's own (`hub.commands.DeviceCommands`: one
+policy for every channel), with restricted devices hidden since they are not synced.
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ from hub.auth.principal import Principal, Role
 from hub.cloud.crypto import EnvelopeError, open_envelope
 from hub.cloud.outbox import Outbox
 from hub.cloud.topics import Topics
-from hub.errors import HubError, NotFound, PermissionDenied, StorageError, ValidationError
+from hub.commands import command_fields
+from hub.errors import HubError, StorageError, ValidationError
 
 if TYPE_CHECKING:
     from hub.hub import Hub
 
 _LOG = logging.getLogger(__name__)
 
-# The least role of the local `POST /api/devices/{device_id}/commands` (a test keeps them equal).
-COMMAND_ROLE = Role.GUEST
 MAX_INFLIGHT = 32  # commands being handled at once; more are refused as "busy"
 
 
@@ -120,23 +119,14 @@ class RemoteCommands:
         await self._remember(client, cmd_id, now)
         if not self._allowed():
             raise _Refused("forbidden", "remote access is not consented")
-        device_id, command = body.get("device"), body.get("command")
-        params = body.get("params", {})
-        if not isinstance(device_id, str) or not isinstance(command, str):
-            raise ValidationError("device", "device and command are required strings")
-        if not isinstance(params, dict):
-            raise ValidationError("params", "expected an object")
-        principal = client.principal()
-        if principal.role < COMMAND_ROLE:
-            raise PermissionDenied("this client may not send commands")
-        device = self._hub.devices.find(device_id)
-        # Restricted devices are not synced, so they do not exist for remote clients.
-        if (device is None or device.restricted
-                or not principal.can_see_device(device.id, device.area)):
-            raise NotFound(f"no device {device_id!r}")
+        device_id = body.get("device")
+        if not isinstance(device_id, str):
+            raise ValidationError("device", "expected a string")
+        command, params = command_fields(body)
         _LOG.info("remote command %s from %s (%s): %s", cmd_id, client.name,
-                  principal.role.label, command)
-        return await self._hub.integrations.command(device.id, command, params)
+                  client.role.label, command)
+        return await self._hub.commands.authorize_and_send(
+            client.principal(), device_id, command, params, remote=True)
 
     async def _remember(self, client: RemoteClient, cmd_id: str, now: float) -> None:
         """Record the command id durably before running it; a second use is a replay."""

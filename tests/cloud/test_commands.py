@@ -5,17 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from hub.api.access import required_role
-from hub.api.routes.devices import post_command
-from hub.cloud.commands import COMMAND_ROLE
 from hub.cloud.crypto import Pairing
 from hub.cloud.sources import CLOUD_SYNC, REMOTE_ACCESS, MemoryConsent
 from tests.cloud.conftest import cloud_section, pairing_for, peer, secrets
 from tests.cloud.test_sync import wait_until
-
-
-def test_remote_commands_need_the_same_role_as_the_local_api():
-    assert required_role(post_command) == COMMAND_ROLE
 
 
 async def test_command_runs_and_answers(broker, make_hub, loop_hygiene):

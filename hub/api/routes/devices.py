@@ -18,10 +18,11 @@ from hub.api.jsonio import dumps, field, json_response, read_json, reject_unknow
 from hub.api.keys import HUB_KEY
 from hub.api.routes._query import query_int, query_time
 from hub.api.spec import ANY, BOOL, NUM, STR, array, describe, nullable, obj
-from hub.auth.principal import Principal, Role
+from hub.auth.principal import Role
 from hub.bus import AvailabilityChanged, DeviceRegistryChanged
+from hub.commands import COMMAND_FIELDS, COMMAND_ROLE, command_fields
 from hub.devices import Device, PrivacyScope
-from hub.errors import NotFound, PermissionDenied, ValidationError
+from hub.errors import ValidationError
 from hub.hub import Hub
 
 NAMES_OR_NULL = {"type": ["array", "null"], "items": STR}
@@ -98,39 +99,10 @@ class DeviceJsonCache:
 DEVICE_CACHE_KEY: web.AppKey[DeviceJsonCache] = web.AppKey("device_json_cache", DeviceJsonCache)
 
 
-def find_visible(hub: Hub, who: Principal, device_id: str) -> Device:
-    """The device, if `who` may see it; else NotFound (no existence leak)."""
-    device = hub.devices.find(device_id)
-    if device is None or not who.can_see_device(device.id, device.area):
-        raise NotFound(f"no device {device_id!r}")
-    return device
-
-
 def visible_device(request: web.Request) -> Device:
     """The device in the path, if this principal may see it; else 404 (no existence leak)."""
-    return find_visible(request.app[HUB_KEY], principal(request), request.match_info["device_id"])
-
-
-COMMAND_ROLE = Role.GUEST  # guests too, on the devices they were granted
-COMMAND_FIELDS = frozenset({"command", "params"})
-
-
-def command_fields(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """`command` and `params` of a command request, checked (errors name the field)."""
-    command = field(body, "command", str)
-    if len(command) > 100:
-        raise ValidationError("command", "at most 100 characters")
-    return command, field(body, "params", dict, required=False, default={})
-
-
-async def send_command(hub: Hub, who: Principal, device_id: str, command: str,
-                       params: dict[str, Any]) -> Any:
-    """The one path for a client's device command, over HTTP or the websocket: the role,
-    the guest's visibility, then the device's own validation in the integration host."""
-    if who.role < COMMAND_ROLE:
-        raise PermissionDenied("commands need at least the guest role")
-    device = find_visible(hub, who, device_id)
-    return await hub.integrations.command(device.id, command, params)
+    hub = request.app[HUB_KEY]
+    return hub.commands.visible(principal(request), request.match_info["device_id"])
 
 
 @requires(Role.GUEST)
@@ -238,7 +210,8 @@ async def post_command(request: web.Request) -> web.Response:
     body = await read_json(request)
     reject_unknown(body, COMMAND_FIELDS)
     command, params = command_fields(body)
-    result = await send_command(hub, principal(request), device.id, command, params)
+    result = await hub.commands.authorize_and_send(principal(request), device.id, command,
+                                                   params)
     return json_response({"device_id": device.id, "command": command, "result": result})
 
 

@@ -44,11 +44,11 @@ from hub.api.access import PRINCIPAL_KEY, requires
 from hub.api.authn import token_in_first_message
 from hub.api.jsonio import dumps, field, reject_unknown
 from hub.api.keys import HUB_KEY
-from hub.api.routes.devices import COMMAND_FIELDS, command_fields, send_command
 from hub.api.spec import describe
 from hub.auth.principal import Principal, Role
 from hub.auth.service import principal_for
 from hub.bus import Event, Subscription
+from hub.commands import COMMAND_FIELDS, command_fields
 from hub.deadlines import Deadlines
 from hub.errors import AuthError, HubError, ValidationError
 from hub.fastjson import loads
@@ -192,7 +192,8 @@ class Connection:
                            params: dict[str, Any]) -> None:
         try:
             try:
-                result = await send_command(self.hub, self.who, device_id, command, params)
+                result = await self.hub.commands.authorize_and_send(self.who, device_id, command,
+                                                                    params)
                 text = dumps({"type": "result", "id": ident, "result": result})
             except HubError as exc:
                 text = dumps({"type": "error", "id": ident, "error": exc.to_json()})
