@@ -76,12 +76,27 @@ class Hub:
         self.states = StateStore(self.db, self.bus, self.clock,
                                  self.config.storage.state_snapshot_interval)
         self.vault = Vault(self.db, self.state_dir, self.clock)
-        self.provisioning = ProvisioningService(self)
         self.audit = AuditLog(self.db, self.clock)
         self.auth = AccountService(self.db, self.clock, self.config.auth, self.audit,
                                    self.state_dir)
-        self.discovery = DiscoveryService(self)
-        self.privacy = PrivacyCenter(self)
+        # Callbacks (lambdas) where two services need each other: resolved at call time.
+        self.discovery = DiscoveryService(
+            self.config.discovery, db=self.db, bus=self.bus, clock=self.clock,
+            devices=self.devices, states=self.states, manifests=loaded.manifests,
+            configured=self.config.integrations, api_host=self.config.api.host,
+            version=self.version,
+            integration_loaded=lambda name: self.integrations.loaded(name))
+        self.provisioning = ProvisioningService(
+            self.config.provisioning, state_dir=self.state_dir, config_path=loaded.path,
+            problem=loaded.document.problem, clock=self.clock, bus=self.bus,
+            vault=self.vault, audit=self.audit, discovery=self.discovery,
+            signal=lambda kind, details: self.privacy.signal(kind, details),
+            integration=lambda name: self.integrations.running(name))
+        self.privacy = PrivacyCenter(
+            self.config.privacy, location=self.config.location, db=self.db, bus=self.bus,
+            clock=self.clock, devices=self.devices, states=self.states, audit=self.audit,
+            accounts=self.auth, vault=self.vault, state_dir=self.state_dir,
+            config_path=loaded.path, version=self.version)
         self.integrations = IntegrationHost(
             loaded.manifests, dict(self.config.integrations),
             devices=self.devices, states=self.states, bus=self.bus, clock=self.clock,

@@ -356,6 +356,14 @@ class IntegrationHost:
         slot = self._slots.get(name)
         return slot.instance if slot is not None and slot.state == "loaded" else None
 
+    def running(self, name: str) -> tuple[Integration, IntegrationContext] | None:
+        """A loaded integration's instance and context (for core services that hand it
+        work, such as provisioning's adoption), or None."""
+        slot = self._slots.get(name)
+        if slot is None or slot.state != "loaded" or slot.instance is None or slot.ctx is None:
+            return None
+        return slot.instance, slot.ctx
+
     def context(self, name: str) -> IntegrationContext | None:
         slot = self._slots.get(name)
         return slot.ctx if slot is not None and slot.state == "loaded" else None

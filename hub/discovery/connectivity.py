@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from hub.bus import DeviceRegistryChanged
 
 if TYPE_CHECKING:
-    from hub.hub import Hub
+    from hub.bus import EventBus
+    from hub.devices import DeviceRegistry
 
 TransportName = Literal["lan", "ble"]
 
@@ -105,8 +106,9 @@ def choose_transport(lan: LanProbe | None, ble: tuple[int, float] | None, *,
 class Connectivity:
     """The current transport choice of each device that has more than one way in."""
 
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self, devices: DeviceRegistry, bus: EventBus) -> None:
+        self._devices = devices
+        self._bus = bus
         self._choices: dict[str, TransportChoice] = {}
 
     def get(self, device_id: str) -> TransportChoice | None:
@@ -120,14 +122,14 @@ class Connectivity:
         """Record the choice and, when the transport changed, the device's `transport`."""
         previous = self._choices.get(device_id)
         self._choices[device_id] = choice
-        device = self._hub.devices.find(device_id)
+        device = self._devices.find(device_id)
         if device is None:
             return
         if choice.transport is not None and device.transport != choice.transport:
-            self._hub.devices.add(replace(device, transport=choice.transport))
+            self._devices.add(replace(device, transport=choice.transport))
         elif previous is None or previous.reason != choice.reason:
             # the device's JSON shows the choice: let cached copies know
-            self._hub.bus.publish(DeviceRegistryChanged("updated", device_id))
+            self._bus.publish(DeviceRegistryChanged("updated", device_id))
 
     def forget(self, device_id: str) -> None:
         self._choices.pop(device_id, None)

@@ -264,7 +264,7 @@ class MdnsDiscovery:
         zc = self.zc
         if zc is None or self._hub_params is None:
             return
-        if tls.is_loopback(self.service.hub.config.api.host):
+        if tls.is_loopback(self.service.api_host):
             if self.advertised != "loopback":
                 _LOG.info("not advertising the hub on mDNS: the API listens on loopback only")
             self.advertised = "loopback"
@@ -272,7 +272,7 @@ class MdnsDiscovery:
         port, scheme, fingerprint = self._hub_params
         host = socket.gethostname() or "uone-hub"
         name = self.config.hub_name or f"Uone Hub {host}"
-        properties = {"version": self.service.hub.version, "scheme": scheme}
+        properties = {"version": self.service.version, "scheme": scheme}
         if fingerprint:
             properties["fp"] = fingerprint.replace(":", "").lower()
         addresses = sorted({ip for ips in self.interfaces.values() for ip in ips})

@@ -33,8 +33,14 @@ from hub.errors import Conflict, DeviceUnavailable, ValidationError
 from hub.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
-    from hub.devices import Device
-    from hub.hub import Hub
+    from collections.abc import Iterable
+
+    from hub.bus import EventBus
+    from hub.clock import Clock
+    from hub.devices import Device, DeviceRegistry
+    from hub.manifests import Manifest
+    from hub.state import StateStore
+    from hub.storage import Database
 
 _LOG = logging.getLogger(__name__)
 
@@ -88,14 +94,24 @@ class _Listeners:
 class DiscoveryService:
     """Owns the shared zeroconf and BLE scanner; integrations subscribe through their ctx."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.config: DiscoveryConfig = hub.config.discovery
-        self.clock = hub.clock
-        self.registry = DiscoveredRegistry(hub.db, hub.bus, hub.clock,
-                                           self.config.max_discovered)
+    def __init__(self, config: DiscoveryConfig, *, db: Database, bus: EventBus, clock: Clock,
+                 devices: DeviceRegistry, states: StateStore, manifests: dict[str, Manifest],
+                 configured: Iterable[str], api_host: str, version: str,
+                 integration_loaded: Callable[[str], bool]) -> None:
+        self.config = config
+        self.clock = clock
+        self.bus = bus
+        self.db = db
+        self.devices = devices
+        self.states = states
+        self.manifests = manifests
+        self.configured = list(configured)  # integrations in the config, loaded or not
+        self.api_host = api_host  # mDNS advertises the hub unless the API is loopback-only
+        self.version = version
+        self._integration_loaded = integration_loaded  # the integration host's, once built
+        self.registry = DiscoveredRegistry(db, bus, clock, self.config.max_discovered)
         self.stats = DiscoveryStats()
-        self.connectivity = Connectivity(hub)
+        self.connectivity = Connectivity(devices, bus)
         self.index = MatcherIndex(())
         self._listeners = _Listeners()
         self._heard: dict[str, _Heard] = {}
@@ -118,11 +134,11 @@ class DiscoveryService:
     async def start(self) -> None:
         """Build the matcher index from configured integrations; start browsing/scanning
         in the background (zeroconf and bleak are imported only then, only if enabled)."""
-        manifests = self.hub.loaded.manifests
-        configured = [manifests[n] for n in self.hub.config.integrations if n in manifests]
+        manifests = self.manifests
+        configured = [manifests[n] for n in self.configured if n in manifests]
         self.index = MatcherIndex(configured)
         await self.registry.load()
-        self._unsubscribe = self.hub.bus.subscribe(DeviceRegistryChanged,
+        self._unsubscribe = self.bus.subscribe(DeviceRegistryChanged,
                                                    self._on_registry_changed)
         self.running = True
         self._go = asyncio.Event()
@@ -336,24 +352,24 @@ class DiscoveryService:
                     area: str | None = None) -> Device:
         """Hand a discovered device to its integration, which registers it."""
         item = self.registry.get(discovery_id)
-        if item.state == "adopted" and item.device_id and item.device_id in self.hub.devices:
+        if item.state == "adopted" and item.device_id and item.device_id in self.devices:
             raise Conflict(f"{discovery_id} is already adopted as {item.device_id}")
         handler = self._listeners.adopt.get(item.integration)
         if handler is None:
-            if self.hub.integrations.loaded(item.integration):
+            if self._integration_loaded(item.integration):
                 raise Conflict(f"integration {item.integration!r} does not adopt devices")
             raise DeviceUnavailable(f"integration {item.integration!r} is not running")
         if name is not None and (not name.strip() or len(name) > 100):
             raise ValidationError("name", "must be 1-100 characters")
         device = await handler(item, name.strip() if name else None)
         if area is not None:
-            device = await self.hub.devices.update(device.id, area=area)
-        await self.hub.db.flush()
+            device = await self.devices.update(device.id, area=area)
+        await self.db.flush()
         for each in [item, *self.registry.related(item)]:
             if each.integration == item.integration or each.id == item.id:
                 await self.registry.decide(each, "adopted", device.id)
         self.stats.adopted += 1
-        self.hub.states.set_available(device.id, item.present)
+        self.states.set_available(device.id, item.present)
         _LOG.info("adopted %s (%s) as %s", discovery_id, item.integration, device.id)
         return device
 
@@ -391,10 +407,10 @@ class DiscoveryService:
 
     def _presence_changed(self, item: DiscoveredDevice) -> None:
         """An adopted device is available while any of its discoveries is present."""
-        if item.device_id is None or item.device_id not in self.hub.devices:
+        if item.device_id is None or item.device_id not in self.devices:
             return
         present = any(d.present for d in self.registry.by_device(item.device_id))
-        self.hub.states.set_available(item.device_id, present)
+        self.states.set_available(item.device_id, present)
 
     def _back(self, address: str, heard: _Heard) -> None:
         heard.available = True

@@ -33,7 +33,17 @@ from hub.privacy.export import ExportSource, ExportStats, Sink, export_to_file, 
 from hub.privacy.retention import RetentionJob
 
 if TYPE_CHECKING:
-    from hub.hub import Hub
+
+    from hub.audit import AuditLog
+    from hub.auth.service import AccountService
+    from hub.bus import EventBus
+    from hub.clock import Clock
+    from hub.config import LocationConfig
+    from hub.devices import DeviceRegistry
+    from hub.privacy.config import PrivacyConfig
+    from hub.state import StateStore
+    from hub.storage import Database
+    from hub.vault import Vault
 
 _LOG = logging.getLogger(__name__)
 
@@ -86,12 +96,27 @@ class _Subject:
 class PrivacyCenter:
     """Consent, location, restriction, retention, egress and breach signals for one hub."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.config = hub.config.privacy
-        self.consents = ConsentLedger(hub.db, hub.bus, hub.clock, self.config, self.audit)
+    def __init__(self, config: PrivacyConfig, *, location: LocationConfig, db: Database,
+                 bus: EventBus, clock: Clock, devices: DeviceRegistry, states: StateStore,
+                 audit: AuditLog | None, accounts: AccountService | None, vault: Vault | None,
+                 state_dir: Path, config_path: Path, version: str) -> None:
+        """`config_path` and `version` go into backups."""
+        self.config = config
+        self.location_config = location
+        self.db = db
+        self.bus = bus
+        self.clock = clock
+        self.devices = devices
+        self.states = states
+        self._audit_log = audit
+        self.accounts = accounts
+        self.vault = vault
+        self.state_dir = state_dir
+        self.config_path = config_path
+        self.version = version
+        self.consents = ConsentLedger(db, bus, clock, self.config, self.audit)
         self.egress = egress.EgressGuard(self.consents.allowed, self._egress_denied)
-        self.retention = RetentionJob(hub, self.config.retention, self.audit,
+        self.retention = RetentionJob(db, clock, states, self.config.retention, self.audit,
                                       after_run=self.verify_audit)
         self._location: Location | None = None
         self._subjects: dict[str, _Subject] = {}
@@ -112,7 +137,7 @@ class PrivacyCenter:
     async def start(self) -> None:
         await self.consents.load()
         await self._load_location()
-        for row in await self.hub.db.fetchall("SELECT * FROM privacy_subjects"):
+        for row in await self.db.fetchall("SELECT * FROM privacy_subjects"):
             self._subjects[row["user_id"]] = _Subject(bool(row["restricted"]),
                                                        bool(row["presence_objection"]))
         self._loop = asyncio.get_running_loop()
@@ -166,32 +191,32 @@ class PrivacyCenter:
             raise ValidationError("latitude", "must be between -90 and 90")
         if not -180 <= longitude <= 180:
             raise ValidationError("longitude", "must be between -180 and 180")
-        await self.hub.db.write(
+        await self.db.write(
             "INSERT INTO privacy_location(id, latitude, longitude, elevation, ts) "
             "VALUES(1, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET latitude = excluded.latitude, "
             "longitude = excluded.longitude, elevation = excluded.elevation, ts = excluded.ts",
-            (latitude, longitude, elevation, self.hub.clock.time()),
+            (latitude, longitude, elevation, self.clock.time()),
         )
         self._location = Location(latitude, longitude, elevation,
-                                  self.hub.config.location.time_zone)
-        self.hub.bus.publish(LocationChanged(True))
+                                  self.location_config.time_zone)
+        self.bus.publish(LocationChanged(True))
         await self.audit(actor, "location.set", "home", {})
         return self._location
 
     async def _load_location(self) -> None:
-        row = await self.hub.db.fetchone("SELECT * FROM privacy_location WHERE id = 1")
+        row = await self.db.fetchone("SELECT * FROM privacy_location WHERE id = 1")
         if row is not None and not self.allowed("location"):
             await self._forget_location()  # consent was withdrawn while stopped
             row = None
         if row is not None:
             self._location = Location(row["latitude"], row["longitude"], row["elevation"],
-                                      self.hub.config.location.time_zone)
+                                      self.location_config.time_zone)
         elif self.allowed("location"):
             await self._seed_location()
 
     async def _seed_location(self) -> None:
         """With consent, the config's coordinates are the initial value."""
-        cfg = self.hub.config.location
+        cfg = self.location_config
         if cfg.latitude is not None and cfg.longitude is not None:
             await self.set_location(cfg.latitude, cfg.longitude, cfg.elevation, actor=None)
 
@@ -199,15 +224,15 @@ class PrivacyCenter:
         had = self._location is not None
         self._location = None
         if had:
-            self.hub.bus.publish(LocationChanged(False))
-        await self.hub.db.write("DELETE FROM privacy_location")
-        await self.hub.db.checkpoint()
+            self.bus.publish(LocationChanged(False))
+        await self.db.write("DELETE FROM privacy_location")
+        await self.db.checkpoint()
 
     # -- restriction and objection ---------------------------------------------------------
 
     def device_usable(self, device_id: str) -> bool:
         """False for a restricted device: its data is kept but automations and sync skip it."""
-        device = self.hub.devices.find(device_id)
+        device = self.devices.find(device_id)
         return device is not None and not device.restricted
 
     def user_restricted(self, user_id: str) -> bool:
@@ -225,32 +250,31 @@ class PrivacyCenter:
 
     async def restrict_device(self, device_id: str, restricted: bool,
                               actor: str | None) -> None:
-        device = self.hub.devices.get(device_id)
+        device = self.devices.get(device_id)
         if device.restricted != restricted:
-            await self.hub.devices.update(device_id, restricted=restricted)
-        self.hub.bus.publish(RestrictionChanged("device", device_id, restricted))
+            await self.devices.update(device_id, restricted=restricted)
+        self.bus.publish(RestrictionChanged("device", device_id, restricted))
         await self.audit(actor, "restriction.device." + ("on" if restricted else "off"),
                          device_id, {})
 
     async def set_user_subject(self, user_id: str, actor: str | None, *,
                                restricted: bool | None = None,
                                presence_objection: bool | None = None) -> dict[str, Any]:
-        auth = getattr(self.hub, "auth", None)
-        if auth is not None:
-            auth.user(user_id)  # NotFound for an unknown user
+        if self.accounts is not None:
+            self.accounts.user(user_id)  # NotFound for an unknown user
         subject = self._subjects.get(user_id) or _Subject()
         new = _Subject(subject.restricted if restricted is None else restricted,
                        subject.presence_objection if presence_objection is None
                        else presence_objection)
-        await self.hub.db.write(
+        await self.db.write(
             "INSERT INTO privacy_subjects(user_id, restricted, presence_objection, updated_at) "
             "VALUES(?, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET "
             "restricted = excluded.restricted, presence_objection = excluded.presence_objection, "
             "updated_at = excluded.updated_at",
-            (user_id, int(new.restricted), int(new.presence_objection), self.hub.clock.time()),
+            (user_id, int(new.restricted), int(new.presence_objection), self.clock.time()),
         )
         self._subjects[user_id] = new
-        self.hub.bus.publish(RestrictionChanged("user", user_id, new.restricted,
+        self.bus.publish(RestrictionChanged("user", user_id, new.restricted,
                                                 new.presence_objection))
         await self.audit(actor, "restriction.user", user_id,
                          {"restricted": new.restricted,
@@ -264,34 +288,34 @@ class PrivacyCenter:
 
     def restrictions(self) -> dict[str, Any]:
         return {
-            "devices": sorted(d.id for d in self.hub.devices.all() if d.restricted),
+            "devices": sorted(d.id for d in self.devices.all() if d.restricted),
             "users": [self.subject_json(u) for u in sorted(self._subjects)
                       if self._subjects[u].restricted or self._subjects[u].presence_objection],
         }
 
     async def forget_user(self, user_id: str) -> None:
         self._subjects.pop(user_id, None)
-        await self.hub.db.write("DELETE FROM privacy_subjects WHERE user_id = ?", (user_id,))
+        await self.db.write("DELETE FROM privacy_subjects WHERE user_id = ?", (user_id,))
 
     # -- export and erasure ----------------------------------------------------------------
 
     async def export_source(self) -> ExportSource:
         wifi: list[dict[str, Any]] = []
-        vault = getattr(self.hub, "vault", None)
+        vault = self.vault
         if vault is not None:  # names and dates only: secrets stay sealed
             with contextlib.suppress(Exception):
                 wifi = [{"ssid": e.name, "last_used": e.last_used}
                         for e in await vault.entries("wifi")]
         loc = self.location()
-        await self.hub.db.flush()  # what was recorded before the request is in the export
+        await self.db.flush()  # what was recorded before the request is in the export
         return ExportSource(
-            db_path=self.hub.db.path, hub_version=self.hub.version,
+            db_path=self.db.path, hub_version=self.version,
             notice_version=self.config.notice_version,
-            time_zone=self.hub.config.location.time_zone,
+            time_zone=self.location_config.time_zone,
             location=None if loc is None else {"latitude": loc.latitude,
                                                "longitude": loc.longitude,
                                                "elevation": loc.elevation},
-            wifi_networks=wifi, now=self.hub.clock.time(), batch=self.config.export_batch,
+            wifi_networks=wifi, now=self.clock.time(), batch=self.config.export_batch,
         )
 
     async def export(self, who: Principal, sink: Sink) -> ExportStats:
@@ -324,9 +348,10 @@ class PrivacyCenter:
             raise Conflict(f"device {device_id!r} is already being erased")
         self.erasing.add(device_id)
         try:
-            report = await erasure.erase_device(self.hub, device_id, self.config.export_batch)
+            report = await erasure.erase_device(self.db, self.devices, self.states, device_id,
+                                                 self.config.export_batch)
             await self._after_exports()
-            await self.hub.db.checkpoint(vacuum=True)
+            await self.db.checkpoint(vacuum=True)
         finally:
             self.erasing.discard(device_id)
         await self.audit(who.user_id, "privacy.erase.device", device_id, report.rows)
@@ -335,9 +360,10 @@ class PrivacyCenter:
     async def erase_user(self, user_id: str, who: Principal) -> erasure.ErasureReport:
         if user_id != who.user_id and who.role < Role.OWNER:
             raise PermissionDenied("only the owner may erase another user's data")
-        report = await erasure.erase_user(self.hub, user_id, self.config.export_batch)
+        report = await erasure.erase_user(self.db, self.accounts, self.forget_user, user_id,
+                                         self.config.export_batch)
         await self._after_exports()
-        await self.hub.db.checkpoint(vacuum=True)
+        await self.db.checkpoint(vacuum=True)
         await self.audit(who.user_id, "privacy.erase.user", user_id, report.rows)
         return report
 
@@ -346,24 +372,24 @@ class PrivacyCenter:
         """Owner only, after signing in again (password, and the code if TOTP is on)."""
         if who.role < Role.OWNER:
             raise PermissionDenied("only the owner may reset the hub")
-        auth = getattr(self.hub, "auth", None)
+        auth = self.accounts
         if auth is not None:
             await auth.login(who.username, password, totp, address)  # AuthError if wrong
         await self.audit(who.user_id, "privacy.erase.hub", None, {})
-        for device in list(self.hub.devices):
-            await self.hub.devices.remove(device.id)
-            self.hub.states.forget(device.id)
+        for device in list(self.devices):
+            await self.devices.remove(device.id)
+            self.states.forget(device.id)
         await self._after_exports()
-        report = await erasure.factory_reset(self.hub)
+        report = await erasure.factory_reset(self.db, self.state_dir)
         if auth is not None:
             await auth.load()
-        self.consents = ConsentLedger(self.hub.db, self.hub.bus, self.hub.clock, self.config,
+        self.consents = ConsentLedger(self.db, self.bus, self.clock, self.config,
                                       self.audit)
         self._location = None
         self._subjects.clear()
-        self.hub.bus.publish(Notification("Hub reset to factory state",
+        self.bus.publish(Notification("Hub reset to factory state",
                                           "All data and keys were erased; restart the hub.",
-                                          "critical", self.hub.clock.time()))
+                                          "critical", self.clock.time()))
         return report
 
     async def create_backup(self, passphrase: str, who: Principal) -> Path:
@@ -371,8 +397,8 @@ class PrivacyCenter:
         if who.role < Role.OWNER:
             raise PermissionDenied("only the owner may make backups")
         backup.check_passphrase(passphrase)
-        await self.hub.db.flush()
-        tmp_dir = self.hub.state_dir.parent / ".uone-backups"
+        await self.db.flush()
+        tmp_dir = self.state_dir.parent / ".uone-backups"
         path = await asyncio.to_thread(self._backup_sync, passphrase, tmp_dir)
         await self.audit(who.user_id, "backup.create", None,
                          {"bytes": path.stat().st_size})
@@ -384,8 +410,8 @@ class PrivacyCenter:
         path = Path(name)
         try:
             with os.fdopen(fd, "wb") as fh:
-                backup.create_backup(self.hub.db.path, self.hub.state_dir,
-                                     self.hub.loaded.path, fh, passphrase, self.hub.version)
+                backup.create_backup(self.db.path, self.state_dir,
+                                     self.config_path, fh, passphrase, self.version)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -403,7 +429,7 @@ class PrivacyCenter:
     async def audit(self, actor: str | None, action: str, target: str | None,
                     details: dict[str, Any]) -> None:
         """Append to the hub's audit log (hub.audit), if this hub has one."""
-        log = getattr(self.hub, "audit", None)
+        log = self._audit_log
         if log is None:
             _LOG.debug("audit (no log): %s %s %s", actor, action, target)
             return
@@ -411,7 +437,7 @@ class PrivacyCenter:
 
     async def verify_audit(self) -> ChainReport:
         """Check the audit chain; a break notifies the owner (once per broken row)."""
-        report = await verify_chain(self.hub.db)
+        report = await verify_chain(self.db)
         if not report.ok and report.first_bad_id != self._reported_break:
             self._reported_break = report.first_bad_id
             await self.signal("audit_chain_broken", {"first_bad_id": report.first_bad_id,
@@ -424,14 +450,14 @@ class PrivacyCenter:
                                                  "warning"))
         safe = {k: v for k, v in details.items() if not _secret_key(k)}
         message = ", ".join(f"{k}: {v}" for k, v in sorted(safe.items())) or title
-        self.hub.bus.publish(Notification(title, message, severity, self.hub.clock.time(),
+        self.bus.publish(Notification(title, message, severity, self.clock.time(),
                                           min_role=Role.OWNER))
         _LOG.warning("privacy signal %s: %s", kind, message)
         await self.audit(None, f"signal.{kind}", safe.get("target"), safe)
 
     async def login_failed(self, username: str | None, address: str | None) -> None:
         """Auth calls this for every failed sign-in; a burst in the window notifies the owner."""
-        now = self.hub.clock.monotonic()
+        now = self.clock.monotonic()
         window = self.config.failed_login_window
         self._failed_logins.append(now)
         while self._failed_logins and self._failed_logins[0] < now - window:
@@ -456,16 +482,16 @@ class PrivacyCenter:
         the owner. Returns True when it did."""
         known = self._token_addresses.get(token_id)
         if known is None:
-            rows = await self.hub.db.fetchall(
+            rows = await self.db.fetchall(
                 "SELECT address FROM privacy_token_addresses WHERE token_id = ?", (token_id,))
             known = self._token_addresses.setdefault(token_id, {r["address"] for r in rows})
         if address in known:
             return False
         first = not known
         known.add(address)
-        await self.hub.db.write(
+        await self.db.write(
             "INSERT OR IGNORE INTO privacy_token_addresses(token_id, address, first_seen) "
-            "VALUES(?, ?, ?)", (token_id, address, self.hub.clock.time()))
+            "VALUES(?, ?, ?)", (token_id, address, self.clock.time()))
         if first:
             return False
         await self.signal("token_new_address",

@@ -21,7 +21,12 @@ from hub.errors import NotFound
 from hub.privacy.batches import delete_in_batches
 
 if TYPE_CHECKING:
-    from hub.hub import Hub
+    from collections.abc import Awaitable, Callable
+
+    from hub.auth.service import AccountService
+    from hub.devices import DeviceRegistry
+    from hub.state import StateStore
+    from hub.storage import Database
 
 _LOG = logging.getLogger(__name__)
 
@@ -40,25 +45,26 @@ class ErasureReport:
         return {"target": self.target, "deleted": self.rows, "files_removed": self.files}
 
 
-async def erase_device(hub: Hub, device_id: str, batch: int) -> ErasureReport:
+async def erase_device(db: Database, devices: DeviceRegistry, states: StateStore,
+                       device_id: str, batch: int) -> ErasureReport:
     """The device, its current state, its history and its events."""
     report = ErasureReport(f"device:{device_id}")
-    known = hub.devices.find(device_id) is not None
+    known = devices.find(device_id) is not None
     if known:
-        await hub.devices.remove(device_id)
-    hub.states.forget(device_id)
-    await hub.db.flush()  # what was queued for it reaches the tables, then goes with it
+        await devices.remove(device_id)
+    states.forget(device_id)
+    await db.flush()  # what was queued for it reaches the tables, then goes with it
     report.rows["history"] = report.rows["events"] = 0
     # history_recent: history rows staged before they move into `history`
     for table, kind in (("history", "history"), ("history_recent", "history"),
                         ("events", "events")):
-        report.rows[kind] += await delete_in_batches(hub.db, table, "device_id = ?",
+        report.rows[kind] += await delete_in_batches(db, table, "device_id = ?",
                                                      (device_id,), batch)
-    await hub.db.write("DELETE FROM states WHERE device_id = ?", (device_id,))
-    await hub.db.flush()
+    await db.write("DELETE FROM states WHERE device_id = ?", (device_id,))
+    await db.flush()
     # anything that slipped in meanwhile (a last report from the integration)
     for table in ("history", "history_recent"):
-        report.rows["history"] += await delete_in_batches(hub.db, table, "device_id = ?",
+        report.rows["history"] += await delete_in_batches(db, table, "device_id = ?",
                                                           (device_id,), batch)
     if not known and not any(report.rows.values()):
         raise NotFound(f"no device {device_id!r} and no data about it: nothing to erase")
@@ -66,51 +72,52 @@ async def erase_device(hub: Hub, device_id: str, batch: int) -> ErasureReport:
     return report
 
 
-async def erase_user(hub: Hub, user_id: str, batch: int) -> ErasureReport:
+async def erase_user(db: Database, auth: AccountService | None,
+                     forget_subject: Callable[[str], Awaitable[None]], user_id: str,
+                     batch: int) -> ErasureReport:
     """A user's account, sign-in history, tokens, privacy choices; consent entries they made
     lose their name (the consent itself is the household's and stays)."""
     report = ErasureReport(f"user:{user_id}")
-    auth = getattr(hub, "auth", None)
     if auth is None:
         raise NotFound("this hub has no user accounts")
     auth.user(user_id)  # NotFound if gone
-    report.rows["logins"] = await delete_in_batches(hub.db, "logins", "user_id = ?",
+    report.rows["logins"] = await delete_in_batches(db, "logins", "user_id = ?",
                                                     (user_id,), batch)
-    token_ids = [r["id"] for r in await hub.db.fetchall(
+    token_ids = [r["id"] for r in await db.fetchall(
         "SELECT id FROM tokens WHERE user_id = ?", (user_id,))]
     for token_id in token_ids:
-        await hub.db.write("DELETE FROM privacy_token_addresses WHERE token_id = ?",
+        await db.write("DELETE FROM privacy_token_addresses WHERE token_id = ?",
                            (token_id,))
     await auth.delete_user(user_id, actor=user_id)  # tokens and recovery codes cascade
-    await hub.privacy.forget_user(user_id)
-    await hub.db.write("UPDATE consent_log SET by_user = 'erased-user' WHERE by_user = ?",
+    await forget_subject(user_id)
+    await db.write("UPDATE consent_log SET by_user = 'erased-user' WHERE by_user = ?",
                        (user_id,))
-    await hub.db.write("UPDATE consents SET by_user = 'erased-user' WHERE by_user = ?",
+    await db.write("UPDATE consents SET by_user = 'erased-user' WHERE by_user = ?",
                        (user_id,))
     report.rows["users"] = 1
     report.rows["tokens"] = len(token_ids)
     return report
 
 
-async def factory_reset(hub: Hub) -> ErasureReport:
+async def factory_reset(db: Database, state_dir: Path) -> ErasureReport:
     """Every row of every table, then VACUUM, then every file in the state directory but
     the database itself: keys, certificates, codes. The hub must restart afterwards."""
     report = ErasureReport("hub")
-    tables = [r["name"] for r in await hub.db.fetchall(
+    tables = [r["name"] for r in await db.fetchall(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
     statements: list[tuple[str, Any]] = []
     for table in tables:
         if table in _KEEP_TABLES or table.endswith("_meta"):
             continue
-        row = await hub.db.fetchone(f"SELECT count(*) AS n FROM {table}")
+        row = await db.fetchone(f"SELECT count(*) AS n FROM {table}")
         report.rows[table] = int(row["n"]) if row else 0
         statements.append((f"DELETE FROM {table}", ()))
     if "auth_meta" in tables:  # other processes holding account caches must reload
         statements.append(("UPDATE auth_meta SET value = value + 1 WHERE key = 'generation'",
                            ()))
-    await hub.db.write_script(statements)
-    await hub.db.checkpoint(vacuum=True)
-    report.files = await asyncio.to_thread(_remove_state_files, hub.state_dir)
+    await db.write_script(statements)
+    await db.checkpoint(vacuum=True)
+    report.files = await asyncio.to_thread(_remove_state_files, state_dir)
     _LOG.warning("factory reset: %d tables emptied, %d files removed; restart the hub",
                  len(statements), len(report.files))
     return report

@@ -20,7 +20,9 @@ from hub.privacy.batches import delete_in_batches
 from hub.privacy.config import RetentionConfig
 
 if TYPE_CHECKING:
-    from hub.hub import Hub
+    from hub.clock import Clock
+    from hub.state import StateStore
+    from hub.storage import Database
 
 _LOG = logging.getLogger(__name__)
 DAY = 86_400.0
@@ -45,10 +47,12 @@ CLASSES = (
 class RetentionJob:
     """Background purge; `run_once()` is also what the CLI and tests call."""
 
-    def __init__(self, hub: Hub, config: RetentionConfig,
+    def __init__(self, db: Database, clock: Clock, states: StateStore, config: RetentionConfig,
                  audit: Callable[..., Awaitable[None]],
                  after_run: Callable[[], Awaitable[Any]] | None = None) -> None:
-        self.hub = hub
+        self.db = db
+        self.clock = clock
+        self.states = states
         self._after_run = after_run
         self.config = config
         self._audit = audit
@@ -59,7 +63,7 @@ class RetentionJob:
         self._set: dict[str, float] = {}  # class -> days the owner set (over the config)
 
     async def load(self) -> None:
-        for row in await self.hub.db.fetchall("SELECT class, days FROM privacy_retention"):
+        for row in await self.db.fetchall("SELECT class, days FROM privacy_retention"):
             self._set[row["class"]] = float(row["days"])
 
     def start(self) -> None:
@@ -100,8 +104,8 @@ class RetentionJob:
             if days is not None and not self.least(cls) <= days <= MAX_DAYS:
                 raise ValidationError(
                     name, f"expected days between {self.least(cls):g} and {MAX_DAYS:g}")
-        now = self.hub.clock.time()
-        await self.hub.db.write_script([
+        now = self.clock.time()
+        await self.db.write_script([
             ("DELETE FROM privacy_retention WHERE class = ?", (name,)) if days is None else
             ("INSERT INTO privacy_retention(class, days, by_user, ts) VALUES(?, ?, ?, ?) "
              "ON CONFLICT(class) DO UPDATE SET days = excluded.days, "
@@ -135,7 +139,7 @@ class RetentionJob:
                 source = cls.table if cls.table != "history" else (
                     "(SELECT min(ts) AS ts FROM history "
                     "UNION ALL SELECT min(ts) FROM history_recent)")
-                row = await self.hub.db.fetchone(f"SELECT min(ts) AS ts FROM {source}")
+                row = await self.db.fetchone(f"SELECT min(ts) AS ts FROM {source}")
                 oldest = row["ts"] if row is not None else None
             out[cls.name] = {"days": self.days(cls), "oldest": oldest,
                              "configured": self.configured(cls),
@@ -146,9 +150,9 @@ class RetentionJob:
 
     async def run_once(self) -> dict[str, int]:
         """Purge everything past its age now, batch by batch; return rows deleted per class."""
-        now = self.hub.clock.time()
+        now = self.clock.time()
         deleted: dict[str, int] = {}
-        await self.hub.states.merge_history()  # staged rows too (history_recent, hub/state.py)
+        await self.states.merge_history()  # staged rows too (history_recent, hub/state.py)
         for cls in CLASSES:
             if not await self._has_table(cls.table):
                 continue
@@ -161,27 +165,27 @@ class RetentionJob:
 
     async def _purge(self, cls: DataClass, cutoff: float) -> int:
         if cls.table != "audit":
-            return await delete_in_batches(self.hub.db, cls.table, "ts < ?", (cutoff,),
+            return await delete_in_batches(self.db, cls.table, "ts < ?", (cutoff,),
                                            self.config.batch)
 
         def anchor(rows: list[Any]) -> list[tuple[str, Any]]:
             return [("INSERT INTO privacy_audit_anchor(id, last_id, last_hash, ts) "
                      "VALUES(1, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET last_id = "
                      "excluded.last_id, last_hash = excluded.last_hash, ts = excluded.ts",
-                     (rows[-1]["id"], rows[-1]["hash"], self.hub.clock.time()))]
+                     (rows[-1]["id"], rows[-1]["hash"], self.clock.time()))]
 
         # the newest audit row always stays: it is the head the next entry chains onto
         return await delete_in_batches(
-            self.hub.db, "audit", "ts < ? AND id < (SELECT max(id) FROM audit)", (cutoff,),
+            self.db, "audit", "ts < ? AND id < (SELECT max(id) FROM audit)", (cutoff,),
             self.config.batch, columns="id, hash", extra=anchor)
 
     async def _has_table(self, table: str) -> bool:
-        row = await self.hub.db.fetchone(
+        row = await self.db.fetchone(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
         return row is not None
 
     async def _loop(self) -> None:
-        await self.hub.clock.sleep(min(60.0, self.config.interval))
+        await self.clock.sleep(min(60.0, self.config.interval))
         while True:
             try:
                 await self.run_once()
@@ -189,4 +193,4 @@ class RetentionJob:
                     await self._after_run()
             except Exception:
                 _LOG.exception("retention purge failed; retrying at the next run")
-            await self.hub.clock.sleep(self.config.interval)
+            await self.clock.sleep(self.config.interval)

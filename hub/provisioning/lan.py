@@ -59,22 +59,23 @@ def interface_addresses(names: list[str] | None) -> list[str]:
     return found or loopback
 
 
-async def wait_for_lan(hub: Any, did: str, timeout: float) -> LanEndpoint:
-    """The local API of `did` once discovery sees it on mDNS; LanTimeout otherwise."""
+async def wait_for_lan(discovery: Any, bus: Any, did: str, timeout: float) -> LanEndpoint:
+    """The local API of `did` once `discovery` (the DiscoveryService) sees it on mDNS;
+    LanTimeout otherwise."""
     from hub.discovery.models import DeviceDiscovered, DiscoveryChanged
 
-    cfg = hub.config.discovery.mdns
+    cfg = discovery.config.mdns
     if not cfg.enabled:
         return await wait_for_device(did, timeout, cfg.interfaces)
 
     def endpoint() -> LanEndpoint | None:
-        for item in hub.discovery.registry:
+        for item in discovery.registry:
             if (item.source == "mdns" and item.did == did and item.present and item.addresses
                     and item.port):
                 return LanEndpoint(item.addresses[0], item.port, dict(item.txt))
         return None
 
-    sub = hub.bus.listen([DeviceDiscovered, DiscoveryChanged], maxsize=256,
+    sub = bus.listen([DeviceDiscovered, DiscoveryChanged], maxsize=256,
                          name=f"provisioning-wait-{did}")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

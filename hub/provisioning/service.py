@@ -32,8 +32,18 @@ from hub.provisioning.jobs import (
 from hub.provisioning.wifi import WifiNetworks, check_ssid
 
 if TYPE_CHECKING:
-    from hub.hub import Hub
+    from collections.abc import Awaitable, Callable
+
+    from hub.audit import AuditLog
+    from hub.bus import EventBus
+    from hub.clock import Clock
+    from hub.discovery.service import DiscoveryService
     from hub.provisioning.attestation import AttestationVerifier
+    from hub.provisioning.config import ProvisioningConfig
+    from hub.vault import Vault
+
+    Signal = Callable[[str, dict[str, Any]], Awaitable[Any]]
+    RunningIntegration = Callable[[str], tuple[Any, Any] | None]
 
 _LOG = logging.getLogger(__name__)
 
@@ -48,27 +58,43 @@ IMPROV_WARNING = (
 class ProvisioningService:
     """Runs provisioning jobs and owns the attestation verifier and the hub id."""
 
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
-        self.config = hub.config.provisioning
+    def __init__(self, config: ProvisioningConfig, *, state_dir: Path, config_path: Path,
+                 problem: Callable[..., Any], clock: Clock, bus: EventBus, vault: Vault,
+                 audit: AuditLog | None, discovery: DiscoveryService,
+                 signal: Signal | None = None,
+                 integration: RunningIntegration | None = None) -> None:
+        """`problem` places a config error at its file:line (the loaded document's);
+        `signal(kind, details)` tells the owner of a possible breach (the privacy center);
+        `integration(name)` is a running integration's (instance, context), or None."""
+        self.config = config
+        self.state_dir = state_dir
+        self.config_path = config_path
+        self._problem = problem
+        self.clock = clock
+        self.bus = bus
+        self.vault = vault
+        self.discovery = discovery
+        self._audit_log = audit
+        self._signal = signal
+        self.integration = integration or (lambda name: None)
         self.hub_id = ""
         # The X.509 verifier loads with the trust anchors, or at the first attestation when
         # none are configured: a hub without Uone devices never loads it (start-up, memory).
         self.verifier: AttestationVerifier | None = None
-        self.wifi = WifiNetworks(hub.vault)
+        self.wifi = WifiNetworks(vault)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._signals: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self.hub_id = await asyncio.to_thread(_load_hub_id, self._hub.state_dir)
-        base = self._hub.loaded.path.parent
+        self.hub_id = await asyncio.to_thread(_load_hub_id, self.state_dir)
+        base = self.config_path.parent
         if not (self.config.trust_anchors or self.config.crl_files):
             return
         try:
             self.verifier = await asyncio.to_thread(
                 _verifier_from_files, self.config.trust_anchors,
                 self.config.crl_files, self.config.revoked_serials, base,
-                self._hub.loaded.document.problem)
+                self._problem)
         except ConfigError as exc:
             # not fatal for the hub (lights must keep working), fatal for attestation
             _LOG.error("attestation is off until the config is fixed:\n%s", exc)
@@ -91,19 +117,18 @@ class ProvisioningService:
         if self.verifier is None:  # no anchors configured: every chain will be untrusted
             self.verifier = _verifier_from_files([], [], self.config.revoked_serials)
         result = self.verifier.verify(
-            evidence, dt.datetime.fromtimestamp(self._hub.clock.time(), dt.UTC))
+            evidence, dt.datetime.fromtimestamp(self.clock.time(), dt.UTC))
         if result.outcome == "failed":
             self._breach_signal(result, evidence)
         return result
 
     def _breach_signal(self, result: Attestation, evidence: Evidence) -> None:
-        privacy = getattr(self._hub, "privacy", None)
-        if privacy is None:
+        if self._signal is None:
             return
         details = {"target": (evidence.advertised_dids or ("?",))[0], "code": result.code,
                    "reason": result.reason, "did": result.did, "mac": result.mac}
         task = asyncio.get_running_loop().create_task(
-            privacy.signal("attestation_failed", details), name="attestation-signal")
+            self._signal("attestation_failed", details), name="attestation-signal")
         self._signals.add(task)
         task.add_done_callback(self._signals.discard)
 
@@ -111,9 +136,7 @@ class ProvisioningService:
 
     def target_for(self, discovery_id: str) -> ProvisionTarget:
         """The provisioning target for a discovered device (from the discovery registry)."""
-        discovery = getattr(self._hub, "discovery", None)
-        registry = getattr(discovery, "registry", None)
-        item = registry.find(discovery_id) if registry is not None else None
+        item = self.discovery.registry.find(discovery_id)
         if item is None:
             raise NotFound(f"no discovered device {discovery_id!r}")
         return target_from_discovered(item)
@@ -121,14 +144,14 @@ class ProvisioningService:
     async def start_job(self, target: ProvisionTarget, ssid: str, actor: str | None) -> Job:
         """Check the request, then run the job in the background; returns it at once."""
         check_ssid(ssid)
-        if not await self._hub.vault.exists("wifi", ssid):
+        if not await self.vault.exists("wifi", ssid):
             raise ValidationError("ssid", f"no Wi-Fi network {ssid!r} in the vault; add it "
                                   "first with PUT /api/wifi/networks/{ssid}")
         for job in self._jobs.values():
             if job.target.discovery_id == target.discovery_id and job.state not in FINAL:
                 raise Conflict(f"device {target.discovery_id} is already being provisioned "
                                f"(job {job.id})")
-        now = self._hub.clock.time()
+        now = self.clock.time()
         job = Job(uuid.uuid4().hex[:16], target, ssid, actor, now, updated_at=now)
         if target.kind == "improv":
             job.encrypted = False
@@ -184,12 +207,12 @@ class ProvisioningService:
 
     def _step(self, job: Job, state: str, message: str | None = None) -> None:
         job.state = state
-        job.updated_at = self._hub.clock.time()
+        job.updated_at = self.clock.time()
         entry: dict[str, Any] = {"state": state, "ts": job.updated_at}
         if message:
             entry["message"] = message
         job.history.append(entry)
-        self._hub.bus.publish(ProvisioningUpdate(job.id, state, job.to_json()))
+        self.bus.publish(ProvisioningUpdate(job.id, state, job.to_json()))
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
         """Audit first, then announce: once a job reads `failed`, its record is durable."""
@@ -202,7 +225,7 @@ class ProvisioningService:
         self._step(job, "failed", message)
 
     async def _audit(self, job: Job, action: str, details: dict[str, Any]) -> None:
-        audit = getattr(self._hub, "audit", None)
+        audit = self._audit_log
         details = {"job": job.id, "address": job.target.address, **details}
         if audit is None:
             _LOG.info("audit %s %s %s", action, job.target.discovery_id, details)

@@ -23,7 +23,6 @@ _LOG = logging.getLogger(__name__)
 
 
 async def run_uone(service: ProvisioningService, job: Job) -> None:
-    hub = service._hub
     cfg = service.config
     target = job.target
     service._step(job, "connecting")
@@ -87,7 +86,8 @@ async def run_uone(service: ProvisioningService, job: Job) -> None:
             await client.disconnect()
     service._step(job, "waiting_for_lan")
     try:
-        endpoint = await wait_for_lan(hub, attestation.did, cfg.lan_timeout)
+        endpoint = await wait_for_lan(service.discovery, service.bus, attestation.did,
+                                      cfg.lan_timeout)
     except LanTimeout as exc:
         raise JobFailed("lan_timeout", str(exc)) from None
     service._step(job, "adopting")
@@ -97,9 +97,8 @@ async def run_uone(service: ProvisioningService, job: Job) -> None:
 
 async def adopt(service: ProvisioningService, job: Job, endpoint: Any) -> str:
     """Hand the device to the Uone integration, which re-attests it over pinned TLS."""
-    hub = service._hub
-    instance = hub.integrations.instance("uone")
-    ctx = hub.integrations.context("uone")
+    running = service.integration("uone")
+    instance, ctx = running if running is not None else (None, None)
     if instance is None or ctx is None or not hasattr(instance, "adopt"):
         raise JobFailed("integration_not_loaded", "the uone integration is not loaded; add "
                         "`uone: {}` under `integrations:` in the config")
@@ -116,13 +115,13 @@ async def adopt(service: ProvisioningService, job: Job, endpoint: Any) -> str:
     except Exception as exc:
         raise JobFailed(getattr(exc, "code", "adoption_failed"),
                         f"adoption failed: {exc}") from None
-    await _mark_adopted(hub, job.target.discovery_id, att.did, device.id)
+    await _mark_adopted(service.discovery.registry, job.target.discovery_id, att.did, device.id)
     return device.id
 
 
-async def _mark_adopted(hub: Any, discovery_id: str, did: str | None, device_id: str) -> None:
+async def _mark_adopted(registry: Any, discovery_id: str, did: str | None,
+                        device_id: str) -> None:
     """The discovered entries of this device (BLE and mDNS) now belong to it."""
-    registry = hub.discovery.registry
     for item in list(registry):
         if item.id == discovery_id or (did is not None and item.did == did):
             with contextlib.suppress(Exception):

@@ -205,11 +205,11 @@ async def test_wifi_networks_are_exported_as_ssids_only(hub: Hub, api_client) ->
             return [Entry(kind, n, 1.0, 2.0, 3.0, {"security": "wpa2"})
                     for n in sorted(self.secrets)]
 
-    hub.vault = VaultDouble()  # type: ignore[attr-defined]
+    real, hub.privacy.vault = hub.privacy.vault, VaultDouble()  # type: ignore[assignment]
     try:
         data = await (await api_client.post("/api/privacy/export")).read()
     finally:
-        del hub.vault  # type: ignore[attr-defined]
+        hub.privacy.vault = real
     doc = read_export(data)
     assert doc["account"][0]["wifi_networks"] == [
         {"ssid": "Garden 5G", "last_used": 3.0}, {"ssid": "HomeNet", "last_used": 3.0}]
