@@ -24,6 +24,7 @@ from hub.bus import EventBus, HubStarted
 from hub.clock import Clock, SystemClock
 from hub.cloud.service import SCHEMA as CLOUD_SCHEMA
 from hub.cloud.service import CloudSync
+from hub.cloud.sources import PrivacyConsent, VaultSecrets
 from hub.commands import DeviceCommands
 from hub.config import LoadedConfig
 from hub.devices import SCHEMA as DEVICES_SCHEMA
@@ -103,8 +104,17 @@ class Hub:
             vault=self.vault, discovery=self.discovery, attestation=self.provisioning,
         )
         self.commands = DeviceCommands(self.devices, self.integrations)
-        self.automations = AutomationEngine(self)
-        self.cloud = CloudSync(self)
+        self.automations = AutomationEngine(
+            self.config.automation, location=self.config.location, loaded=loaded, db=self.db,
+            bus=self.bus, clock=self.clock, devices=self.devices, states=self.states,
+            integrations=self.integrations, privacy=self.privacy)
+        self.cloud = CloudSync(
+            self.config.cloud, db=self.db, bus=self.bus, clock=self.clock, devices=self.devices,
+            states=self.states, commands=self.commands,
+            consent=PrivacyConsent(self.privacy.allowed, self.bus),
+            secrets=VaultSecrets(self.vault), egress=self.privacy.egress,
+            user_restricted=self.privacy.user_restricted, automations=self.automations,
+            yaml_automations=self.config.automations)
         self._stack: contextlib.AsyncExitStack | None = None
         self.running = False
 

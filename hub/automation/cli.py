@@ -43,11 +43,10 @@ def _check(args: argparse.Namespace) -> int:
     items += [(raw, "api", None) for raw in api]
     # What the privacy center would say: without `location` consent there is no location,
     # whatever the config's coordinates.
-    home = SimpleNamespace(config=loaded.config, privacy=privacy)
 
     def location_missing() -> str | None:
         try:
-            home_location(home)
+            home_location(privacy, loaded.config.location)
         except NoLocation as exc:
             return str(exc)
         return None

@@ -66,7 +66,15 @@ from hub.fastjson import dumps
 from hub.yamlsource import Document, KeyPath, load_file
 
 if TYPE_CHECKING:
-    from hub.hub import Hub
+    from hub.automation.config import AutomationConfig
+    from hub.automation.sun import ConsentedLocation
+    from hub.bus import EventBus
+    from hub.clock import Clock
+    from hub.commands import CommandSink
+    from hub.config import LoadedConfig, LocationConfig
+    from hub.devices import DeviceRegistry
+    from hub.state import StateStore
+    from hub.storage import Database
 
 _LOG = logging.getLogger(__name__)
 
@@ -180,12 +188,25 @@ def _digest(raw: Any) -> str:
 class AutomationEngine:
     """All automations of the hub. Started after integrations, stopped before them."""
 
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.grace = hub.config.automation.missed_trigger_grace
-        self.command_timeout = hub.config.automation.command_timeout
+    def __init__(self, config: AutomationConfig, *, location: LocationConfig,
+                 loaded: LoadedConfig, db: Database, bus: EventBus, clock: Clock,
+                 devices: DeviceRegistry, states: StateStore, integrations: CommandSink,
+                 privacy: ConsentedLocation | None) -> None:
+        """`loaded` is where YAML automations come from (the config and its positions);
+        `integrations` runs validated commands; `privacy` gates the home's location."""
+        self.loaded = loaded
+        self.db = db
+        self.bus = bus
+        self.clock = clock
+        self.devices = devices
+        self.states = states
+        self.integrations = integrations
+        self.privacy = privacy
+        self.location = location
+        self.grace = config.missed_trigger_grace
+        self.command_timeout = config.command_timeout
         self._deadlines = Deadlines(self.command_timeout)  # one timer for every command
-        self.tz = _zone(hub.config.location.time_zone)
+        self.tz = _zone(location.time_zone)
         self._entries: dict[str, Entry] = {}
         self.load_errors: list[str] = []
         self._state_idx: dict[str, dict[str, tuple[Listener, ...]]] = {}
@@ -210,16 +231,16 @@ class AutomationEngine:
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Any:
         """A wall-clock timer from the hub's clock (or the loop, for clocks without one)."""
-        call_at = getattr(self.hub.clock, "call_at", None)
+        call_at = getattr(self.clock, "call_at", None)
         if call_at is not None:
             return call_at(when, callback)
-        delay = max(0.0, when - self.hub.clock.time())
+        delay = max(0.0, when - self.clock.time())
         return asyncio.get_running_loop().call_later(delay, callback)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        db = self.hub.db
+        db = self.db
         self._stopping = False
         stored = await db.fetchall("SELECT * FROM automations ORDER BY created_at")
         enabled = {r["id"]: bool(r["enabled"])
@@ -259,7 +280,7 @@ class AutomationEngine:
         for entry in self._entries.values():
             if not entry.valid:
                 _LOG.error("automation not loaded:\n%s", entry.error_text())
-        bus = self.hub.bus
+        bus = self.bus
         self._unsubs.append(bus.subscribe(DeviceRegistryChanged, self._on_device_changed))
         self._unsubs.append(bus.subscribe(HubStarted, self._on_hub_started))
         from hub.privacy.center import LocationChanged  # the privacy area gates coordinates
@@ -309,8 +330,8 @@ class AutomationEngine:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._deadlines.close()
-        db = self.hub.db
-        db.enqueue(sql.HEARTBEAT, (self.hub.clock.time(),))
+        db = self.db
+        db.enqueue(sql.HEARTBEAT, (self.clock.time(),))
         for row in self._flush_traces(limit=1 << 30):
             db.enqueue_many(*row)
         await db.flush()
@@ -342,9 +363,9 @@ class AutomationEngine:
         if isinstance(raw["id"], str) and raw["id"] in self._entries:
             raise Conflict(f"automation {raw['id']!r} already exists")
         entry = self._checked_api_entry(raw)
-        now = self.hub.clock.time()
+        now = self.clock.time()
         entry.created_at = now
-        await self.hub.db.write_script([
+        await self.db.write_script([
             ("INSERT INTO automations(id, definition, created_at, updated_at) VALUES(?,?,?,?)",
              (entry.id, json.dumps(raw), now, now)),
             ("DELETE FROM automation_enabled WHERE id = ?", (entry.id,)),
@@ -362,8 +383,8 @@ class AutomationEngine:
         if raw.setdefault("id", automation_id) != automation_id:
             raise ValidationError("id", "the id in the body must match the path")
         entry = self._checked_api_entry(raw)
-        now = self.hub.clock.time()
-        await self.hub.db.write_script([
+        now = self.clock.time()
+        await self.db.write_script([
             ("UPDATE automations SET definition = ?, updated_at = ? WHERE id = ?",
              (json.dumps(raw), now, automation_id)),
             ("DELETE FROM automation_enabled WHERE id = ?", (automation_id,)),
@@ -380,7 +401,7 @@ class AutomationEngine:
     async def delete(self, automation_id: str) -> None:
         entry = self.get(automation_id)
         self._writable(entry)
-        await self.hub.db.write_script([
+        await self.db.write_script([
             (f"DELETE FROM {table} WHERE {col} = ?", (automation_id,))
             for table, col in (("automations", "id"), ("automation_enabled", "id"),
                                ("automation_traces", "automation_id"),
@@ -396,7 +417,7 @@ class AutomationEngine:
 
     async def set_enabled(self, automation_id: str, enabled: bool) -> Entry:
         entry = self._set_enabled(automation_id, enabled)
-        await self.hub.db.flush()
+        await self.db.flush()
         return entry
 
     def trigger(self, automation_id: str, data: dict[str, Any] | None = None,
@@ -405,15 +426,15 @@ class AutomationEngine:
         entry = self.get(automation_id)
         if not entry.valid:
             raise Conflict(f"automation {automation_id!r} cannot run:\n{entry.error_text()}")
-        payload = {"type": "manual", "data": data or {}, "ts": self.hub.clock.time()}
+        payload = {"type": "manual", "data": data or {}, "ts": self.clock.time()}
         run = self._fire(entry, payload, force=True, skip_conditions=skip_conditions)
         return run.id if run else None
 
     # -- loading and validation --------------------------------------------------------------
 
     def _yaml_entries(self) -> list[Entry]:
-        sources, errors = yaml_sources(self.hub.loaded.config.automations,
-                                       self.hub.loaded.document, Path(self.hub.loaded.path))
+        sources, errors = yaml_sources(self.loaded.config.automations,
+                                       self.loaded.document, Path(self.loaded.path))
         self.load_errors.extend(errors)
         for error in errors:
             _LOG.error("automations not loaded: %s", error)
@@ -450,7 +471,7 @@ class AutomationEngine:
             autos = {k: e.automation for k, e in self._entries.items()
                      if e.automation is not None and not e.parse_problems}
             autos[entry.id] = entry.automation
-            entry.problems = check(entry.automation, self.hub.devices.find, autos,
+            entry.problems = check(entry.automation, self.devices.find, autos,
                                    self._location_missing)
         problems = [*entry.parse_problems, *entry.problems]
         if problems:
@@ -466,12 +487,12 @@ class AutomationEngine:
         for entry in entries:
             if entry.automation is None or entry.parse_problems:
                 continue
-            entry.problems = check(entry.automation, self.hub.devices.find, autos,
+            entry.problems = check(entry.automation, self.devices.find, autos,
                                    self._location_missing)
 
     def _location_missing(self) -> str | None:
         try:
-            home_location(self.hub)
+            home_location(self.privacy, self.location)
         except NoLocation as exc:
             return str(exc)
         return None
@@ -505,7 +526,7 @@ class AutomationEngine:
             else:
                 self._activate(entry)
             self._reindex()
-        self.hub.db.enqueue(
+        self.db.enqueue(
             "INSERT OR REPLACE INTO automation_enabled(id, enabled) VALUES(?, ?)",
             (automation_id, int(enabled)))
         return entry
@@ -595,7 +616,7 @@ class AutomationEngine:
         for key in want:
             if key not in self._bus_subs:
                 etype, device = key
-                self._bus_subs[key] = self.hub.bus.subscribe(etype, handlers[etype], key=device)
+                self._bus_subs[key] = self.bus.subscribe(etype, handlers[etype], key=device)
 
     # the fast path: one dict lookup per event, work only for matching triggers
 
@@ -606,7 +627,7 @@ class AutomationEngine:
         listeners = by_attr.get(ev.attribute)
         if not listeners:
             return
-        device = self.hub.devices.find(ev.device_id)
+        device = self.devices.find(ev.device_id)
         if device is None or not may_read_attribute(device, ev.attribute):
             return  # out-of-scope data never reaches automations
         for listener in listeners:
@@ -617,7 +638,7 @@ class AutomationEngine:
         listeners = by_type.get(ev.event_type) if by_type else None
         if not listeners:
             return
-        device = self.hub.devices.find(ev.device_id)
+        device = self.devices.find(ev.device_id)
         if device is None or not may_read_event(device, ev.event_type):
             return
         for listener in listeners:
@@ -627,7 +648,7 @@ class AutomationEngine:
         listeners = self._avail_idx.get(ev.device_id)
         if not listeners:
             return
-        device = self.hub.devices.find(ev.device_id)
+        device = self.devices.find(ev.device_id)
         if device is None or not may_read_availability(device):
             return
         for listener in listeners:
@@ -642,7 +663,7 @@ class AutomationEngine:
             return next_cron(t.cron, after, self.tz)
         if t.type == "sun":
             try:
-                observer = home_location(self.hub)
+                observer = home_location(self.privacy, self.location)
             except NoLocation as exc:
                 _LOG.error("sun trigger %s", exc)
                 return None
@@ -651,7 +672,7 @@ class AutomationEngine:
 
     def _rearm_schedules(self) -> None:
         """Loop timers count monotonic time: after a wall-clock step, aim them again."""
-        now = self.hub.clock.time()
+        now = self.clock.time()
         for listener in itertools.chain(
                 (ls for e in self._entries.values() for ls in e.listeners), self._dynamic):
             if listener.trigger.type in SCHEDULED and listener.timer is not None:
@@ -661,13 +682,13 @@ class AutomationEngine:
 
     def mark_fired(self, automation_id: str, index: int, scheduled: float) -> None:
         self._fired[(automation_id, index)] = scheduled
-        self.hub.db.enqueue(sql.UPSERT_FIRED, (automation_id, index, scheduled))
+        self.db.enqueue(sql.UPSERT_FIRED, (automation_id, index, scheduled))
 
     def _run_missed(self) -> None:
         """Fire, once and traced as late, each time trigger missed within the grace period."""
         if self._last_alive is None or self.grace <= 0:
             return
-        now = self.hub.clock.time()
+        now = self.clock.time()
         for entry in self._entries.values():
             if not (entry.enabled and entry.valid) or entry.automation is None:
                 continue
@@ -688,7 +709,7 @@ class AutomationEngine:
                                    "scheduled": latest, "ts": now}, late=True)
 
     def _beat(self) -> None:
-        clock = self.hub.clock
+        clock = self.clock
         now, mono = clock.time(), clock.monotonic()
         last = self._last_beat
         if last is not None and abs((now - last[0]) - (mono - last[1])) > CLOCK_STEP:
@@ -696,20 +717,20 @@ class AutomationEngine:
                          (now - last[0]) - (mono - last[1]))
             self._rearm_schedules()
         self._last_beat = (now, mono)
-        self.hub.db.enqueue(sql.HEARTBEAT, (now,))
+        self.db.enqueue(sql.HEARTBEAT, (now,))
         self._heartbeat = self.call_at(clock.time() + HEARTBEAT_EVERY, self._beat)
 
     # -- durable timers ----------------------------------------------------------------------
 
     def save_for_timer(self, listener: Listener, deadline: float, data: dict[str, Any]) -> None:
         entry = self._entries.get(listener.owner or "")
-        self.hub.db.enqueue(sql.UPSERT_TIMER, (
+        self.db.enqueue(sql.UPSERT_TIMER, (
             listener.for_id, listener.owner, "for", deadline, json.dumps([listener.index]),
             json.dumps(data, default=str), entry.digest if entry else "",
-            self.hub.clock.time()))
+            self.clock.time()))
 
     def drop_timer(self, timer_id: str) -> None:
-        self.hub.db.enqueue(sql.DELETE_TIMER, (timer_id,))
+        self.db.enqueue(sql.DELETE_TIMER, (timer_id,))
 
     def _restore_for(self, listener: Listener) -> None:
         row = self._saved_timers.pop(listener.for_id, None)
@@ -720,9 +741,9 @@ class AutomationEngine:
         holds = False
         if entry is not None and row["digest"] == entry.digest and t.device:
             if t.type == "availability":
-                holds = self.hub.states.available(t.device) == t.available
+                holds = self.states.available(t.device) == t.available
             else:
-                value = self.hub.states.value(t.device, t.attribute or "")
+                value = self.states.value(t.device, t.attribute or "")
                 holds = (in_range(value, t.above, t.below) if t.type == "numeric"
                          else (not t.has_to or value == t.to))
         if not holds:
@@ -779,7 +800,7 @@ class AutomationEngine:
     def _start_run(self, entry: Entry, data: dict[str, Any], late: bool,
                    resume: tuple[tuple[str | int, ...], float | None] | None = None,
                    skip_conditions: bool = False) -> _Run:
-        clock = self.hub.clock
+        clock = self.clock
         run_id = f"{self._boot}-{next(self._seq)}"
         trace = Trace(run_id, entry.id, data, clock.time(), clock.monotonic(), late,
                       resume is not None)
@@ -820,7 +841,7 @@ class AutomationEngine:
 
     def _finish(self, run: _Run) -> None:
         entry, trace = run.entry, run.trace
-        clock = self.hub.clock
+        clock = self.clock
         trace.finished = clock.time()
         trace.duration = clock.monotonic() - trace.t0
         try:  # (not contextlib.suppress: a context manager per run costs more than this)
@@ -877,7 +898,7 @@ class AutomationEngine:
             await self._action(run, actions[i])
 
     async def _action(self, run: _Run, a: Action) -> None:
-        clock = self.hub.clock
+        clock = self.clock
         rec: dict[str, Any] = {"path": a.path, "type": a.type, "started": clock.time()}
         run.trace.actions.append(rec)
         t0 = time.perf_counter()
@@ -903,14 +924,13 @@ class AutomationEngine:
         return run.resume
 
     async def _do(self, run: _Run, a: Action, rec: dict[str, Any]) -> Any:
-        hub = self.hub
         kind = a.type
         if kind == "command":
             # asyncio.timeout's job, on one shared timer, without an `async with` per command
             deadlines = self._deadlines
             token = deadlines.arm()
             try:
-                result = await hub.integrations.command(a.device or "", a.command or "",
+                result = await self.integrations.command(a.device or "", a.command or "",
                                                         a.params)
             except asyncio.CancelledError:
                 if deadlines.expired(token):
@@ -932,9 +952,9 @@ class AutomationEngine:
                 deadline = resume[1]
                 rec["resumed"] = True
             elif kind == "delay":
-                deadline = hub.clock.time() + a.seconds
+                deadline = self.clock.time() + a.seconds
             else:
-                deadline = None if a.timeout is None else hub.clock.time() + a.timeout
+                deadline = None if a.timeout is None else self.clock.time() + a.timeout
             if kind == "delay":
                 assert deadline is not None
                 await self._durable(run, a, deadline, self._sleep_until(deadline))
@@ -967,14 +987,14 @@ class AutomationEngine:
                                  a.choices[int(chosen)].actions)
             return rec["result"]
         if kind == "event":
-            hub.bus.publish(AutomationEvent(a.event or "", dict(a.data), run.entry.id,
-                                            hub.clock.time()))
+            self.bus.publish(AutomationEvent(a.event or "", dict(a.data), run.entry.id,
+                                            self.clock.time()))
             return None
         if kind in ("enable", "disable"):
             self._set_enabled(a.target or "", kind == "enable")
             return {"automation": a.target, "enabled": kind == "enable"}
         if kind == "notify":
-            hub.bus.publish(Notification(a.title, a.message, a.severity, hub.clock.time()))
+            self.bus.publish(Notification(a.title, a.message, a.severity, self.clock.time()))
             return None
         raise AssertionError(f"unknown action {kind}")
 
@@ -984,12 +1004,12 @@ class AutomationEngine:
             if e.command is not None:
                 calls.append((e.device, e.command, e.params))
             else:
-                device = self.hub.devices.get(e.device)
+                device = self.devices.get(e.device)
                 calls.extend((e.device, c, p) for c, p in scene_commands(device, e.state or {}))
         try:
             async with asyncio.timeout(self.command_timeout):
                 results = await asyncio.gather(
-                    *(self.hub.integrations.command(d, c, p) for d, c, p in calls),
+                    *(self.integrations.command(d, c, p) for d, c, p in calls),
                     return_exceptions=True)
         except TimeoutError:
             raise DeviceUnavailable(f"the scene's devices did not all answer within "
@@ -1003,10 +1023,10 @@ class AutomationEngine:
     async def _durable(self, run: _Run, a: Action, deadline: float | None, aw: Any) -> Any:
         """Await `aw` with a stored record of where this run waits, until when."""
         timer_id = f"{run.id}:{format_path(a.path)}"
-        db = self.hub.db
+        db = self.db
         db.enqueue(sql.UPSERT_TIMER, (
             timer_id, run.entry.id, a.type, deadline, json.dumps(list(a.path)),
-            json.dumps(run.trace.trigger, default=str), run.entry.digest, self.hub.clock.time()))
+            json.dumps(run.trace.trigger, default=str), run.entry.digest, self.clock.time()))
         db.nudge()
         try:
             return await aw
@@ -1078,17 +1098,17 @@ class AutomationEngine:
         elif kind == "not":
             result = not any(self._cond(x, out) for x in c.children)
         elif kind in ("state", "numeric"):
-            device = self.hub.devices.find(c.device or "")
+            device = self.devices.find(c.device or "")
             if device is None or not may_read_attribute(device, c.attribute or ""):
                 rec["error"] = "outside the device's privacy scope" if device else "no device"
                 result = False
             else:
-                value = self.hub.states.value(device.id, c.attribute or "")
+                value = self.states.value(device.id, c.attribute or "")
                 rec["value"] = value
                 result = (value == c.state if kind == "state"
                           else in_range(value, c.above, c.below))
         elif kind in ("time", "weekday"):
-            local = datetime.fromtimestamp(self.hub.clock.time(), self.tz)
+            local = datetime.fromtimestamp(self.clock.time(), self.tz)
             result = not c.weekdays or local.weekday() in c.weekdays
             if result and kind == "time" and (c.after is not None or c.before is not None):
                 now = local.time()
@@ -1105,11 +1125,11 @@ class AutomationEngine:
 
     def _sun_condition(self, c: Condition, rec: dict[str, Any]) -> bool:
         try:
-            observer = home_location(self.hub)
+            observer = home_location(self.privacy, self.location)
         except NoLocation as exc:
             rec["error"] = str(exc)
             return False
-        now = self.hub.clock.time()
+        now = self.clock.time()
         day = datetime.fromtimestamp(now, self.tz).date()
         after = before = None
         if c.after is not None:

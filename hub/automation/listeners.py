@@ -87,7 +87,7 @@ class Listener:
             self.start_for(data)
 
     def start_for(self, data: dict[str, Any], deadline: float | None = None) -> None:
-        clock = self.engine.hub.clock
+        clock = self.engine.clock
         if deadline is None:
             deadline = clock.time() + self.trigger.for_
             if self.owner is not None:
@@ -118,7 +118,7 @@ class Listener:
     # time triggers
 
     def arm(self, after: float | None = None) -> None:
-        clock = self.engine.hub.clock
+        clock = self.engine.clock
         self.next = self.engine.next_fire(self.trigger, clock.time() if after is None else after)
         if self.next is not None:
             self.timer = self.engine.call_at(self.next, self._due)
@@ -133,7 +133,7 @@ class Listener:
         scheduled = self.next
         if scheduled is None:
             return
-        now = self.engine.hub.clock.time()
+        now = self.engine.clock.time()
         if now < scheduled - 0.5:  # the wall clock moved back: wait for the real time
             self.timer = self.engine.call_at(scheduled, self._due)
             return

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:  # astral loads with the first sun automation, not at start-up
     from astral import Observer
+
+    from hub.config import LocationConfig
 
 
 class NoLocation(Exception):
@@ -23,13 +25,20 @@ class NoLocation(Exception):
             reason or "set location.latitude and location.longitude in the config") + ")")
 
 
-def home_location(hub: Any) -> Observer:
+class ConsentedLocation(Protocol):
+    """The privacy center's side of the home's location (`hub.privacy`)."""
+
+    def location(self) -> Any: ...
+
+    def allowed(self, purpose: str) -> bool: ...
+
+
+def home_location(privacy: ConsentedLocation | None, config: LocationConfig) -> Observer:
     """The observer for sun computations; raises NoLocation when there is none.
 
-    With the privacy center (hub.privacy), the coordinates exist only while the owner gives
-    `location` consent; a hub without it (the CLI's offline check) reads the config.
+    With the privacy center, the coordinates exist only while the owner gives `location`
+    consent; without it (the CLI's offline check: `privacy=None`) the config's are used.
     """
-    privacy = getattr(hub, "privacy", None)
     if privacy is not None:
         loc = privacy.location()
         if loc is None:
@@ -41,7 +50,7 @@ def home_location(hub: Any) -> Observer:
 
         return Observer(latitude=loc.latitude, longitude=loc.longitude,
                         elevation=loc.elevation)
-    loc_cfg = hub.config.location
+    loc_cfg = config
     if loc_cfg.latitude is None or loc_cfg.longitude is None:
         raise NoLocation()
     from astral import Observer

@@ -23,7 +23,9 @@ from hub.commands import command_fields
 from hub.errors import HubError, StorageError, ValidationError
 
 if TYPE_CHECKING:
-    from hub.hub import Hub
+    from hub.clock import Clock
+    from hub.commands import DeviceCommands
+    from hub.storage import Database
 
 _LOG = logging.getLogger(__name__)
 
@@ -46,9 +48,12 @@ class RemoteClient:
 class RemoteCommands:
     """Handles messages on `<base>/c/<client>`; answers on `<base>/a/<client>`."""
 
-    def __init__(self, hub: Hub, outbox: Outbox, topics: Topics, clients: list[RemoteClient],
-                 window: float, allowed: Any) -> None:
-        self._hub = hub
+    def __init__(self, db: Database, clock: Clock, commands: DeviceCommands, outbox: Outbox,
+                 topics: Topics, clients: list[RemoteClient], window: float,
+                 allowed: Any) -> None:
+        self._db = db
+        self._clock = clock
+        self._commands = commands
         self._outbox = outbox
         self._topics = topics
         self._clients = {c.tid: c for c in clients}
@@ -112,7 +117,7 @@ class RemoteCommands:
 
     async def _run(self, client: RemoteClient, cmd_id: str, body: dict[str, Any]) -> Any:
         ts = body.get("ts")
-        now = self._hub.clock.time()
+        now = self._clock.time()
         if (not isinstance(ts, (int, float)) or isinstance(ts, bool) or not math.isfinite(ts)
                 or abs(now - ts) > self._window):
             raise _Refused("stale", "timestamp outside the accepted window")
@@ -125,17 +130,17 @@ class RemoteCommands:
         command, params = command_fields(body)
         _LOG.info("remote command %s from %s (%s): %s", cmd_id, client.name,
                   client.role.label, command)
-        return await self._hub.commands.authorize_and_send(
+        return await self._commands.authorize_and_send(
             client.principal(), device_id, command, params, remote=True)
 
     async def _remember(self, client: RemoteClient, cmd_id: str, now: float) -> None:
         """Record the command id durably before running it; a second use is a replay."""
         if now - self._last_purge > self._window:
             self._last_purge = now
-            self._hub.db.enqueue("DELETE FROM cloud_nonces WHERE ts < ?",
+            self._db.enqueue("DELETE FROM cloud_nonces WHERE ts < ?",
                                  (now - 2 * self._window,))
         try:
-            await self._hub.db.write(
+            await self._db.write(
                 "INSERT INTO cloud_nonces(client, nonce, ts) VALUES(?, ?, ?)",
                 (client.name, cmd_id, now))
         except StorageError:
@@ -143,10 +148,10 @@ class RemoteCommands:
 
     def _answer(self, client: RemoteClient, cmd_id: str, ok: bool, payload: Any) -> None:
         body: dict[str, Any] = {"type": "answer", "id": cmd_id, "ok": ok,
-                                "ts": self._hub.clock.time()}
+                                "ts": self._clock.time()}
         body["result" if ok else "error"] = payload
         self._outbox.add(self._topics.answers(client.tid), client.key, body)
-        self._hub.db.nudge()
+        self._db.nudge()
 
     def _reject(self, reason: str) -> None:
         self.rejected[reason] += 1

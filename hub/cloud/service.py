@@ -12,7 +12,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -47,8 +47,6 @@ from hub.cloud.sources import (
     REMOTE_ACCESS,
     ConsentSource,
     SecretSource,
-    default_consent,
-    default_secrets,
 )
 from hub.cloud.topics import Topics
 from hub.devices import Device
@@ -57,7 +55,14 @@ from hub.errors import EgressDenied, HubError, NotFound
 if TYPE_CHECKING:
     import aiomqtt
 
-    from hub.hub import Hub
+    from hub.bus import EventBus
+    from hub.clock import Clock
+    from hub.cloud.config import CloudConfig
+    from hub.commands import DeviceCommands
+    from hub.devices import DeviceRegistry
+    from hub.egress import EgressGuard
+    from hub.state import StateStore
+    from hub.storage import Database
 
 __all__ = ["SCHEMA", "AutomationsChanged", "CloudError", "CloudSync"]
 
@@ -97,19 +102,32 @@ class _Session:
 
 class CloudSync:
     """The cloud sync service. Set `consent`/`secrets` before `start()` to override the
-    defaults (the privacy center and the vault when present)."""
+    ones given (tests and benchmarks do)."""
 
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
-        self.config = hub.config.cloud
-        self.consent: ConsentSource | None = None
-        self.secrets: SecretSource | None = None
-        self.outbox = Outbox(hub.db, hub.clock, self.config.outbox_limit,
-                             self.config.outbox_policy)
-        privacy = getattr(hub, "privacy", None)
+    def __init__(self, config: CloudConfig, *, db: Database, bus: EventBus, clock: Clock,
+                 devices: DeviceRegistry, states: StateStore, commands: DeviceCommands,
+                 consent: ConsentSource, secrets: SecretSource,
+                 egress: EgressGuard | None = None,
+                 user_restricted: Callable[[str], bool] = lambda _user: False,
+                 automations: Iterable[Any] | None = None,
+                 yaml_automations: Iterable[Any] = ()) -> None:
+        """`egress` decides before each connection (the privacy center's guard);
+        `automations` are the engine's entries (else `yaml_automations`, the config's)."""
+        self.config = config
+        self.db = db
+        self.bus = bus
+        self.clock = clock
+        self.devices = devices
+        self.states = states
+        self._device_commands = commands
+        self.consent: ConsentSource | None = consent
+        self.secrets: SecretSource | None = secrets
+        self._egress = egress
+        self._engine = automations
+        self._yaml_automations = tuple(yaml_automations)
+        self.outbox = Outbox(db, clock, self.config.outbox_limit, self.config.outbox_policy)
         # A restricted person's events and automations are not synced.
-        self.user_restricted: Callable[[str], bool] = (
-            privacy.user_restricted if privacy is not None else (lambda _user: False))
+        self.user_restricted = user_restricted
         self.connected = False
         self.last_error: str | None = None
         self.last_connected: float | None = None
@@ -138,12 +156,9 @@ class CloudSync:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self.consent is None:
-            self.consent = default_consent(self._hub)
-        if self.secrets is None:
-            self.secrets = default_secrets(self._hub)
+        assert self.consent is not None and self.secrets is not None
         await self.outbox.load()
-        self._automations = tuple(a for a in self._hub.config.automations if isinstance(a, dict))
+        self._automations = tuple(a for a in self._yaml_automations if isinstance(a, dict))
         self._unconsent = self.consent.subscribe(self._consent_changed)
         self._started = True
         await self._reconcile()
@@ -158,7 +173,7 @@ class CloudSync:
             task.cancel()
         await asyncio.gather(*self._aux, return_exceptions=True)
         # What was staged before stopping commits with a last batch (flush runs the hooks).
-        await self._hub.db.flush()
+        await self.db.flush()
         self._unsubscribe()
         self.outbox.close()
         self.state = "off"
@@ -306,15 +321,16 @@ class CloudSync:
         topics, clients = session.topics, session.clients
         self._session = session
         self.commands = RemoteCommands(
-            self._hub, self.outbox, topics, clients, self.config.command_window,
+            self.db, self.clock, self._device_commands, self.outbox, topics, clients,
+            self.config.command_window,
             lambda: bool(self.consent and self.consent.allowed(REMOTE_ACCESS)))
         self._clear_pending = False
         self._subscribe()
         # A full snapshot at every enable: the retained copies are current after a restart.
         self._devices_dirty = True
-        self._dirty_devices.update(d.id for d in self._hub.devices.all())
+        self._dirty_devices.update(d.id for d in self.devices.all())
         self._stage_automations()
-        self._hub.db.nudge()
+        self.db.nudge()
         self._start_connection()
 
     async def _opt_out(self) -> None:
@@ -336,7 +352,7 @@ class CloudSync:
     # -- staging from the bus ----------------------------------------------------------------
 
     def _subscribe(self) -> None:
-        bus = self._hub.bus
+        bus = self.bus
         cats = set(self.config.categories)
         self._undo.append(bus.subscribe(DeviceRegistryChanged, self._on_registry))
         if "states" in cats:
@@ -360,7 +376,7 @@ class CloudSync:
         self._devices_dirty = False
 
     def _synced(self, device_id: str) -> Device | None:
-        device = self._hub.devices.find(device_id)
+        device = self.devices.find(device_id)
         return None if device is None or device.restricted else device
 
     def _on_state(self, event: StateChanged) -> None:
@@ -402,11 +418,11 @@ class CloudSync:
 
     def _nudge(self) -> None:
         self._nudge_timer = None
-        self._hub.db.nudge()
+        self.db.nudge()
 
     def _automation_list(self) -> tuple[list[dict[str, Any]], Any]:
         """The automations to sync and a cheap signature that changes when they do."""
-        engine = getattr(self._hub, "automations", None)
+        engine = self._engine
         if engine is None:  # no engine: the YAML definitions (or what was pushed to us)
             items = [{"id": a.get("id"), "enabled": True, "definition": a}
                      for a in (self._automations or ())]
@@ -423,7 +439,7 @@ class CloudSync:
         items, self._automations_signature = self._automation_list()
         definitions = [a for a in items if not _mentions(a, self.user_restricted)]
         body = {"type": "automations", "automations": definitions,
-                "ts": self._hub.clock.time()}
+                "ts": self.clock.time()}
         self.outbox.add(session.topics.stream, session.keys.enc, body)
         self.outbox.add(session.topics.automations, session.keys.enc, body, retain=True)
 
@@ -432,16 +448,16 @@ class CloudSync:
         session = self._session
         if session is None:
             return
-        now = self._hub.clock.time()
+        now = self.clock.time()
         cats = self.config.categories
         if self._devices_dirty and "devices" in cats:
             body = {"type": "devices", "ts": now,
-                    "devices": [_device_json(d, self._hub.states.available(d.id))
-                                for d in self._hub.devices.all() if not d.restricted]}
+                    "devices": [_device_json(d, self.states.available(d.id))
+                                for d in self.devices.all() if not d.restricted]}
             self.outbox.add(session.topics.stream, session.keys.enc, body)
             self.outbox.add(session.topics.devices, session.keys.enc, body, retain=True)
         self._devices_dirty = False
-        if "automations" in cats and getattr(self._hub, "automations", None) is not None:
+        if "automations" in cats and self._engine is not None:
             _items, signature = self._automation_list()
             if signature != self._automations_signature:  # created, replaced, (dis)abled...
                 self._stage_automations()
@@ -450,15 +466,15 @@ class CloudSync:
             return
         for device_id in sorted(dirty):
             topic = session.topics.device_state(session.keys.opaque("device", device_id))
-            device = self._hub.devices.find(device_id)
+            device = self.devices.find(device_id)
             if device is None or device.restricted:
                 self.outbox.clear_retained(topic)
                 continue
             attrs = {k: {"value": v.value, "last_changed": v.last_changed}
-                     for k, v in self._hub.states.get(device_id).items()}
+                     for k, v in self.states.get(device_id).items()}
             self.outbox.add(topic, session.keys.enc, {
                 "type": "device_state", "device": device_id,
-                "available": self._hub.states.available(device_id),
+                "available": self.states.available(device_id),
                 "attributes": attrs, "ts": now}, retain=True)
 
     # -- the connection ------------------------------------------------------------------------
@@ -489,7 +505,7 @@ class CloudSync:
             tls = await asyncio.to_thread(tls_context, self.config)
         while not self._optout.is_set():
             self.state = "connecting"
-            since = self._hub.clock.monotonic()
+            since = self.clock.monotonic()
             auth_error = False
             try:
                 await self._check_egress()
@@ -499,7 +515,7 @@ class CloudSync:
                 async with client:
                     self.connected = True
                     self.connects += 1
-                    self.last_connected = self._hub.clock.time()
+                    self.last_connected = self.clock.time()
                     self.state = "connected"
                     _LOG.info("cloud sync connected to %s", self.config.broker_url)
                     await self._serve(client, session)
@@ -511,17 +527,16 @@ class CloudSync:
                 self._failed(exc)
             finally:
                 self.connected = False
-            if self._hub.clock.monotonic() - since > STABLE_AFTER:
+            if self.clock.monotonic() - since > STABLE_AFTER:
                 backoff.reset()
             delay = backoff.next(auth_error=auth_error)
             self.state = "waiting"
-            await self._hub.clock.sleep(delay)
+            await self.clock.sleep(delay)
 
     async def _check_egress(self) -> None:
         """The privacy center's egress guard decides, with this purpose, before we connect."""
-        privacy = getattr(self._hub, "privacy", None)
-        if privacy is not None:
-            await privacy.egress.check_destination(self.config.endpoint()[0], CLOUD_SYNC)
+        if self._egress is not None:
+            await self._egress.check_destination(self.config.endpoint()[0], CLOUD_SYNC)
 
     @staticmethod
     def _purpose() -> contextlib.AbstractContextManager[object]:
@@ -648,7 +663,7 @@ class CloudSync:
                 self._clear_pending = False
                 _LOG.info("cloud sync: cleared %d retained messages on the broker", len(topics))
                 return
-            await self._hub.clock.sleep(backoff.next(auth_error=False))
+            await self.clock.sleep(backoff.next(auth_error=False))
 
     # -- keys ------------------------------------------------------------------------------------
 

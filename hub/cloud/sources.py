@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from hub.hub import Hub
+    from hub.bus import EventBus
 
 CLOUD_SYNC = "cloud_sync"
 REMOTE_ACCESS = "remote_access"
@@ -95,21 +95,6 @@ class MemorySecrets:
         self.values[name] = value
 
 
-def default_consent(hub: Hub) -> ConsentSource:
-    """The privacy center's consent if the hub has one, else none at all."""
-    if getattr(hub, "privacy", None) is None:
-        return NoConsent()
-    return PrivacyConsent(hub)
-
-
-def default_secrets(hub: Hub) -> SecretSource:
-    """The hub's credential vault (issue-6's `hub.vault`) if it has one, else nothing."""
-    vault = getattr(hub, "vault", None)
-    if vault is None:
-        return NoVault()
-    return VaultSecrets(vault)
-
-
 VAULT_KIND = "broker"  # the cloud's generated keys; broker passwords before named secrets
 
 
@@ -140,15 +125,16 @@ class VaultSecrets:
 
 
 class PrivacyConsent:
-    """The privacy center's ledger: `hub.privacy.allowed(purpose)` and `ConsentChanged`."""
+    """The privacy center's ledger: `allowed(purpose)` and its `ConsentChanged` events."""
 
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self, allowed: Callable[[str], bool], bus: EventBus) -> None:
+        self._allowed = allowed
+        self._bus = bus
 
     def allowed(self, purpose: str) -> bool:
-        return bool(self._hub.privacy.allowed(purpose))
+        return bool(self._allowed(purpose))
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         from hub.privacy.consent import ConsentChanged
 
-        return self._hub.bus.subscribe(ConsentChanged, lambda _event: callback())
+        return self._bus.subscribe(ConsentChanged, lambda _event: callback())

@@ -163,7 +163,7 @@ async def test_sun_without_location_is_reported(make_hub, clock):
         await hub.privacy.set_consent("location", True, None)
         assert "no coordinates" in entry.error_text()  # consent alone gives no coordinates
         try:
-            home_location(hub)
+            home_location(hub.privacy, hub.config.location)
         except NoLocation as exc:
             assert "cannot run: no location" in str(exc)
         else:
