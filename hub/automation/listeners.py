@@ -5,16 +5,33 @@ duration is a timer too, persisted by the engine so that it survives a restart."
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.automation.model import Trigger
 from hub.bus import AvailabilityChanged, DeviceEvent, StateChanged
 
 if TYPE_CHECKING:
-    from hub.automation.engine import AutomationEngine
+    from hub.clock import Clock
 
 
 Sink = Callable[[dict[str, Any]], None]
+
+
+class ListenerHost(Protocol):
+    """What a listener needs of the engine: its clock, timers, schedules and durable state."""
+
+    clock: Clock
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Any: ...
+
+    def next_fire(self, t: Trigger, after: float) -> float | None: ...
+
+    def mark_fired(self, automation_id: str, index: int, scheduled: float) -> None: ...
+
+    def save_for_timer(self, listener: Listener, deadline: float,
+                       data: dict[str, Any]) -> None: ...
+
+    def drop_timer(self, timer_id: str) -> None: ...
 
 
 class Listener:
@@ -22,7 +39,7 @@ class Listener:
 
     __slots__ = ("engine", "index", "next", "owner", "pending", "sink", "timer", "trigger")
 
-    def __init__(self, engine: AutomationEngine, trigger: Trigger, index: int, sink: Sink,
+    def __init__(self, engine: ListenerHost, trigger: Trigger, index: int, sink: Sink,
                  owner: str | None) -> None:
         self.engine = engine
         self.trigger = trigger

@@ -20,7 +20,7 @@ from hub.reconnect import BackoffPolicy, ReconnectLoop
 from hub.thirdparty import release_bleak_manager
 
 if TYPE_CHECKING:
-    from hub.discovery.service import DiscoveryService
+    from hub.discovery.host import DiscoveryHost
 
 __all__ = ["BleScanner", "BleUnavailable", "release_bleak_manager"]
 
@@ -46,7 +46,7 @@ class AdapterInfo:
 class BleScanner:
     """Supervises one bleak scanner; feeds `service.handle_advertisement`."""
 
-    def __init__(self, service: DiscoveryService) -> None:
+    def __init__(self, service: DiscoveryHost) -> None:
         self.service = service
         self.config = service.config.ble
         self.clock = service.clock

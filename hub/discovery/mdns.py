@@ -17,7 +17,7 @@ from hub.discovery.models import MdnsService
 from hub.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
-    from hub.discovery.service import DiscoveryService
+    from hub.discovery.host import DiscoveryHost
 
 _LOG = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def decode_txt(properties: dict[Any, Any]) -> tuple[dict[str, str], int]:
 class MdnsDiscovery:
     """The shared AsyncZeroconf, its browser and the hub's own advertisement."""
 
-    def __init__(self, service: DiscoveryService) -> None:
+    def __init__(self, service: DiscoveryHost) -> None:
         self.service = service
         self.config = service.config.mdns
         self.state = "starting"  # starting | running | waiting (no interface) | stopped

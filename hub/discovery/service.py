@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hub.bus import DeviceRegistryChanged
 from hub.discovery.config import DiscoveryConfig
 from hub.discovery.connectivity import Connectivity
+from hub.discovery.host import DiscoveryStats
 from hub.discovery.matcher import MatcherIndex
 from hub.discovery.models import (
     BleAdvertisement,
@@ -64,24 +65,6 @@ class _Heard:
     reported: float = 0.0  # when RSSI/last-seen were last copied to the registry
     rssi_reported: int | None = None
     info: tuple[str, DiscoveryInfo] | None = None  # what an integration last recognised
-
-
-@dataclass(slots=True)
-class DiscoveryStats:
-    advertisements: int = 0
-    duplicates: int = 0
-    dispatched: int = 0
-    unmatched: int = 0
-    malformed: int = 0
-    listener_errors: int = 0
-    mdns_added: int = 0
-    mdns_updated: int = 0
-    mdns_removed: int = 0
-    mdns_malformed: int = 0
-    adopted: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ from hub.provisioning.jobs import Job, JobFailed
 from hub.thirdparty import drop_improv_client
 
 if TYPE_CHECKING:
-    from hub.provisioning.service import ProvisioningService
+    from hub.provisioning.jobs import JobHost
 
 # py-improv-ble-client logs the SSID and password at DEBUG ("provision ssid: %s, pw: %s",
 # "TX: ... password:<hex>"), and bleak logs every written value at DEBUG: keep both quieter
@@ -42,20 +42,20 @@ IMPROV_ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
-async def run_improv(service: ProvisioningService, job: Job) -> None:
+async def run_improv(service: JobHost, job: Job) -> None:
     from improv_ble_client import ImprovBLEClient, State
     from improv_ble_client import errors as improv_errors
 
     cfg = service.config
     job.attestation = UNVERIFIED
-    service._step(job, "connecting")
+    service.step(job, "connecting")
     device = await _find(service, job.target.address, cfg.ble_timeout)
     client = ImprovBLEClient(device)
     try:
         try:
             needs = await asyncio.wait_for(client.need_authorization(), cfg.ble_timeout)
             if needs:
-                service._step(job, "authorization_required", PRESS_BUTTON)
+                service.step(job, "authorization_required", PRESS_BUTTON)
                 authorized = asyncio.Event()
 
                 def on_state(state: Any) -> None:
@@ -72,13 +72,13 @@ async def run_improv(service: ProvisioningService, job: Job) -> None:
                 finally:
                     unsubscribe()
             creds = await service.wifi.credentials(job.ssid)
-            service._step(job, "sending_credentials",
+            service.step(job, "sending_credentials",
                           "sent unencrypted over Bluetooth (Improv)")
             job.credentials_sent = True
 
             def on_progress(state: Any) -> None:
                 if state == State.PROVISIONING:
-                    service._step(job, "joining_wifi")
+                    service.step(job, "joining_wifi")
 
             redirect = await asyncio.wait_for(
                 client.provision(creds.ssid, creds.password, on_progress),
@@ -103,7 +103,7 @@ async def run_improv(service: ProvisioningService, job: Job) -> None:
         await drop_improv_client(client)
 
 
-async def _find(service: ProvisioningService, address: str, timeout: float) -> Any:
+async def _find(service: JobHost, address: str, timeout: float) -> Any:
     from bleak import BleakScanner
 
     try:

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from hub.bus import Event
 from hub.errors import HubError, ValidationError
 from hub.provisioning.evidence import Attestation
+
+if TYPE_CHECKING:
+    from hub.bus import EventBus
+    from hub.discovery.service import DiscoveryService
+    from hub.provisioning.config import ProvisioningConfig
+    from hub.provisioning.evidence import Evidence
+    from hub.provisioning.wifi import WifiNetworks
 
 JobKind = Literal["uone", "improv"]
 FINAL = ("succeeded", "failed")
@@ -104,3 +111,25 @@ def target_from_discovered(item: Any) -> ProvisionTarget:
         raise ValidationError(None, "the discovered device has no BLE address")
     return ProvisionTarget(item.id, kind, address, getattr(item, "did", None),
                            getattr(item, "name", None), getattr(item, "mac", None))
+
+
+class JobHost(Protocol):
+    """What a job's steps (uone_job, improv) use of the service that runs them."""
+
+    config: ProvisioningConfig
+    hub_id: str
+    wifi: WifiNetworks
+    discovery: DiscoveryService
+    bus: EventBus
+
+    def integration(self, name: str) -> tuple[Any, Any] | None:
+        """A running integration's (instance, context), or None."""
+        ...
+
+    def verify(self, evidence: Evidence) -> Attestation: ...
+
+    def step(self, job: Job, state: str, message: str | None = None) -> None:
+        """Record and announce the job's next step."""
+        ...
+
+    async def audit(self, job: Job, action: str, details: dict[str, Any]) -> None: ...

@@ -162,8 +162,8 @@ class ProvisioningService:
             if oldest.state not in FINAL:
                 break
             self._jobs.popitem(last=False)
-        await self._audit(job, "provisioning.started", {"kind": target.kind, "ssid": ssid})
-        self._step(job, "pending")
+        await self.audit(job, "provisioning.started", {"kind": target.kind, "ssid": ssid})
+        self.step(job, "pending")
         job.task = asyncio.get_running_loop().create_task(self._run(job),
                                                           name=f"provision-{job.id}")
         return job
@@ -198,14 +198,14 @@ class ProvisioningService:
             _LOG.exception("provisioning job %s crashed", job.id)
             await self._fail(job, "internal_error", f"{type(exc).__name__}: {exc}")
         else:
-            await self._audit(job, "provisioning.succeeded", {
+            await self.audit(job, "provisioning.succeeded", {
                 "device_id": job.device_id,
                 "attestation": job.attestation.outcome if job.attestation else None})
-            self._step(job, "succeeded")
+            self.step(job, "succeeded")
         finally:
             job.done.set()
 
-    def _step(self, job: Job, state: str, message: str | None = None) -> None:
+    def step(self, job: Job, state: str, message: str | None = None) -> None:
         job.state = state
         job.updated_at = self.clock.time()
         entry: dict[str, Any] = {"state": state, "ts": job.updated_at}
@@ -221,10 +221,10 @@ class ProvisioningService:
                                    "credentials_sent": job.credentials_sent}
         if job.attestation is not None:
             details["attestation"] = job.attestation.to_json()
-        await self._audit(job, "provisioning.failed", details)
-        self._step(job, "failed", message)
+        await self.audit(job, "provisioning.failed", details)
+        self.step(job, "failed", message)
 
-    async def _audit(self, job: Job, action: str, details: dict[str, Any]) -> None:
+    async def audit(self, job: Job, action: str, details: dict[str, Any]) -> None:
         audit = self._audit_log
         details = {"job": job.id, "address": job.target.address, **details}
         if audit is None:

@@ -17,15 +17,15 @@ from hub.provisioning.lan import LanTimeout, wait_for_lan
 from hub.provisioning.uone_ble import DeviceRefused, ProtocolError, UoneBleSession, seal_wifi
 
 if TYPE_CHECKING:
-    from hub.provisioning.service import ProvisioningService
+    from hub.provisioning.jobs import JobHost
 
 _LOG = logging.getLogger(__name__)
 
 
-async def run_uone(service: ProvisioningService, job: Job) -> None:
+async def run_uone(service: JobHost, job: Job) -> None:
     cfg = service.config
     target = job.target
-    service._step(job, "connecting")
+    service.step(job, "connecting")
     sessions: list[UoneBleSession] = []
     client = await connect_ble(service, target.address, cfg.ble_timeout,
                                lambda _client: sessions and sessions[0].disconnected())
@@ -34,9 +34,9 @@ async def run_uone(service: ProvisioningService, job: Job) -> None:
         sessions.append(session)
         try:
             await session.start()
-            service._step(job, "reading_certificate")
+            service.step(job, "reading_certificate")
             info = await session.info()
-            service._step(job, "attesting")
+            service.step(job, "attesting")
             nonce = os.urandom(32)
             signature = await session.attest(nonce, service.hub_id)
         except ProtocolError as exc:
@@ -52,11 +52,11 @@ async def run_uone(service: ProvisioningService, job: Job) -> None:
         attestation = service.verify(evidence)
         job.attestation = attestation
         if not attestation.ok:
-            await service._audit(job, "provisioning.attestation_failed",
+            await service.audit(job, "provisioning.attestation_failed",
                                  {"attestation": attestation.to_json()})
             raise JobFailed("attestation_failed",
                             f"the device is not genuine: {attestation.reason}")
-        service._step(job, "sending_credentials")
+        service.step(job, "sending_credentials")
         assert attestation.public_key is not None and attestation.did is not None
         public = serialization.load_der_public_key(attestation.public_key)
         assert isinstance(public, ec.EllipticCurvePublicKey)
@@ -84,18 +84,18 @@ async def run_uone(service: ProvisioningService, job: Job) -> None:
     finally:
         with contextlib.suppress(Exception):
             await client.disconnect()
-    service._step(job, "waiting_for_lan")
+    service.step(job, "waiting_for_lan")
     try:
         endpoint = await wait_for_lan(service.discovery, service.bus, attestation.did,
                                       cfg.lan_timeout)
     except LanTimeout as exc:
         raise JobFailed("lan_timeout", str(exc)) from None
-    service._step(job, "adopting")
+    service.step(job, "adopting")
     device_id = await adopt(service, job, endpoint)
     job.device_id = device_id
 
 
-async def adopt(service: ProvisioningService, job: Job, endpoint: Any) -> str:
+async def adopt(service: JobHost, job: Job, endpoint: Any) -> str:
     """Hand the device to the Uone integration, which re-attests it over pinned TLS."""
     running = service.integration("uone")
     instance, ctx = running if running is not None else (None, None)
@@ -128,9 +128,9 @@ async def _mark_adopted(registry: Any, discovery_id: str, did: str | None,
                 await registry.decide(item, "adopted", device_id)
 
 
-def _wifi_status(service: ProvisioningService, job: Job, state: str) -> None:
+def _wifi_status(service: JobHost, job: Job, state: str) -> None:
     if state == "joining":
-        service._step(job, "joining_wifi")
+        service.step(job, "joining_wifi")
 
 
 async def _forget_quietly(session: UoneBleSession) -> None:
@@ -142,7 +142,7 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def connect_ble(service: ProvisioningService, address: str, timeout: float,
+async def connect_ble(service: JobHost, address: str, timeout: float,
                       on_disconnect: Any = None) -> Any:
     """Find the device by address and connect; JobFailed if it is not around."""
     from bleak import BleakClient, BleakScanner
