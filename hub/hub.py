@@ -99,9 +99,10 @@ class Hub:
             accounts=self.auth, vault=self.vault, state_dir=self.state_dir,
             config_path=loaded.path, version=self.version)
         self.integrations = IntegrationHost(
-            loaded.manifests, dict(self.config.integrations),
+            loaded.manifests, dict(self.config.integrations), db=self.db,
             devices=self.devices, states=self.states, bus=self.bus, clock=self.clock,
-            vault=self.vault, discovery=self.discovery, attestation=self.provisioning,
+            vault=self.vault, audit=self.audit, discovery=self.discovery,
+            attestation=self.provisioning,
         )
         self.commands = DeviceCommands(self.devices, self.integrations)
         self.automations = AutomationEngine(
