@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hub.bus import DeviceRegistryChanged, EventBus
@@ -78,13 +79,20 @@ class PrivacyScope:
         return cls(out["attributes"], out["events"])
 
 
+NUMBER_LIMIT = 2.0**53
+"""Default bound of a number parameter without a declared range: JSON's exact integers."""
+
+
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    """A command a device accepts, with its parameters' JSON types."""
+    """A command a device accepts, with its parameters' JSON types and number ranges."""
 
     name: str
     params: dict[str, str] = field(default_factory=dict)  # name -> "number"|"string"|"boolean"
     required: tuple[str, ...] = ()
+    # number parameter -> (min, max), either None for open; every number must be finite
+    # and, without a declared range, within +-NUMBER_LIMIT
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     def validate(self, params: Any) -> dict[str, Any]:
         if params is None:
@@ -106,7 +114,29 @@ class CommandSpec:
             }.get(want, True)
             if not ok:
                 raise ValidationError(f"params.{key}", f"expected a {want}")
+            if want == "number":
+                self._check_number(key, value)
         return params
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "params": self.params,
+                               "required": list(self.required)}
+        if self.ranges:
+            out["ranges"] = {k: list(v) for k, v in self.ranges.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CommandSpec:
+        return cls(raw["name"], dict(raw.get("params", {})), tuple(raw.get("required", [])),
+                   {k: (lo, hi) for k, (lo, hi) in (raw.get("ranges") or {}).items()})
+
+    def _check_number(self, key: str, value: float) -> None:
+        lo, hi = self.ranges.get(key, (-NUMBER_LIMIT, NUMBER_LIMIT))
+        # compared as they are: a 4,001-digit integer must not become an OverflowError
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if not finite or (lo is not None and value < lo) or (hi is not None and value > hi):
+            show = "[" + ", ".join("any" if b is None else f"{b:g}" for b in (lo, hi)) + "]"
+            raise ValidationError(f"params.{key}", f"expected a finite number within {show}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +174,7 @@ class Device:
             "did": self.did, "mac": self.mac, "model": self.model,
             "manufacturer": self.manufacturer, "fw_version": self.fw_version,
             "transport": self.transport, "area": self.area, "scope": self.scope.to_json(),
-            "commands": [asdict(c) | {"required": list(c.required)} for c in self.commands],
+            "commands": [c.to_json() for c in self.commands],
             "attributes": list(self.attributes), "events": list(self.events),
             "restricted": self.restricted,
             "created_at": self.created_at, "updated_at": self.updated_at,
@@ -241,9 +271,7 @@ _UPSERT = (
 
 def _to_row(d: Device) -> tuple[Any, ...]:
     caps = {
-        "commands": [
-            {"name": c.name, "params": c.params, "required": list(c.required)} for c in d.commands
-        ],
+        "commands": [c.to_json() for c in d.commands],
         "attributes": list(d.attributes),
         "events": list(d.events),
     }
@@ -261,10 +289,7 @@ def _from_row(row: Any) -> Device:
         mac=row["mac"], model=row["model"], manufacturer=row["manufacturer"],
         fw_version=row["fw_version"], transport=row["transport"], area=row["area"],
         scope=PrivacyScope.from_json(json.loads(row["scope"] or "{}") or None),
-        commands=tuple(
-            CommandSpec(c["name"], dict(c.get("params", {})), tuple(c.get("required", [])))
-            for c in caps.get("commands", [])
-        ),
+        commands=tuple(CommandSpec.from_json(c) for c in caps.get("commands", [])),
         attributes=tuple(caps.get("attributes", [])),
         events=tuple(caps.get("events", [])),
         restricted=bool(row["restricted"]),

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.facade import CommandSpec, Device, IntegrationContext, ValidationError
+from hub.facade import CommandSpec, Device, IntegrationContext
 
 _SWITCH_COMMANDS = (CommandSpec("turn_on"), CommandSpec("turn_off"), CommandSpec("toggle"))
 _SENSOR_COMMANDS = (CommandSpec("set", {"value": "number"}, ("value",)),)
@@ -27,7 +27,6 @@ class VirtualIntegration:
     """One instance per load; devices come from `integrations.virtual.devices`."""
 
     kinds: dict[str, str] = field(default_factory=dict)
-    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     async def setup(self, ctx: IntegrationContext) -> None:
         faults = ctx.config.get("faults") or {}
@@ -61,10 +60,7 @@ class VirtualIntegration:
         if kind == "button":
             ctx.fire_event(device.id, "press", {})
             return {"pressed": True}
-        value = params["value"]
-        lo, hi = self.bounds.get(device.id, (None, None))
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ValidationError("params.value", f"must be within [{lo}, {hi}]")
+        value = params["value"]  # (within the device's min/max: its CommandSpec checked)
         attr = "value" if kind == "sensor" else "on"
         ctx.set_state(device.id, {attr: value})
         return {attr: value}
@@ -78,6 +74,9 @@ class VirtualIntegration:
             "sensor": (_SENSOR_COMMANDS, ("value",), ()),
             "binary_sensor": (_BINARY_COMMANDS, ("on",), ()),
         }[kind]
+        if kind == "sensor" and (spec.get("min") is not None or spec.get("max") is not None):
+            commands = (CommandSpec("set", {"value": "number"}, ("value",),
+                                    {"value": (spec.get("min"), spec.get("max"))}),)
         existing = ctx.device(dev_id)
         ctx.register_device(Device(
             id=dev_id, name=existing.name if existing else spec.get("name", spec["id"]),
@@ -88,7 +87,6 @@ class VirtualIntegration:
             commands=commands, attributes=attributes, events=events,
         ))
         self.kinds[dev_id] = kind
-        self.bounds[dev_id] = (spec.get("min"), spec.get("max"))
         if attributes and ctx.state(dev_id, attributes[0]) is None:
             initial = spec.get("initial", False if attributes[0] == "on" else 0)
             ctx.set_state(dev_id, {attributes[0]: initial})

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import weakref
 from typing import Any
@@ -42,7 +41,7 @@ from aiohttp import WSMsgType, web
 
 from hub.api.access import PRINCIPAL_KEY, requires
 from hub.api.authn import token_in_first_message
-from hub.api.jsonio import dumps, field, reject_unknown
+from hub.api.jsonio import dumps, field, parse, reject_unknown
 from hub.api.keys import HUB_KEY
 from hub.api.routes.devices import COMMAND_FIELDS, command_fields, send_command
 from hub.api.spec import describe
@@ -51,7 +50,6 @@ from hub.auth.service import principal_for
 from hub.bus import Event, Subscription
 from hub.deadlines import Deadlines
 from hub.errors import AuthError, HubError, ValidationError
-from hub.fastjson import loads
 from hub.hub import Hub
 from hub.tasks import start_eager
 
@@ -64,6 +62,7 @@ COMMANDS_IN_FLIGHT = 256
 COMMAND_MESSAGE_FIELDS = frozenset({"type", "id", "device_id", *COMMAND_FIELDS})
 MAX_MESSAGE = 64 * 1024
 CLOSE_UNAUTHORIZED, CLOSE_SLOW, CLOSE_GOING_AWAY = 4401, 4008, 1001
+CLOSE_BAD_DATA = 1007  # RFC 6455: a message's data is not what its type says
 
 SOCKETS_KEY: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey(
     "websockets", weakref.WeakSet)
@@ -358,7 +357,7 @@ def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
     """The answer to one client message (None: a command answers by itself later)."""
     msg: Any = None
     try:
-        msg = loads(data)
+        msg = parse(data)
         if not isinstance(msg, dict):
             raise ValidationError(None, "expected a JSON object")
         kind = msg.get("type")
@@ -398,14 +397,19 @@ def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
 async def _first_message_auth(hub: Hub, ws: web.WebSocketResponse) -> Principal | None:
     try:
         msg = await ws.receive(timeout=AUTH_TIMEOUT)
-        body = json.loads(msg.data) if msg.type == WSMsgType.TEXT else None
+        body = parse(msg.data) if msg.type == WSMsgType.TEXT else None
         if not isinstance(body, dict) or body.get("type") != "auth" \
                 or not isinstance(body.get("token"), str):
             raise AuthError("first message must be {\"type\": \"auth\", \"token\": ...}")
         return await hub.auth.resolve(body["token"])
-    except (TimeoutError, ValueError, AuthError) as exc:
-        reason = str(exc) if isinstance(exc, AuthError) else "authentication expected"
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=reason.encode()[:120])
+    except (TimeoutError, AuthError, ValidationError) as exc:
+        code, reason = CLOSE_UNAUTHORIZED, str(exc)
+        if isinstance(exc, TimeoutError):
+            reason = "authentication expected"
+        elif isinstance(exc, ValidationError):  # not JSON we can read: not even an auth try
+            code = CLOSE_BAD_DATA
+            reason = f"{exc.field}: {exc}" if exc.field else reason
+        await ws.close(code=code, message=reason.encode()[:120])
         return None
 
 
