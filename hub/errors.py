@@ -91,6 +91,13 @@ class TooManyRequests(HubError):
         super().__init__(message)
 
 
+class RequestTimeout(HubError):
+    """The client took too long to send its request (the connection is closed after)."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class DeviceUnavailable(HubError):
     status = 503
     code = "device_unavailable"

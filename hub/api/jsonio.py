@@ -9,6 +9,7 @@ are not finite doubles (NaN, Infinity, a 401-digit integer).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -17,7 +18,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hub.errors import ValidationError
+from hub.api.keys import HUB_KEY
+from hub.errors import RequestTimeout, ValidationError
 from hub.fastjson import dumpb, dumps
 
 __all__ = ["MAX_DEPTH", "dumps", "field", "json_response", "number", "parse", "read_json",
@@ -38,7 +40,13 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body; a 400 naming the problem otherwise."""
     if request.content_type != "application/json":
         raise ValidationError(None, "expected Content-Type: application/json")
-    body = parse(await request.read())
+    try:
+        async with asyncio.timeout(request.app[HUB_KEY].config.api.body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise RequestTimeout("the request body took too long to arrive "
+                             "(api.body_timeout)") from None
+    body = parse(raw)
     if not isinstance(body, dict):
         raise ValidationError(None, "expected a JSON object")
     return body

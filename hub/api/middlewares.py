@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from hub.api.jsonio import json_response
-from hub.errors import HubError, TooManyRequests
+from hub.errors import HubError, RequestTimeout, TooManyRequests
 
 _LOG = logging.getLogger(__name__)
 
@@ -43,7 +43,10 @@ async def errors(request: web.Request, handler):
         headers = None
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
-        return json_response({"error": exc.to_json()}, exc.status, headers)
+        response = json_response({"error": exc.to_json()}, exc.status, headers)
+        if isinstance(exc, RequestTimeout):
+            response.force_close()  # the rest of a slow body is not worth waiting for
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
