@@ -222,3 +222,25 @@ async def test_virtual_sensor_range_is_declared_and_enforced(config_factory) -> 
             resp = await client.post("/api/devices/virtual.dial/commands",
                                      json={"command": "set", "params": {"value": 10}})
             assert resp.status == 200
+
+
+async def test_granting_a_device_or_area_that_does_not_exist_is_400(api_client,
+                                                                    hub: Hub) -> None:
+    base = {"username": "visitor", "password": "long enough", "role": "guest"}
+    for extra, where in [({"granted_devices": ["virtual.lamp", "virtual.lmap"]},
+                          "granted_devices[1]"),
+                         ({"granted_areas": ["atlantis"]}, "granted_areas[0]")]:
+        resp = await api_client.post("/api/users", json={**base, **extra})
+        assert resp.status == 400, await resp.text()
+        assert (await resp.json())["error"]["field"] == where
+    assert hub.auth.find_user("visitor") is None
+    resp = await api_client.post("/api/users", json={
+        **base, "granted_devices": ["virtual.lamp"], "granted_areas": ["hall"]})
+    assert resp.status == 201, await resp.text()
+    user_id = (await resp.json())["id"]
+    for extra, where in [({"granted_devices": ["nope"]}, "granted_devices[0]"),
+                         ({"granted_areas": ["hall", "attic"]}, "granted_areas[1]")]:
+        resp = await api_client.patch(f"/api/users/{user_id}", json=extra)
+        assert resp.status == 400 and (await resp.json())["error"]["field"] == where
+    user = hub.auth.user(user_id)  # nothing changed by the refused requests
+    assert user.granted_devices == {"virtual.lamp"} and user.granted_areas == {"hall"}
