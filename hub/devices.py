@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from hub.bus import DeviceRegistryChanged, EventBus
 from hub.clock import Clock
-from hub.errors import NotFound, ValidationError
+from hub.errors import NotFound, StorageError, ValidationError
 from hub.storage import Database, Schema
 
 Transport = Literal["lan", "ble", "virtual", "mqtt"]
@@ -233,9 +233,16 @@ class DeviceRegistry:
         return device
 
     async def update(self, device_id: str, **changes: Any) -> Device:
-        device = replace(self.get(device_id), **changes)
-        device = self.add(device)
-        await self._db.flush()
+        """Change and store a device; if it cannot be stored (a full disk) it is unchanged."""
+        old = self.get(device_id)
+        device = self.add(replace(old, **changes))
+        try:
+            await self._db.flush()
+        except StorageError:
+            if self._devices.get(device_id) is device:  # back to what is stored
+                self._devices[device_id] = old
+                self._bus.publish(DeviceRegistryChanged("updated", device_id))
+            raise
         return device
 
     def on_remove(self, callback: Callable[[Device], Awaitable[Any]]) -> Callable[[], None]:

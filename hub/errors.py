@@ -107,6 +107,13 @@ class StorageError(HubError):
     code = "storage_error"
 
 
+class StorageFull(StorageError):
+    """The disk holding the database is full: nothing was written; reads still work."""
+
+    status = 507
+    code = "storage_full"
+
+
 class IntegrationError(HubError):
     """An integration failed to load or crashed."""
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from hub import egress
 from hub.auth.principal import Principal, Role
 from hub.bus import Event, Notification
-from hub.errors import Conflict, PermissionDenied, ValidationError
+from hub.errors import Conflict, PermissionDenied, StorageFull, ValidationError
 from hub.privacy import backup
 from hub.privacy import erase as erasure
 from hub.privacy.auditchain import ChainReport, verify_chain
@@ -481,7 +481,11 @@ class PrivacyCenter:
         with contextlib.suppress(ValueError):
             self._tasks.remove(task)
         if not task.cancelled() and task.exception() is not None:
-            _LOG.error("privacy task failed", exc_info=task.exception())
+            exc = task.exception()
+            if isinstance(exc, StorageFull):  # the storage logs a full disk once per outage
+                _LOG.debug("privacy task: %s", exc)
+                return
+            _LOG.error("privacy task failed", exc_info=exc)
 
     # -- egress refusals -------------------------------------------------------------------
 
