@@ -140,6 +140,34 @@ class CommandSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AttributeMeta:
+    """What an attribute's values mean: their unit, the kind of quantity, their range.
+
+    Filled by the integration from the device's own definition (a virtual sensor's `unit:`
+    in the config, the units BTHome objects carry, MQTT discovery's `unit_of_measurement`,
+    ESPHome's entity info...). Every field is optional; absent ones are left out of JSON.
+    """
+
+    unit: str | None = None  # as the device states it: "°C", "%", "hPa", "W"
+    device_class: str | None = None  # the kind of quantity: "temperature", "humidity", ...
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in zip(_META_KEYS, (
+            self.unit, self.device_class, self.minimum, self.maximum, self.step), strict=True)
+            if value is not None}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> AttributeMeta:
+        return cls(*(raw.get(key) for key in _META_KEYS))
+
+
+_META_KEYS = ("unit", "device_class", "min", "max", "step")
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
     """An adopted device."""
 
@@ -157,6 +185,8 @@ class Device:
     commands: tuple[CommandSpec, ...] = ()
     attributes: tuple[str, ...] = ()
     events: tuple[str, ...] = ()
+    # attribute -> what its values mean (only the attributes something is known about)
+    attribute_meta: dict[str, AttributeMeta] = field(default_factory=dict)
     restricted: bool = False
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -168,8 +198,12 @@ class Device:
         accepted = ", ".join(c.name for c in self.commands) or "none"
         raise ValidationError("command", f"device does not accept '{name}' (accepts: {accepted})")
 
+    def unit(self, attribute: str) -> str | None:
+        meta = self.attribute_meta.get(attribute)
+        return meta.unit if meta is not None else None
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id, "name": self.name, "integration": self.integration,
             "did": self.did, "mac": self.mac, "model": self.model,
             "manufacturer": self.manufacturer, "fw_version": self.fw_version,
@@ -179,6 +213,9 @@ class Device:
             "restricted": self.restricted,
             "created_at": self.created_at, "updated_at": self.updated_at,
         }
+        if self.attribute_meta:  # lean: only when something is known
+            out["attribute_meta"] = _meta_json(self.attribute_meta)
+        return out
 
 
 class DeviceRegistry:
@@ -277,11 +314,13 @@ _UPSERT = (
 
 
 def _to_row(d: Device) -> tuple[Any, ...]:
-    caps = {
+    caps: dict[str, Any] = {
         "commands": [c.to_json() for c in d.commands],
         "attributes": list(d.attributes),
         "events": list(d.events),
     }
+    if d.attribute_meta:
+        caps["attribute_meta"] = _meta_json(d.attribute_meta)
     return (
         d.id, d.did, d.mac, d.name, d.model, d.manufacturer, d.fw_version, d.integration,
         d.transport, d.area, json.dumps(d.scope.to_json()), d.created_at, d.updated_at,
@@ -299,6 +338,12 @@ def _from_row(row: Any) -> Device:
         commands=tuple(CommandSpec.from_json(c) for c in caps.get("commands", [])),
         attributes=tuple(caps.get("attributes", [])),
         events=tuple(caps.get("events", [])),
+        attribute_meta={k: AttributeMeta.from_json(v)
+                        for k, v in (caps.get("attribute_meta") or {}).items()},
         restricted=bool(row["restricted"]),
         created_at=row["created_at"], updated_at=row["updated_at"],
     )
+
+
+def _meta_json(meta: dict[str, AttributeMeta]) -> dict[str, dict[str, Any]]:
+    return {name: m.to_json() for name, m in meta.items() if m.to_json()}

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.facade import CommandSpec, Device, IntegrationContext
+from hub.facade import AttributeMeta, CommandSpec, Device, IntegrationContext
 
 _SWITCH_COMMANDS = (CommandSpec("turn_on"), CommandSpec("turn_off"), CommandSpec("toggle"))
 _SENSOR_COMMANDS = (CommandSpec("set", {"value": "number"}, ("value",)),)
@@ -85,6 +85,7 @@ class VirtualIntegration:
             area=existing.area if existing else spec.get("area"),
             scope=existing.scope if existing else Device.__dataclass_fields__["scope"].default,
             commands=commands, attributes=attributes, events=events,
+            attribute_meta=_meta(spec, attributes),
         ))
         self.kinds[dev_id] = kind
         if attributes and ctx.state(dev_id, attributes[0]) is None:
@@ -95,3 +96,10 @@ class VirtualIntegration:
     async def _crash(self, after: float) -> None:
         await asyncio.sleep(after)
         raise RuntimeError("virtual: crashing on purpose")
+
+
+def _meta(spec: dict[str, Any], attributes: tuple[str, ...]) -> dict[str, AttributeMeta]:
+    """What the config says about a sensor's value: unit, device class, range."""
+    meta = AttributeMeta(unit=spec.get("unit"), device_class=spec.get("device_class"),
+                         minimum=spec.get("min"), maximum=spec.get("max"))
+    return {attributes[0]: meta} if attributes and meta.to_json() else {}

@@ -47,8 +47,9 @@ from hub.api.routes.devices import COMMAND_FIELDS, command_fields, send_command
 from hub.api.spec import describe
 from hub.auth.principal import Principal, Role
 from hub.auth.service import principal_for
-from hub.bus import Event, Subscription
+from hub.bus import Event, StateChanged, Subscription
 from hub.deadlines import Deadlines
+from hub.devices import DeviceRegistry
 from hub.errors import AuthError, HubError, ValidationError
 from hub.hub import Hub
 from hub.tasks import start_eager
@@ -86,9 +87,11 @@ def event_types() -> dict[str, list[type[Event]]]:
 
 
 class EncodedEvents:
-    """Serialize each event once for all connections (fan-out to many clients)."""
+    """Serialize each event once for all connections (fan-out to many clients). A state
+    change carries the attribute's unit when its device states one."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, devices: DeviceRegistry | None = None, size: int = 4096) -> None:
+        self._devices = devices
         self._size = size
         self._cache: dict[int, tuple[Event, str]] = {}  # oldest first (insertion order)
 
@@ -97,7 +100,13 @@ class EncodedEvents:
         hit = cache.get(id(event))
         if hit is not None and hit[0] is event:
             return hit[1]
-        text = dumps({"type": "event", "event": event.to_json()})
+        body = event.to_json()
+        if self._devices is not None and isinstance(event, StateChanged):
+            device = self._devices.find(event.device_id)
+            unit = device.unit(event.attribute) if device is not None else None
+            if unit is not None:
+                body["unit"] = unit
+        text = dumps({"type": "event", "event": body})
         cache[id(event)] = (event, text)
         if len(cache) > self._size:
             del cache[next(iter(cache))]
@@ -431,6 +440,6 @@ async def _close_all(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     app[SOCKETS_KEY] = weakref.WeakSet()
-    app[ENCODED_KEY] = EncodedEvents()
+    app[ENCODED_KEY] = EncodedEvents(app[HUB_KEY].devices)
     app.on_shutdown.append(_close_all)
     app.router.add_get("/api/ws", websocket)
