@@ -244,3 +244,43 @@ async def test_granting_a_device_or_area_that_does_not_exist_is_400(api_client,
         assert resp.status == 400 and (await resp.json())["error"]["field"] == where
     user = hub.auth.user(user_id)  # nothing changed by the refused requests
     assert user.granted_devices == {"virtual.lamp"} and user.granted_areas == {"hall"}
+
+
+_HOSTILE_BODIES = [
+    "[" * 5_000 + "]" * 5_000,
+    '{"a": ' + "{" * 200 + "}" * 200 + "}",
+    '{"name": "\\ud800", "username": "\\udfff", "password": "\\ud800\\ud800"}',
+    f'{{"expires_in": {HUGE}, "seconds": {HUGE}, "latitude": {HUGE}, "value": {HUGE}}}',
+    '{"expires_in": NaN, "latitude": Infinity, "longitude": -Infinity, "history": 1e999}',
+    '{"\\ud800": 1}',
+    '{"triggers": [{"type": "state", "device": "virtual.lamp", "for": ' + HUGE + "}], "
+    '"actions": [{"delay": {"days": 1e308}}]}',
+]
+
+
+async def test_every_json_route_answers_hostile_bodies_with_4xx(api_client, hub: Hub,
+                                                                caplog) -> None:
+    """Walk the router: each POST/PUT/PATCH route, as the owner, with each hostile body."""
+    import re
+
+    from hub.api.app import make_app
+    from tests.api.test_access import routes
+
+    samples = {"device_id": "virtual.lamp", "user_id": api_client.user.id,
+               "automation_id": "nope", "ssid": "Home", "discovery_id": "nope"}
+    checked = refused = 0
+    for method, path, _handler in routes(make_app(hub)):
+        if method not in ("POST", "PUT", "PATCH") or path == "/api/auth/logout":
+            continue  # (logout reads no body and would end this client's session)
+        concrete = re.sub(r"\{([^}:]+)(?::[^}]*)?\}",
+                          lambda m: samples.get(m.group(1), "x1"), path)
+        for text in _HOSTILE_BODIES:
+            resp = await api_client.request(
+                method, concrete, data=text.encode("utf-8", "surrogatepass"), headers=JSON)
+            # (a route that reads no body may answer 2xx: it never saw the hostile part)
+            assert resp.status < 500, (method, path, text[:60], resp.status,
+                                       await resp.text())
+            refused += 400 <= resp.status < 500
+        checked += 1
+    assert checked >= 15 and refused >= 15 * len(_HOSTILE_BODIES)
+    no_error_logs(caplog)
