@@ -91,6 +91,19 @@ async def test_idle_and_slow_connections_are_closed(config_factory) -> None:
             w.close()
 
 
+async def test_a_tls_handshake_that_never_finishes_is_closed(config_factory,
+                                                              tmp_path: Path) -> None:
+    from hub import tls
+
+    cert, key = await asyncio.to_thread(tls.ensure_self_signed, tmp_path / "tls")
+    async with serving(config_factory, idle_timeout=1.0, tls_cert=str(cert),
+                       tls_key=str(key)) as server:
+        assert server.scheme == "https"
+        silent_r, silent_w = await connect(server)  # TCP only, no ClientHello
+        assert await closed_by_server(silent_r) == b""
+        silent_w.close()
+
+
 async def test_one_address_cannot_take_every_connection(config_factory, caplog) -> None:
     async with serving(config_factory, max_connections_per_address=3) as server:
         held = [await connect(server, "127.0.0.1") for _ in range(3)]
