@@ -26,6 +26,7 @@ REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\
            b'{"error":{"code":"too_many_connections","message":"too many connections from '
            b'this address"}}')
 REFUSED_LINGER = 2.0  # seconds a refused client has to read its 503 before the close
+MAX_LINGERING = 16  # refused connections waiting so at once; beyond, they are reset at once
 _REMEMBERED = 256  # addresses whose refusal was logged (keys come from the network: bounded)
 
 
@@ -38,6 +39,7 @@ class AddressLimit:
         self.server = server
         self.limit = limit
         self.open: dict[str, int] = {}
+        self.lingering = 0  # refused connections still open to let the 503 be read
         self._logged: OrderedDict[str, None] = OrderedDict()
 
     def __call__(self) -> asyncio.Protocol:
@@ -69,7 +71,8 @@ class AddressLimit:
 class _Gate(asyncio.Protocol):
     """One connection: passes everything to aiohttp's handler once admitted; a refused one
     gets the 503, its data is discarded (closing with unread data would reset the
-    connection and lose the answer) and it is closed after its end or REFUSED_LINGER."""
+    connection and lose the answer) and it is closed after its end or REFUSED_LINGER. In a
+    flood (MAX_LINGERING refused ones already waiting) a refused one is reset at once."""
 
     __slots__ = ("_address", "_handler", "_limit", "_transport")
 
@@ -87,6 +90,10 @@ class _Gate(asyncio.Protocol):
             self._handler = self._limit.server()
             self._handler.connection_made(transport)
             return
+        if self._limit.lingering >= MAX_LINGERING:  # a flood: no descriptor is kept for it
+            transport.abort()
+            return
+        self._limit.lingering += 1
         self._transport = transport
         transport.write(REFUSED)
         if transport.can_write_eof():
@@ -113,6 +120,9 @@ class _Gate(asyncio.Protocol):
             self._handler.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._transport = None
+            self._limit.lingering -= 1
         if self._handler is not None:
             if self._address is not None:
                 self._limit.release(self._address)

@@ -168,3 +168,69 @@ def test_loopback_has_a_second_address() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.2", 0))
         assert s.getsockname()[0] == "127.0.0.2"
+
+
+def test_a_flood_from_one_address_does_not_lock_others_out(tmp_path: Path) -> None:
+    """The issue's case: a hub process with few file descriptors, one address opening
+    hundreds of connections and holding them; another address still gets its answer."""
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from tests.conftest import DEFAULT_VIRTUAL, free_port
+
+    port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "data_dir": str(tmp_path / "data"),
+        "api": {"host": "127.0.0.1", "port": port, "max_connections_per_address": 16},
+        "discovery": {"mdns": {"enabled": False, "advertise": False},
+                      "ble": {"enabled": False}},
+        "integrations": {"virtual": {"devices": DEFAULT_VIRTUAL}},
+    }))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub", "run", "-c", str(config)],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "hub.log").open("ab"),
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard)))
+    held: list[socket.socket] = []
+
+    def ask(source: str) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD,
+                                      source_address=(source, 0)) as s:
+            s.sendall(b"GET /api/health HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n")
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+            return out
+
+    try:
+        deadline = time.monotonic() + HANG_GUARD
+        while True:  # up
+            assert proc.poll() is None, (tmp_path / "hub.log").read_text()[-2000:]
+            try:
+                ask("127.0.0.3")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "hub did not answer"
+                time.sleep(0.05)
+        for _ in range(300):  # the flood: connections opened and kept, never used
+            s = socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD,
+                                         source_address=("127.0.0.1", 0))
+            held.append(s)
+        answer = ask("127.0.0.2")
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert proc.poll() is None
+    finally:
+        for s in held:
+            s.close()
+        proc.terminate()
+        try:
+            proc.wait(HANG_GUARD)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
