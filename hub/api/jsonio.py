@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 from typing import Any
 
 import orjson
@@ -55,9 +54,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 def parse(raw: bytes | str) -> Any:
     """A client's JSON text as Python values, or a ValidationError naming the bad part.
 
-    orjson parses without recursion and refuses lone surrogates, NaN and numbers beyond a
-    double; when it refuses, the lenient stdlib parser (after a depth check, so it cannot
-    recurse deeply) finds which field was bad so the answer can name it.
+    orjson parses without recursion (up to 1,024 levels) and refuses lone surrogates, NaN
+    and numbers beyond a double; when it refuses, the lenient stdlib parser finds which
+    field was bad so the answer can name it.
     """
     try:
         value = orjson.loads(raw)
@@ -115,8 +114,6 @@ def _json_name(py: str) -> str:
             "dict": "an object", "list": "an array", "int/float": "a number"}.get(py, py)
 
 
-_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
-_INNERMOST = re.compile(rb"\[[^\[\]{}]*+\]|\{[^\[\]{}]*+\}")
 _LARGEST = 1.7976931348623157e308
 
 
@@ -128,21 +125,15 @@ def _may_nest(raw: bytes | str) -> bool:
 
 
 def _lenient(raw: bytes | str, strict_error: ValueError) -> Any:
-    """Parse what orjson refused with the stdlib, bounded in depth first; the caller's
-    `_check` then names the field orjson could not accept."""
+    """Parse what orjson refused with the stdlib, only to name the field orjson could not
+    accept. The stdlib recurses: deeper than Python's recursion limit (about 1,000 levels,
+    which orjson also refuses beyond 1,024) it stops at once with RecursionError."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-    if _may_nest(data):
-        skeleton = _STRING.sub(b"", data)
-        for _ in range(MAX_DEPTH):
-            skeleton, n = _INNERMOST.subn(b"", skeleton)
-            if not n:
-                break
-        else:
-            if _INNERMOST.search(skeleton):
-                raise ValidationError(None, f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except RecursionError:
+        raise ValidationError(None, f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError):
         raise ValidationError(None, f"malformed JSON: {strict_error}") from None
     _check(value)
     raise ValidationError(None, f"malformed JSON: {strict_error}")  # (nothing found: say why)
