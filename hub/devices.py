@@ -90,8 +90,8 @@ class CommandSpec:
     name: str
     params: dict[str, str] = field(default_factory=dict)  # name -> "number"|"string"|"boolean"
     required: tuple[str, ...] = ()
-    # number parameter -> (min, max), either None for open; every number must be finite
-    # and, without a declared range, within +-NUMBER_LIMIT
+    # number parameter -> (min, max); every number must be finite, and a bound not declared
+    # (None, or no range at all) is +-NUMBER_LIMIT
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     def validate(self, params: Any) -> dict[str, Any]:
@@ -131,12 +131,14 @@ class CommandSpec:
                    {k: (lo, hi) for k, (lo, hi) in (raw.get("ranges") or {}).items()})
 
     def _check_number(self, key: str, value: float) -> None:
-        lo, hi = self.ranges.get(key, (-NUMBER_LIMIT, NUMBER_LIMIT))
+        lo, hi = self.ranges.get(key, (None, None))
+        lo = -NUMBER_LIMIT if lo is None else lo
+        hi = NUMBER_LIMIT if hi is None else hi
         # compared as they are: a 4,001-digit integer must not become an OverflowError
         finite = not isinstance(value, float) or math.isfinite(value)
-        if not finite or (lo is not None and value < lo) or (hi is not None and value > hi):
-            show = "[" + ", ".join("any" if b is None else f"{b:g}" for b in (lo, hi)) + "]"
-            raise ValidationError(f"params.{key}", f"expected a finite number within {show}")
+        if not finite or not lo <= value <= hi:
+            raise ValidationError(f"params.{key}",
+                                  f"expected a finite number within [{lo:g}, {hi:g}]")
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,25 +67,18 @@ def parse(raw: bytes | str) -> Any:
     return value
 
 
-def number(body: dict[str, Any], name: str, *, lo: float, hi: float, integer: bool = False,
+def number(body: dict[str, Any], name: str, *, lo: float, hi: float,
            required: bool = True, default: Any = None) -> Any:
-    """A finite number field within [lo, hi] (an int when `integer`)."""
+    """A finite number field within [lo, hi]. Compared without converting to float, so a
+    400-digit integer is out of range rather than an OverflowError."""
     if name not in body and not required:
         return default
-    value = field(body, name, int if integer else (int, float))
-    check_range(name, value, lo, hi)
-    return value
-
-
-def check_range(name: str, value: float, lo: float | None, hi: float | None) -> None:
-    """ValidationError unless `value` is finite and within [lo, hi] (a bound None: open).
-
-    Compares without converting to float, so a 400-digit integer is out of range rather
-    than an OverflowError."""
+    value = field(body, name, (int, float))
     if isinstance(value, float) and not math.isfinite(value):
         raise ValidationError(name, "expected a finite number")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ValidationError(name, f"must be within [{_num(lo, '-')}, {_num(hi, '')}]")
+    if not lo <= value <= hi:
+        raise ValidationError(name, f"must be within [{lo:g}, {hi:g}]")
+    return value
 
 
 def reject_unknown(body: dict[str, Any], allowed: set[str]) -> None:
@@ -186,6 +179,3 @@ def _escaped(s: str) -> str:
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
-
-def _num(bound: float | None, sign: str) -> str:
-    return f"{sign}inf" if bound is None else f"{bound:g}"

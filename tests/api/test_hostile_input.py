@@ -279,3 +279,13 @@ async def test_every_json_route_answers_hostile_bodies_with_4xx(api_client, hub:
         checked += 1
     assert checked >= 15 and refused >= 15 * len(_HOSTILE_BODIES)
     no_error_logs(caplog)
+
+
+def test_an_open_side_of_a_declared_range_is_still_bounded() -> None:
+    from hub.devices import NUMBER_LIMIT, CommandSpec
+
+    spec = CommandSpec("set", {"value": "number"}, ("value",), {"value": (0, None)})
+    assert spec.validate({"value": NUMBER_LIMIT}) == {"value": NUMBER_LIMIT}
+    for bad in (-1, 10**4000, float("inf")):
+        with pytest.raises(ValidationError):
+            spec.validate({"value": bad})
