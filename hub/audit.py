@@ -77,15 +77,16 @@ class AuditLog:
         self._last_hash = row["hash"] if row else GENESIS
 
     async def record(self, actor: str | None, action: str, target: str | None = None,
-                     details: dict[str, Any] | None = None) -> None:
-        """Append one row, durably. Never put secrets in `details`."""
+                     details: dict[str, Any] | None = None, *, ts: float | None = None) -> None:
+        """Append one row, durably. Never put secrets in `details`. `ts`: when it happened,
+        if earlier than now (an entry that waited for disk space)."""
         # a hostile string (a lone surrogate in a user name) must not cost the record
         details_json = storable(json.dumps(details or {}, separators=(",", ":"),
                                            sort_keys=True, ensure_ascii=False, default=str))
         actor = None if actor is None else storable(actor)
         target = None if target is None else storable(target)
         async with self._lock:  # the chain needs one writer at a time, in order
-            ts = round(self.clock.time(), 6)
+            ts = round(self.clock.time() if ts is None else ts, 6)
             # the CLI appends too (another process): chain onto the stored head, not a cache
             head = await self.db.fetchone("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
             prev = head["hash"] if head is not None else GENESIS

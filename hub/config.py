@@ -38,6 +38,17 @@ class ApiConfig:
     max_body_bytes: int = option(
         1 << 20, doc="Largest request body accepted, bytes.", min=1024, max=64 << 20
     )
+    idle_timeout: float = option(
+        30.0, doc="Seconds a connection may sit idle (before its first request, between "
+        "requests, or sending its headers) before the hub closes it.", min=1.0, max=3600.0
+    )
+    body_timeout: float = option(
+        30.0, doc="Seconds a client may take to send a request body.", min=1.0, max=3600.0
+    )
+    max_connections_per_address: int = option(
+        32, doc="Open connections one client address may hold; more are refused (503) while "
+        "other addresses still get through.", min=1, max=10_000
+    )
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):

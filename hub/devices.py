@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hub.bus import DeviceRegistryChanged, EventBus
 from hub.clock import Clock
-from hub.errors import NotFound, ValidationError
+from hub.errors import NotFound, StorageError, ValidationError
 from hub.storage import Database, Schema
 
 Transport = Literal["lan", "ble", "virtual", "mqtt"]
@@ -78,13 +79,20 @@ class PrivacyScope:
         return cls(out["attributes"], out["events"])
 
 
+NUMBER_LIMIT = 2.0**53
+"""Default bound of a number parameter without a declared range: JSON's exact integers."""
+
+
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    """A command a device accepts, with its parameters' JSON types."""
+    """A command a device accepts, with its parameters' JSON types and number ranges."""
 
     name: str
     params: dict[str, str] = field(default_factory=dict)  # name -> "number"|"string"|"boolean"
     required: tuple[str, ...] = ()
+    # number parameter -> (min, max); every number must be finite, and a bound not declared
+    # (None, or no range at all) is +-NUMBER_LIMIT
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     def validate(self, params: Any) -> dict[str, Any]:
         if params is None:
@@ -106,7 +114,59 @@ class CommandSpec:
             }.get(want, True)
             if not ok:
                 raise ValidationError(f"params.{key}", f"expected a {want}")
+            if want == "number":
+                self._check_number(key, value)
         return params
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "params": self.params,
+                               "required": list(self.required)}
+        if self.ranges:
+            out["ranges"] = {k: list(v) for k, v in self.ranges.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CommandSpec:
+        return cls(raw["name"], dict(raw.get("params", {})), tuple(raw.get("required", [])),
+                   {k: (lo, hi) for k, (lo, hi) in (raw.get("ranges") or {}).items()})
+
+    def _check_number(self, key: str, value: float) -> None:
+        lo, hi = self.ranges.get(key, (None, None))
+        lo = -NUMBER_LIMIT if lo is None else lo
+        hi = NUMBER_LIMIT if hi is None else hi
+        # compared as they are: a 4,001-digit integer must not become an OverflowError
+        finite = not isinstance(value, float) or math.isfinite(value)
+        if not finite or not lo <= value <= hi:
+            raise ValidationError(f"params.{key}",
+                                  f"expected a finite number within [{lo:g}, {hi:g}]")
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeMeta:
+    """What an attribute's values mean: their unit, the kind of quantity, their range.
+
+    Filled by the integration from the device's own definition (a virtual sensor's `unit:`
+    in the config, the units BTHome objects carry, MQTT discovery's `unit_of_measurement`,
+    ESPHome's entity info...). Every field is optional; absent ones are left out of JSON.
+    """
+
+    unit: str | None = None  # as the device states it: "°C", "%", "hPa", "W"
+    device_class: str | None = None  # the kind of quantity: "temperature", "humidity", ...
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in zip(_META_KEYS, (
+            self.unit, self.device_class, self.minimum, self.maximum, self.step), strict=True)
+            if value is not None}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> AttributeMeta:
+        return cls(*(raw.get(key) for key in _META_KEYS))
+
+
+_META_KEYS = ("unit", "device_class", "min", "max", "step")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +187,8 @@ class Device:
     commands: tuple[CommandSpec, ...] = ()
     attributes: tuple[str, ...] = ()
     events: tuple[str, ...] = ()
+    # attribute -> what its values mean (only the attributes something is known about)
+    attribute_meta: dict[str, AttributeMeta] = field(default_factory=dict)
     restricted: bool = False
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -138,17 +200,24 @@ class Device:
         accepted = ", ".join(c.name for c in self.commands) or "none"
         raise ValidationError("command", f"device does not accept '{name}' (accepts: {accepted})")
 
+    def unit(self, attribute: str) -> str | None:
+        meta = self.attribute_meta.get(attribute)
+        return meta.unit if meta is not None else None
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id, "name": self.name, "integration": self.integration,
             "did": self.did, "mac": self.mac, "model": self.model,
             "manufacturer": self.manufacturer, "fw_version": self.fw_version,
             "transport": self.transport, "area": self.area, "scope": self.scope.to_json(),
-            "commands": [asdict(c) | {"required": list(c.required)} for c in self.commands],
+            "commands": [c.to_json() for c in self.commands],
             "attributes": list(self.attributes), "events": list(self.events),
             "restricted": self.restricted,
             "created_at": self.created_at, "updated_at": self.updated_at,
         }
+        if self.attribute_meta:  # lean: only when something is known
+            out["attribute_meta"] = _meta_json(self.attribute_meta)
+        return out
 
 
 class DeviceRegistry:
@@ -203,9 +272,16 @@ class DeviceRegistry:
         return device
 
     async def update(self, device_id: str, **changes: Any) -> Device:
-        device = replace(self.get(device_id), **changes)
-        device = self.add(device)
-        await self._db.flush()
+        """Change and store a device; if it cannot be stored (a full disk) it is unchanged."""
+        old = self.get(device_id)
+        device = self.add(replace(old, **changes))
+        try:
+            await self._db.flush()
+        except StorageError:
+            if self._devices.get(device_id) is device:  # back to what is stored
+                self._devices[device_id] = old
+                self._bus.publish(DeviceRegistryChanged("updated", device_id))
+            raise
         return device
 
     def on_remove(self, callback: Callable[[Device], Awaitable[Any]]) -> Callable[[], None]:
@@ -240,13 +316,13 @@ _UPSERT = (
 
 
 def _to_row(d: Device) -> tuple[Any, ...]:
-    caps = {
-        "commands": [
-            {"name": c.name, "params": c.params, "required": list(c.required)} for c in d.commands
-        ],
+    caps: dict[str, Any] = {
+        "commands": [c.to_json() for c in d.commands],
         "attributes": list(d.attributes),
         "events": list(d.events),
     }
+    if d.attribute_meta:
+        caps["attribute_meta"] = _meta_json(d.attribute_meta)
     return (
         d.id, d.did, d.mac, d.name, d.model, d.manufacturer, d.fw_version, d.integration,
         d.transport, d.area, json.dumps(d.scope.to_json()), d.created_at, d.updated_at,
@@ -261,12 +337,15 @@ def _from_row(row: Any) -> Device:
         mac=row["mac"], model=row["model"], manufacturer=row["manufacturer"],
         fw_version=row["fw_version"], transport=row["transport"], area=row["area"],
         scope=PrivacyScope.from_json(json.loads(row["scope"] or "{}") or None),
-        commands=tuple(
-            CommandSpec(c["name"], dict(c.get("params", {})), tuple(c.get("required", [])))
-            for c in caps.get("commands", [])
-        ),
+        commands=tuple(CommandSpec.from_json(c) for c in caps.get("commands", [])),
         attributes=tuple(caps.get("attributes", [])),
         events=tuple(caps.get("events", [])),
+        attribute_meta={k: AttributeMeta.from_json(v)
+                        for k, v in (caps.get("attribute_meta") or {}).items()},
         restricted=bool(row["restricted"]),
         created_at=row["created_at"], updated_at=row["updated_at"],
     )
+
+
+def _meta_json(meta: dict[str, AttributeMeta]) -> dict[str, dict[str, Any]]:
+    return {name: m.to_json() for name, m in meta.items() if m.to_json()}

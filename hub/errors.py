@@ -91,6 +91,13 @@ class TooManyRequests(HubError):
         super().__init__(message)
 
 
+class RequestTimeout(HubError):
+    """The client took too long to send its request (the connection is closed after)."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class DeviceUnavailable(HubError):
     status = 503
     code = "device_unavailable"
@@ -98,6 +105,13 @@ class DeviceUnavailable(HubError):
 
 class StorageError(HubError):
     code = "storage_error"
+
+
+class StorageFull(StorageError):
+    """The disk holding the database is full: nothing was written; reads still work."""
+
+    status = 507
+    code = "storage_full"
 
 
 class IntegrationError(HubError):

@@ -7,7 +7,7 @@ types it needs to name.
 from __future__ import annotations
 
 from hub.bus import AvailabilityChanged, DeviceEvent, Event, StateChanged
-from hub.devices import CommandSpec, Device, PrivacyScope
+from hub.devices import AttributeMeta, CommandSpec, Device, PrivacyScope
 from hub.discovery.connectivity import LanProbe, TransportChoice, choose_transport, probe_lan
 from hub.discovery.models import (
     BleAdvertisement,
@@ -24,6 +24,7 @@ from hub.reconnect import BackoffPolicy, ReconnectLoop, ReconnectState
 
 __all__ = [
     "Attestation",
+    "AttributeMeta",
     "AvailabilityChanged",
     "BackoffPolicy",
     "BleAdvertisement",

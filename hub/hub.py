@@ -180,9 +180,13 @@ class Hub:
     def health(self) -> dict[str, Any]:
         """Status for /api/health: no personal data."""
         integrations = self.integrations.status()
-        degraded = any(s["state"] != "loaded" for s in integrations.values())
-        return {
-            "status": "degraded" if degraded else "ok",
+        problems = [f"integration {n}: {s['state']}" for n, s in integrations.items()
+                    if s["state"] != "loaded"]
+        full = self.db.full_reason()
+        if full is not None:
+            problems.append(full)
+        out: dict[str, Any] = {
+            "status": "degraded" if problems else "ok",
             "version": self.version,
             "uptime": round(self.uptime, 3),
             "started_at": round(time.time() - self.uptime, 3),
@@ -192,3 +196,6 @@ class Hub:
             "bus": {"published": self.bus.published, "dropped": self.bus.dropped},
             "discovery": self.discovery.health(),
         }
+        if problems:
+            out["problems"] = problems
+        return out

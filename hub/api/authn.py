@@ -17,7 +17,7 @@ from hub.api.access import PRINCIPAL_KEY, PUBLIC, required_role
 from hub.api.jsonio import json_response
 from hub.api.keys import HUB_KEY
 from hub.api.middlewares import error_body
-from hub.errors import AuthError
+from hub.errors import AuthError, ValidationError
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[web.StreamResponse]])
 _FIRST_MESSAGE_ATTR = "__uone_token_in_first_message__"
@@ -40,7 +40,10 @@ def bearer_token(request: web.Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
-    return value.strip()
+    value = value.strip()
+    if not value.isascii():  # tokens are URL-safe base64; the parser keeps other bytes as
+        raise ValidationError(hdrs.AUTHORIZATION, "the token is not ASCII text")  # surrogates
+    return value
 
 
 @web.middleware
@@ -52,7 +55,10 @@ async def authenticate(request: web.Request, handler):
     role = required_role(target)
     if role == PUBLIC:
         return await handler(request)
-    raw = bearer_token(request)
+    try:
+        raw = bearer_token(request)
+    except ValidationError as exc:
+        return json_response({"error": exc.to_json()}, exc.status)
     if raw is None:
         if getattr(target, _FIRST_MESSAGE_ATTR, False) and _is_upgrade(request):
             return await handler(request)

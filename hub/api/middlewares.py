@@ -7,7 +7,8 @@ import logging
 from aiohttp import web
 
 from hub.api.jsonio import json_response
-from hub.errors import HubError, TooManyRequests
+from hub.errors import HubError, RequestTimeout, StorageFull, TooManyRequests
+from hub.storage.full import is_disk_full
 
 _LOG = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ async def errors(request: web.Request, handler):
         headers = None
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
-        return json_response({"error": exc.to_json()}, exc.status, headers)
+        response = json_response({"error": exc.to_json()}, exc.status, headers)
+        if isinstance(exc, RequestTimeout):
+            response.force_close()  # the rest of a slow body is not worth waiting for
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -52,7 +56,10 @@ async def errors(request: web.Request, handler):
         )
         message = exc.reason if exc.status != 413 else "request body too large"
         return json_response(error_body(code, message), exc.status)
-    except Exception:
+    except Exception as exc:
+        if is_disk_full(exc):  # e.g. a VACUUM or a file written outside the batch writer
+            full = StorageFull("the hub's disk is full: free some space (see /api/health)")
+            return json_response({"error": full.to_json()}, full.status)
         _LOG.exception("unhandled error in %s %s", request.method, request.path)
         return json_response(error_body("internal_error", "internal error"), 500)
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from hub import tls
 from hub.api.app import make_app
+from hub.api.connections import AddressLimit, ProtocolLog
 from hub.hub import Hub
 
 _LOG = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class ApiServer:
         self.fingerprint: str | None = None
         self._ssl: ssl.SSLContext | None = None  # the current one, for new handshakes
         self._watch: asyncio.Task[None] | None = None
+        self.address_limit: AddressLimit | None = None
+        self._listener: asyncio.Server | None = None
 
     async def __aenter__(self) -> ApiServer:
         await self.start()
@@ -47,14 +50,21 @@ class ApiServer:
         ssl_ctx = await asyncio.to_thread(self._ssl_context)
         self.runner = web.AppRunner(
             self.app, access_log=None, shutdown_timeout=self.shutdown_timeout,
-            handle_signals=False,
+            handle_signals=False, keepalive_timeout=cfg.idle_timeout,
+            logger=ProtocolLog(logging.getLogger("aiohttp.server")),
         )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, cfg.host, cfg.port, ssl_context=ssl_ctx,
-                           reuse_address=True)
-        await site.start()
-        addresses = self.runner.addresses  # public: the bound (host, port, ...) of each site
-        self.port = addresses[0][1] if addresses else cfg.port
+        assert self.runner.server is not None
+        # our own listener rather than web.TCPSite: its protocol factory counts connections
+        # per address before aiohttp's handler sees them
+        self.address_limit = AddressLimit(self.runner.server, cfg.max_connections_per_address)
+        # (a TLS handshake that never finishes holds a descriptor too: the idle timeout)
+        tls_timeout = {"ssl_handshake_timeout": cfg.idle_timeout} if ssl_ctx else {}
+        self._listener = await asyncio.get_running_loop().create_server(
+            self.address_limit, cfg.host, cfg.port, ssl=ssl_ctx, reuse_address=True,
+            **tls_timeout)
+        sockets = self._listener.sockets
+        self.port = sockets[0].getsockname()[1] if sockets else cfg.port
         _LOG.info("API listening on %s://%s:%s", self.scheme, cfg.host, self.port)
         if self._ssl is not None and not cfg.tls_cert:
             self._watch = asyncio.create_task(self._watch_addresses(), name="tls-addresses")
@@ -77,6 +87,9 @@ class ApiServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
+        if self._listener is not None:  # stop accepting first; the runner then drains
+            self._listener.close()
+            self._listener = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -468,7 +469,7 @@ class AccountService:
                 raise AuthError("wrong two-step verification code")
         self.throttle.succeeded(username, address)
         await self._record_login(user, username, address, True, None)
-        await self.audit.record(user.id, "login.ok", user.id, {"address": address})
+        await self._audit_sign_in(user.id, "login.ok", user.id, {"address": address})
         return await self._new_session(user)
 
     async def refresh(self, raw: str) -> Session:
@@ -597,7 +598,9 @@ class AccountService:
                              family, now, now + self.config.access_token_ttl)
         refresh = TokenRecord(uuid.uuid4().hex, user.id, "refresh", token_hash(refresh_raw),
                               None, family, now, now + self.config.refresh_token_ttl)
-        await self._write([_insert_token(access), _insert_token(refresh)])
+        # on a full disk the session works from memory; its tokens are stored when space returns
+        await self.db.backlog.write("a session's tokens", functools.partial(
+            self._write, [_insert_token(access), _insert_token(refresh)]))
         self._tokens[access.hash] = access
         self._tokens[refresh.hash] = refresh
         return Session(user, access_raw, refresh_raw, self.config.access_token_ttl)
@@ -651,19 +654,27 @@ class AccountService:
                       reason: str) -> None:
         self.throttle.failed(username, address)
         await self._record_login(user, username, address, False, reason)
-        await self.audit.record(user.id if user else None, "login.failed",
-                                user.id if user else None,
-                                {"username": username[:64], "address": address,
-                                 "reason": reason})
+        await self._audit_sign_in(user.id if user else None, "login.failed",
+                                  user.id if user else None,
+                                  {"username": username[:64], "address": address,
+                                   "reason": reason})
 
     async def _record_login(self, user: User | None, username: str, address: str, ok: bool,
                             reason: str | None) -> None:
         # A minor's sign-in address says where they were: not collected (privacy policy).
         where: str | None = None if user is not None and user.is_minor else address
-        await self.db.write(
+        # signing in needs no disk space: on a full disk the record waits in memory
+        await self.db.backlog.write("a sign-in record", functools.partial(
+            self.db.write,
             "INSERT INTO logins(user_id, username, address, ts, ok, reason) VALUES(?,?,?,?,?,?)",
-            (user.id if user else None, storable(username[:64]), where, self.clock.time(), int(ok),
-             reason))
+            (user.id if user else None, storable(username[:64]), where, self.clock.time(),
+             int(ok), reason)))
+
+    async def _audit_sign_in(self, actor: str | None, action: str, target: str | None,
+                             details: dict[str, Any]) -> None:
+        """The audit entry of a sign-in; on a full disk it waits in memory (its time kept)."""
+        await self.db.backlog.write(f"the audit entry {action}", functools.partial(
+            self.audit.record, actor, action, target, details, ts=self.clock.time()))
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:

@@ -7,6 +7,7 @@ scope, other automations, location) live in `hub.automation.checks`.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import time as dtime
@@ -147,6 +148,16 @@ def parse(raw: Any) -> Automation:
 
 def parse_duration(value: Any) -> float:
     """Seconds from a number, "HH:MM:SS"/"MM:SS", or {hours, minutes, seconds}."""
+    try:
+        seconds = _seconds(value)
+    except OverflowError:  # an integer too large for a float: far beyond the limit anyway
+        seconds = math.inf
+    if not (0 <= seconds <= 366 * 86400) or seconds != seconds:
+        raise ValueError("a duration must be between 0 and 366 days")
+    return seconds
+
+
+def _seconds(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration")
     if isinstance(value, (int, float)):
@@ -174,8 +185,6 @@ def parse_duration(value: Any) -> float:
             seconds += v * mult
     else:
         raise ValueError("expected a duration (seconds, 'HH:MM:SS' or a mapping)")
-    if not (0 <= seconds <= 366 * 86400) or seconds != seconds:
-        raise ValueError("a duration must be between 0 and 366 days")
     return seconds
 
 

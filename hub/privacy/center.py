@@ -25,7 +25,7 @@ from hub import egress
 from hub.audit import ChainReport, verify_chain
 from hub.auth.principal import Principal, Role
 from hub.bus import Event, Notification
-from hub.errors import Conflict, PermissionDenied, ValidationError
+from hub.errors import Conflict, PermissionDenied, StorageFull, ValidationError
 from hub.privacy import backup
 from hub.privacy import erase as erasure
 from hub.privacy.consent import Consent, ConsentLedger
@@ -507,7 +507,11 @@ class PrivacyCenter:
         with contextlib.suppress(ValueError):
             self._tasks.remove(task)
         if not task.cancelled() and task.exception() is not None:
-            _LOG.error("privacy task failed", exc_info=task.exception())
+            exc = task.exception()
+            if isinstance(exc, StorageFull):  # the storage logs a full disk once per outage
+                _LOG.debug("privacy task: %s", exc)
+                return
+            _LOG.error("privacy task failed", exc_info=exc)
 
     # -- egress refusals -------------------------------------------------------------------
 

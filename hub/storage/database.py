@@ -20,8 +20,9 @@ from typing import Any
 
 import aiosqlite
 
-from hub.errors import StorageError
+from hub.errors import StorageError, StorageFull
 from hub.storage.bulk import BulkRows
+from hub.storage.full import MIN_FREE_BYTES, WriteBacklog, free_bytes, is_disk_full
 from hub.storage.migrations import Schema, migrate
 
 _LOG = logging.getLogger(__name__)
@@ -156,6 +157,8 @@ class Database:
         self._flushed = asyncio.Event()
         self._flushed.set()
         self._poison_seen: set[tuple[str, str]] = set()
+        self.full: str | None = None  # why the last write failed for want of space
+        self.backlog = WriteBacklog()  # writes that wait in memory while the disk is full
 
     async def __aenter__(self) -> Database:
         await self.open()
@@ -203,6 +206,7 @@ class Database:
 
     async def close(self) -> None:
         """Flush everything pending, then close both connections."""
+        await self.backlog.close()
         if self._task is not None:
             self._closing = True
             self._wake.set()
@@ -245,6 +249,16 @@ class Database:
         """Update and return `stats.bytes_written` (checkpoints run outside commits too)."""
         self.stats.bytes_written = self._wchar() - self._wchar_start
         return self.stats.bytes_written
+
+    def full_reason(self) -> str | None:
+        """Why writes cannot succeed now, or None: the last write failed for want of space
+        and it has not visibly come back, or the disk's free space is nearly gone."""
+        free = free_bytes(self.path.parent)
+        if free is not None and free < MIN_FREE_BYTES:
+            return f"disk full: {free // 1024} KiB free where the database is"
+        if self.full is not None and free is not None and free < 4 * MIN_FREE_BYTES:
+            return f"disk full: {self.full}"
+        return None
 
     def nudge(self) -> None:
         """Commit the pending batch now rather than at the end of the interval."""
@@ -342,8 +356,10 @@ class Database:
             self._wake.clear()
             try:
                 await self._commit_batch()
-            except Exception:  # a bug must not kill the writer; the batch's waiters know
-                _LOG.exception("storage writer failed a batch")
+            except Exception as exc:  # a bug must not kill the writer; the batch's waiters know
+                if not is_disk_full(exc):
+                    _LOG.exception("storage writer failed a batch")
+                self._error(exc)  # (a full disk: logged once per outage, no traceback)
             if self._closing and not self._pending:
                 return
 
@@ -395,12 +411,18 @@ class Database:
                     else:
                         self._poisoned(op.sql, exc)
             await conn.execute("COMMIT")
+            if self.full is not None:
+                _LOG.info("storage writer: the disk has space again")
+                self.full = None
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
+            # SQLite rolls a transaction back by itself on SQLITE_FULL; the COMMIT then
+            # fails with "no transaction is active": report the full disk, the first cause
+            cause = next((e for _f, _v, e in results if e is not None and is_disk_full(e)), exc)
             for op in batch:
                 if op.future is not None and not op.future.done():
-                    op.future.set_exception(StorageError(f"commit failed: {exc}"))
+                    op.future.set_exception(self._error(cause, "commit failed: "))
             raise
         self.stats.commits += 1
         self.stats.last_commit_seconds = time.perf_counter() - started
@@ -409,7 +431,7 @@ class Database:
             if fut.done():
                 continue
             if err is not None:
-                fut.set_exception(StorageError(str(err)))
+                fut.set_exception(self._error(err))
             else:
                 fut.set_result(value)
         if not self._pending:
@@ -477,6 +499,17 @@ class Database:
             return exc
         await conn.execute("RELEASE uone_script")
         return None
+
+    def _error(self, exc: BaseException, prefix: str = "") -> StorageError:
+        """The error a waiting caller gets: StorageFull (507) when the disk is full, which
+        is also remembered for health and logged once per outage."""
+        if not is_disk_full(exc):
+            return StorageError(f"{prefix}{exc}")
+        if self.full is None:
+            _LOG.error("storage: the disk is full (%s); writes fail until space is freed", exc)
+        self.full = str(exc)
+        return StorageFull("the hub's disk is full: nothing was changed; free some space "
+                           "(see /api/health)")
 
     def _wchar(self) -> int:
         """Bytes the writer thread passed to write(2): SQLite's own disk writes, nothing else."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hub.facade import (
+    AttributeMeta,
     BleAdvertisement,
     Device,
     DiscoveredDevice,
@@ -60,6 +61,8 @@ def create() -> BTHomeIntegration:
 class _Sensor:
     parser: Any  # bthome_ble.BTHomeBluetoothDeviceData
     sensors: set[str] = field(default_factory=set)
+    meta: dict[str, AttributeMeta] = field(default_factory=dict)  # units, device classes
+    described: set[str] = field(default_factory=set)  # objects whose meta was looked at
     encrypted: bool = False
     name: str | None = None
     model: str | None = None
@@ -168,6 +171,9 @@ class BTHomeIntegration:
             ctx.report_malformed("BTHome payload", f"from {address}: no known object")
         sensor.sensors.update(readings)
         sensor.name, sensor.model = update.title or adv.name, _model(update)
+        if not readings.keys() <= sensor.described:
+            sensor.meta.update(_meta(update, readings))
+            sensor.described.update(readings)
         device_id = self.adopted.get(address)
         if device_id is not None and ctx.device(device_id) is not None:
             self._deliver(ctx, device_id, sensor, readings, events)
@@ -225,8 +231,10 @@ class BTHomeIntegration:
     def _deliver(self, ctx: IntegrationContext, device_id: str, sensor: _Sensor,
                  readings: dict[str, Any], events: list[tuple[str, str]]) -> None:
         device = ctx.device(device_id)
-        if device is not None and not set(sensor.sensors) <= set(device.attributes):
-            ctx.register_device(replace(device, attributes=tuple(sorted(sensor.sensors))))
+        if device is not None and (not set(sensor.sensors) <= set(device.attributes)
+                                   or device.attribute_meta != sensor.meta):
+            ctx.register_device(replace(device, attributes=tuple(sorted(sensor.sensors)),
+                                        attribute_meta=dict(sensor.meta)))
         if readings:
             ctx.set_state(device_id, readings)
         for source, event_type in events:
@@ -244,7 +252,7 @@ class BTHomeIntegration:
             id=device_id, name=name or (existing.name if existing else item.name),
             integration=self.ctx.name, mac=address, model=item.model or "BTHome sensor",
             transport="ble", attributes=tuple(sorted(sensor.sensors)) if sensor else (),
-            events=_EVENTS,
+            attribute_meta=dict(sensor.meta) if sensor else {}, events=_EVENTS,
         ))
         self.adopted[address] = device.id
         return device
@@ -282,6 +290,20 @@ def _decrypts(key: bytes | None, adv: BleAdvertisement) -> bool:
     except Exception:
         return False
     return bool(probe.bindkey_verified)
+
+
+def _meta(update: Any, readings: dict[str, Any]) -> dict[str, AttributeMeta]:
+    """Units and device classes bthome-ble states for each object of the format."""
+    out: dict[str, AttributeMeta] = {}
+    for descriptions in (update.entity_descriptions, update.binary_entity_descriptions):
+        for key, desc in descriptions.items():
+            if key.key not in readings:
+                continue
+            unit = getattr(desc, "native_unit_of_measurement", None)
+            kind = desc.device_class
+            out[key.key] = AttributeMeta(
+                unit=getattr(unit, "value", unit), device_class=getattr(kind, "value", kind))
+    return {k: v for k, v in out.items() if v.to_json()}
 
 
 def _model(update: Any) -> str:

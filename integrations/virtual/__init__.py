@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.facade import CommandSpec, Device, IntegrationContext, ValidationError
+from hub.facade import AttributeMeta, CommandSpec, Device, IntegrationContext
 
 _SWITCH_COMMANDS = (CommandSpec("turn_on"), CommandSpec("turn_off"), CommandSpec("toggle"))
 _SENSOR_COMMANDS = (CommandSpec("set", {"value": "number"}, ("value",)),)
@@ -26,7 +26,6 @@ class VirtualIntegration:
     """One instance per load; devices come from `integrations.virtual.devices`."""
 
     kinds: dict[str, str] = field(default_factory=dict)
-    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     async def setup(self, ctx: IntegrationContext) -> None:
         faults = ctx.config.get("faults") or {}
@@ -60,10 +59,7 @@ class VirtualIntegration:
         if kind == "button":
             ctx.fire_event(device.id, "press", {})
             return {"pressed": True}
-        value = params["value"]
-        lo, hi = self.bounds.get(device.id, (None, None))
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ValidationError("params.value", f"must be within [{lo}, {hi}]")
+        value = params["value"]  # (within the device's min/max: its CommandSpec checked)
         attr = "value" if kind == "sensor" else "on"
         ctx.set_state(device.id, {attr: value})
         return {attr: value}
@@ -77,6 +73,9 @@ class VirtualIntegration:
             "sensor": (_SENSOR_COMMANDS, ("value",), ()),
             "binary_sensor": (_BINARY_COMMANDS, ("on",), ()),
         }[kind]
+        if kind == "sensor" and (spec.get("min") is not None or spec.get("max") is not None):
+            commands = (CommandSpec("set", {"value": "number"}, ("value",),
+                                    {"value": (spec.get("min"), spec.get("max"))}),)
         existing = ctx.device(dev_id)
         ctx.register_device(Device(
             id=dev_id, name=existing.name if existing else spec.get("name", spec["id"]),
@@ -85,9 +84,9 @@ class VirtualIntegration:
             area=existing.area if existing else spec.get("area"),
             scope=existing.scope if existing else Device.__dataclass_fields__["scope"].default,
             commands=commands, attributes=attributes, events=events,
+            attribute_meta=_meta(spec, attributes),
         ))
         self.kinds[dev_id] = kind
-        self.bounds[dev_id] = (spec.get("min"), spec.get("max"))
         if attributes and ctx.state(dev_id, attributes[0]) is None:
             initial = spec.get("initial", False if attributes[0] == "on" else 0)
             ctx.set_state(dev_id, {attributes[0]: initial})
@@ -96,3 +95,10 @@ class VirtualIntegration:
     async def _crash(self, clock: Any, after: float) -> None:
         await clock.sleep(after)
         raise RuntimeError("virtual: crashing on purpose")
+
+
+def _meta(spec: dict[str, Any], attributes: tuple[str, ...]) -> dict[str, AttributeMeta]:
+    """What the config says about a sensor's value: unit, device class, range."""
+    meta = AttributeMeta(unit=spec.get("unit"), device_class=spec.get("device_class"),
+                         minimum=spec.get("min"), maximum=spec.get("max"))
+    return {attributes[0]: meta} if attributes and meta.to_json() else {}

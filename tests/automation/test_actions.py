@@ -203,7 +203,11 @@ async def test_fire_event_notify_enable_disable(make_hub):
 
 
 async def test_failing_action_stops_only_its_run(make_hub):
-    bad = auto([{"type": "command", "device": "virtual.temp", "command": "set",
+    # a command the checks accept (the device and its command exist) that fails when run:
+    # the device's integration is not running
+    from hub.devices import CommandSpec, Device
+
+    bad = auto([{"type": "command", "device": "gone.temp", "command": "set",
                  "params": {"value": 1000}}, TOGGLE], aid="bad")
     good = auto([TOGGLE], aid="good")
     bad["triggers"] = [BUTTON]
@@ -212,11 +216,14 @@ async def test_failing_action_stops_only_its_run(make_hub):
                             {"id": "lamp", "kind": "switch"}, {"id": "button", "kind": "button"},
                             {"id": "temp", "kind": "sensor", "min": 0, "max": 50},
                             {"id": "motion", "kind": "binary_sensor"}]}}}) as hub:
+        hub.devices.add(Device("gone.temp", "Gone", "gone", commands=(
+            CommandSpec("set", {"value": "number"}, ("value",)),)))
+        assert hub.automations.get("bad").valid
         await press(hub)
         t = traces(hub, "bad")[0]
         assert t["state"] == "error"
-        assert "actions[0]" in t["error"] and "must be within" in t["error"]
-        assert t["actions"][0]["error"].startswith("ValidationError")
+        assert "actions[0]" in t["error"] and "not running" in t["error"]
+        assert t["actions"][0]["error"].startswith("DeviceUnavailable")
         assert len(t["actions"]) == 1  # the toggle after it did not run
         assert traces(hub, "good")[0]["state"] == "done"
         assert traces(hub, "good2")[0]["state"] == "done"

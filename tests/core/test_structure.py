@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 FACADE = {
-    "AvailabilityChanged", "BleMatcher", "CommandSpec", "Device", "DeviceEvent",
+    "AttributeMeta", "AvailabilityChanged", "BleMatcher", "CommandSpec", "Device", "DeviceEvent",
     "DeviceUnavailable", "Event", "HubError", "Integration", "IntegrationContext",
     "PrivacyScope", "StateChanged", "ValidationError",
     "BackoffPolicy", "ReconnectLoop", "ReconnectState",

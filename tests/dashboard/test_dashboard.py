@@ -134,11 +134,12 @@ async def test_adopt_a_discovered_ble_device(browser, fake_bluez, tmp_path: Path
         await page.goto(hub.url + "/#/home")
         sensor = page.locator('[data-device="bthome.a4c138000009"]')
         await expect(sensor).to_be_visible()
-        # the sensor's next reading reaches the page live
+        # the sensor's next reading reaches the page live, with the unit BTHome states
         await fake_bluez.set_advertisement(path, service_data={adv.BTHOME_UUID: adv.plain(
             adv.objects(packet_id=2, battery=80, temperature=20.5, humidity=50.0))})
-        await expect(sensor.locator('[data-attr="temperature"]')).to_have_text("20.5",
+        await expect(sensor.locator('[data-attr="temperature"]')).to_have_text("20.5 °C",
                                                                              timeout=10000)
+        await expect(sensor.locator('[data-attr="humidity"]')).to_have_text("50 %")
         assert watch.errors == [] and watch.foreign == []
         await context.close()
     finally:

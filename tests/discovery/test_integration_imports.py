@@ -40,7 +40,8 @@ def test_integrations_import_only_the_facade_and_themselves() -> None:
 
 def test_facade_exports_are_pinned() -> None:
     assert hub.facade.__all__ == [
-        "Attestation", "AvailabilityChanged", "BackoffPolicy", "BleAdvertisement", "BleMatcher",
+        "Attestation", "AttributeMeta", "AvailabilityChanged", "BackoffPolicy",
+        "BleAdvertisement", "BleMatcher",
         "CommandSpec", "Device",
         "DeviceEvent", "DeviceUnavailable", "DiscoveredDevice", "DiscoveryInfo", "Event",
         "Evidence", "HubError", "Integration", "IntegrationContext", "LanProbe", "MdnsService",

@@ -29,10 +29,16 @@ NAMES_OR_NULL = {"type": ["array", "null"], "items": STR}
 SCOPE_SCHEMA = {"type": ["object", "null"],
                 "properties": {"attributes": NAMES_OR_NULL, "events": NAMES_OR_NULL},
                 "additionalProperties": False}
+ATTRIBUTE_META_SCHEMA = {
+    "type": "object", "description": "Per attribute, what its values mean (only what is "
+    "known; absent fields are left out)",
+    "additionalProperties": obj(unit=STR, device_class=STR, min=NUM, max=NUM, step=NUM),
+}
 DEVICE_SCHEMA = obj(
     ["id", "name", "integration"], extra=True,
     id=STR, name=STR, integration=STR, area=nullable(STR), available=nullable(BOOL),
     scope=SCOPE_SCHEMA, commands=array(ANY), attributes=array(STR), events=array(STR),
+    attribute_meta=ATTRIBUTE_META_SCHEMA,
 )
 ID_ERRORS = (404,)
 
@@ -189,11 +195,14 @@ async def post_confirmation(request: web.Request) -> web.Response:
 @requires(Role.GUEST)
 @describe("A device's current attributes", tags=("devices",), errors=ID_ERRORS,
           response=obj(["device_id", "attributes"], device_id=STR, available=nullable(BOOL),
-                       attributes={"type": "object"}))
+                       attributes={"type": "object", "additionalProperties": obj(
+                           ["value"], value=ANY, unit=STR, last_changed=NUM,
+                           last_updated=NUM)}))
 async def get_state(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device = visible_device(request)
-    state = {k: v.to_json() for k, v in hub.states.get(device.id).items()}
+    state = {k: _with_unit(v.to_json(), device.unit(k))
+             for k, v in hub.states.get(device.id).items()}
     return json_response({"device_id": device.id, "available": hub.states.available(device.id),
                           "attributes": state})
 
@@ -232,6 +241,12 @@ async def get_history(request: web.Request) -> web.Response:
     await hub.db.flush()  # what was recorded before the request is visible in its answer
     rows = await hub.states.history(device.id, since, until, limit)
     return json_response({"device_id": device.id, "history": rows})
+
+
+def _with_unit(state: dict[str, Any], unit: str | None) -> dict[str, Any]:
+    if unit is not None:
+        state["unit"] = unit
+    return state
 
 
 async def _start_cache(app: web.Application) -> None:

@@ -23,8 +23,9 @@ from hub.auth.principal import Role
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 _REASONS = {400: "Bad request: the error names the field", 401: "Missing or bad token",
             403: "The token's role is too low", 404: "Not found", 409: "Conflict",
-            413: "Body too large", 429: "Too many attempts; see Retry-After",
-            503: "Device unavailable"}
+            408: "The body took longer than api.body_timeout", 413: "Body too large",
+            429: "Too many attempts; see Retry-After", 503: "Device unavailable",
+            507: "The hub's disk is full: nothing was written (see /api/health)"}
 OPENAPI_KEY: web.AppKey[dict[str, Any]] = web.AppKey("openapi_document", dict)
 
 
@@ -94,7 +95,9 @@ def _operation(route: web.AbstractRoute, path: str) -> dict[str, Any]:
     if params or op.body is not None or op.websocket:
         errors.add(400)
     if op.body is not None:
-        errors.add(413)
+        errors |= {408, 413}  # a body too large, or too slow (api.body_timeout)
+    if route.method not in ("GET", "HEAD"):
+        errors.add(507)  # the disk is full: nothing was written
     if role != PUBLIC:
         errors |= {401, 403}
     for status in sorted(errors):

@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 
 from hub.api.access import PRINCIPAL_KEY, requires
-from hub.api.jsonio import field, json_response, read_json, reject_unknown
+from hub.api.jsonio import field, json_response, number, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
 from hub.api.routes._query import query_int
 from hub.api.spec import BOOL, INT, NUM, STR, array, describe, nullable, obj
@@ -107,15 +107,18 @@ async def get_location(request: web.Request) -> web.Response:
 
 @requires(Role.OWNER)
 @describe("Set the home's coordinates (needs location consent)", tags=("privacy",),
-          body=obj(["latitude", "longitude"], latitude=NUM, longitude=NUM, elevation=NUM),
+          body=obj(["latitude", "longitude"],
+                   latitude={"type": "number", "minimum": -90, "maximum": 90},
+                   longitude={"type": "number", "minimum": -180, "maximum": 180},
+                   elevation={"type": "number", "minimum": -11_000, "maximum": 100_000}),
           response=_LOCATION, errors=(409,))
 async def put_location(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     body = await read_json(request)
     reject_unknown(body, {"latitude", "longitude", "elevation"})
-    lat = float(field(body, "latitude", (int, float)))
-    lon = float(field(body, "longitude", (int, float)))
-    elev = float(field(body, "elevation", (int, float), required=False, default=0.0))
+    lat = float(number(body, "latitude", lo=-90, hi=90))
+    lon = float(number(body, "longitude", lo=-180, hi=180))
+    elev = float(number(body, "elevation", lo=-11_000, hi=100_000, required=False, default=0.0))
     await hub.privacy.set_location(lat, lon, elev, who(request).user_id)
     return await get_location(request)
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
 from aiohttp import web
 
 from hub.api.access import principal, requires
-from hub.api.jsonio import field, json_response, read_json, reject_unknown
+from hub.api.jsonio import field, json_response, number, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
 from hub.api.routes._query import query_bool
 from hub.api.spec import NUM, STR, array, describe, nullable, obj
 from hub.auth.principal import Role
-from hub.errors import NotFound, ValidationError
+from hub.errors import NotFound
 
 TOKEN_SCHEMA = obj(
     ["id", "user_id", "kind", "created_at"],
@@ -45,10 +43,9 @@ async def create_token(request: web.Request) -> web.Response:
     body = await read_json(request)
     reject_unknown(body, {"name", "expires_in"})
     name = field(body, "name", str)
-    expires_in = field(body, "expires_in", (int, float), required=False)
-    if expires_in is not None and (not math.isfinite(expires_in)
-                                   or not 60 <= expires_in <= MAX_TTL):
-        raise ValidationError("expires_in", f"must be 60-{int(MAX_TTL)} seconds or null")
+    expires_in = None
+    if body.get("expires_in") is not None:
+        expires_in = number(body, "expires_in", lo=60, hi=MAX_TTL)
     who = principal(request)
     raw, rec = await request.app[HUB_KEY].auth.create_token(who.user_id, name, expires_in,
                                                            actor=who.user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -46,8 +47,8 @@ async def create_user(request: web.Request) -> web.Response:
     user = await request.app[HUB_KEY].auth.create_user(
         username, password, role,
         is_minor=field(body, "is_minor", bool, required=False, default=False),
-        granted_devices=_names(body, "granted_devices") or frozenset(),
-        granted_areas=_names(body, "granted_areas") or frozenset(),
+        granted_devices=_devices(request, body) or frozenset(),
+        granted_areas=_areas(request, body) or frozenset(),
         actor=principal(request).user_id,
     )
     return json_response(user.to_json(), 201)
@@ -124,8 +125,8 @@ async def patch_user(request: web.Request) -> web.Response:
     actor = principal(request).user_id
     role = _role(body, required=False)
     is_minor = field(body, "is_minor", bool, required=False)
-    devices = _names(body, "granted_devices")
-    areas = _names(body, "granted_areas")
+    devices = _devices(request, body)
+    areas = _areas(request, body)
     password = _password(body, "password") if "password" in body else None
     user = await auth.update_user(user.id, role=role, is_minor=is_minor,
                                   granted_devices=devices, granted_areas=areas, actor=actor)
@@ -223,6 +224,29 @@ def _names(body: dict[str, Any], name: str) -> frozenset[str] | None:
     if len(raw) > 1000 or not all(isinstance(v, str) and 0 < len(v) <= 200 for v in raw):
         raise ValidationError(name, "expected at most 1000 names of 1-200 characters")
     return frozenset(raw)
+
+
+def _devices(request: web.Request, body: dict[str, Any]) -> frozenset[str] | None:
+    """Granted device ids, each an adopted device (a typo would grant nothing, silently)."""
+    names = _names(body, "granted_devices")
+    devices = request.app[HUB_KEY].devices
+    _known(body, "granted_devices", lambda n: n in devices, "no device")
+    return names
+
+
+def _areas(request: web.Request, body: dict[str, Any]) -> frozenset[str] | None:
+    """Granted areas, each the area of at least one device (areas exist through devices)."""
+    names = _names(body, "granted_areas")
+    if names:
+        areas = {d.area for d in request.app[HUB_KEY].devices.all() if d.area}
+        _known(body, "granted_areas", areas.__contains__, "no device is in area")
+    return names
+
+
+def _known(body: dict[str, Any], name: str, exists: Callable[[str], bool], what: str) -> None:
+    for i, value in enumerate(body.get(name) or ()):
+        if not exists(value):
+            raise ValidationError(f"{name}[{i}]", f"{what} {value!r}")
 
 
 def _password(body: dict[str, Any], name: str) -> str:

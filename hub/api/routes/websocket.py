@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import weakref
 from typing import Any
@@ -42,16 +41,16 @@ from aiohttp import WSMsgType, web
 
 from hub.api.access import PRINCIPAL_KEY, requires
 from hub.api.authn import token_in_first_message
-from hub.api.jsonio import dumps, field, reject_unknown
+from hub.api.jsonio import dumps, field, parse, reject_unknown
 from hub.api.keys import HUB_KEY
 from hub.api.spec import describe
 from hub.auth.principal import Principal, Role
 from hub.auth.service import principal_for
-from hub.bus import Event, Subscription
+from hub.bus import Event, StateChanged, Subscription
 from hub.commands import COMMAND_FIELDS, command_fields
 from hub.deadlines import Deadlines
+from hub.devices import DeviceRegistry
 from hub.errors import AuthError, HubError, ValidationError
-from hub.fastjson import loads
 from hub.hub import Hub
 from hub.tasks import start_eager
 
@@ -64,6 +63,7 @@ COMMANDS_IN_FLIGHT = 256
 COMMAND_MESSAGE_FIELDS = frozenset({"type", "id", "device_id", *COMMAND_FIELDS})
 MAX_MESSAGE = 64 * 1024
 CLOSE_UNAUTHORIZED, CLOSE_SLOW, CLOSE_GOING_AWAY = 4401, 4008, 1001
+CLOSE_BAD_DATA = 1007  # RFC 6455: a message's data is not what its type says
 
 SOCKETS_KEY: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey(
     "websockets", weakref.WeakSet)
@@ -87,9 +87,11 @@ def event_types() -> dict[str, list[type[Event]]]:
 
 
 class EncodedEvents:
-    """Serialize each event once for all connections (fan-out to many clients)."""
+    """Serialize each event once for all connections (fan-out to many clients). A state
+    change carries the attribute's unit when its device states one."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, devices: DeviceRegistry | None = None, size: int = 4096) -> None:
+        self._devices = devices
         self._size = size
         self._cache: dict[int, tuple[Event, str]] = {}  # oldest first (insertion order)
 
@@ -98,7 +100,13 @@ class EncodedEvents:
         hit = cache.get(id(event))
         if hit is not None and hit[0] is event:
             return hit[1]
-        text = dumps({"type": "event", "event": event.to_json()})
+        body = event.to_json()
+        if self._devices is not None and isinstance(event, StateChanged):
+            device = self._devices.find(event.device_id)
+            unit = device.unit(event.attribute) if device is not None else None
+            if unit is not None:
+                body["unit"] = unit
+        text = dumps({"type": "event", "event": body})
         cache[id(event)] = (event, text)
         if len(cache) > self._size:
             del cache[next(iter(cache))]
@@ -359,7 +367,7 @@ def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
     """The answer to one client message (None: a command answers by itself later)."""
     msg: Any = None
     try:
-        msg = loads(data)
+        msg = parse(data)
         if not isinstance(msg, dict):
             raise ValidationError(None, "expected a JSON object")
         kind = msg.get("type")
@@ -399,14 +407,19 @@ def _handle(conn: Connection, data: str) -> dict[str, Any] | None:
 async def _first_message_auth(hub: Hub, ws: web.WebSocketResponse) -> Principal | None:
     try:
         msg = await ws.receive(timeout=AUTH_TIMEOUT)
-        body = json.loads(msg.data) if msg.type == WSMsgType.TEXT else None
+        body = parse(msg.data) if msg.type == WSMsgType.TEXT else None
         if not isinstance(body, dict) or body.get("type") != "auth" \
                 or not isinstance(body.get("token"), str):
             raise AuthError("first message must be {\"type\": \"auth\", \"token\": ...}")
         return await hub.auth.resolve(body["token"])
-    except (TimeoutError, ValueError, AuthError) as exc:
-        reason = str(exc) if isinstance(exc, AuthError) else "authentication expected"
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=reason.encode()[:120])
+    except (TimeoutError, AuthError, ValidationError) as exc:
+        code, reason = CLOSE_UNAUTHORIZED, str(exc)
+        if isinstance(exc, TimeoutError):
+            reason = "authentication expected"
+        elif isinstance(exc, ValidationError):  # not JSON we can read: not even an auth try
+            code = CLOSE_BAD_DATA
+            reason = f"{exc.field}: {exc}" if exc.field else reason
+        await ws.close(code=code, message=reason.encode()[:120])
         return None
 
 
@@ -428,6 +441,6 @@ async def _close_all(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     app[SOCKETS_KEY] = weakref.WeakSet()
-    app[ENCODED_KEY] = EncodedEvents()
+    app[ENCODED_KEY] = EncodedEvents(app[HUB_KEY].devices)
     app.on_shutdown.append(_close_all)
     app.router.add_get("/api/ws", websocket)

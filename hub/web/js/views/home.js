@@ -39,6 +39,11 @@ export default async function home({ main, live }) {
 function deviceCard(d, state) {
   const attrs = { ...(state?.attributes || {}) };
   const valueEls = new Map();
+  // the unit the device states for an attribute (attribute_meta), after its value
+  const show = (name, value) => {
+    const unit = d.attribute_meta?.[name]?.unit;
+    return unit && typeof value === "number" ? `${fmt(value)} ${unit}` : fmt(value);
+  };
   const seen = h("span", { class: "muted" });
   const avail = h("span", { class: "badge" });
   const setAvail = (a) => {
@@ -48,7 +53,7 @@ function deviceCard(d, state) {
   setAvail(state?.available ?? d.available);
   let last = 0;
   const rows = Object.entries(attrs).map(([name, st]) => {
-    const v = h("span", { class: "value", dataset: { attr: name } }, fmt(st.value));
+    const v = h("span", { class: "value", dataset: { attr: name } }, show(name, st.value));
     valueEls.set(name, v);
     last = Math.max(last, st.last_updated || 0);
     return h("div", {}, h("span", { class: "muted" }, `${name}: `), v);
@@ -79,7 +84,7 @@ function deviceCard(d, state) {
         valueEls.set(attr, v);
         el.insertBefore(h("div", {}, h("span", { class: "muted" }, `${attr}: `), v), seen);
       }
-      v.textContent = fmt(value);
+      v.textContent = show(attr, value);
       seen.textContent = `last seen ${when(ts || Date.now() / 1000)}`;
     },
     available: setAvail,
