@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from hub import namedsecrets
 from hub.bus import DeviceEvent, Event
 from hub.confirmations import Confirmations
 from hub.devices import Device
@@ -167,6 +168,27 @@ class IntegrationContext:
     def withdraw_confirmation(self, device_id: str, kind: str) -> None:
         self._host.confirmations.withdraw(device_id, kind)
 
+    async def named_secret(self, name: str) -> str | None:
+        """The owner's named secret `name` (vault kind "secret", {"value": ...}), or None:
+        what a config key like `password_secret` refers to."""
+        try:
+            secret = await self._hub.vault.get(namedsecrets.KIND, name)
+        except NotFound:
+            return None
+        value = secret.get("value")
+        return value if isinstance(value, str) else None
+
+    # the network
+
+    async def check_egress(self, host: str, purpose: str | None = None) -> list[str]:
+        """Resolve `host` and raise EgressDenied unless it is on the LAN or the owner gave
+        `purpose` consent (e.g. "external_broker"); returns its addresses. A library that
+        connects from its own thread then passes the process-wide guard too."""
+        privacy = getattr(self._hub, "privacy", None)
+        if privacy is None:
+            return [host]
+        return await privacy.egress.check_destination(host, purpose)
+
     # subscriptions and tasks
 
     def subscribe(
@@ -192,6 +214,17 @@ class IntegrationContext:
     def on_adopt(self, handler: Callable[[Any, str | None], Awaitable[Device]]) -> None:
         """`await handler(DiscoveredDevice, name)` registers the device and returns it."""
         self._undo.append(self._hub.discovery.set_adopt_handler(self.name, handler))
+
+    def report_discovered(self, key: str, info: Any, *, source: str,
+                          present: bool = True) -> Any:
+        """List a device this integration found by its own means (an MQTT discovery
+        message...) for the owner to adopt; `key` is stable for the device. Returns the
+        DiscoveredDevice (its `device_id` is set once adopted)."""
+        return self._hub.discovery.report(self.name, source, key, info, present)
+
+    def withdraw_discovered(self, key: str, *, source: str) -> None:
+        """A device reported with `report_discovered` is gone."""
+        self._hub.discovery.withdraw(source, key)
 
     def discovered(self) -> list[Any]:
         """This integration's discovered devices (DiscoveredDevice)."""

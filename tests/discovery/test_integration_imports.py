@@ -42,7 +42,8 @@ def test_facade_exports_are_pinned() -> None:
     assert hub.facade.__all__ == [
         "Attestation", "AvailabilityChanged", "BackoffPolicy", "BleAdvertisement", "BleMatcher",
         "CommandSpec", "Device",
-        "DeviceEvent", "DeviceUnavailable", "DiscoveredDevice", "DiscoveryInfo", "Event",
+        "DeviceEvent", "DeviceUnavailable", "DiscoveredDevice", "DiscoveryInfo", "EgressDenied",
+        "Event",
         "Evidence", "HubError", "Integration", "IntegrationContext", "LanProbe", "MdnsService",
         "PrivacyScope", "ReconnectLoop", "ReconnectState", "StateChanged", "TransportChoice",
         "ValidationError",
