@@ -113,6 +113,9 @@ class Bridge:
         self._unsubscribe = unsubscribe
         self._dirty: set[str] = set()
         self.by_discovery_id: dict[str, str] = {}  # DiscoveredDevice id -> device key
+        # last payload of each subscribed topic: an entity added later (another device on
+        # Zigbee2MQTT's shared bridge/state topic) gets it, as the retained copy came once
+        self._last: dict[str, bytes] = {}
         self._flush_handle: asyncio.Handle | None = None
         self.connected = False
         self.log = ctx.log
@@ -132,6 +135,8 @@ class Bridge:
                 self._on_config(topic, payload)
                 return
             handled = False
+            if topic in self._routes or topic in self._avail_routes:
+                self._last[topic] = payload
             for device_key, entity, handle in self._routes.get(topic, ()):
                 handled = True
                 self._on_state(device_key, entity, handle, payload)
@@ -283,6 +288,7 @@ class Bridge:
                 else:
                     del self._avail_routes[topic]
                     if topic not in self._routes:
+                        self._last.pop(topic, None)
                         self._unsubscribe(topic)
 
     def _route(self, topic: str, route: tuple[str, Entity, Callable[[str], Any]]) -> None:
@@ -290,6 +296,9 @@ class Bridge:
         if not routes and topic not in self._avail_routes:
             self._subscribe(topic)
         routes.append(route)
+        last = self._last.get(topic)
+        if last is not None:
+            self._on_state(route[0], route[1], route[2], last)
 
     def _set_routes(self, topic: str, routes: list[Any]) -> None:
         if routes:
@@ -297,6 +306,7 @@ class Bridge:
             return
         del self._routes[topic]
         if topic not in self._avail_routes:
+            self._last.pop(topic, None)
             self._unsubscribe(topic)
 
     def _avail_route(self, topic: str, route: tuple[str, str, Any]) -> None:
@@ -304,6 +314,9 @@ class Bridge:
         if not routes and topic not in self._routes:
             self._subscribe(topic)
         routes.append(route)
+        last = self._last.get(topic)
+        if last is not None:
+            self._on_availability(route[0], route[1], route[2], last)
 
     def topics(self) -> list[str]:
         """Every state and availability topic subscribed (resubscribed on reconnect)."""
@@ -508,10 +521,7 @@ def _merge_blocks(old: DeviceBlock | None, new: DeviceBlock) -> DeviceBlock:
 def _entity_key(config: EntityConfig, device: MqttDevice, old: Entity | None) -> str:
     if old is not None:
         return old.key
-    candidates = [config.discovery.object_id]
-    if config.get("object_id"):
-        candidates.insert(0, str(config.get("object_id")))
-    base = _slug(candidates[0])
+    base = _slug(config.discovery.object_id)  # `object_id` in the payload names HA's entity
     strip = [_slug(i) for i in (device.block.identifiers if device.block else ())]
     if config.discovery.node_id:
         strip.append(_slug(config.discovery.node_id))

@@ -314,8 +314,17 @@ def _payload(value: Any) -> str:
 
 
 def _number(value: Any) -> float:
+    """Numbers; numeric strings too (Zigbee2MQTT sends "min_temp": "5")."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise DiscoveryError("", f"expected a number, got {value[:20]!r}") from None
+        return int(number) if number.is_integer() else number
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DiscoveryError("", f"expected a number, got {type(value).__name__}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise DiscoveryError("", "expected a finite number")
     return value
 
 

@@ -81,7 +81,7 @@ class Entity:
         out: dict[str, Handler] = {}
         topic = self.config.get("json_attributes_topic")
         if topic:
-            out[topic] = self._json_attributes
+            _merge(out, topic, self._json_attributes)
         return out
 
     def command(self, name: str, params: dict[str, Any]) -> Outcome:
@@ -105,12 +105,12 @@ class Entity:
         self.error = None
         return value
 
-    def render_command(self, template_key: str, value: Any, default: str) -> str:
+    def render_command(self, template_key: str, value: Any, default: str, **extra: Any) -> str:
         source = self.config.get(template_key)
         if source is None:
             return default
         try:
-            return self.templates.render(source, value=value)
+            return self.templates.render(source, value=value, **extra)
         except TemplateError as exc:
             self.error = f"{template_key}: {exc}"
             raise
@@ -168,7 +168,7 @@ class _OnOff(Entity):
         out = super().routes()
         topic = self.config.get("state_topic")
         if topic:
-            out[topic] = lambda p: {self.attribute(): self._on_off(p)}
+            _merge(out, topic, lambda p: {self.attribute(): self._on_off(p)})
         return out
 
 
@@ -186,7 +186,7 @@ class Switch(_OnOff):
             def handle(payload: str) -> Values:
                 self.is_on = self._on_off(payload)
                 return {self.attribute(): self.is_on}
-            out[self.config.get("state_topic")] = handle
+            out[self.config.get("state_topic")] = handle  # replaces _OnOff's
         return out
 
     def command(self, name: str, params: dict[str, Any]) -> Outcome:
@@ -224,7 +224,7 @@ class Sensor(Entity):
         out = super().routes()
         topic = self.config.get("state_topic")
         if topic:
-            out[topic] = self._state
+            _merge(out, topic, self._state)
         return out
 
     def _state(self, payload: str) -> Values:
@@ -299,10 +299,10 @@ class Light(Entity):
         get = self.config.get
         if self.json:
             if get("state_topic"):
-                out[get("state_topic")] = self._json_state
+                _merge(out, get("state_topic"), self._json_state)
             return out
         if get("state_topic"):
-            out[get("state_topic")] = self._on_state
+            _merge(out, get("state_topic"), self._on_state)
         simple = [("brightness", "brightness_state_topic", "brightness_value_template",
                    self._brightness_in),
                   ("color_temp", "color_temp_state_topic", "color_temp_value_template",
@@ -314,7 +314,7 @@ class Light(Entity):
         for part, topic_key, template, convert in simple:
             topic = get(topic_key)
             if topic:
-                out.setdefault(topic, self._chain(out.get(topic), part, template, convert))
+                out[topic] = self._chain(out.get(topic), part, template, convert)
         return out
 
     def _chain(self, previous: Handler | None, part: str, template: str,
@@ -478,11 +478,11 @@ class Cover(Entity):
         out = super().routes()
         get = self.config.get
         if get("state_topic"):
-            out[get("state_topic")] = self._state
+            _merge(out, get("state_topic"), self._state)
         if get("position_topic"):
-            out[get("position_topic")] = self._position
+            _merge(out, get("position_topic"), self._position)
         if get("tilt_status_topic"):
-            out[get("tilt_status_topic")] = self._tilt
+            _merge(out, get("tilt_status_topic"), self._tilt)
         return out
 
     def _state(self, payload: str) -> Values:
@@ -527,7 +527,8 @@ class Cover(Entity):
             pct = _percent_param(params, "position")
             lo, hi = get("position_closed", 0), get("position_open", 100)
             value = round(lo + (hi - lo) * pct / 100)
-            payload = self.render_command("set_position_template", value, str(value))
+            payload = self.render_command("set_position_template", value, str(value),
+                                          position=value)
             out = Outcome([self.publish("set_position_topic", payload)])
             if not get("position_topic"):
                 out.optimistic[self.attribute("position")] = round(pct)
@@ -536,7 +537,8 @@ class Cover(Entity):
             pct = _percent_param(params, "tilt")
             lo, hi = get("tilt_min", 0), get("tilt_max", 100)
             value = round(lo + (hi - lo) * pct / 100)
-            payload = self.render_command("tilt_command_template", value, str(value))
+            payload = self.render_command("tilt_command_template", value, str(value),
+                                          tilt_position=value)
             out = Outcome([self.publish("tilt_command_topic", payload)])
             if not get("tilt_status_topic"):
                 out.optimistic[self.attribute("tilt")] = round(pct)
@@ -555,7 +557,7 @@ class Lock(Entity):
     def routes(self) -> dict[str, Handler]:
         out = super().routes()
         if self.config.get("state_topic"):
-            out[self.config.get("state_topic")] = self._state
+            _merge(out, self.config.get("state_topic"), self._state)
         return out
 
     def _state(self, payload: str) -> Values:
@@ -600,8 +602,8 @@ class Number(Entity):
     def routes(self) -> dict[str, Handler]:
         out = super().routes()
         if self.config.get("state_topic"):
-            out[self.config.get("state_topic")] = lambda p: {
-                self.attribute(): _number(self.render("value_template", p).strip())}
+            _merge(out, self.config.get("state_topic"), lambda p: {
+                self.attribute(): _number(self.render("value_template", p).strip())})
         return out
 
     def command(self, name: str, params: dict[str, Any]) -> Outcome:
@@ -631,7 +633,7 @@ class Select(Entity):
     def routes(self) -> dict[str, Handler]:
         out = super().routes()
         if self.config.get("state_topic"):
-            out[self.config.get("state_topic")] = self._state
+            _merge(out, self.config.get("state_topic"), self._state)
         return out
 
     def _state(self, payload: str) -> Values:
@@ -684,7 +686,7 @@ class Fan(Entity):
                     raise StateError(f"{value[:40]!r} is neither {on!r} nor {off!r}")
                 self.is_on = value == on
                 return {self.attribute(): self.is_on}
-            out[get("state_topic")] = state
+            _merge(out, get("state_topic"), state)
         if get("percentage_state_topic"):
             lo, hi = get("speed_range_min", 1), get("speed_range_max", 100)
 
@@ -692,11 +694,11 @@ class Fan(Entity):
                 value = _number(self.render("percentage_value_template", payload).strip())
                 pct = 0 if value <= 0 else round((value - lo + 1) * 100 / (hi - lo + 1))
                 return {self.attribute("percentage"): max(0, min(100, pct))}
-            out[get("percentage_state_topic")] = percentage
+            _merge(out, get("percentage_state_topic"), percentage)
         if get("preset_mode_state_topic"):
-            out[get("preset_mode_state_topic")] = lambda p: {
+            _merge(out, get("preset_mode_state_topic"), lambda p: {
                 self.attribute("preset_mode"): self.render("preset_mode_value_template",
-                                                           p).strip()[:64]}
+                                                           p).strip()[:64]})
         return out
 
     def command(self, name: str, params: dict[str, Any]) -> Outcome:
@@ -853,7 +855,7 @@ class EventEntity(Entity):
     def routes(self) -> dict[str, Handler]:
         out = super().routes()
         if self.config.get("state_topic"):
-            out[self.config.get("state_topic")] = self._fired
+            _merge(out, self.config.get("state_topic"), self._fired)
         return out
 
     def _fired(self, payload: str) -> Values:
@@ -873,6 +875,18 @@ KINDS: dict[str, type[Entity]] = {
     cls.component: cls for cls in (Switch, BinarySensor, Sensor, Light, Cover, Lock, Button,
                                    Number, Select, Fan, Climate, Trigger, EventEntity)
 }
+
+
+def _merge(out: dict[str, Handler], topic: str, handler: Handler) -> None:
+    """Several parts of one entity may share a topic (Zigbee2MQTT sends one JSON per device)."""
+    previous = out.get(topic)
+    if previous is None:
+        out[topic] = handler
+        return
+
+    def both(payload: str) -> Values:
+        return {**previous(payload), **handler(payload)}
+    out[topic] = both
 
 
 def make_entity(config: EntityConfig, key: str, templates: Templates) -> Entity:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -61,9 +62,11 @@ class _Environment(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%", "//"})
 
     def __init__(self) -> None:
-        super().__init__(autoescape=False, auto_reload=False, cache_size=0)
+        super().__init__(autoescape=False, auto_reload=False, cache_size=0,
+                         extensions=["jinja2.ext.loopcontrols"])
         self.budget: _Budget | None = None
-        self.globals.update(range=self._range, iif=_iif, float=_float, int=_int)
+        self.globals.update(range=self._range, iif=_iif, float=_float, int=_int, zip=zip,
+                            dict=_DictHelper())
         self.globals.pop("lipsum", None)
         self.globals.pop("cycler", None)
         self.globals.pop("joiner", None)
@@ -74,7 +77,9 @@ class _Environment(SandboxedEnvironment):
             center=_capped_filter(self.filters["center"], 1),
             indent=_capped_filter(self.filters["indent"], 1),
             wordwrap=_capped_filter(self.filters["wordwrap"], 1),
-            format=_format_filter,
+            format=_format_filter, regex_findall=_regex_findall,
+            regex_match=lambda v, p: bool(_regex(p).match(_regex_input(v))),
+            regex_search=lambda v, p: bool(_regex(p).search(_regex_input(v))),
         )
 
     def _range(self, *args: int) -> Iterator[int]:
@@ -211,6 +216,43 @@ def _capped_filter(original: Any, position: int):
 def _format_filter(value: str, *args: Any, **kwargs: Any) -> str:
     _check_format_spec(str(value))
     return str(value) % (kwargs or args)
+
+
+class _DictHelper:
+    """`dict.from_keys(pairs)` as the convention's templates use it (Zigbee2MQTT events)."""
+
+    def from_keys(self, pairs: Any) -> dict[Any, Any]:
+        return dict(pairs)
+
+
+_MAX_REGEX_INPUT = 256
+
+
+def _regex(pattern: Any) -> re.Pattern[str]:
+    """Compile a template's regular expression, refusing the shapes that backtrack without
+    bound (a repeated group, more than two unbounded quantifiers)."""
+    text = str(pattern)
+    if len(text) > 256:
+        raise TemplateError("regular expression longer than 256 characters")
+    if re.search(r"\)[*+{]", text):
+        raise TemplateError("repeated groups are not allowed in a regular expression")
+    if len(re.findall(r"(?<!\\)[*+]|\{\d*,\}", text)) > 2:
+        raise TemplateError("more than two unbounded repeats in a regular expression")
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise TemplateError(f"bad regular expression: {exc}") from None
+
+
+def _regex_input(value: Any) -> str:
+    text = str(value)
+    if len(text) > _MAX_REGEX_INPUT:
+        raise TemplateError(f"regular expression input longer than {_MAX_REGEX_INPUT}")
+    return text
+
+
+def _regex_findall(value: Any, pattern: Any = "", ignorecase: bool = False) -> list[Any]:
+    return _regex(pattern).findall(_regex_input(value))
 
 
 def _json_or_none(payload: str) -> Any:
