@@ -109,6 +109,7 @@ class Connection:
         self.last_error: str | None = None
         self.connects = 0
         self._pending: dict[str, bool] = {}  # topic -> subscribe (True) / unsubscribe
+        self.subscribed: set[str] = set()  # acknowledged by the broker
         self._wake = asyncio.Event()
         self._attempts = 0
         self.sleep: Callable[[float], Awaitable[None]] = ctx.clock.sleep
@@ -184,9 +185,11 @@ class Connection:
     async def _serve(self, client: Any) -> None:
         prefix = self.settings.prefix
         self._pending.clear()
+        self.subscribed.clear()
         topics = [f"{prefix}/+/+/config", f"{prefix}/+/+/+/config", *self._topics()]
         for i in range(0, len(topics), 200):
             await client.subscribe([(t, 1) for t in topics[i:i + 200]])
+        self.subscribed.update(topics)
         if self.settings.birth:
             await client.publish(f"{prefix}/status", "online", qos=1)
         self.client = client
@@ -219,8 +222,10 @@ class Connection:
             unsubs = [t for t, on in pending.items() if not on]
             for i in range(0, len(subs), 200):
                 await client.subscribe(subs[i:i + 200])
+                self.subscribed.update(t for t, _ in subs[i:i + 200])
             if unsubs:
                 await client.unsubscribe(unsubs)
+                self.subscribed.difference_update(unsubs)
 
     def _delay(self, auth_error: bool) -> float:
         s = self.settings

@@ -94,6 +94,12 @@ async def publish_json(client: aiomqtt.Client, topic: str, body: Any, retain: bo
     await client.publish(topic, json.dumps(body), qos=1, retain=retain)
 
 
+def subscribed(hub: Hub, *topics: str) -> bool:
+    """The broker acknowledged the hub's subscription to every one of `topics`."""
+    instance = hub.integrations.instance("mqtt")
+    return instance is not None and set(topics) <= instance.connection.subscribed
+
+
 def mqtt_discovered(hub: Hub) -> list[Any]:
     return [d for d in hub.discovery.registry if d.source == "mqtt"]
 

@@ -46,9 +46,8 @@ async def test_switch_discovered_adopted_commanded(hub, broker, api_client) -> N
         assert hub.devices.by_integration("mqtt") == []
 
         r = await api_client.post(f"/api/discovered/{item.id}/adopt", json={"name": "Plug"})
-        assert r.status in (200, 201), await r.text()
-        device = (await r.json())
-        device_id = device.get("id") or device["device"]["id"]
+        assert r.status == 201, await r.text()
+        device_id = (await r.json())["device"]["id"]
         d = hub.devices.get(device_id)
         assert d.transport == "mqtt" and d.name == "Plug" and d.mac == "aa:bb:cc:00:11:22"
         assert set(d.attributes) == {"relay", "power"}
