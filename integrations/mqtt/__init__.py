@@ -51,7 +51,8 @@ class MqttIntegration:
         for device in ctx.devices():  # adopted before: unavailable until the broker says so
             ctx.set_available(device.id, False)
         ctx.on_adopt(self._adopt)
-        ctx.create_task(self.connection.run(), "broker")
+        self.connection.start()
+        ctx.on_unload(self.connection.stop)
 
     async def unload(self, ctx: IntegrationContext) -> None:
         for device in ctx.devices():

@@ -1,19 +1,24 @@
 """The broker connection: settings from config, TLS, a persistent session, resubscription,
-and reconnection with capped, jittered backoff (longer after the broker refused our
-credentials). aiomqtt (paho underneath) is the MQTT client.
+and reconnection through the hub's ReconnectLoop (capped, jittered backoff; longer after the
+broker refused our credentials). aiomqtt (paho underneath) is the MQTT client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from hub.facade import DeviceUnavailable, EgressDenied, IntegrationContext
+from hub.facade import (
+    BackoffPolicy,
+    DeviceUnavailable,
+    IntegrationContext,
+    ReconnectLoop,
+    ReconnectState,
+)
 
 AUTH_REASONS = frozenset({4, 5, 134, 135, 138})  # bad user/password, not authorized, banned
 AUTH_FLOOR = 30.0
@@ -106,13 +111,11 @@ class Connection:
         self._topics = topics
         self.client: Any = None
         self.state = "stopped"  # connecting | connected | waiting | stopped
-        self.last_error: str | None = None
-        self.connects = 0
+        self.loop: ReconnectLoop | None = None
+        self._tls: ssl.SSLContext | None = None
         self._pending: dict[str, bool] = {}  # topic -> subscribe (True) / unsubscribe
         self.subscribed: set[str] = set()  # acknowledged by the broker
         self._wake = asyncio.Event()
-        self._attempts = 0
-        self.sleep: Callable[[float], Awaitable[None]] = ctx.clock.sleep
 
     @property
     def identifier(self) -> str:
@@ -138,49 +141,59 @@ class Connection:
         except aiomqtt.MqttError as exc:
             raise DeviceUnavailable(f"MQTT publish failed: {exc}") from None
 
-    async def run(self) -> None:
-        """Connect, serve, reconnect; returns only when cancelled."""
+    def start(self) -> None:
+        """Keep a session with the broker (hub.facade.ReconnectLoop: capped backoff with
+        jitter, longer after the broker refused our credentials)."""
+        s = self.settings
+        self.loop = ReconnectLoop(
+            f"MQTT broker {s.host}:{s.port}", self._session, clock=self.ctx.clock,
+            policy=BackoffPolicy(initial=s.backoff_initial, maximum=s.backoff_max,
+                                 auth_failure_delay=min(AUTH_FLOOR, s.backoff_max)),
+            is_auth_error=is_auth_error, log=self.ctx.log, healthy_after=STABLE_AFTER,
+            on_state=self._state_changed)
+        self.loop.start()
+
+    async def stop(self) -> None:
+        if self.loop is not None:
+            await self.loop.stop()
+
+    @property
+    def last_error(self) -> str | None:
+        return self.loop.last_error if self.loop is not None else None
+
+    @property
+    def connects(self) -> int:
+        return self.loop.connects if self.loop is not None else 0
+
+    def _state_changed(self, state: ReconnectState) -> None:
+        self.state = state.value
+
+    async def _session(self) -> None:
+        """One connection: connect, subscribe, serve until it ends (raises why)."""
         import aiomqtt
 
-        tls = None
-        while True:
-            self.state = "connecting"
-            since = self.ctx.clock.monotonic()
-            auth_error = False
-            try:
-                await self.ctx.check_egress(self.settings.host, EXTERNAL_PURPOSE)
-                if self.settings.tls and tls is None:
-                    tls = await asyncio.to_thread(tls_context, self.settings)
-                password = None
-                if self.settings.password_secret:
-                    password = await self.ctx.named_secret(self.settings.password_secret)
-                    if password is None:
-                        raise LookupError(f"the vault has no secret "
-                                          f"{self.settings.password_secret!r} "
-                                          "(integrations.mqtt.password_secret)")
-                client = aiomqtt.Client(
-                    self.settings.host, self.settings.port, username=self.settings.username,
-                    password=password, identifier=self.identifier, clean_session=False,
-                    keepalive=self.settings.keepalive, tls_context=tls, timeout=10.0,
-                    protocol=aiomqtt.ProtocolVersion.V311)
-                async with client:
-                    await self._serve(client)
-            except (aiomqtt.MqttError, OSError, EgressDenied, LookupError,
-                    ssl.SSLError) as exc:
-                auth_error = is_auth_error(exc)
-                message = f"{type(exc).__name__}: {exc}"
-                if message != self.last_error:
-                    self.ctx.log.warning("MQTT broker %s:%d: %s", self.settings.host,
-                                         self.settings.port, message)
-                self.last_error = message
-            finally:
-                if self.client is not None:
-                    self.client = None
-                    self._on_connected(False)
-            if self.ctx.clock.monotonic() - since > STABLE_AFTER:
-                self._attempts = 0
-            self.state = "waiting"
-            await self.sleep(self._delay(auth_error))
+        try:
+            await self.ctx.check_egress(self.settings.host, EXTERNAL_PURPOSE)
+            if self.settings.tls and self._tls is None:
+                self._tls = await asyncio.to_thread(tls_context, self.settings)
+            password = None
+            if self.settings.password_secret:
+                password = await self.ctx.named_secret(self.settings.password_secret)
+                if password is None:
+                    raise LookupError(f"the vault has no secret "
+                                      f"{self.settings.password_secret!r} "
+                                      "(integrations.mqtt.password_secret)")
+            client = aiomqtt.Client(
+                self.settings.host, self.settings.port, username=self.settings.username,
+                password=password, identifier=self.identifier, clean_session=False,
+                keepalive=self.settings.keepalive, tls_context=self._tls, timeout=10.0,
+                protocol=aiomqtt.ProtocolVersion.V311)
+            async with client:
+                await self._serve(client)
+        finally:
+            if self.client is not None:
+                self.client = None
+                self._on_connected(False)
 
     async def _serve(self, client: Any) -> None:
         prefix = self.settings.prefix
@@ -193,11 +206,8 @@ class Connection:
         if self.settings.birth:
             await client.publish(f"{prefix}/status", "online", qos=1)
         self.client = client
-        self.state = "connected"
-        self.connects += 1
-        self.last_error = None
-        self.ctx.log.info("connected to MQTT broker %s:%d", self.settings.host,
-                          self.settings.port)
+        assert self.loop is not None
+        self.loop.connected()
         self._on_connected(True)
         subscriber = asyncio.create_task(self._subscriptions(client), name="mqtt-subscribe")
         try:
@@ -226,11 +236,3 @@ class Connection:
             if unsubs:
                 await client.unsubscribe(unsubs)
                 self.subscribed.difference_update(unsubs)
-
-    def _delay(self, auth_error: bool) -> float:
-        s = self.settings
-        base = min(s.backoff_max, s.backoff_initial * (2 ** min(self._attempts, 30)))
-        self._attempts += 1
-        if auth_error:
-            base = max(base, min(s.backoff_max, AUTH_FLOOR))
-        return base * (0.5 + 0.5 * random.random())
