@@ -390,6 +390,8 @@ class Bridge:
         item = ctx.report_discovered(device.key, self.discovery_info(device), source=SOURCE,
                                      present=available)
         self.by_discovery_id[item.id] = device.key
+        if device.device_id is not None and ctx.device(device.device_id) is None:
+            device.device_id = None  # removed or erased: nothing more is kept
         if item.device_id is not None and item.state == "adopted":
             device.device_id = item.device_id
             existing = ctx.device(item.device_id)
@@ -526,6 +528,9 @@ def _entity_key(config: EntityConfig, device: MqttDevice, old: Entity | None) ->
     if config.discovery.node_id:
         strip.append(_slug(config.discovery.node_id))
     for prefix in sorted(strip, key=len, reverse=True):
+        if prefix and base == prefix:
+            base = config.component  # the object is the device itself: "switch", "light"
+            break
         if prefix and base.startswith(prefix + "_") and len(base) > len(prefix) + 1:
             base = base[len(prefix) + 1:]
             break
