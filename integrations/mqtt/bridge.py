@@ -270,7 +270,7 @@ class Bridge:
         entity = device.entities.pop(dkey)
         self._drop_routes(device, dkey, entity)
         device.availability.pop(dkey, None)
-        for name in entity.attributes():
+        for name in entity.all_attributes():
             device.values.pop(name, None)
         self._mark_dirty(device_key)
 
@@ -449,7 +449,7 @@ class Bridge:
         for entity in device.entities.values():
             for name, params in entity.commands.items():
                 commands.setdefault(name, {"entity": "string"}).update(params)
-            attributes.update(dict.fromkeys(entity.attributes()))
+            attributes.update(dict.fromkeys(entity.all_attributes()))
             events.update(dict.fromkeys(entity.events()))
         specs = tuple(CommandSpec(n, p) for n, p in sorted(commands.items()))
         return self.ctx.register_device(replace(
@@ -461,7 +461,7 @@ class Bridge:
         out: dict[str, dict[str, Any]] = {}
         if device is not None:
             for entity in device.entities.values():
-                out.update(entity.attributes())
+                out.update(entity.all_attributes())
         return out
 
     def errors(self, device_id: str) -> dict[str, str]:

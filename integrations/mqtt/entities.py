@@ -73,6 +73,13 @@ class Entity:
         """Attribute name -> metadata (unit, device_class, state_class when known)."""
         return {}
 
+    def all_attributes(self) -> dict[str, dict[str, Any]]:
+        """`attributes()` plus `<key>_attributes` for a json_attributes_topic."""
+        attrs = self.attributes()
+        if self.config.get("json_attributes_topic"):
+            attrs[self.attribute("attributes")] = {}
+        return attrs
+
     def events(self) -> tuple[str, ...]:
         return ()
 
@@ -159,10 +166,7 @@ class _OnOff(Entity):
         raise StateError(f"{value[:40]!r} is neither {on!r} nor {off!r}")
 
     def attributes(self) -> dict[str, dict[str, Any]]:
-        attrs = {self.attribute(): self._meta()}
-        if self.config.get("json_attributes_topic"):
-            attrs[self.attribute("attributes")] = {}
-        return attrs
+        return {self.attribute(): self._meta()}
 
     def routes(self) -> dict[str, Handler]:
         out = super().routes()
@@ -210,10 +214,7 @@ class Sensor(Entity):
     component = "sensor"
 
     def attributes(self) -> dict[str, dict[str, Any]]:
-        attrs = {self.attribute(): self._meta()}
-        if self.config.get("json_attributes_topic"):
-            attrs[self.attribute("attributes")] = {}
-        return attrs
+        return {self.attribute(): self._meta()}
 
     @property
     def numeric(self) -> bool:
@@ -290,8 +291,6 @@ class Light(Entity):
             attrs[self.attribute("effect")] = {"options": self.config.get("effect_list") or []}
         if self.json and self.config.get("supported_color_modes"):
             attrs[self.attribute("color_mode")] = {}
-        if self.config.get("json_attributes_topic"):
-            attrs[self.attribute("attributes")] = {}
         return attrs
 
     def routes(self) -> dict[str, Handler]:
