@@ -125,6 +125,8 @@ class Templates:
     def __init__(self) -> None:
         self._env = _Environment()
         self._cache: dict[str, Any] = {}
+        self._lookups: dict[str, tuple[str, ...] | None] = {}
+        self._json_of: tuple[str, Any] = ("\0", None)  # one device topic feeds many entities
 
     def compile(self, source: str) -> Any:
         """The compiled template, or TemplateError saying why it is refused."""
@@ -173,10 +175,59 @@ class Templates:
         return out
 
     def render_value(self, source: str | None, payload: str) -> str:
-        """A `value_template` applied to a received payload (`value`, `value_json`)."""
+        """A `value_template` applied to a received payload (`value`, `value_json`).
+
+        The most common templates (`{{ value }}`, `{{ value_json.x }}`,
+        `{{ value_json["x"] }}`: every Zigbee2MQTT sensor) are looked up directly, with the
+        same result Jinja2 gives, at a fraction of the cost; the JSON of a payload is parsed
+        once for all the entities reading it."""
         if source is None:
             return payload
-        return self.render(source, value=payload, value_json=_json_or_none(payload))
+        path = self._lookups.get(source, ())
+        if path == ():
+            path = self._lookups[source] = _simple_lookup(source)
+            if len(self._lookups) > 4096:
+                self._lookups.clear()
+        if path is not None:
+            if not path:
+                return payload
+            value = self._json(payload)
+            for i, key in enumerate(path):
+                if not isinstance(value, dict) or key not in value:
+                    if i == len(path) - 1:
+                        return ""  # what Jinja2 renders for an undefined value
+                    raise TemplateError(f"UndefinedError: no {key!r} in the value")
+                value = value[key]
+            return str(value)
+        return self.render(source, value=payload, value_json=self._json(payload))
+
+    def _json(self, payload: str) -> Any:
+        last, parsed = self._json_of
+        if payload is last or payload == last:
+            return parsed
+        parsed = _json_or_none(payload)
+        self._json_of = (payload, parsed)
+        return parsed
+
+
+_SIMPLE = re.compile(
+    r"""^\{\{\s*value(?P<path>(?:_json(?:\.[A-Za-z_][A-Za-z0-9_]*|\[(?:"[^"\\]*"|'[^'\\]*')\])+)?)\s*\}\}$""")
+_STEP = re.compile(r"""\.([A-Za-z_][A-Za-z0-9_]*)|\[(?:"([^"]*)"|'([^']*)')\]""")
+
+
+def _simple_lookup(source: str) -> tuple[str, ...] | None:
+    """The key path of `{{ value }}` / `{{ value_json.a["b"] }}`, or None for any other."""
+    m = _SIMPLE.match(source.strip())
+    if m is None:
+        return None
+    path = m.group("path") or ""
+    if not path:
+        return ()
+    keys = tuple(a or b or c for a, b, c in _STEP.findall(path[len("_json"):]))
+    # names Jinja2 would resolve as attributes of a dict (items, keys...) go the slow way
+    if any(hasattr(dict, k) for k in keys):
+        return None
+    return keys
 
 
 def _check_tree(tree: nodes.Template) -> None:

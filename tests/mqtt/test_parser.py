@@ -190,3 +190,25 @@ def test_templates_never_escape_their_bounds(parts: list[str], value: str) -> No
 def test_hostile_templates_refused_with_reason(source: str, reason: str) -> None:
     with pytest.raises(TemplateError, match=reason):
         Templates().render_value(source, "aaaa")
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=json_values, path=st.lists(st.sampled_from(["a", "b", "state", "x"]),
+                                       min_size=0, max_size=3),
+       style=st.sampled_from(["dot", "dq", "sq"]))
+def test_fast_lookup_renders_as_jinja2_does(data: object, path: list[str], style: str) -> None:
+    """`{{ value_json.a["b"] }}` is looked up without Jinja2: same text, same refusals."""
+    step = {"dot": ".{}", "dq": '["{}"]', "sq": "['{}']"}[style]
+    source = "{{ value" + ("_json" + "".join(step.format(k) for k in path) if path else "") \
+        + " }}"
+    payload = json.dumps(data)
+    templates = Templates()
+    try:
+        fast: str | None = templates.render_value(source, payload)
+    except TemplateError:
+        fast = None
+    try:
+        slow: str | None = templates.render(source, value=payload, value_json=data)
+    except TemplateError:
+        slow = None
+    assert fast == slow
