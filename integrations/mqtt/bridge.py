@@ -444,14 +444,16 @@ class Bridge:
 
     def _register(self, device: MqttDevice, base: Device) -> Device:
         commands: dict[str, dict[str, str]] = {}
+        required: dict[str, tuple[str, ...]] = {}
         attributes: dict[str, None] = {}
         events: dict[str, None] = {}
         for entity in device.entities.values():
-            for name, params in entity.commands.items():
+            for name, params in entity.accepts().items():
                 commands.setdefault(name, {"entity": "string"}).update(params)
+                required.setdefault(name, entity.required.get(name, ()))
             attributes.update(dict.fromkeys(entity.all_attributes()))
             events.update(dict.fromkeys(entity.events()))
-        specs = tuple(CommandSpec(n, p) for n, p in sorted(commands.items()))
+        specs = tuple(CommandSpec(n, p, required[n]) for n, p in sorted(commands.items()))
         return self.ctx.register_device(replace(
             base, commands=specs, attributes=tuple(attributes), events=tuple(events)))
 
@@ -479,13 +481,13 @@ class Bridge:
         wanted = params.pop("entity", None)
         if wanted is not None:
             entity = device.entity_by_key(wanted)
-            if entity is None or name not in entity.commands:
+            if entity is None or name not in entity.accepts():
                 raise CommandError("params.entity", f"no entity {wanted!r} accepts {name}")
         else:
-            entity = next((e for e in device.entities.values() if name in e.commands), None)
+            entity = next((e for e in device.entities.values() if name in e.accepts()), None)
             if entity is None:
                 raise CommandError("command", f"no entity accepts {name}")
-        unknown = set(params) - set(entity.commands[name])
+        unknown = set(params) - set(entity.accepts()[name])
         if unknown:
             raise CommandError(f"params.{sorted(unknown)[0]}",
                                f"{entity.component} {entity.key} does not take it")

@@ -55,6 +55,7 @@ class Entity:
 
     component = ""
     commands: dict[str, dict[str, str]] = {}
+    required: dict[str, tuple[str, ...]] = {}  # command -> parameters it cannot do without
 
     def __init__(self, config: EntityConfig, key: str, templates: Templates) -> None:
         self.config = config
@@ -82,6 +83,13 @@ class Entity:
 
     def events(self) -> tuple[str, ...]:
         return ()
+
+    def accepts(self) -> dict[str, dict[str, str]]:
+        """The commands this entity takes as announced (a cover without tilt has no
+        set_tilt), with their parameters."""
+        needs = _COMMAND_TOPICS.get(self.component, {})
+        return {name: params for name, params in self.commands.items()
+                if all(self.config.get(t) for t in needs.get(name, ()))}
 
     def routes(self) -> dict[str, Handler]:
         """State topic -> handler(payload) -> attribute values."""
@@ -276,6 +284,16 @@ class Light(Entity):
                 "effect": bool(get("effect_command_topic")),
             }
 
+    def accepts(self) -> dict[str, dict[str, str]]:
+        wanted = {"brightness": "brightness", "color_temp": "color_temp", "rgb": "rgb",
+                  "hue": "hs", "saturation": "hs", "x": "xy", "y": "xy", "effect": "effect"}
+        on = {p: t for p, t in self.commands["turn_on"].items()
+              if p not in wanted or self.features[wanted[p]]}
+        if not self.json:
+            on.pop("transition", None)
+            return {"turn_on": on, "turn_off": {}, "toggle": {}}
+        return {"turn_on": on, "turn_off": {"transition": "number"}, "toggle": {}}
+
     def attributes(self) -> dict[str, dict[str, Any]]:
         attrs: dict[str, dict[str, Any]] = {self.attribute(): {}}
         if self.features["brightness"]:
@@ -463,6 +481,7 @@ class Cover(Entity):
     component = "cover"
     commands = {"open": {}, "close": {}, "stop": {}, "set_position": {"position": "number"},
                 "set_tilt": {"tilt": "number"}}
+    required = {"set_position": ("position",), "set_tilt": ("tilt",)}
 
     def attributes(self) -> dict[str, dict[str, Any]]:
         attrs = {self.attribute(): self._meta(options=["open", "opening", "closed", "closing",
@@ -592,6 +611,7 @@ class Button(Entity):
 class Number(Entity):
     component = "number"
     commands = {"set_value": {"value": "number"}}
+    required = {"set_value": ("value",)}
 
     def attributes(self) -> dict[str, dict[str, Any]]:
         get = self.config.get
@@ -625,6 +645,7 @@ class Number(Entity):
 class Select(Entity):
     component = "select"
     commands = {"select_option": {"option": "string"}}
+    required = {"select_option": ("option",)}
 
     def attributes(self) -> dict[str, dict[str, Any]]:
         return {self.attribute(): {"options": list(self.config.get("options") or [])}}
@@ -660,6 +681,7 @@ class Fan(Entity):
                 "turn_off": {}, "toggle": {},
                 "set_percentage": {"percentage": "number"},
                 "set_preset_mode": {"preset_mode": "string"}}
+    required = {"set_percentage": ("percentage",), "set_preset_mode": ("preset_mode",)}
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -737,6 +759,8 @@ class Climate(Entity):
     commands = {"set_hvac_mode": {"hvac_mode": "string"},
                 "set_temperature": {"temperature": "number"},
                 "set_preset_mode": {"preset_mode": "string"}}
+    required = {"set_hvac_mode": ("hvac_mode",), "set_temperature": ("temperature",),
+                "set_preset_mode": ("preset_mode",)}
     _MODES = ["auto", "off", "cool", "heat", "dry", "fan_only"]
 
     def attributes(self) -> dict[str, dict[str, Any]]:
@@ -868,6 +892,25 @@ class EventEntity(Entity):
             raise StateError("event_type missing or not announced")
         extra = {str(k)[:64]: v for k, v in list(data.items())[:16] if k != "event_type"}
         return {"__event__": (_slug(data["event_type"])[:64], {"entity": self.key, **extra})}
+
+
+# command -> the topics it needs, per component (commands not listed need nothing more)
+_COMMAND_TOPICS: dict[str, dict[str, tuple[str, ...]]] = {
+    "cover": {"open": ("command_topic",), "close": ("command_topic",),
+              "stop": ("command_topic",), "set_position": ("set_position_topic",),
+              "set_tilt": ("tilt_command_topic",)},
+    "fan": {"set_percentage": ("percentage_command_topic",),
+            "set_preset_mode": ("preset_mode_command_topic",)},
+    "climate": {"set_hvac_mode": ("mode_command_topic",),
+                "set_temperature": ("temperature_command_topic",),
+                "set_preset_mode": ("preset_mode_command_topic",)},
+    "switch": {"turn_on": ("command_topic",), "turn_off": ("command_topic",),
+               "toggle": ("command_topic",)},
+    "lock": {"lock": ("command_topic",), "unlock": ("command_topic",)},
+    "button": {"press": ("command_topic",)},
+    "number": {"set_value": ("command_topic",)},
+    "select": {"select_option": ("command_topic",)},
+}
 
 
 KINDS: dict[str, type[Entity]] = {
