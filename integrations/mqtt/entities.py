@@ -542,26 +542,28 @@ class Cover(Entity):
                 out.optimistic[self.attribute()] = "open" if name == "open" else "closed"
             return out
         if name == "set_position":
-            pct = _percent_param(params, "position")
-            lo, hi = get("position_closed", 0), get("position_open", 100)
-            value = round(lo + (hi - lo) * pct / 100)
-            payload = self.render_command("set_position_template", value, str(value),
-                                          position=value)
-            out = Outcome([self.publish("set_position_topic", payload)])
-            if not get("position_topic"):
-                out.optimistic[self.attribute("position")] = round(pct)
-            return out
+            return self._move(params, "position", ("position_closed", 0, "position_open", 100),
+                              "set_position_template", "set_position_topic", "position_topic",
+                              "position")
         if name == "set_tilt":
-            pct = _percent_param(params, "tilt")
-            lo, hi = get("tilt_min", 0), get("tilt_max", 100)
-            value = round(lo + (hi - lo) * pct / 100)
-            payload = self.render_command("tilt_command_template", value, str(value),
-                                          tilt_position=value)
-            out = Outcome([self.publish("tilt_command_topic", payload)])
-            if not get("tilt_status_topic"):
-                out.optimistic[self.attribute("tilt")] = round(pct)
-            return out
+            return self._move(params, "tilt", ("tilt_min", 0, "tilt_max", 100),
+                              "tilt_command_template", "tilt_command_topic",
+                              "tilt_status_topic", "tilt_position")
         return super().command(name, params)
+
+
+    def _move(self, params: dict[str, Any], part: str, bounds: tuple[str, int, str, int],
+              template: str, topic: str, status_topic: str, variable: str) -> Outcome:
+        """set_position / set_tilt: a percentage scaled to the device's range; the template
+        gets it as `value` and as `position` / `tilt_position` (the convention's names)."""
+        pct = _percent_param(params, part)
+        lo, hi = self.config.get(bounds[0], bounds[1]), self.config.get(bounds[2], bounds[3])
+        value = round(lo + (hi - lo) * pct / 100)
+        payload = self.render_command(template, value, str(value), **{variable: value})
+        out = Outcome([self.publish(topic, payload)])
+        if not self.config.get(status_topic):
+            out.optimistic[self.attribute(part)] = round(pct)
+        return out
 
 
 class Lock(Entity):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +17,14 @@ from hub.config import load_config
 from hub.hub import Hub
 from tests.conftest import hygiene, write_config
 from tests.doubles import mosquitto
+from tests.doubles.mosquitto import broker, mosquitto_pki  # noqa: F401 - shared fixtures
 
 USERS = {"hub": "hub-pass-1", "device": "device-pass-2"}
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> mosquitto.Pki:
-    reason = mosquitto.available()
-    if reason:
-        pytest.skip(reason)
-    return mosquitto.make_pki(tmp_path_factory.mktemp("pki"))
-
-
 @pytest.fixture
-def broker(tmp_path: Path, pki: mosquitto.Pki) -> Iterator[mosquitto.Mosquitto]:
-    b = mosquitto.Mosquitto(tmp_path / "broker", pki, USERS)
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
+def mosquitto_users() -> dict[str, str]:
+    return USERS
 
 
 def mqtt_section(b: mosquitto.Mosquitto, **over: Any) -> dict[str, Any]:
@@ -55,7 +43,8 @@ def make_hub(tmp_path: Path) -> Callable[..., Hub]:
 
 
 @pytest.fixture
-async def hub(broker: mosquitto.Mosquitto, make_hub: Callable[..., Hub]) -> AsyncIterator[Hub]:
+async def hub(broker: mosquitto.Mosquitto,  # noqa: F811 - the fixture imported above
+              make_hub: Callable[..., Hub]) -> AsyncIterator[Hub]:
     """A hub with the MQTT integration connected to `broker` (api_client talks to it)."""
     async with hygiene():
         async with make_hub(mqtt_section(broker)) as hub:

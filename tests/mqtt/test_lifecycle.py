@@ -36,10 +36,14 @@ async def adopt_lamp(hub, api_client) -> str:
     return (await r.json())["device"]["id"]
 
 
+def tls_section(broker) -> dict:
+    return mqtt_section(broker, broker_url=broker.url.replace("127.0.0.1", "localhost"),
+                        ca_file=str(broker.pki.ca), username="hub",
+                        password_secret="mqtt/broker")
+
+
 async def test_tls_with_password_from_the_vault(broker, make_hub) -> None:
-    section = mqtt_section(broker, broker_url=broker.url.replace("127.0.0.1", "localhost"),
-                           ca_file=str(broker.pki.ca), username="hub",
-                           password_secret="mqtt/broker")
+    section = tls_section(broker)
     async with hygiene():
         async with make_hub(section) as hub:
             # no such secret yet: a clear error, and it keeps trying
@@ -52,9 +56,7 @@ async def test_tls_with_password_from_the_vault(broker, make_hub) -> None:
 
 
 async def test_wrong_password_is_an_auth_refusal(broker, make_hub) -> None:
-    section = mqtt_section(broker, broker_url=broker.url.replace("127.0.0.1", "localhost"),
-                           ca_file=str(broker.pki.ca), username="hub",
-                           password_secret="mqtt/broker")
+    section = tls_section(broker)
     async with hygiene():
         async with make_hub(section) as hub:
             await hub.vault.put("secret", "mqtt/broker", {"value": "wrong"})
