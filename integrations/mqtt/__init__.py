@@ -74,6 +74,12 @@ class MqttIntegration:
                                           message.retain)
         return {"published": [{"topic": m.topic, "payload": m.payload} for m in messages]}
 
+    async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
+        """Deleted or erased: stop recording it and drop the values held for it (it stays
+        announced on the broker, so it is offered for adoption again)."""
+        if self.bridge is not None:
+            self.bridge.forget(device.id)
+
     # what the bridge and the connection call
 
     def _on_message(self, topic: str, payload: bytes) -> None:

@@ -497,6 +497,13 @@ class Bridge:
             self._set_values(device, outcome.optimistic)
         return outcome.messages
 
+    def forget(self, device_id: str) -> None:
+        device = self._by_device_id(device_id)
+        if device is not None:
+            device.device_id = None
+            device.values.clear()
+            self._mark_dirty(device.key)
+
     def _by_device_id(self, device_id: str) -> MqttDevice | None:
         for device in self.devices.values():
             if device.device_id == device_id:
