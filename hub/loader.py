@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from hub import namedsecrets
-from hub.bus import DeviceEvent, Event
+from hub.bus import DeviceEvent, DeviceRegistryChanged, Event
 from hub.confirmations import Confirmations
 from hub.devices import Device
 from hub.errors import DeviceUnavailable, IntegrationError, NotFound
@@ -168,6 +168,21 @@ class IntegrationContext:
     def withdraw_confirmation(self, device_id: str, kind: str) -> None:
         self._host.confirmations.withdraw(device_id, kind)
 
+    def set_problems(self, device_id: str, problems: dict[str, str]) -> None:
+        """What of one of this integration's devices is failing and why (part -> reason,
+        e.g. an MQTT entity whose template was refused); shown with the device in the API
+        and the dashboard. An empty dict clears them."""
+        if self.device(device_id) is None:
+            return
+        host = self._host
+        if host.problems.get(device_id, {}) == problems:
+            return
+        if problems:
+            host.problems[device_id] = dict(problems)
+        else:
+            host.problems.pop(device_id, None)
+        self._hub.bus.publish(DeviceRegistryChanged("updated", device_id))
+
     async def named_secret(self, name: str) -> str | None:
         """The owner's named secret `name` (vault kind "secret", {"value": ...}), or None:
         what a config key like `password_secret` refers to."""
@@ -296,6 +311,8 @@ class IntegrationHost:
     def __init__(self, hub: Hub, manifests: dict[str, Manifest], configs: dict[str, Any]):
         self.hub = hub
         self.confirmations = Confirmations(hub.bus, hub.audit, hub.clock)
+        # device id -> part of the device (an entity, a sensor) -> why it is failing
+        self.problems: dict[str, dict[str, str]] = {}
         self._slots = {
             name: _Slot(manifests[name], configs.get(name) or {}, backoff=BACKOFF_START)
             for name in _dependency_order(manifests, list(configs))

@@ -398,6 +398,7 @@ class Bridge:
             if existing is not None:
                 self._register(device, existing)
                 ctx.set_available(item.device_id, available)
+                ctx.set_problems(item.device_id, self.errors(item.device_id))
 
     def discovery_info(self, device: MqttDevice) -> DiscoveryInfo:
         block = device.block
@@ -440,6 +441,7 @@ class Bridge:
         known = {k: v for k, v in device.values.items() if k in registered.attributes}
         if known:
             self.ctx.set_state(device_id, known)
+        self.ctx.set_problems(device_id, self.errors(device_id))
         return registered
 
     def _register(self, device: MqttDevice, base: Device) -> Device:

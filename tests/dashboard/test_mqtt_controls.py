@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from playwright.async_api import expect
 
 from tests.dashboard.conftest import open_page, screenshot, sign_in, start_hub, stop_hub
 from tests.doubles import mosquitto
@@ -49,6 +50,12 @@ async def test_mqtt_device_controls(browser, tmp_path: Path) -> None:
             for m in FIXTURE["messages"]:
                 if m["topic"] in WANTED:
                     await z2m.publish(m["topic"], json.dumps(m["payload"]), qos=1, retain=True)
+            # one more entity on the bulb, with a template the hub refuses when it runs
+            await z2m.publish("homeassistant/sensor/0x000b57fffec6a5b2/hostile/config",
+                              json.dumps({"stat_t": "zigbee2mqtt/bulb", "unit_of_meas": "x",
+                                          "val_tpl": "{{ 'a' * 100000000 }}",
+                                          "dev": {"ids": ["zigbee2mqtt_0x000b57fffec6a5b2"]}}),
+                              qos=1, retain=True)
             for topic, body in STATES.items():
                 await z2m.publish(topic, json.dumps(body), qos=1, retain=True)
             hub = start_hub(tmp_path, {"integrations": {"mqtt": {
@@ -74,6 +81,9 @@ async def test_mqtt_device_controls(browser, tmp_path: Path) -> None:
             await page.wait_for_selector(f"{bulb} [data-control=light_brightness]")
             assert await page.locator(f"{bulb} [data-control=light_brightness]").input_value() \
                 == "128"
+            problems = page.locator(f"{bulb} [data-problems]")
+            await expect(problems).to_contain_text("hostile: value_template: a repeated value "
+                                                   "would be too large")
             await screenshot(page, "mqtt-controls")
 
             await _set_value(page, f"{bulb} [data-control=light_brightness]", "200")

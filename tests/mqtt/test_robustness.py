@@ -72,6 +72,9 @@ async def test_hostile_template_marks_only_its_entity(hub, broker, api_client) -
 
         errors = await listed()
         assert errors["t"] is None
+        device = await (await api_client.get(f"/api/devices/{device_id}")).json()
+        assert list(device["problems"]) == ["h"]
+        assert "more than 10000 loop iterations" in device["problems"]["h"]
         assert "more than 10000 loop iterations" in errors["h"]
         assert status(hub)["stats"]["template_errors"] >= 1
         assert hub.states.value(device_id, "h") is None

@@ -37,6 +37,14 @@ export default async function home({ main, live }) {
   });
 }
 
+// Parts of the device that are failing and why (e.g. an MQTT entity's refused template).
+function problems(d) {
+  const list = Object.entries(d.problems || {});
+  if (!list.length) return null;
+  return h("ul", { class: "error", role: "status", dataset: { problems: d.id } },
+    list.map(([part, why]) => h("li", {}, `${part}: ${why}`)));
+}
+
 function deviceCard(d, state) {
   const attrs = { ...(state?.attributes || {}) };
   const valueEls = new Map();
@@ -72,7 +80,7 @@ function deviceCard(d, state) {
     h("h3", {}, d.name),
     h("div", { class: "row" }, avail,
       h("span", { class: "badge", title: d.transport_reason || "" }, d.transport || "—")),
-    rows, h("div", { class: "row" }, controls), fitted.elements, seen);
+    rows, problems(d), h("div", { class: "row" }, controls), fitted.elements, seen);
   return {
     el,
     update(attr, value, ts) {
