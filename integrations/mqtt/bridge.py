@@ -396,6 +396,13 @@ class Bridge:
             device.device_id = item.device_id
             existing = ctx.device(item.device_id)
             if existing is not None:
+                block = device.block
+                if block is not None:  # what the device says of itself may change (firmware)
+                    existing = replace(
+                        existing, model=block.model or existing.model,
+                        manufacturer=block.manufacturer or existing.manufacturer,
+                        fw_version=block.sw_version or existing.fw_version,
+                        mac=block.mac or existing.mac)
                 self._register(device, existing)
                 ctx.set_available(item.device_id, available)
                 ctx.set_problems(item.device_id, self.errors(item.device_id))

@@ -144,3 +144,23 @@ async def test_history_only_once_adopted_and_erasure(hub, broker, api_client) ->
         await wait_until(lambda: mqtt_discovered(hub) and mqtt_discovered(hub)[0].state == "new")
         await hub.db.flush()
         assert await hub.states.history(device_id) == []
+
+
+async def test_owner_decisions_survive_new_announcements(hub, broker, api_client) -> None:
+    """Name, area, privacy scope and restriction are the owner's: a device announcing again
+    (a new entity, a firmware update) changes what it can do, never those."""
+    await announce(broker)
+    device_id = await adopt_lamp(hub, api_client)
+    r = await api_client.patch(f"/api/devices/{device_id}", json={
+        "name": "Reading lamp", "scope": {"attributes": ["switch"], "events": []}})
+    assert r.status == 200, await r.text()
+    await hub.privacy.restrict_device(device_id, True, "owner")
+    async with device_client(broker) as dev:
+        await publish_json(dev, "homeassistant/sensor/lamp1/power/config", {
+            "name": "Power", "stat_t": "lamps/l1/power", "unit_of_meas": "W",
+            "dev": {"ids": "lamp1", "name": "Desk lamp v2", "sw": "2.0"}})
+        await wait_until(lambda: "power" in hub.devices.get(device_id).attributes)
+    d = hub.devices.get(device_id)
+    assert (d.name, d.area, d.restricted) == ("Reading lamp", "office", True)
+    assert d.fw_version == "2.0"  # what the device says of itself follows it
+    assert d.scope.attributes == frozenset({"switch"}) and d.scope.events == frozenset()
