@@ -164,3 +164,15 @@ async def test_owner_decisions_survive_new_announcements(hub, broker, api_client
     assert (d.name, d.area, d.restricted) == ("Reading lamp", "office", True)
     assert d.fw_version == "2.0"  # what the device says of itself follows it
     assert d.scope.attributes == frozenset({"switch"}) and d.scope.events == frozenset()
+
+
+async def test_client_certificate(broker, make_hub) -> None:
+    """Mutual TLS: the hub's certificate is its identity (the broker's mTLS listener)."""
+    section = mqtt_section(broker, broker_url=f"mqtts://localhost:{broker.mtls_port}",
+                           ca_file=str(broker.pki.ca), client_cert=str(broker.pki.client_cert),
+                           client_key=str(broker.pki.client_key))
+    async with hygiene():
+        async with make_hub(section) as hub:
+            await wait_until(lambda: status(hub)["state"] == "connected")
+            await announce(broker)
+            await wait_until(lambda: mqtt_discovered(hub))
