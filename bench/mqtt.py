@@ -81,11 +81,12 @@ class HubProcess:
         self.proc.wait(30)
 
 
-def _config(tmp: Path, name: str, broker: mosquitto.Mosquitto) -> Path:
+def _config(tmp: Path, name: str, broker: mosquitto.Mosquitto,
+            commit_interval: float = 1.0) -> Path:
     cfg = {
         "data_dir": str(tmp / f"data-{name}"), "log_level": "warning",
         "api": {"host": "127.0.0.1", "port": free_port()},
-        "storage": {"commit_interval": 1.0},
+        "storage": {"commit_interval": commit_interval},
         "discovery": {"mdns": {"enabled": False, "advertise": False}, "ble": {"enabled": False}},
         "integrations": {"mqtt": {"broker_url": f"mqtt://127.0.0.1:{broker.plain_port}",
                                   "client_id": f"bench-{name}", "birth_message": False,
@@ -198,7 +199,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         async with aiohttp.ClientSession() as session, aiomqtt.Client(
                 "127.0.0.1", broker.plain_port, max_queued_outgoing_messages=0) as client:
-            hub = HubProcess(_config(tmp, "a", broker))
+            hub = HubProcess(_config(tmp, "a", broker, args.commit_interval))
             try:
                 await asyncio.sleep(0.5)
                 seconds = await _announce_and_adopt(session, hub, client, args.devices)
@@ -251,6 +252,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="state messages per second")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rss-devices", type=int, default=500)
+    parser.add_argument("--commit-interval", type=float, default=1.0,
+                        help="storage.commit_interval of the hub (history batches)")
     return asyncio.run(run(parser.parse_args()))
 
 
