@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
 import shutil
@@ -41,6 +42,8 @@ async def _serve(config: str) -> None:
         owner = await hub.auth.create_user("bench", "bench password", Role.OWNER)
         token, _ = await hub.auth.create_token(owner.id, "bench")
         async with ApiServer(hub) as server:
+            gc.collect()
+            gc.freeze()  # as hub.daemon does once started
             print(json.dumps({"port": server.port, "token": token}), flush=True)
             loop = asyncio.get_running_loop()
             while line := await loop.run_in_executor(None, sys.stdin.readline):
