@@ -35,6 +35,8 @@ from integrations.mqtt.templates import TemplateError, Templates
 
 SOURCE = "mqtt"
 _EVENT = "__event__"
+MAX_ENTITIES_PER_DEVICE = 256
+MAX_ENTITIES = 20_000  # all devices together: a broker full of junk cannot exhaust memory
 
 
 @dataclass(slots=True)
@@ -43,6 +45,7 @@ class Stats:
     configs: int = 0
     removed: int = 0
     refused_config: int = 0
+    too_many: int = 0
     refused_state: int = 0
     oversize: int = 0
     flood_dropped: int = 0
@@ -229,6 +232,15 @@ class Bridge:
         self.stats.ignored_keys += len(config.ignored_keys)
         dkey = config.discovery.key
         device_key = _device_key(config)
+        if dkey not in self._entity_device:
+            known = self.devices.get(device_key)
+            if len(self._entity_device) >= MAX_ENTITIES or (
+                    known is not None and len(known.entities) >= MAX_ENTITIES_PER_DEVICE):
+                self.stats.too_many += 1
+                self._refuse("discovery", f"{dkey[:120]}: too many entities (at most "
+                                          f"{MAX_ENTITIES_PER_DEVICE} per device, "
+                                          f"{MAX_ENTITIES} in all)")
+                return
         if self._entity_device.get(dkey) not in (None, device_key):
             self._remove_entity(dkey)  # moved to another device
         device = self.devices.get(device_key)

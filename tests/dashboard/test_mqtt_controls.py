@@ -74,6 +74,12 @@ async def test_mqtt_device_controls(browser, tmp_path: Path) -> None:
             context, page, watch = await open_page(browser, hub)
             await page.goto(hub.url + "/")
             await sign_in(page, hub)
+            # the discovery page lists what each MQTT device announced
+            await page.goto(hub.url + "/#/discovery")
+            bulb_item = next(i for i in found if i["name"] == "bulb")
+            listed = page.locator(f'[data-entities="{bulb_item["id"]}"]')
+            await expect(listed).to_contain_text("(light)")
+            await page.goto(hub.url + "/#/home")
             bulb = '[data-device="mqtt.id_zigbee2mqtt_0x000b57fffec6a5b2"]'
             vent = '[data-device="mqtt.id_zigbee2mqtt_0x0017880104e45551"]'
             thermo = '[data-device="mqtt.id_zigbee2mqtt_0x0017882104a44559"]'

@@ -92,3 +92,16 @@ async def test_flood_from_one_device_is_cut(hub, broker, api_client) -> None:
             await dev.publish("s1/t", str(i), qos=0)
         await wait_until(lambda: status(hub)["stats"]["flood_dropped"] > 0)
         assert status(hub)["state"] == "connected"
+
+
+async def test_too_many_entities_from_one_device(hub, broker) -> None:
+    from integrations.mqtt import bridge
+
+    async with device_client(broker) as dev:
+        for i in range(bridge.MAX_ENTITIES_PER_DEVICE + 5):
+            await publish_json(dev, f"homeassistant/sensor/junk/s{i}/config",
+                               {"stat_t": f"junk/{i}", "dev": {"ids": "junk"}}, retain=False)
+        await wait_until(lambda: status(hub)["stats"]["too_many"] == 5)
+        item = mqtt_discovered(hub)[0]
+        assert len(item.data["entities"]) == bridge.MAX_ENTITIES_PER_DEVICE
+        assert status(hub)["state"] == "connected"
