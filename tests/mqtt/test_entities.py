@@ -104,3 +104,19 @@ def test_binary_sensor_and_cover_tilt() -> None:
     assert state(cv, "c/ts", "90") == {"e_tilt": 50}
     assert cv.command("set_tilt", {"tilt": 100}).messages == [Publish("c/tilt", "180")]
     assert "set_position" not in cv.accepts()
+
+
+@pytest.mark.parametrize(("mode", "seen", "latest", "available"), [
+    ("all", {"a": True, "b": True}, True, True),
+    ("all", {"a": True, "b": False}, True, False),
+    ("all", {"a": True, "b": None}, True, False),   # not heard yet: not available
+    ("any", {"a": False, "b": True}, False, True),
+    ("any", {"a": False, "b": None}, False, False),
+    ("latest", {"a": True, "b": False}, False, False),
+    ("latest", {"a": False, "b": True}, True, True),
+    ("latest", {}, None, True),  # no availability topics: available while connected
+])
+def test_availability_modes(mode: str, seen: dict, latest, available: bool) -> None:
+    from integrations.mqtt.bridge import _Availability
+
+    assert _Availability(mode, dict(seen), latest).available is available
