@@ -136,6 +136,20 @@ class Entity:
             raise CommandError("command", f"{self.component} {self.key} has no {topic_key}")
         return Publish(topic, payload, self.qos, self.retain)
 
+    def _chain(self, previous: Handler | None, part: str, template: str,
+               convert: Callable[[str], Any]) -> Handler:
+        """A handler for one more part read from a topic (one topic may carry several:
+        Zigbee2MQTT sends one JSON per device); an empty value leaves the part alone."""
+        def handle(payload: str) -> Values:
+            values = previous(payload) if previous is not None else {}
+            text = self.render(template, payload).strip()
+            if text in ("", "None"):
+                return values
+            value = convert(text)
+            values[self.attribute(part)] = value[:64] if isinstance(value, str) else value
+            return values
+        return handle
+
     def _json_attributes(self, payload: str) -> Values:
         text = self.render("json_attributes_template", payload)
         try:
@@ -333,14 +347,6 @@ class Light(Entity):
             if topic:
                 out[topic] = self._chain(out.get(topic), part, template, convert)
         return out
-
-    def _chain(self, previous: Handler | None, part: str, template: str,
-               convert: Callable[[str], Any]) -> Handler:
-        def handle(payload: str) -> Values:
-            values = previous(payload) if previous is not None else {}
-            values[self.attribute(part)] = convert(self.render(template, payload).strip())
-            return values
-        return handle
 
     def _on_state(self, payload: str) -> Values:
         value = self.render("state_value_template", payload).strip()
@@ -786,7 +792,7 @@ class Climate(Entity):
     def routes(self) -> dict[str, Handler]:
         out = super().routes()
         get = self.config.get
-        parts = [("mode_state_topic", "mode_state_template", "", str),
+        parts = [("mode_state_topic", "mode_state_template", "", self._mode),
                  ("temperature_state_topic", "temperature_state_template",
                   "target_temperature", _number),
                  ("current_temperature_topic", "current_temperature_template",
@@ -799,19 +805,10 @@ class Climate(Entity):
                 out[topic] = self._chain(out.get(topic), part, template, convert)
         return out
 
-    def _chain(self, previous: Handler | None, part: str, template: str,
-               convert: Callable[[str], Any]) -> Handler:
-        def handle(payload: str) -> Values:
-            values = previous(payload) if previous is not None else {}
-            text = self.render(template, payload).strip()
-            if text in ("", "None"):
-                return values
-            value = convert(text)
-            if part == "" and value not in (self.config.get("modes") or self._MODES):
-                raise StateError(f"{text[:40]!r} is not one of the modes")
-            values[self.attribute(part)] = value[:64] if isinstance(value, str) else value
-            return values
-        return handle
+    def _mode(self, text: str) -> str:
+        if text not in (self.config.get("modes") or self._MODES):
+            raise StateError(f"{text[:40]!r} is not one of the modes")
+        return text
 
     def command(self, name: str, params: dict[str, Any]) -> Outcome:
         get = self.config.get
