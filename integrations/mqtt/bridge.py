@@ -116,6 +116,7 @@ class Bridge:
         self._unsubscribe = unsubscribe
         self._dirty: set[str] = set()
         self.by_discovery_id: dict[str, str] = {}  # DiscoveredDevice id -> device key
+        self._device_messages: dict[str, set[str]] = {}  # device discovery -> entity keys
         # last payload of each subscribed topic: an entity added later (another device on
         # Zigbee2MQTT's shared bridge/state topic) gets it, as the retained copy came once
         self._last: dict[str, bytes] = {}
@@ -157,15 +158,16 @@ class Bridge:
             if parsed is None:
                 return
             raw = decode(payload, self.max_payload)
-            if raw is None:
+            if parsed.component == "device":  # one message for a whole device
+                configs = parse_device_message(parsed.object_id, raw) if raw else []
+                keys = {c.discovery.key for c in configs}
+                for key in self._device_messages.pop(parsed.key, set()) - keys:
+                    self._remove_entity(key)
+                if keys:
+                    self._device_messages[parsed.key] = keys
+            elif raw is None:
                 self._remove_entity(parsed.key)
                 return
-            if parsed.component == "device":
-                configs = parse_device_message(parsed.object_id, raw)
-                prefix = f"device/{parsed.object_id}/"
-                for key in [k for k in self._entity_device if k.startswith(prefix)]:
-                    if key not in {c.discovery.key for c in configs}:
-                        self._remove_entity(key)
             else:
                 configs = [parse_config(parsed, raw)]
         except DiscoveryError as exc:

@@ -76,3 +76,31 @@ async def test_switch_discovered_adopted_commanded(hub, broker, api_client) -> N
         await dev.publish("homeassistant/sensor/plug1/power/config", b"", qos=1, retain=True)
         await wait_until(lambda: "power" not in hub.devices.get(device_id).attributes)
         assert status(hub)["stats"]["removed"] == 1
+
+
+async def test_device_based_discovery(hub, broker, api_client) -> None:
+    """One message for a whole device (`<prefix>/device/<id>/config` with `cmps`); sent again
+    without a component, that component goes."""
+    body = {"dev": {"ids": "multi1", "name": "Multisensor"}, "o": {"name": "test"},
+            "stat_t": "multi1/state",
+            "cmps": {"t": {"p": "sensor", "val_tpl": "{{ value_json.t }}",
+                           "unit_of_meas": "°C"},
+                     "h": {"p": "sensor", "val_tpl": "{{ value_json.h }}", "unit_of_meas": "%"},
+                     "led": {"p": "switch", "cmd_t": "multi1/led/set",
+                             "val_tpl": "{{ value_json.led }}"}}}
+    async with device_client(broker) as dev:
+        await publish_json(dev, "homeassistant/device/multi1/config", body)
+        await publish_json(dev, "multi1/state", {"t": 20.5, "h": 40, "led": "OFF"})
+        item = (await wait_until(lambda: [d for d in mqtt_discovered(hub)
+                                          if len(d.data["entities"]) == 3]))[0]
+        r = await api_client.post(f"/api/discovered/{item.id}/adopt", json={})
+        device_id = (await r.json())["device"]["id"]
+        await wait_until(lambda: hub.states.value(device_id, "t") == 20.5
+                         and hub.states.value(device_id, "led") is False)
+        del body["cmps"]["h"]
+        await publish_json(dev, "homeassistant/device/multi1/config", body)
+        await wait_until(lambda: "h" not in hub.devices.get(device_id).attributes)
+        assert {"t", "led"} <= set(hub.devices.get(device_id).attributes)
+        await dev.publish("homeassistant/device/multi1/config", b"", qos=1, retain=True)
+        await wait_until(lambda: hub.states.available(device_id) is False)
+        assert mqtt_discovered(hub) == []
