@@ -29,7 +29,7 @@ from hub.errors import EgressDenied
 _LOG = logging.getLogger(__name__)
 
 #: purposes whose consent opens the way to the internet
-REMOTE_PURPOSES = frozenset({"cloud_sync", "remote_access"})
+REMOTE_PURPOSES = frozenset({"cloud_sync", "remote_access", "external_broker"})
 
 # The home network, explicitly (ipaddress' is_private also counts documentation and
 # benchmark ranges, which are not the LAN).

@@ -16,7 +16,7 @@ from hub.discovery.models import (
     MdnsService,
     normalize_mac,
 )
-from hub.errors import DeviceUnavailable, HubError, ValidationError
+from hub.errors import DeviceUnavailable, EgressDenied, HubError, ValidationError
 from hub.loader import Integration, IntegrationContext
 from hub.manifests import BleMatcher
 from hub.provisioning.evidence import Attestation, Evidence
@@ -35,6 +35,7 @@ __all__ = [
     "DeviceUnavailable",
     "DiscoveredDevice",
     "DiscoveryInfo",
+    "EgressDenied",
     "Event",
     "Evidence",
     "HubError",

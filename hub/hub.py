@@ -102,7 +102,7 @@ class Hub:
             loaded.manifests, dict(self.config.integrations), db=self.db,
             devices=self.devices, states=self.states, bus=self.bus, clock=self.clock,
             vault=self.vault, audit=self.audit, discovery=self.discovery,
-            attestation=self.provisioning,
+            attestation=self.provisioning, egress=self.privacy.egress,
         )
         self.commands = DeviceCommands(self.devices, self.integrations)
         self.automations = AutomationEngine(

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from hub.bus import DeviceEvent, Event, EventBus
+from hub import namedsecrets
+from hub.bus import DeviceEvent, DeviceRegistryChanged, Event, EventBus
 from hub.clock import Clock
 from hub.confirmations import Confirmations
 from hub.devices import Device, DeviceRegistry
@@ -29,6 +30,7 @@ from hub.vault import Vault
 if TYPE_CHECKING:
     from hub.audit import AuditLog
     from hub.discovery.service import DiscoveryService
+    from hub.egress import EgressGuard
     from hub.provisioning.evidence import Attestation, Evidence
     from hub.storage import Database
 
@@ -172,6 +174,39 @@ class IntegrationContext:
     def withdraw_confirmation(self, device_id: str, kind: str) -> None:
         self._host.confirmations.withdraw(device_id, kind)
 
+    def set_problems(self, device_id: str, problems: dict[str, str]) -> None:
+        """What of one of this integration's devices is failing and why (part -> reason,
+        e.g. an MQTT entity whose template was refused); shown with the device in the API
+        and the dashboard. An empty dict clears them."""
+        if self.device(device_id) is None:
+            return
+        host = self._host
+        if host.problems.get(device_id, {}) == problems:
+            return
+        if problems:
+            host.problems[device_id] = dict(problems)
+        else:
+            host.problems.pop(device_id, None)
+        host.bus.publish(DeviceRegistryChanged("updated", device_id))
+
+    async def named_secret(self, name: str) -> str | None:
+        """The owner's named secret `name` (vault kind "secret", {"value": ...}), or None:
+        what a config key like `password_secret` refers to."""
+        try:
+            secret = await self._host.vault.get(namedsecrets.KIND, name)
+        except NotFound:
+            return None
+        value = secret.get("value")
+        return value if isinstance(value, str) else None
+
+    # the network
+
+    async def check_egress(self, host: str, purpose: str | None = None) -> list[str]:
+        """Resolve `host` and raise EgressDenied unless it is on the LAN or the owner gave
+        `purpose` consent (e.g. "external_broker"); returns its addresses. A library that
+        connects from its own thread then passes the process-wide guard too."""
+        return await self._host.egress.check_destination(host, purpose)
+
     # subscriptions and tasks
 
     def subscribe(
@@ -197,6 +232,17 @@ class IntegrationContext:
     def on_adopt(self, handler: Callable[[Any, str | None], Awaitable[Device]]) -> None:
         """`await handler(DiscoveredDevice, name)` registers the device and returns it."""
         self._undo.append(self._host.discovery.set_adopt_handler(self.name, handler))
+
+    def report_discovered(self, key: str, info: Any, *, source: str,
+                          present: bool = True) -> Any:
+        """List a device this integration found by its own means (an MQTT discovery
+        message...) for the owner to adopt; `key` is stable for the device. Returns the
+        DiscoveredDevice (its `device_id` is set once adopted)."""
+        return self._host.discovery.report(self.name, source, key, info, present)
+
+    def withdraw_discovered(self, key: str, *, source: str) -> None:
+        """A device reported with `report_discovered` is gone."""
+        self._host.discovery.withdraw(source, key)
 
     def discovered(self) -> list[Any]:
         """This integration's discovered devices (DiscoveredDevice)."""
@@ -279,7 +325,7 @@ class IntegrationHost:
     def __init__(self, manifests: dict[str, Manifest], configs: dict[str, Any], *,
                  db: Database, devices: DeviceRegistry, states: StateStore, bus: EventBus,
                  clock: Clock, vault: Vault, audit: AuditLog, discovery: DiscoveryService,
-                 attestation: AttestationVerifier) -> None:
+                 attestation: AttestationVerifier, egress: EgressGuard) -> None:
         self.db = db  # integrations' durable values (IntegrationValues)
         self.devices = devices
         self.states = states
@@ -288,7 +334,10 @@ class IntegrationHost:
         self.vault = vault
         self.discovery = discovery
         self.attestation = attestation
+        self.egress = egress  # integrations' own connections (an MQTT broker) pass the guard
         self.confirmations = Confirmations(bus, audit, clock)
+        # device id -> part of the device (an entity, a sensor) -> why it is failing
+        self.problems: dict[str, dict[str, str]] = {}
         self._slots = {
             name: _Slot(manifests[name], configs.get(name) or {})
             for name in _dependency_order(manifests, list(configs))

@@ -64,9 +64,15 @@ def referenced(config: Any) -> dict[str, str]:
     """Config key -> secret name, for every name the config asks the owner to set (the
     cloud's generated keys, e.g. remote clients' `key_secret`, are not typed in)."""
     cloud = config.cloud
-    return {key: name for key, name in (("cloud.password_secret", cloud.password_secret),
-                                         ("cloud.passphrase_secret", cloud.passphrase_secret))
-            if name}
+    out = {key: name for key, name in (("cloud.password_secret", cloud.password_secret),
+                                        ("cloud.passphrase_secret", cloud.passphrase_secret))
+           if name}
+    for integration, settings in (config.integrations or {}).items():
+        if isinstance(settings, dict):  # e.g. integrations.mqtt.password_secret
+            out.update({f"integrations.{integration}.{key}": name
+                        for key, name in settings.items()
+                        if key.endswith("_secret") and isinstance(name, str) and name})
+    return out
 
 
 class NamedSecrets:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from hub.auth.principal import Role
 from hub.bus import Event
 
-Source = Literal["mdns", "ble"]
+Source = Literal["mdns", "ble", "mqtt"]
 DiscoveryState = Literal["new", "ignored", "adopted"]
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -138,6 +138,11 @@ def ble_id(address: str) -> str:
 def mdns_id(service_type: str, name: str) -> str:
     digest = hashlib.sha256(f"{service_type}\0{name.lower()}".encode()).hexdigest()
     return "mdns-" + digest[:16]
+
+
+def reported_id(source: str, key: str) -> str:
+    """Id of a device an integration reports itself (e.g. from an MQTT discovery message)."""
+    return f"{source}-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def normalize_mac(value: str | None) -> str | None:

@@ -171,6 +171,13 @@ class DiscoveredRegistry:
         self._publish(DiscoveryChanged if present else DiscoveryLost, item)
         return item
 
+    def remove(self, discovery_id: str) -> None:
+        """Drop a discovery (its device withdrew it); the owner's decision is kept."""
+        item = self._items.pop(discovery_id, None)
+        self._live.pop(discovery_id, None)
+        if item is not None:
+            self._publish(DiscoveryLost, replace(item, present=False))
+
     async def decide(self, item: DiscoveredDevice, state: DiscoveryState,
                      device_id: str | None = None) -> DiscoveredDevice:
         """Persist the owner's decision (durably: the API answers after it is on disk)."""

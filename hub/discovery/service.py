@@ -28,6 +28,7 @@ from hub.discovery.models import (
     ble_id,
     mdns_id,
     normalize_mac,
+    reported_id,
 )
 from hub.discovery.registry import DiscoveredRegistry
 from hub.errors import Conflict, DeviceUnavailable, ValidationError
@@ -328,6 +329,26 @@ class DiscoveryService:
             data=dict(info.data), last_seen=self.clock.time(), present=True,
         )
         self._record(item)
+
+    # ingest: devices an integration found itself (MQTT discovery messages...)
+
+    def report(self, integration: str, source: str, key: str, info: DiscoveryInfo,
+               present: bool = True) -> DiscoveredDevice:
+        """List (or update) a device `integration` found by its own means, under a stable id
+        made from `key`; `present` False marks it unavailable (an adopted device follows)."""
+        now = self.clock.time()
+        item = DiscoveredDevice(
+            id=reported_id(source, key), source=source, integration=integration,  # type: ignore[arg-type]
+            integrations=(integration,), name=info.name or key, mac=normalize_mac(info.mac),
+            did=info.did, model=info.model, fw=info.fw, data=dict(info.data),
+            last_seen=now, present=present,
+        )
+        self._record(item)  # an adopted device's availability follows `present`
+        return self.registry.get(item.id)
+
+    def withdraw(self, source: str, key: str) -> None:
+        """The device reported under `key` is gone (its announcements were removed)."""
+        self.registry.remove(reported_id(source, key))
 
     # adoption
 

@@ -18,12 +18,15 @@ from hub.errors import ValidationError
 from hub.privacy.config import PrivacyConfig
 from hub.storage import Database
 
-PURPOSES: tuple[str, ...] = ("cloud_sync", "remote_access", "location", "diagnostics")
+PURPOSES: tuple[str, ...] = ("cloud_sync", "remote_access", "location", "diagnostics",
+                             "external_broker")
 PURPOSE_DOCS = {
     "cloud_sync": "End-to-end encrypted sync of chosen data through a cloud broker.",
     "remote_access": "Reaching the hub from outside the home network.",
     "location": "Storing the home's latitude and longitude (sun-based automations).",
     "diagnostics": "Sending crash reports and diagnostics off the LAN.",
+    "external_broker": "Connecting to an MQTT broker outside the home network (integrations."
+                       "mqtt): device states and commands then pass through it.",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from hub.hub import Hub
 from hub.state import HISTORY_ROWS
 from tests.conftest import hygiene, write_config
 from tests.doubles import mosquitto
+from tests.doubles.mosquitto import broker, mosquitto_pki  # noqa: F401 - shared fixtures
 
 USERS = {"hub": "hub-pass-1", "phone": "phone-pass-2", "eve": "eve-pass-3"}
 SYNC_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -24,22 +25,9 @@ PHONE_KEY = base64.b64encode(bytes(range(100, 132))).decode()
 ALL_CATEGORIES = ["devices", "states", "events", "automations"]
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> mosquitto.Pki:
-    reason = mosquitto.available()
-    if reason:
-        pytest.skip(reason)
-    return mosquitto.make_pki(tmp_path_factory.mktemp("pki"))
-
-
 @pytest.fixture
-def broker(tmp_path: Path, pki: mosquitto.Pki) -> Iterator[mosquitto.Mosquitto]:
-    b = mosquitto.Mosquitto(tmp_path / "broker", pki, USERS)
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
+def mosquitto_users() -> dict[str, str]:
+    return USERS
 
 
 def cloud_section(b: mosquitto.Mosquitto, **over: Any) -> dict[str, Any]:

@@ -60,12 +60,15 @@ class Lan:
 
 
 @contextlib.asynccontextmanager
-async def veth_lan() -> AsyncIterator[Lan]:
-    """A device namespace with 10.77.N.2, joined by veth to our 10.77.N.1; deleted after."""
+async def veth_lan(prefix: str = "disc", net: int = 77) -> AsyncIterator[Lan]:
+    """A device namespace with 10.<net>.N.2, joined by veth to our 10.<net>.N.1; deleted
+    after. `prefix` names the namespace (uone-<prefix>-...) and our end of the veth, so each
+    area's tests have names of their own."""
     n = next(_counter)
     tag = f"{os.getpid() % 100000}{n}"
     subnet = (os.getpid() + n) % 250
-    lan = Lan(f"vh{tag}"[:15], f"10.77.{subnet}.1", f"uone-disc-{tag}", f"10.77.{subnet}.2")
+    lan = Lan(f"v{prefix[:2]}{tag}"[:15], f"10.{net}.{subnet}.1", f"uone-{prefix}-{tag}",
+              f"10.{net}.{subnet}.2")
     await run("ip", "netns", "add", lan.dev_ns)
     try:
         await run("ip", "link", "add", lan.hub_if, "type", "veth", "peer", "name", "vdev",

@@ -15,8 +15,11 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import free_port
 
@@ -65,6 +68,28 @@ def make_pki(directory: Path) -> Pki:
         os.chmod(directory / key, 0o600)
     return Pki(directory / "ca.crt", directory / "server.crt", directory / "server.key",
                directory / "other.crt", directory / "client.crt", directory / "client.key")
+
+
+@pytest.fixture(scope="session")
+def mosquitto_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A test CA and certificates for the whole session (skips without mosquitto/openssl);
+    import it into a conftest to use it."""
+    reason = available()
+    if reason:
+        pytest.skip(reason)
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def broker(tmp_path: Path, mosquitto_pki: Pki, mosquitto_users: dict[str, str]
+           ) -> Iterator[Mosquitto]:
+    """A broker for one test; the conftest that imports it defines `mosquitto_users`."""
+    b = Mosquitto(tmp_path / "broker", mosquitto_pki, mosquitto_users)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
 
 
 class PortTaken(RuntimeError):

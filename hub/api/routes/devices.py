@@ -39,6 +39,8 @@ DEVICE_SCHEMA = obj(
     id=STR, name=STR, integration=STR, area=nullable(STR), available=nullable(BOOL),
     scope=SCOPE_SCHEMA, commands=array(ANY), attributes=array(STR), events=array(STR),
     attribute_meta=ATTRIBUTE_META_SCHEMA,
+    problems={"type": "object", "additionalProperties": STR,
+              "description": "parts of the device failing, and why (absent when none)"},
 )
 ID_ERRORS = (404,)
 
@@ -50,6 +52,9 @@ def device_json(hub: Hub, device: Device) -> dict[str, Any]:
     questions = hub.integrations.confirmations.of(device.id)
     if questions:  # open questions to the owner (e.g. a BTHome counter that went back)
         out["confirmations"] = [q.to_json() for q in questions]
+    problems = hub.integrations.problems.get(device.id)
+    if problems:  # parts failing and why (e.g. an MQTT entity whose template was refused)
+        out["problems"] = problems
     return out
 
 

@@ -15,10 +15,10 @@ from hub.api.spec import ANY, BOOL, INT, STR, array, describe, nullable, obj
 from hub.auth.principal import Role
 from hub.errors import ValidationError
 
-_FILTERS = {"source": ("mdns", "ble"), "state": ("new", "ignored", "adopted")}
+_FILTERS = {"source": ("mdns", "ble", "mqtt"), "state": ("new", "ignored", "adopted")}
 DISCOVERED_SCHEMA = obj(
     ["id", "source", "integration", "name", "state", "present"], extra=True,
-    id=STR, source={"enum": ["mdns", "ble"]}, integration=STR, integrations=array(STR),
+    id=STR, source={"enum": ["mdns", "ble", "mqtt"]}, integration=STR, integrations=array(STR),
     name=STR, addresses=array(STR), port=nullable(INT), mac=nullable(STR),
     did=nullable(STR), model=nullable(STR), fw=nullable(STR), rssi=nullable(INT),
     service_type=nullable(STR), host=nullable(STR), txt={"type": "object"},

@@ -41,16 +41,30 @@ function card(d, refresh, panel) {
   return h("article", { class: "card", dataset: { discovered: d.id } },
     h("h3", {}, d.name || d.id),
     h("div", { class: "row" },
-      h("span", { class: "badge" }, d.source === "ble" ? "BLE" : "LAN"),
+      h("span", { class: "badge" }, { ble: "BLE", mqtt: "MQTT" }[d.source] || "LAN"),
       h("span", { class: "badge" }, d.integration || "unknown"),
       d.state ? h("span", { class: "badge" }, d.state) : null),
     h("p", { class: "muted" },
       [d.model, d.mac, d.rssi !== undefined && d.rssi !== null ? `RSSI ${d.rssi}` : null]
         .filter(Boolean).join(" · ")),
+    entities(d),
     h("p", { class: "muted" }, `last seen ${when(d.last_seen)}`),
     h("div", { class: "row" }, act("adopt", "Adopt"), act("ignore", "Ignore"),
       canProvision ? h("button", { type: "button", "aria-label": `Set up Wi-Fi for ${d.name || d.id}`,
         onclick: () => provisionForm(d, panel) }, "Set up Wi-Fi") : null));
+}
+
+// What an MQTT device announced (its entities), and the ones failing, with why.
+function entities(d) {
+  const list = (d.data && Array.isArray(d.data.entities)) ? d.data.entities : [];
+  if (!list.length) return null;
+  const failing = list.filter((e) => e.error);
+  return [
+    h("p", { class: "muted", dataset: { entities: d.id } },
+      list.map((e) => `${e.name || e.key} (${e.component})`).join(", ")),
+    failing.length ? h("ul", { class: "error", role: "status" },
+      failing.map((e) => h("li", {}, `${e.key}: ${e.error}`))) : null,
+  ];
 }
 
 async function provisionForm(d, panel) {

@@ -1,5 +1,6 @@
 // Devices by area with live state; quick controls for commandable devices.
 import { get, post } from "../api.js";
+import { deviceControls } from "../controls.js";
 import { h, mount, toast, when } from "../dom.js";
 import { eventOf, fmt, items } from "../util.js";
 
@@ -36,6 +37,14 @@ export default async function home({ main, live }) {
   });
 }
 
+// Parts of the device that are failing and why (e.g. an MQTT entity's refused template).
+function problems(d) {
+  const list = Object.entries(d.problems || {});
+  if (!list.length) return null;
+  return h("ul", { class: "error", role: "status", dataset: { problems: d.id } },
+    list.map(([part, why]) => h("li", {}, `${part}: ${why}`)));
+}
+
 function deviceCard(d, state) {
   const attrs = { ...(state?.attributes || {}) };
   const valueEls = new Map();
@@ -59,22 +68,24 @@ function deviceCard(d, state) {
     return h("div", {}, h("span", { class: "muted" }, `${name}: `), v);
   });
   seen.textContent = `last seen ${when(last)}`;
+  const send = async (command, params) => {
+    try { await post(`/api/devices/${encodeURIComponent(d.id)}/commands`, { command, params }); }
+    catch (err) { toast(err.message, "error"); }
+  };
+  const fitted = deviceControls(d, attrs, send);
   const controls = (d.commands || []).map((c) => {
-    if (c.required && c.required.length) return null;
+    if ((c.required && c.required.length) || fitted.handled.has(c.name)) return null;
     return h("button", {
       type: "button", class: "secondary", dataset: { command: c.name },
       "aria-label": `${c.name.replace("_", " ")} ${d.name}`,
-      onclick: async () => {
-        try { await post(`/api/devices/${encodeURIComponent(d.id)}/commands`, { command: c.name }); }
-        catch (err) { toast(err.message, "error"); }
-      },
+      onclick: () => send(c.name, {}),
     }, c.name.replace("_", " "));
   });
   const el = h("article", { class: "card", dataset: { device: d.id } },
     h("h3", {}, d.name),
     h("div", { class: "row" }, avail,
       h("span", { class: "badge", title: d.transport_reason || "" }, d.transport || "—")),
-    rows, h("div", { class: "row" }, controls), seen);
+    rows, problems(d), h("div", { class: "row" }, controls), fitted.elements, seen);
   return {
     el,
     update(attr, value, ts) {
@@ -85,6 +96,7 @@ function deviceCard(d, state) {
         el.insertBefore(h("div", {}, h("span", { class: "muted" }, `${attr}: `), v), seen);
       }
       v.textContent = show(attr, value);
+      fitted.update(attr, value);
       seen.textContent = `last seen ${when(ts || Date.now() / 1000)}`;
     },
     available: setAvail,

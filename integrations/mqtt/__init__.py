@@ -1,0 +1,109 @@
+"""MQTT devices announced with the Home Assistant discovery convention: Zigbee2MQTT, Tasmota,
+ESPHome (MQTT mode), OpenMQTTGateway, rtl_433, Valetudo... on the home's broker.
+
+The hub subscribes to `<discovery_prefix>/#/config`, groups the announced entities into
+devices (listed in /api/discovered with source `mqtt`), and once the owner adopts one, its
+states become hub state and its commands MQTT messages. See docs/mqtt.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.facade import (
+    Device,
+    DeviceUnavailable,
+    DiscoveredDevice,
+    IntegrationContext,
+    ValidationError,
+)
+from integrations.mqtt.bridge import Bridge
+from integrations.mqtt.connection import Connection, Settings, SettingsError
+from integrations.mqtt.entities import CommandError
+from integrations.mqtt.templates import TemplateError
+
+
+def create() -> MqttIntegration:
+    return MqttIntegration()
+
+
+@dataclass
+class MqttIntegration:
+    bridge: Bridge | None = None
+    connection: Connection | None = None
+    settings: Settings | None = field(default=None)
+
+    async def setup(self, ctx: IntegrationContext) -> None:
+        try:
+            self.settings = Settings.from_config(ctx.config)
+        except SettingsError as exc:
+            ctx.log.error("%s", exc)
+            raise
+        cfg = ctx.config
+        self.connection = Connection(ctx, self.settings, self._on_message, self._on_connected,
+                                     self._topics)
+        self.bridge = Bridge(ctx, self.settings.prefix,
+                             max_payload=int(cfg.get("max_payload", 64 * 1024)),
+                             max_rate=float(cfg.get("max_messages_per_device", 200)),
+                             subscribe=self.connection.subscribe,
+                             unsubscribe=self.connection.unsubscribe)
+        for device in ctx.devices():  # adopted before: unavailable until the broker says so
+            ctx.set_available(device.id, False)
+        ctx.on_adopt(self._adopt)
+        self.connection.start()
+        ctx.on_unload(self.connection.stop)
+
+    async def unload(self, ctx: IntegrationContext) -> None:
+        for device in ctx.devices():
+            ctx.set_available(device.id, False)
+
+    async def command(self, ctx: IntegrationContext, device: Device, command: str,
+                      params: dict[str, Any]) -> Any:
+        assert self.bridge is not None and self.connection is not None
+        if self.connection.client is None:
+            raise DeviceUnavailable("the MQTT broker is not connected")
+        try:
+            messages = self.bridge.command(device.id, command, params)
+        except CommandError as exc:
+            raise ValidationError(exc.field, str(exc)) from None
+        except TemplateError as exc:
+            raise DeviceUnavailable(f"the entity's command template fails: {exc}") from None
+        for message in messages:
+            await self.connection.publish(message.topic, message.payload, message.qos,
+                                          message.retain)
+        return {"published": [{"topic": m.topic, "payload": m.payload} for m in messages]}
+
+    async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
+        """Deleted or erased: stop recording it and drop the values held for it (it stays
+        announced on the broker, so it is offered for adoption again)."""
+        if self.bridge is not None:
+            self.bridge.forget(device.id)
+
+    # what the bridge and the connection call
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        assert self.bridge is not None
+        self.bridge.on_message(topic, payload)
+
+    def _on_connected(self, connected: bool) -> None:
+        assert self.bridge is not None
+        self.bridge.set_connected(connected)
+
+    def _topics(self) -> list[str]:
+        assert self.bridge is not None
+        return self.bridge.topics()
+
+    async def _adopt(self, item: DiscoveredDevice, name: str | None) -> Device:
+        assert self.bridge is not None
+        key = self.bridge.by_discovery_id.get(item.id)
+        if key is None:
+            raise ValidationError("id", "this MQTT device is not announced any more")
+        return self.bridge.adopt(key, name)
+
+    def status(self) -> dict[str, Any]:
+        """Connection state and refusal counts (for diagnostics and tests)."""
+        assert self.bridge is not None and self.connection is not None
+        return {"state": self.connection.state, "last_error": self.connection.last_error,
+                "connects": self.connection.connects, "devices": len(self.bridge.devices),
+                "stats": self.bridge.stats.as_dict()}

@@ -1,0 +1,107 @@
+"""Bad input through a real broker: every kind is refused and counted, nothing crashes, what
+is already known is kept; a hostile template marks only its entity as failing, with the
+reason shown in the API; a flood from one device is cut at its rate."""
+
+from __future__ import annotations
+
+import json
+
+from tests.mqtt.conftest import (
+    device_client,
+    mqtt_discovered,
+    publish_json,
+    status,
+    subscribed,
+    wait_until,
+)
+
+SENSOR = {"name": "T", "uniq_id": "s1-t", "stat_t": "s1/t", "unit_of_meas": "°C",
+          "dev_cla": "temperature", "dev": {"ids": "s1", "name": "Sensor one"}}
+
+
+async def test_bad_input_is_counted_and_harmless(hub, broker, api_client) -> None:
+    async with device_client(broker) as dev:
+        await publish_json(dev, "homeassistant/sensor/s1/t/config", SENSOR)
+        await dev.publish("s1/t", "20.5", qos=1, retain=True)
+        item = (await wait_until(lambda: mqtt_discovered(hub)))[0]
+        r = await api_client.post(f"/api/discovered/{item.id}/adopt", json={})
+        device_id = (await r.json())["device"]["id"]
+        await wait_until(lambda: hub.states.value(device_id, "t") == 20.5)
+
+        garbage = [
+            ("homeassistant/switch/x/config", b"{not json"),
+            ("homeassistant/switch/y/config", b"[1,2,3]"),
+            ("homeassistant/toaster/z/config", b"{}"),
+            ("homeassistant/switch/w/config", json.dumps({"cmd_t": 7}).encode()),
+            ("homeassistant/switch/v/config", b"{" + b" " * (1024 * 1024) + b"}"),
+            ("s1/t", b"hot"),                       # a state that does not parse
+            ("s1/t", b"x" * (1024 * 1024)),          # a 1 MB state
+        ]
+        for topic, payload in garbage:
+            await dev.publish(topic, payload, qos=1)
+        await wait_until(lambda: status(hub)["stats"]["oversize"] == 2
+                         and status(hub)["stats"]["refused_config"] == 4
+                         and status(hub)["stats"]["refused_state"] == 1)
+        # still connected, the known value kept, the device unchanged
+        assert status(hub)["state"] == "connected"
+        assert hub.states.value(device_id, "t") == 20.5
+        assert [d.name for d in mqtt_discovered(hub)] == ["Sensor one"]
+        await dev.publish("s1/t", "21", qos=1)
+        await wait_until(lambda: hub.states.value(device_id, "t") == 21)
+
+
+async def test_hostile_template_marks_only_its_entity(hub, broker, api_client) -> None:
+    hostile = {**SENSOR, "uniq_id": "s1-h", "name": "H", "stat_t": "s1/h",
+               "val_tpl": "{% for i in range(100000) %}{% for j in range(100000) %}"
+                          "{% endfor %}{% endfor %}"}
+    async with device_client(broker) as dev:
+        await publish_json(dev, "homeassistant/sensor/s1/t/config", SENSOR)
+        await publish_json(dev, "homeassistant/sensor/s1/h/config", hostile)
+        item = (await wait_until(lambda: [d for d in mqtt_discovered(hub)
+                                          if len(d.data["entities"]) == 2]))[0]
+        r = await api_client.post(f"/api/discovered/{item.id}/adopt", json={})
+        device_id = (await r.json())["device"]["id"]
+        await wait_until(lambda: subscribed(hub, "s1/h", "s1/t"))
+        await dev.publish("s1/h", "1", qos=1)
+        await dev.publish("s1/t", "19", qos=1)
+        await wait_until(lambda: hub.states.value(device_id, "t") == 19)
+
+        async def listed() -> dict:
+            body = await (await api_client.get(f"/api/discovered/{item.id}")).json()
+            return {e["key"]: e.get("error") for e in body["data"]["entities"]}
+
+        errors = await listed()
+        assert errors["t"] is None
+        device = await (await api_client.get(f"/api/devices/{device_id}")).json()
+        assert list(device["problems"]) == ["h"]
+        assert "more than 10000 loop iterations" in device["problems"]["h"]
+        assert "more than 10000 loop iterations" in errors["h"]
+        assert status(hub)["stats"]["template_errors"] >= 1
+        assert hub.states.value(device_id, "h") is None
+        assert status(hub)["state"] == "connected"
+
+
+async def test_flood_from_one_device_is_cut(hub, broker, api_client) -> None:
+    instance = hub.integrations.instance("mqtt")
+    instance.bridge.max_rate = 50  # per device and second
+    async with device_client(broker) as dev:
+        await publish_json(dev, "homeassistant/sensor/s1/t/config", SENSOR)
+        await wait_until(lambda: mqtt_discovered(hub))
+        await wait_until(lambda: subscribed(hub, "s1/t"))
+        for i in range(400):
+            await dev.publish("s1/t", str(i), qos=0)
+        await wait_until(lambda: status(hub)["stats"]["flood_dropped"] > 0)
+        assert status(hub)["state"] == "connected"
+
+
+async def test_too_many_entities_from_one_device(hub, broker) -> None:
+    from integrations.mqtt import bridge
+
+    async with device_client(broker) as dev:
+        for i in range(bridge.MAX_ENTITIES_PER_DEVICE + 5):
+            await publish_json(dev, f"homeassistant/sensor/junk/s{i}/config",
+                               {"stat_t": f"junk/{i}", "dev": {"ids": "junk"}}, retain=False)
+        await wait_until(lambda: status(hub)["stats"]["too_many"] == 5)
+        item = mqtt_discovered(hub)[0]
+        assert len(item.data["entities"]) == bridge.MAX_ENTITIES_PER_DEVICE
+        assert status(hub)["state"] == "connected"
