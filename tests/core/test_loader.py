@@ -88,3 +88,31 @@ def test_bad_manifest_is_rejected(tmp_path: Path) -> None:
     (d / "manifest.json").write_text(json.dumps({"name": "thing", "mdns": ["http"]}))
     with pytest.raises(ManifestError, match="mDNS service type"):
         parse_manifest(d / "manifest.json")
+
+
+async def test_restarts_wait_on_the_hub_clock_and_log_once(config_factory, caplog) -> None:
+    """The integration restart is a ReconnectLoop on the injected clock: no retry before the
+    clock moves, one warning (with the traceback) for the outage, one line for the recovery."""
+    import logging
+
+    from hub.clock import ManualClock
+    from tests.conftest import hygiene
+
+    caplog.set_level(logging.DEBUG, logger="hub.loader")
+    clock = ManualClock()
+    cfg = config_factory({"integrations": {"virtual": {
+        "devices": [{"id": "s", "kind": "switch"}], "faults": {"fail_setup": 3}}}})
+    async with hygiene(), Hub(cfg, clock=clock) as hub:
+        assert hub.integrations.status()["virtual"]["restarts"] == 1
+        await clock.settle(100)  # the loop runs, the hub's clock stays: no retry
+        assert hub.integrations.status()["virtual"]["restarts"] == 1
+        for step in (1.0, 2.0, 4.0):  # the backoff's nominal waits (jitter only shortens)
+            await clock.advance(step)
+        assert hub.integrations.loaded("virtual")
+        assert hub.integrations.status()["virtual"]["restarts"] == 3
+    records = [r for r in caplog.records if r.name == "hub.loader"]
+    warnings = [r for r in records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "failing setup on purpose" in warnings[0].getMessage()
+    assert warnings[0].exc_info is not None
+    assert [r.getMessage() for r in records if "up again" in r.getMessage()] == [
+        "integration virtual: up again"]
