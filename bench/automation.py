@@ -57,7 +57,8 @@ def write_config(workdir: Path, port: int, pairs: int, devices: int) -> Path:
     cfg = {
         "data_dir": str(workdir / "data"),
         "log_level": "warning",
-        "api": {"host": "127.0.0.1", "port": port},
+        # the load comes from one address over up to 512 connections
+        "api": {"host": "127.0.0.1", "port": port, "max_connections_per_address": 1024},
         "discovery": {"mdns": {"enabled": False, "advertise": False}, "ble": {"enabled": False}},
         "integrations": {"virtual": {"devices": virtual}},
         "automations": automations,

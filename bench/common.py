@@ -48,7 +48,10 @@ def virtual_config(tmp: Path, devices: int, *, port: int = 0, automations: list[
     cfg: dict[str, Any] = {
         "data_dir": str(tmp / "data"),
         "log_level": "warning",
-        "api": {"host": "127.0.0.1", "port": port or free_port()},
+        # the load generator opens up to 50 connections from one address (the default
+        # api.max_connections_per_address is 32)
+        "api": {"host": "127.0.0.1", "port": port or free_port(),
+                "max_connections_per_address": 256},
         "storage": {"commit_interval": commit_interval},
         "discovery": {"mdns": {"enabled": False, "advertise": False}, "ble": {"enabled": False}},
         "integrations": {"virtual": {"devices": devs}},

@@ -21,10 +21,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 _LOG = logging.getLogger(__name__)
 
+_REFUSED_BODY = (b'{"error":{"code":"too_many_connections",'
+                 b'"message":"too many connections from this address"}}')
 REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-           b"Connection: close\r\nContent-Length: 92\r\n\r\n"
-           b'{"error":{"code":"too_many_connections","message":"too many connections from '
-           b'this address"}}')
+           b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(_REFUSED_BODY)
+           + _REFUSED_BODY)
 REFUSED_LINGER = 2.0  # seconds a refused client has to read its 503 before the close
 MAX_LINGERING = 16  # refused connections waiting so at once; beyond, they are reset at once
 _REMEMBERED = 256  # addresses whose refusal was logged (keys come from the network: bounded)

@@ -61,7 +61,14 @@ async def errors(request: web.Request, handler):
             full = StorageFull("the hub's disk is full: free some space (see /api/health)")
             return json_response({"error": full.to_json()}, full.status)
         _LOG.exception("unhandled error in %s %s", request.method, request.path)
+        if _answer_begun(request):  # e.g. a websocket after its upgrade: an HTTP 500 would
+            request.transport.close()  # be written into it; end the connection instead
         return json_response(error_body("internal_error", "internal error"), 500)
+
+
+def _answer_begun(request: web.Request) -> bool:
+    writer = request.writer
+    return writer is not None and writer.output_size > 0 and request.transport is not None
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:

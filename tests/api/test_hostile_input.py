@@ -289,3 +289,30 @@ def test_an_open_side_of_a_declared_range_is_still_bounded() -> None:
     for bad in (-1, 10**4000, float("inf")):
         with pytest.raises(ValidationError):
             spec.validate({"value": bad})
+
+
+async def test_a_failure_after_the_upgrade_writes_no_http_into_the_websocket(caplog) -> None:
+    """Whatever fails in a websocket handler after its upgrade, no HTTP answer is written
+    into the upgraded connection (the middleware ends the connection instead)."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from hub.api import middlewares
+
+    async def broken(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        raise RuntimeError("a bug after the upgrade")
+
+    app = web.Application(middlewares=[middlewares.errors])
+    app.router.add_get("/ws", broken)
+    async with TestServer(app) as server:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 101")
+    assert b"HTTP/1.1 500" not in answer and b"internal_error" not in answer, answer
+    assert any("a bug after the upgrade" in str(r.exc_info) for r in caplog.records)

@@ -12,7 +12,12 @@ from hub.api.spec import describe
 
 @requires(PUBLIC)
 @describe("Status, version and uptime (no personal data)", tags=("meta",),
-          response={"type": "object", "required": ["status", "version", "uptime"]})
+          response={"type": "object", "required": ["status", "version", "uptime"],
+                    "properties": {
+                        "status": {"enum": ["ok", "degraded"]},
+                        "problems": {"type": "array", "items": {"type": "string"},
+                                     "description": "Why it is degraded (only then): an "
+                                     "integration not loaded, 'disk full: ...'"}}})
 async def health(request: web.Request) -> web.Response:
     return json_response(request.app[HUB_KEY].health())
 
