@@ -14,7 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hub.facade import CommandSpec, Device, DiscoveryInfo, IntegrationContext, ValidationError
+from hub.facade import (
+    AttributeMeta,
+    CommandSpec,
+    Device,
+    DiscoveryInfo,
+    IntegrationContext,
+    ValidationError,
+)
 from integrations.mqtt.discovery import (
     DeviceBlock,
     DiscoveryError,
@@ -468,17 +475,26 @@ class Bridge:
     def _register(self, device: MqttDevice, base: Device) -> Device:
         commands: dict[str, dict[str, str]] = {}
         required: dict[str, tuple[str, ...]] = {}
-        attributes: dict[str, None] = {}
+        ranges: dict[str, dict[str, tuple[float, float]]] = {}
+        attributes: dict[str, dict[str, Any]] = {}
         events: dict[str, None] = {}
         for entity in device.entities.values():
+            entity_ranges = entity.ranges()
             for name, params in entity.accepts().items():
                 commands.setdefault(name, {"entity": "string"}).update(params)
                 required.setdefault(name, entity.required.get(name, ()))
-            attributes.update(dict.fromkeys(entity.all_attributes()))
+                for param, (lo, hi) in entity_ranges.get(name, {}).items():
+                    if param in params:  # several entities: the widest range, each checks its own
+                        old = ranges.setdefault(name, {}).get(param, (lo, hi))
+                        ranges[name][param] = (min(lo, old[0]), max(hi, old[1]))
+            attributes.update(entity.all_attributes())
             events.update(dict.fromkeys(entity.events()))
-        specs = tuple(CommandSpec(n, p, required[n]) for n, p in sorted(commands.items()))
+        specs = tuple(CommandSpec(n, p, required[n], ranges.get(n, {}))
+                      for n, p in sorted(commands.items()))
         return self.ctx.register_device(replace(
-            base, commands=specs, attributes=tuple(attributes), events=tuple(events)))
+            base, commands=specs, attributes=tuple(attributes), events=tuple(events),
+            attribute_meta={a: m for a, m in ((a, _attribute_meta(meta))
+                                              for a, meta in attributes.items()) if m}))
 
     def metadata(self, device_id: str) -> dict[str, dict[str, Any]]:
         """Per-attribute metadata (unit, device_class, state_class, range, options)."""
@@ -535,6 +551,15 @@ class Bridge:
 
     def _refuse(self, what: str, detail: str) -> None:
         self.ctx.report_malformed(f"MQTT {what}", detail)
+
+
+def _attribute_meta(meta: dict[str, Any]) -> AttributeMeta | None:
+    """The hub's metadata of an attribute from what the entity announced (unit, device
+    class, range); None when nothing is known."""
+    found = AttributeMeta(unit=meta.get("unit"), device_class=meta.get("device_class"),
+                          minimum=meta.get("min"), maximum=meta.get("max"),
+                          step=meta.get("step"))
+    return found if found.to_json() else None
 
 
 def _device_key(config: EntityConfig) -> str:

@@ -84,6 +84,10 @@ class Entity:
     def events(self) -> tuple[str, ...]:
         return ()
 
+    def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """command -> number parameter -> (min, max) it accepts (the hub checks them)."""
+        return {}
+
     def accepts(self) -> dict[str, dict[str, str]]:
         """The commands this entity takes as announced (a cover without tilt has no
         set_tilt), with their parameters."""
@@ -298,6 +302,13 @@ class Light(Entity):
                 "effect": bool(get("effect_command_topic")),
             }
 
+    def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
+        on: dict[str, tuple[float, float]] = {"brightness": (0, 255), "transition": (0, 3600)}
+        if self.features["color_temp"]:
+            on["color_temp"] = (self.config.get("min_mireds", 153),
+                                self.config.get("max_mireds", 500))
+        return {"turn_on": on, "turn_off": {"transition": (0, 3600)}}
+
     def accepts(self) -> dict[str, dict[str, str]]:
         wanted = {"brightness": "brightness", "color_temp": "color_temp", "rgb": "rgb",
                   "hue": "hs", "saturation": "hs", "x": "xy", "y": "xy", "effect": "effect"}
@@ -489,6 +500,9 @@ class Cover(Entity):
                 "set_tilt": {"tilt": "number"}}
     required = {"set_position": ("position",), "set_tilt": ("tilt",)}
 
+    def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
+        return {"set_position": {"position": (0, 100)}, "set_tilt": {"tilt": (0, 100)}}
+
     def attributes(self) -> dict[str, dict[str, Any]]:
         attrs = {self.attribute(): self._meta(options=["open", "opening", "closed", "closing",
                                                        "stopped"])}
@@ -621,6 +635,9 @@ class Number(Entity):
     commands = {"set_value": {"value": "number"}}
     required = {"set_value": ("value",)}
 
+    def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
+        return {"set_value": {"value": (self.config.get("min", 1), self.config.get("max", 100))}}
+
     def attributes(self) -> dict[str, dict[str, Any]]:
         get = self.config.get
         return {self.attribute(): self._meta(min=get("min", 1), max=get("max", 100),
@@ -690,6 +707,9 @@ class Fan(Entity):
                 "set_percentage": {"percentage": "number"},
                 "set_preset_mode": {"preset_mode": "string"}}
     required = {"set_percentage": ("percentage",), "set_preset_mode": ("preset_mode",)}
+
+    def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
+        return {"turn_on": {"percentage": (0, 100)}, "set_percentage": {"percentage": (0, 100)}}
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -769,6 +789,10 @@ class Climate(Entity):
                 "set_preset_mode": {"preset_mode": "string"}}
     required = {"set_hvac_mode": ("hvac_mode",), "set_temperature": ("temperature",),
                 "set_preset_mode": ("preset_mode",)}
+
+    def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
+        return {"set_temperature": {"temperature": (self.config.get("min_temp", 7),
+                                                    self.config.get("max_temp", 35))}}
     _MODES = ["auto", "off", "cool", "heat", "dry", "fan_only"]
 
     def attributes(self) -> dict[str, dict[str, Any]]:

@@ -66,7 +66,9 @@ def status(hub: Hub) -> dict[str, Any]:
     return instance.status()  # type: ignore[attr-defined]
 
 
-async def wait_until(predicate: Callable[[], Any], within: float = 10.0) -> Any:
+async def wait_until(predicate: Callable[[], Any], within: float = 30.0) -> Any:
+    """Poll until `predicate()` is truthy (an upper bound for a loaded CI machine, not a
+    timing assertion)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:

@@ -71,7 +71,19 @@ async def test_zigbee2mqtt_models_replayed(hub, broker, api_client) -> None:
                           "light_effect": None, "light_color_mode": "color_temp",
                           "last_seen": "2026-12-03T08:00:00Z"}
 
+        # what the values mean, from the announcements: units, classes, ranges
+        meta = {a: m.to_json() for a, m in bulb.attribute_meta.items()}
+        assert meta["light_color_temp"] == {"unit": "mired", "min": 250, "max": 454}
+        assert meta["light_brightness"] == {"min": 0, "max": 255}
+        r = await api_client.post(f"/api/devices/{bulb.id}/commands", json={
+            "command": "turn_on", "params": {"color_temp": 600}})
+        body = await r.json()
+        assert r.status == 400 and "params.color_temp" in json.dumps(body), body
         weather = hub.devices.get(dev_id("0x0017880104e45522"))
+        assert weather.attribute_meta["temperature"].to_json() == {
+            "unit": "°C", "device_class": "temperature"}
+        assert weather.attribute_meta["pressure"].to_json() == {
+            "unit": "hPa", "device_class": "atmospheric_pressure"}
         assert {a: hub.states.value(weather.id, a) for a in weather.attributes} == {
             "temperature": 21.5, "humidity": 48, "pressure": 1002.5, "battery": 97,
             "linkquality": 120}

@@ -17,8 +17,7 @@ const SLIDERS = [
 const HVAC_MODES = ["off", "heat", "cool", "auto", "dry", "fan_only"];
 
 function meta(d, attr) {
-  const m = d.metadata || d.attribute_metadata || {};
-  return m[attr] || {};
+  return (d.attribute_meta || {})[attr] || {};
 }
 
 // Returns { elements, handled: Set of command names given a control here, update(attr, v) }.
