@@ -19,15 +19,15 @@ from hub.automation.checks import check, referenced_devices
 from hub.automation.listeners import Listener
 from hub.automation.model import Automation, DefinitionError, Problem, format_path, parse
 from hub.automation.trace import TRACES_KEPT, StoredTrace, Trace
-from hub.clock import Clock
-from hub.config import LoadedConfig
-from hub.devices import Device
 from hub.errors import ConfigError, Conflict, NotFound, ValidationError
-from hub.storage import Database
 from hub.yamlsource import Document, KeyPath, load_file
 
 if TYPE_CHECKING:
     from hub.automation.runner import Run
+    from hub.clock import Clock
+    from hub.config import LoadedConfig
+    from hub.devices import Device
+    from hub.storage import Database
 
 _LOG = logging.getLogger(__name__)
 

@@ -19,11 +19,12 @@ from hub.automation import storage as sql
 from hub.automation.cron import next_cron
 from hub.automation.model import Trigger
 from hub.automation.sun import NoLocation, next_sun, next_time_of_day
-from hub.clock import Clock
-from hub.storage import Database
 
 if TYPE_CHECKING:
     from astral import Observer
+
+    from hub.clock import Clock
+    from hub.storage import Database
 
 _LOG = logging.getLogger(__name__)
 
