@@ -319,6 +319,7 @@ class CloudSync:
     def _start_connection(self) -> None:
         assert self.consent is not None and self._session is not None
         commands = self.commands
+        self.state = CloudState.CONNECTING  # (also the end of an opt-out undone by consent)
         self._connection = SyncConnection(
             self._link(self._session), self.outbox, self.clock,
             remote=self.consent.allowed(REMOTE_ACCESS),

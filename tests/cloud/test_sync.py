@@ -387,3 +387,4 @@ async def test_withdrawn_and_given_again_at_once(broker, make_hub, loop_hygiene)
             hub.states.set("virtual.temp", {"value": 77.0})
             await phone.wait_for(lambda: any(b.get("value") == 77.0 for b in phone.applied))
         assert hub.cloud.status()["enabled"] is True
+        assert hub.cloud.status()["state"] == "connected"  # not left at opting_out
