@@ -313,7 +313,8 @@ def yaml_sources(listed: list[Any], document: Document, config_path: Path
         extra = load_file(path, strict=True)
     except ConfigError as exc:
         return out, [str(exc)]
-    items, base = extra.value, ()
+    items = extra.value
+    base: KeyPath = ()
     if isinstance(items, dict) and "automations" in items:
         items, base = items["automations"], ("automations",)
     if items in ({}, None):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.automation.checks import may_read_attribute, may_read_availability, may_read_event
 from hub.automation.conditions import Conditions
-from hub.automation.definitions import AUTOMATIONS_FILE, Definitions, Entry, yaml_sources
+from hub.automation.definitions import Definitions, Entry
 from hub.automation.listeners import SCHEDULED, Listener, Sink, in_range
 from hub.automation.model import Trigger
 from hub.automation.runner import Runner
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from hub.state import StateStore
     from hub.storage import Database
 
-__all__ = ["AUTOMATIONS_FILE", "AutomationEngine", "Entry", "yaml_sources"]
+__all__ = ["AutomationEngine"]
 
 _LOG = logging.getLogger(__name__)
 

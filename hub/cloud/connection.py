@@ -160,8 +160,9 @@ class SyncConnection:
         spawn(self._receive(client, spawn))
         spawn(self._publish(client, spawn))
         optout = asyncio.create_task(self._optout.wait())
+        ends: set[asyncio.Future[Any]] = {failed, optout}
         try:
-            await asyncio.wait({failed, optout}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         finally:
             optout.cancel()
             for task in list(children):
