@@ -211,7 +211,7 @@ class CloudSync:
     def secrets_changed(self) -> None:
         """A named secret the config refers to was set: a sync that could not start for
         want of it (state error) tries again now rather than at the next consent change."""
-        if self._started and self._session is None:
+        if self._unconsent is not None and self._session is None:  # started, not enabled
             self._spawn(self._reconcile(), "cloud-reconcile")
 
     # -- consent -----------------------------------------------------------------------------
