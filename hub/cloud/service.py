@@ -51,8 +51,8 @@ __all__ = ["CLIENT_KEY_SECRET", "SCHEMA", "SYNC_KEY_SECRET", "AutomationsChanged
 _LOG = logging.getLogger(__name__)
 
 
-class CloudState(enum.Enum):
-    """Where cloud sync is; `status()["state"]` is its value."""
+class CloudState(enum.StrEnum):
+    """Where cloud sync is; `status()["state"]` is its value (a str: `state == "error"`)."""
 
     OFF = "off"  # not started, or no broker configured
     NO_CONSENT = "no_consent"  # configured; the owner has not consented (or withdrew)
