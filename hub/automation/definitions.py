@@ -1,6 +1,6 @@
 """Automation definitions as the hub knows them: from YAML (read-only, with file:line) and from
 the API (stored in the database), each checked against the running hub. One `Entry` per
-automation holds its definition, whether it can run (and why not), and its runs' bookkeeping.
+automation holds its definition, whether it can run (and why not), and its runs (`Run`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from hub.errors import ConfigError, Conflict, NotFound, ValidationError
 from hub.yamlsource import Document, KeyPath, load_file
 
 if TYPE_CHECKING:
-    from hub.automation.runner import Run
+    import asyncio
+
     from hub.clock import Clock
     from hub.config import LoadedConfig
     from hub.devices import Device
@@ -99,6 +100,22 @@ class Entry:
             "running": len(self.running), "queued": len(self.queue), "runs": self.runs,
             "skipped": self.skipped, "last_run": self.last_run, "definition": self.raw,
         }
+
+
+Resume = tuple[tuple[str | int, ...], float | None]
+"""Where a resumed run continues: the path of its delay or wait, and that step's deadline."""
+
+
+@dataclass(eq=False, slots=True)
+class Run:
+    """One run of an automation (the runner's), listed in its entry while it goes."""
+
+    id: str
+    entry: Entry
+    trace: Trace
+    resume: Resume | None = None
+    task: asyncio.Task[None] | None = None
+    cancel_reason: str | None = None
 
 
 class Definitions:

@@ -15,10 +15,10 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hub.automation import storage as sql
+from hub.automation.definitions import Entry, Resume, Run
 from hub.automation.model import Action, Trigger, format_path
 from hub.automation.steps import STEPS, ActionFailed, StopRun, describe
 from hub.automation.trace import TRACES_KEPT, Trace
@@ -27,7 +27,6 @@ from hub.fastjson import dumps
 
 if TYPE_CHECKING:
     from hub.automation.conditions import Conditions
-    from hub.automation.definitions import Entry
     from hub.automation.listeners import Sink
     from hub.automation.schedule import DurableTimers, Schedule
     from hub.bus import Event
@@ -42,18 +41,6 @@ CommandFn = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 """(device id, command, params) -> the device's answer; raises when it fails."""
 Listen = Callable[[tuple[Trigger, ...], "Sink"], Callable[[], None]]
 """Listen for triggers until the returned function is called (a wait's triggers)."""
-Resume = tuple[tuple[str | int, ...], float | None]
-"""Where a resumed run continues: the path of its delay or wait, and that step's deadline."""
-
-
-@dataclass(eq=False, slots=True)
-class Run:
-    id: str
-    entry: Entry
-    trace: Trace
-    resume: Resume | None = None
-    task: asyncio.Task[None] | None = None
-    cancel_reason: str | None = None
 
 
 class Runner:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.automation.checks import scene_commands
 from hub.automation.events import AutomationEvent
@@ -32,10 +32,42 @@ from hub.bus import Notification
 from hub.errors import DeviceUnavailable
 
 if TYPE_CHECKING:
-    from hub.automation.runner import Run, Runner
+    from hub.automation.conditions import Conditions
+    from hub.automation.definitions import Resume, Run
+    from hub.automation.listeners import Sink
+    from hub.automation.model import Trigger
+    from hub.automation.schedule import Schedule
+    from hub.bus import Event
+    from hub.clock import Clock
+    from hub.deadlines import Deadlines
+    from hub.devices import Device
 
 Record = dict[str, Any]
-Step = Callable[["Runner", "Run", Any, Record], Awaitable[Any]]
+
+
+class Runner(Protocol):
+    """What a step uses of the runner (`hub.automation.runner.Runner` is one)."""
+
+    clock: Clock
+    command: Callable[[str, str, dict[str, Any]], Awaitable[Any]]
+    get_device: Callable[[str], Device]
+    conditions: Conditions
+    schedule: Schedule
+    publish: Callable[[Event], None]
+    listen: Callable[[tuple[Trigger, ...], Sink], Callable[[], None]]
+    set_enabled: Callable[[str, bool], object]
+    command_timeout: float
+    deadlines: Deadlines
+
+    async def sequence(self, run: Run, actions: tuple[Action, ...]) -> None: ...
+
+    def resuming(self, run: Run, a: Action) -> Resume | None: ...
+
+    async def durable(self, run: Run, a: Action, deadline: float | None,
+                      aw: Awaitable[Any]) -> Any: ...
+
+
+Step = Callable[[Runner, "Run", Any, Record], Awaitable[Any]]
 
 
 class StopRun(Exception):
