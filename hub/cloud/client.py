@@ -31,13 +31,6 @@ def backoff_policy(config: CloudConfig) -> BackoffPolicy:
                          auth_failure_delay=min(config.backoff_max, AUTH_FLOOR))
 
 
-def mqtt_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions a broker connection raises (imports aiomqtt)."""
-    import aiomqtt
-
-    return (aiomqtt.MqttError,)
-
-
 def is_auth_error(exc: BaseException) -> bool:
     from aiomqtt.exceptions import MqttConnectError
 
