@@ -10,7 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from hub.automation.model import Action, Automation, Condition, Path, Problem, Trigger
+from hub.automation.model import (
+    Action,
+    Automation,
+    CommandAction,
+    Condition,
+    DisableAction,
+    EnableAction,
+    Path,
+    Problem,
+    SceneAction,
+    Trigger,
+    WaitAction,
+    action_conditions,
+    sub_sequences,
+)
 from hub.devices import Device
 from hub.errors import ValidationError
 
@@ -30,11 +44,8 @@ def may_read_availability(device: Device) -> bool:
 def iter_actions(actions: tuple[Action, ...]) -> Iterator[Action]:
     for a in actions:
         yield a
-        yield from iter_actions(a.then)
-        yield from iter_actions(a.else_)
-        yield from iter_actions(a.default)
-        for c in a.choices:
-            yield from iter_actions(c.actions)
+        for seq in sub_sequences(a):
+            yield from iter_actions(seq)
 
 
 def iter_conditions(conds: tuple[Condition, ...]) -> Iterator[Condition]:
@@ -46,29 +57,30 @@ def iter_conditions(conds: tuple[Condition, ...]) -> Iterator[Condition]:
 def all_conditions(auto: Automation) -> Iterator[Condition]:
     yield from iter_conditions(auto.conditions)
     for a in iter_actions(auto.actions):
-        yield from iter_conditions(a.conditions)
-        for ch in a.choices:
-            yield from iter_conditions(ch.conditions)
+        yield from iter_conditions(action_conditions(a))
 
 
 def all_triggers(auto: Automation) -> Iterator[Trigger]:
     yield from auto.triggers
     for a in iter_actions(auto.actions):
-        yield from a.triggers
+        if isinstance(a, WaitAction):
+            yield from a.triggers
 
 
 def referenced_devices(auto: Automation) -> set[str]:
     out = {t.device for t in all_triggers(auto) if t.device}
     out |= {c.device for c in all_conditions(auto) if c.device}
     for a in iter_actions(auto.actions):
-        if a.device:
+        if isinstance(a, CommandAction) and a.device:
             out.add(a.device)
-        out |= {e.device for e in a.scene}
+        elif isinstance(a, SceneAction):
+            out |= {e.device for e in a.entries}
     return out
 
 
 def enable_targets(auto: Automation) -> set[str]:
-    return {a.target for a in iter_actions(auto.actions) if a.type == "enable" and a.target}
+    return {a.target for a in iter_actions(auto.actions)
+            if isinstance(a, EnableAction) and a.target}
 
 
 def scene_commands(device: Device, state: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -103,7 +115,7 @@ def check(auto: Automation, devices: Callable[[str], Device | None],
     loop = find_enable_loop(auto.id, automations)
     if loop:
         path = next(a.path for a in iter_actions(auto.actions)
-                    if a.type == "enable" and a.target == loop[1])
+                    if isinstance(a, EnableAction) and a.target == loop[1])
         c.bad(path, "loop of automations enabling each other: " + " -> ".join(loop))
     return c.problems
 
@@ -194,12 +206,12 @@ class _Checker:
             self.location(c.path)
 
     def action(self, a: Action, auto: Automation, automations: Mapping[str, Any]) -> None:
-        if a.type == "command":
+        if isinstance(a, CommandAction):
             d = self.device(a.device, a.path)
-            if d is not None and a.command is not None:
+            if d is not None and a.command:
                 self.command(d, a.command, a.params, a.path)
-        elif a.type == "scene":
-            for i, e in enumerate(a.scene):
+        elif isinstance(a, SceneAction):
+            for i, e in enumerate(a.entries):
                 ep = (*a.path, "entries", i)
                 d = self.device(e.device, ep)
                 if d is None:
@@ -211,7 +223,7 @@ class _Checker:
                         scene_commands(d, e.state)
                     except ValidationError as exc:
                         self.bad((*ep, "state", exc.field or ""), str(exc))
-        elif a.type in ("enable", "disable") and a.target is not None:
+        elif isinstance(a, (EnableAction, DisableAction)) and a.target:
             if a.target not in automations:
                 self.bad((*a.path, "automation"), f"unknown automation {a.target!r}")
 

@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from hub.automation.checks import check
-    from hub.automation.engine import yaml_sources
+    from hub.automation.definitions import yaml_sources
     from hub.automation.model import Automation, DefinitionError, format_path, parse
     from hub.automation.sun import NoLocation, home_location
     from hub.cli import load_or_exit

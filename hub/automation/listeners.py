@@ -1,51 +1,37 @@
 """Trigger listeners: device triggers (state, numeric, event, availability) are fed by the
-engine's index; time triggers (time, cron, sun) arm a timer on the hub's clock. A `for:`
-duration is a timer too, persisted by the engine so that it survives a restart."""
+engine's index; time triggers (time, cron, sun) arm a timer on the schedule. A `for:`
+duration is a timer too, stored as a durable timer so that it survives a restart."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from hub.automation.model import Trigger
 from hub.bus import AvailabilityChanged, DeviceEvent, StateChanged
 
 if TYPE_CHECKING:
-    from hub.clock import Clock
+    from hub.automation.schedule import DurableTimers, Schedule
 
 
 Sink = Callable[[dict[str, Any]], None]
 
 
-class ListenerHost(Protocol):
-    """What a listener needs of the engine: its clock, timers, schedules and durable state."""
-
-    clock: Clock
-
-    def call_at(self, when: float, callback: Callable[[], None]) -> Any: ...
-
-    def next_fire(self, t: Trigger, after: float) -> float | None: ...
-
-    def mark_fired(self, automation_id: str, index: int, scheduled: float) -> None: ...
-
-    def save_for_timer(self, listener: Listener, deadline: float,
-                       data: dict[str, Any]) -> None: ...
-
-    def drop_timer(self, timer_id: str) -> None: ...
-
-
 class Listener:
     """One trigger, listening: device triggers are indexed, time triggers are scheduled."""
 
-    __slots__ = ("engine", "index", "next", "owner", "pending", "sink", "timer", "trigger")
+    __slots__ = ("digest", "index", "next", "owner", "pending", "schedule", "sink", "timer",
+                 "timers", "trigger")
 
-    def __init__(self, engine: ListenerHost, trigger: Trigger, index: int, sink: Sink,
-                 owner: str | None) -> None:
-        self.engine = engine
+    def __init__(self, schedule: Schedule, timers: DurableTimers, trigger: Trigger, index: int,
+                 sink: Sink, owner: str | None, digest: str = "") -> None:
+        self.schedule = schedule
+        self.timers = timers
         self.trigger = trigger
         self.index = index
         self.sink = sink
         self.owner = owner  # automation id whose `for:` timers are persisted; None for waits
+        self.digest = digest  # of the owner's definition: a changed one drops stored timers
         self.timer: Any = None
         self.pending: dict[str, Any] | None = None
         self.next: float | None = None
@@ -104,13 +90,13 @@ class Listener:
             self.start_for(data)
 
     def start_for(self, data: dict[str, Any], deadline: float | None = None) -> None:
-        clock = self.engine.clock
         if deadline is None:
-            deadline = clock.time() + self.trigger.for_
+            deadline = self.schedule.clock.time() + self.trigger.for_
             if self.owner is not None:
-                self.engine.save_for_timer(self, deadline, data)
+                self.timers.save(self.for_id, self.owner, "for", deadline, [self.index], data,
+                                 self.digest)
         self.pending = data
-        self.timer = self.engine.call_at(deadline, self._for_due)
+        self.timer = self.schedule.call_at(deadline, self._for_due)
 
     def cancel_for(self, *, keep_row: bool = False) -> None:
         if self.timer is not None:
@@ -118,7 +104,7 @@ class Listener:
             self.timer = None
             self.pending = None
             if self.owner is not None and not keep_row:
-                self.engine.drop_timer(self.for_id)
+                self.timers.drop(self.for_id)
 
     @property
     def for_id(self) -> str:
@@ -128,17 +114,18 @@ class Listener:
         self.timer = None
         data, self.pending = self.pending or {}, None
         if self.owner is not None:
-            self.engine.drop_timer(self.for_id)
+            self.timers.drop(self.for_id)
         data["for"] = self.trigger.for_
         self.sink(data)
 
     # time triggers
 
     def arm(self, after: float | None = None) -> None:
-        clock = self.engine.clock
-        self.next = self.engine.next_fire(self.trigger, clock.time() if after is None else after)
+        schedule = self.schedule
+        self.next = schedule.next_fire(self.trigger,
+                                       schedule.clock.time() if after is None else after)
         if self.next is not None:
-            self.timer = self.engine.call_at(self.next, self._due)
+            self.timer = schedule.call_at(self.next, self._due)
 
     def disarm(self) -> None:
         if self.timer is not None:
@@ -150,12 +137,12 @@ class Listener:
         scheduled = self.next
         if scheduled is None:
             return
-        now = self.engine.clock.time()
+        now = self.schedule.clock.time()
         if now < scheduled - 0.5:  # the wall clock moved back: wait for the real time
-            self.timer = self.engine.call_at(scheduled, self._due)
+            self.timer = self.schedule.call_at(scheduled, self._due)
             return
         if self.owner is not None:
-            self.engine.mark_fired(self.owner, self.index, scheduled)
+            self.schedule.mark_fired(self.owner, self.index, scheduled)
         self.arm(after=scheduled)
         self.sink({"type": self.trigger.type, "trigger": self.index, "id": self.trigger.id,
                    "scheduled": scheduled, "ts": now})

@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import time as dtime
-from typing import Any
+from typing import Any, ClassVar
 
 from hub.automation.cron import CronSpec, parse_cron
 from hub.yamlsource import show_value
@@ -91,29 +91,119 @@ class Choice:
     actions: tuple[Action, ...]
 
 
+# -- actions: one small frozen type per kind (the runner has one step function per type) --
+
+
 @dataclass(frozen=True, slots=True)
-class Action:
-    type: str
+class CommandAction:
+    """Send a command to a device."""
+
+    type: ClassVar[str] = "command"
     path: Path
-    device: str | None = None
-    command: str | None = None
+    device: str
+    command: str
     params: dict[str, Any] = field(default_factory=dict)
-    scene: tuple[SceneEntry, ...] = ()
-    seconds: float = 0.0
-    triggers: tuple[Trigger, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SceneAction:
+    """Bring several devices to a state at once (commands in parallel)."""
+
+    type: ClassVar[str] = "scene"
+    path: Path
+    entries: tuple[SceneEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DelayAction:
+    """Wait a fixed time (durable: resumes with what remains after a restart)."""
+
+    type: ClassVar[str] = "delay"
+    path: Path
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class WaitAction:
+    """Wait for one of some triggers, optionally with a timeout (durable as a delay)."""
+
+    type: ClassVar[str] = "wait"
+    path: Path
+    triggers: tuple[Trigger, ...]
     timeout: float | None = None
     continue_on_timeout: bool = True
-    conditions: tuple[Condition, ...] = ()
-    then: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IfAction:
+    type: ClassVar[str] = "if"
+    path: Path
+    conditions: tuple[Condition, ...]
+    then: tuple[Action, ...]
     else_: tuple[Action, ...] = ()
-    choices: tuple[Choice, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChooseAction:
+    type: ClassVar[str] = "choose"
+    path: Path
+    choices: tuple[Choice, ...]
     default: tuple[Action, ...] = ()
-    event: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventAction:
+    """Publish an automation event on the bus (seen on websockets)."""
+
+    type: ClassVar[str] = "event"
+    path: Path
+    event: str
     data: dict[str, Any] = field(default_factory=dict)
-    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnableAction:
+    type: ClassVar[str] = "enable"
+    path: Path
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class DisableAction:
+    type: ClassVar[str] = "disable"
+    path: Path
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyAction:
+    type: ClassVar[str] = "notify"
+    path: Path
+    message: str
     title: str = ""
-    message: str = ""
     severity: str = "info"
+
+
+Action = (CommandAction | SceneAction | DelayAction | WaitAction | IfAction | ChooseAction
+          | EventAction | EnableAction | DisableAction | NotifyAction)
+
+
+def sub_sequences(a: Action) -> tuple[tuple[Action, ...], ...]:
+    """The action sequences nested inside `a` (branches of an if, options of a choose)."""
+    if isinstance(a, IfAction):
+        return (a.then, a.else_)
+    if isinstance(a, ChooseAction):
+        return (*(c.actions for c in a.choices), a.default)
+    return ()
+
+
+def action_conditions(a: Action) -> tuple[Condition, ...]:
+    """The conditions `a` itself tests (not those of nested actions)."""
+    if isinstance(a, IfAction):
+        return a.conditions
+    if isinstance(a, ChooseAction):
+        return tuple(c for choice in a.choices for c in choice.conditions)
+    return ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -544,8 +634,8 @@ class _Parser:
             if not isinstance(params, dict):
                 self.bad((*path, "params"), f"expected a mapping, got {show_value(params)}")
                 params = {}
-            return Action(kind, path, device=self.string(r, "device", path),
-                          command=self.string(r, "command", path), params=dict(params))
+            return CommandAction(path, self.string(r, "device", path) or "",
+                                 self.string(r, "command", path) or "", dict(params))
         if kind == "scene":
             entries = []
             for i, e in enumerate(self.seq(r.get("entries"), (*path, "entries"), "entry", True)):
@@ -570,11 +660,11 @@ class _Parser:
                     self.bad((*ep, "params"), "expected a mapping")
                     params = {}
                 entries.append(SceneEntry(device or "", command, dict(params), state))
-            return Action(kind, path, scene=tuple(entries))
+            return SceneAction(path, tuple(entries))
         if kind == "delay":
             if "seconds" not in r:
                 self.bad(path, "missing required key 'seconds'")
-            return Action(kind, path, seconds=self.duration(r, "seconds", path))
+            return DelayAction(path, self.duration(r, "seconds", path))
         if kind == "wait":
             triggers = self.triggers(r.get("triggers"), (*path, "triggers"), required=True)
             for t in triggers:
@@ -585,15 +675,14 @@ class _Parser:
             if not isinstance(cont, bool):
                 self.bad((*path, "continue_on_timeout"), "expected a boolean")
                 cont = True
-            return Action(kind, path, triggers=triggers,
-                          timeout=None if timeout < 0 else timeout, continue_on_timeout=cont)
+            return WaitAction(path, triggers, None if timeout < 0 else timeout, cont)
         if kind == "if":
             conditions = self.conditions(r.get("conditions"), (*path, "conditions"), depth + 1)
             if not conditions:
                 self.bad(path, "an if needs 'conditions'")
-            return Action(kind, path, conditions=conditions,
-                          then=self.actions(r.get("then"), (*path, "then"), depth + 1, True),
-                          else_=self.actions(r.get("else"), (*path, "else"), depth + 1))
+            return IfAction(path, conditions,
+                            self.actions(r.get("then"), (*path, "then"), depth + 1, True),
+                            self.actions(r.get("else"), (*path, "else"), depth + 1))
         if kind == "choose":
             choices = []
             for i, o in enumerate(self.seq(r.get("options"), (*path, "options"), "option",
@@ -605,17 +694,18 @@ class _Parser:
                 choices.append(Choice(
                     self.conditions(o.get("conditions"), (*op, "conditions"), depth + 1),
                     self.actions(o.get("actions"), (*op, "actions"), depth + 1, True)))
-            return Action(kind, path, choices=tuple(choices),
-                          default=self.actions(r.get("default"), (*path, "default"), depth + 1))
+            return ChooseAction(path, tuple(choices),
+                                self.actions(r.get("default"), (*path, "default"), depth + 1))
         if kind == "event":
             event = self.string(r, "event", path)
             data = r.get("data") or {}
             if not isinstance(data, dict):
                 self.bad((*path, "data"), "expected a mapping")
                 data = {}
-            return Action(kind, path, event=event, data=dict(data))
+            return EventAction(path, event or "", dict(data))
         if kind in ("enable", "disable"):
-            return Action(kind, path, target=self.string(r, "automation", path))
+            target = self.string(r, "automation", path) or ""
+            return EnableAction(path, target) if kind == "enable" else DisableAction(path, target)
         # notify
         message = self.string(r, "message", path)
         title = r.get("title", "")
@@ -624,5 +714,5 @@ class _Parser:
             self.bad((*path, "title"), "expected a string")
         if severity not in ("info", "warning", "critical"):
             self.bad((*path, "severity"), "expected info, warning or critical")
-        return Action(kind, path, title=title if isinstance(title, str) else "",
-                      message=message or "", severity=str(severity))
+        return NotifyAction(path, message or "", title if isinstance(title, str) else "",
+                            str(severity))

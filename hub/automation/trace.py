@@ -1,5 +1,6 @@
 """Traces: one run's trigger data, each condition's result and each action's result or error,
-with timings. Kept in memory (the last 20 per automation) and persisted in batches."""
+with timings. Kept in memory (the last 20 per automation) and persisted in batches. A run
+still going shows as `state: "running"` with its `current` step (a delay: until when)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class Trace:
         self.actions: list[dict[str, Any]] = []
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "run_id": self.run_id, "automation_id": self.automation_id,
             "trigger": self.trigger, "started": self.started, "finished": self.finished,
             "duration": self.duration, "state": self.state, "error": self.error,
@@ -42,6 +43,22 @@ class Trace:
             "conditions": [step_json(c) for c in self.conditions],
             "actions": [step_json(a) for a in self.actions],
         }
+        if self.finished is None:
+            out["current"] = self.current()
+        return out
+
+    def current(self) -> dict[str, Any] | None:
+        """The step a running run is in: the innermost action started and not yet done
+        (`index` into `actions`; a delay or wait has `until`, its deadline or None)."""
+        for i in range(len(self.actions) - 1, -1, -1):
+            step = self.actions[i]
+            if "duration" not in step:
+                out = {"index": i, "path": format_path(step["path"]), "type": step["type"],
+                       "started": step["started"]}
+                if "until" in step:
+                    out["until"] = step["until"]
+                return out
+        return None  # checking conditions, or between two steps
 
 
 @dataclass(slots=True)

@@ -1,16 +1,13 @@
 """The MQTT side: building an aiomqtt client from config, and the reconnect policy.
 
 The policy is the core's `BackoffPolicy` (hub/reconnect.py: capped exponential backoff with
-one jitter rule), longer after the broker refused our credentials, reset once a connection has
-stood for a while.
+one jitter rule) from the config's bounds, longer after the broker refused our credentials;
+the loop resets it once a connection has stood for a while (STABLE_AFTER).
 """
 
 from __future__ import annotations
 
-import random
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hub.cloud.config import CloudConfig
@@ -28,34 +25,10 @@ AUTH_FLOOR = 30.0  # wait at least this long after a credentials refusal
 STABLE_AFTER = 60.0  # a connection that stood this long resets the backoff
 
 
-@dataclass(slots=True)
-class Backoff:
-    """The core's BackoffPolicy with its failure count: min(cap, initial * 2^n), jittered
-    down by up to a quarter, at least AUTH_FLOOR (within the cap) after a refusal."""
-
-    initial: float
-    cap: float
-    rand: Callable[[], float] = field(default=random.random)
-    attempts: int = 0
-
-    @property
-    def policy(self) -> BackoffPolicy:
-        return BackoffPolicy(initial=self.initial, maximum=self.cap,
-                             auth_failure_delay=min(self.cap, AUTH_FLOOR))
-
-    def next(self, *, auth_error: bool = False) -> float:
-        self.attempts += 1
-        return self.policy.delay(self.attempts, self.rand(), auth=auth_error)
-
-    def reset(self) -> None:
-        self.attempts = 0
-
-
-def mqtt_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions a broker connection raises (imports aiomqtt)."""
-    import aiomqtt
-
-    return (aiomqtt.MqttError,)
+def backoff_policy(config: CloudConfig) -> BackoffPolicy:
+    """The reconnect policy of both cloud connections (hub.reconnect's one jitter rule)."""
+    return BackoffPolicy(initial=config.backoff_initial, maximum=config.backoff_max,
+                         auth_failure_delay=min(config.backoff_max, AUTH_FLOOR))
 
 
 def is_auth_error(exc: BaseException) -> bool:

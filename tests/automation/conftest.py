@@ -50,7 +50,12 @@ async def settle(turns: int = 30) -> None:
 
 
 def traces(hub: Hub, automation_id: str) -> list[dict[str, Any]]:
-    return hub.automations.traces(automation_id)
+    """Finished runs, newest first (running ones are listed too: see `running`)."""
+    return [t for t in hub.automations.traces(automation_id) if t["state"] != "running"]
+
+
+def running(hub: Hub, automation_id: str) -> list[dict[str, Any]]:
+    return [t for t in hub.automations.traces(automation_id) if t["state"] == "running"]
 
 
 async def wait_for(predicate: Callable[[], bool], limit: float = 5.0) -> None:

@@ -177,3 +177,39 @@ async def test_duplicate_ids_in_yaml(make_hub):
         assert len(entries) == 2
         dup = [e for e in entries if not e.valid]
         assert len(dup) == 1 and "duplicate id" in dup[0].error_text()
+
+
+def test_each_action_kind_parses_to_its_own_frozen_type_with_a_step():
+    import dataclasses
+    import typing
+
+    from hub.automation import model
+    from hub.automation.steps import STEPS
+
+    raw = {"id": "kinds", "triggers": [BUTTON], "actions": [
+        TOGGLE,
+        {"type": "scene", "entries": [{"device": "virtual.lamp", "state": {"on": True}}]},
+        {"type": "delay", "seconds": 5},
+        {"type": "wait", "triggers": [BUTTON], "timeout": 9, "continue_on_timeout": False},
+        {"type": "if", "conditions": [{"type": "weekday", "weekdays": ["mon"]}],
+         "then": [TOGGLE], "else": [TOGGLE]},
+        {"type": "choose", "options": [{"conditions": [], "actions": [TOGGLE]}],
+         "default": [TOGGLE]},
+        {"type": "event", "event": "rang", "data": {"door": 1}},
+        {"type": "enable", "automation": "a"},
+        {"type": "disable", "automation": "b"},
+        {"type": "notify", "message": "hi", "severity": "warning"},
+    ]}
+    actions = parse(raw).actions
+    kinds = [type(a) for a in actions]
+    assert kinds == [model.CommandAction, model.SceneAction, model.DelayAction,
+                     model.WaitAction, model.IfAction, model.ChooseAction, model.EventAction,
+                     model.EnableAction, model.DisableAction, model.NotifyAction]
+    assert [a.type for a in actions] == [r["type"] for r in raw["actions"]]
+    assert set(typing.get_args(model.Action)) == set(kinds) == set(STEPS)  # one step per kind
+    wait = actions[3]
+    assert (wait.timeout, wait.continue_on_timeout, len(wait.triggers)) == (9.0, False, 1)
+    assert actions[4].then[0].path == ("actions", 4, "then", 0)
+    assert model.sub_sequences(actions[5]) == (actions[5].choices[0].actions, actions[5].default)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        actions[2].seconds = 1  # type: ignore[misc]

@@ -125,7 +125,7 @@ async def test_no_commands_without_remote_access_consent(broker, make_hub, loop_
             assert cmd_id not in phone.answers  # the hub does not even subscribe
             assert hub.states.value("virtual.lamp", "on") is False
             consent.set(REMOTE_ACCESS, True)
-            await wait_until(lambda: hub.cloud.connected and hub.cloud._remote_allowed)
+            await wait_until(lambda: hub.cloud.connected and hub.cloud._connection.remote)
             answer = await phone.command("virtual.lamp", "turn_on")
             assert answer["ok"] is True
 

@@ -59,7 +59,7 @@ async def test_broker_restart_mid_stream_loses_nothing(broker, make_hub, loop_hy
             try:
                 await wait_until(lambda: hub.cloud.connected and hub.cloud.outbox.depth == 0, 20)
             except TimeoutError:
-                print(hub.cloud.status(), hub.cloud._task)
+                print(hub.cloud.status())
                 raise
             await hub.db.write_script([])
             expected = [v for v in history_values(hub.db.path, "virtual.temp", "value")

@@ -9,6 +9,7 @@ import sqlite3
 import aiomqtt
 
 from hub.cloud.crypto import open_envelope
+from hub.cloud.service import CloudState
 from hub.cloud.sources import CLOUD_SYNC, REMOTE_ACCESS, MemoryConsent, NoConsent
 from hub.state import HISTORY_ROWS
 from tests.cloud.conftest import USERS, cloud_section, pairing_for, peer
@@ -236,10 +237,11 @@ async def test_opting_out_disconnects_clears_retained_and_drops_outbox(broker, m
             consent.set(CLOUD_SYNC, False)
             # At once: syncing stops and nothing more is queued (the live connection is only
             # used to clear the retained copies, then closed).
-            assert hub.cloud._optout.is_set() and hub.cloud.status()["retained_clear_pending"]
+            assert hub.cloud.state is CloudState.OPTING_OUT
+            assert hub.cloud.status()["retained_clear_pending"]
             hub.states.set("virtual.temp", {"value": 7.0})
             await wait_until(lambda: not hub.cloud.status()["retained_clear_pending"])
-            await wait_until(lambda: hub.cloud._task is None)
+            await wait_until(lambda: hub.cloud.state is CloudState.NO_CONSENT)
             await phone.wait_for(lambda: all(phone.retained.get(t) is None
                                              for t in retained_topics))
             assert hub.cloud.status()["enabled"] is False
@@ -288,7 +290,8 @@ async def test_consent_from_the_privacy_center(broker, make_hub, loop_hygiene):
         await wait_until(lambda: hub.cloud.connected and hub.cloud.outbox.depth == 0)
         assert hub.cloud.status()["consent"] == {"cloud_sync": True, "remote_access": False}
         await hub.privacy.set_consent("cloud_sync", False, None)
-        await wait_until(lambda: hub.cloud._task is None and not hub.cloud.connected)
+        await wait_until(lambda: hub.cloud.state is CloudState.NO_CONSENT
+                         and not hub.cloud.connected)
         await wait_until(lambda: not hub.cloud.status()["retained_clear_pending"])
         assert hub.cloud.status()["enabled"] is False
         assert await hub.db.fetchall("SELECT * FROM cloud_outbox") == []
@@ -384,3 +387,4 @@ async def test_withdrawn_and_given_again_at_once(broker, make_hub, loop_hygiene)
             hub.states.set("virtual.temp", {"value": 77.0})
             await phone.wait_for(lambda: any(b.get("value") == 77.0 for b in phone.applied))
         assert hub.cloud.status()["enabled"] is True
+        assert hub.cloud.status()["state"] == "connected"  # not left at opting_out

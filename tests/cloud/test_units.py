@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from hub.cloud.client import Backoff
+from hub.cloud.client import backoff_policy
+from hub.cloud.config import CloudConfig
 from hub.cloud.crypto import (
     EnvelopeError,
     Pairing,
@@ -91,14 +92,14 @@ def test_pairing_code_round_trip_and_errors():
 
 
 def test_backoff_is_capped_exponential_with_jitter():
-    b = Backoff(1.0, 8.0, rand=lambda: 0.0)
-    assert [b.next() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
-    low = Backoff(1.0, 8.0, rand=lambda: 1.0)  # the core's one jitter rule: down by <= 25 %
-    assert [low.next() for _ in range(3)] == [0.75, 1.5, 3.0]
-    b.reset()
-    assert b.next() == 1.0
-    auth = Backoff(1.0, 300.0, rand=lambda: 1.0)
-    assert auth.next(auth_error=True) == 30.0  # credentials refused: no hammering
+    policy = backoff_policy(CloudConfig(backoff_initial=1.0, backoff_max=8.0))
+    assert [policy.delay(n, 0.0) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    jittered = [policy.delay(n, 0.999) for n in range(1, 4)]
+    assert all(0.7 * full < j < full for j, full in zip(jittered, [1.0, 2.0, 4.0], strict=True))
+    auth = backoff_policy(CloudConfig(backoff_initial=1.0, backoff_max=300.0))
+    assert auth.delay(1, 0.0, auth=True) == 30.0  # credentials refused: no hammering
+    capped = backoff_policy(CloudConfig(backoff_initial=0.05, backoff_max=0.5))
+    assert capped.delay(1, 0.0, auth=True) == 0.5  # never beyond the configured maximum
 
 
 @pytest.mark.parametrize(("section", "message"), [

@@ -108,6 +108,28 @@ async def test_automations_toggle_run_and_trace(browser, running_hub: RunningHub
     await context.close()
 
 
+async def test_automations_show_running_runs(browser, running_hub: RunningHub) -> None:
+    running_hub.request("POST", "/api/automations", {
+        "id": "slow_lamp", "name": "Slow lamp",
+        "triggers": [{"type": "event", "device": "virtual.button", "event": "press"}],
+        "actions": [{"type": "delay", "seconds": 3600},
+                    {"type": "command", "device": "virtual.lamp", "command": "turn_on"}],
+    })
+    running_hub.request("POST", "/api/automations/slow_lamp/trigger", {})
+    context, page, watch = await open_page(browser, running_hub)
+    await sign_in(page, running_hub, totp=False)
+    await page.goto(running_hub.url + "/#/automations")
+    row = page.locator('[data-automation="slow_lamp"]')
+    await expect(row.locator("[data-running]")).to_have_text("1 running")
+    await row.get_by_role("button", name="Traces of Slow lamp").click()
+    trace = page.locator('#traces [data-state="running"]').first
+    await expect(trace).to_contain_text("running")
+    await expect(trace.locator('[data-current="actions[0]"]')).to_contain_text("(delay) until")
+    await screenshot(page, "04b-automations-running")
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
+
+
 async def test_adopt_a_discovered_ble_device(browser, fake_bluez, tmp_path: Path) -> None:
     from tests.discovery import bthome_adv as adv
     from tests.discovery.conftest import ble_config

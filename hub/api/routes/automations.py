@@ -32,12 +32,17 @@ AUTOMATION = obj(
     mode=nullable(STR), max=nullable(INT), running=INT, queued=INT, runs=INT, skipped=INT,
     last_run={"type": ["number", "null"]}, definition=ANY,
 )
+CURRENT_STEP = obj(
+    ["index", "path", "type", "started"], index=INT, path=STR, type=STR,
+    started={"type": "number"}, until={"type": ["number", "null"]},
+)
 TRACE = obj(
     ["run_id", "automation_id", "trigger", "state", "conditions", "actions"], extra=True,
     run_id=STR, automation_id=STR, trigger={"type": "object"}, started={"type": "number"},
     finished={"type": ["number", "null"]}, duration={"type": ["number", "null"]}, state=STR,
     error=nullable(STR), late=BOOL, resumed=BOOL,
     conditions=array({"type": "object"}), actions=array({"type": "object"}),
+    current=nullable(CURRENT_STEP),  # only while running: the step it is in
 )
 
 
@@ -117,7 +122,8 @@ async def trigger_automation(request: web.Request) -> web.Response:
 
 
 @requires(Role.MEMBER)
-@describe("The last 20 runs of an automation, newest first", tags=TAGS, errors=(404,),
+@describe("Runs still going (state 'running', with the step each is in: `current`), then "
+          "the last 20 finished, newest first", tags=TAGS, errors=(404,),
           response=obj(["automation_id", "traces"], automation_id=STR, traces=array(TRACE)))
 async def get_traces(request: web.Request) -> web.Response:
     engine = request.app[HUB_KEY].automations

@@ -1,4 +1,5 @@
-// Automations: enable/disable, run now, traces of recent runs. YAML ones are read-only.
+// Automations: enable/disable, run now, traces of runs (running ones first, with the step
+// they are in). YAML ones are read-only.
 import { get, post } from "../api.js";
 import { errorBox, h, mount, toast, when } from "../dom.js";
 import { items } from "../util.js";
@@ -34,7 +35,9 @@ function row(a, refresh, traces) {
         typeof e === "string" ? e : `${e.field || e.path || ""} ${e.message || ""}`.trim()))),
     h("td", {}, a.source === "yaml" ? `YAML (read-only)${a.where ? `, ${a.where}` : ""}` : "API"),
     h("td", {}, h("span", { class: `badge ${enabled ? "ok" : ""}`, dataset: { enabled } },
-      enabled ? "enabled" : "disabled")),
+      enabled ? "enabled" : "disabled"),
+      a.running ? h("span", { class: "badge", dataset: { running: a.running } },
+        ` ${a.running} running`) : null),
     h("td", {}, h("div", { class: "row" }, enabled ? btn("Disable", "disable") : btn("Enable", "enable"),
       btn("Run now", "trigger"),
       h("button", { type: "button", class: "link", "aria-label": `Traces of ${a.name || a.id}`,
@@ -47,9 +50,10 @@ async function showTraces(a, box) {
   catch (err) { mount(box, errorBox(err)); return; }
   mount(box, h("h2", { tabindex: -1, id: "traces-title" }, `Recent runs of ${a.name || a.id}`),
     list.length ? list.map((t) => h("details", { class: "card", open: true,
-                                                 dataset: { trace: t.run_id } },
+                                                 dataset: { trace: t.run_id, state: t.state } },
       h("summary", {}, `${when(t.started)} — ${t.state}`, t.late ? " (late)" : "",
         t.duration != null ? ` in ${(t.duration * 1000).toFixed(1)} ms` : ""),
+      t.state === "running" ? current(t.current) : null,
       h("p", {}, "Trigger: ", h("code", {}, JSON.stringify(t.trigger))),
       t.error ? h("div", { class: "error" }, t.error) : null,
       (t.conditions || []).length ? h("p", {}, "Conditions: ", t.conditions.map((c) =>
@@ -60,4 +64,12 @@ async function showTraces(a, box) {
         a.duration != null ? h("span", { class: "muted" }, ` (${(a.duration * 1000).toFixed(2)} ms)`) : null)))))
       : h("p", { class: "muted" }, "No runs yet."));
   box.querySelector("#traces-title")?.focus();
+}
+
+// Where a running run is: e.g. "Now: actions[1] (delay) until 14:05:00".
+function current(step) {
+  if (!step) return h("p", { class: "muted", dataset: { current: "" } }, "Now: checking conditions");
+  return h("p", { dataset: { current: step.path } }, "Now: ", h("code", {}, step.path),
+    ` (${step.type})`,
+    step.until != null ? ` until ${new Date(step.until * 1000).toLocaleTimeString()}` : "");
 }
