@@ -73,6 +73,16 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def private_mib(pid: int) -> float:
+    """Memory only this process holds (USS: private pages; RSS also counts the shared library
+    pages other processes map too, which the kernel can drop and read back)."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total / 1024
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 

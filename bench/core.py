@@ -26,6 +26,7 @@ from bench.common import (
     env_with_repo,
     free_port,
     in_private_netns,
+    private_mib,
     repo_root,
     rss_mib,
     run_in_private_netns,
@@ -71,6 +72,7 @@ class StartRun:
     ready_rss: float  # MiB at READY=1
     discovery: float  # seconds from exec until zeroconf and the BLE scanner run
     steady_rss: float  # MiB STEADY_AFTER seconds after that
+    steady_private: float  # of which private to the process (USS), MiB
     floor: float  # seconds from exec to READY=1 of bench.floor, just before
     floor_rss: float
 
@@ -126,7 +128,8 @@ async def _start_hub(tmp: Path, config: Path, port: int, loop: str, floor: float
             raise RuntimeError(f"discovery did not come up: {health}")
         up = time.perf_counter() - child.started
         await asyncio.sleep(STEADY_AFTER)
-        return StartRun(took, ready_rss, up, rss_mib(child.proc.pid), floor, floor_rss)
+        return StartRun(took, ready_rss, up, rss_mib(child.proc.pid),
+                        private_mib(child.proc.pid), floor, floor_rss)
 
 
 class _Notified:
@@ -283,6 +286,8 @@ def main() -> None:
             (f"RSS steady ({STEADY_AFTER:g} s after discovery is up), median",
              f"{med('steady_rss'):.1f} MiB", "< 60 MiB (HA 185 MiB)"),
             ("RSS steady, worst", f"{max(r.steady_rss for r in runs):.1f} MiB", ""),
+            ("  of which private (USS), median", f"{med('steady_private'):.1f} MiB",
+             "the rest: shared library pages"),
             ("  floor RSS", f"{med('floor_rss'):.1f} MiB", "same run (bench.floor)"),
             ("state changes into history", f"{res['hub_rate']:,.0f} /s", ""),
             ("raw SQLite executemany", f"{res['raw_rate']:,.0f} /s", ""),
