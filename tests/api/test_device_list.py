@@ -61,6 +61,13 @@ async def test_fields_keeps_only_the_named_fields(api_client) -> None:
     # null fields are still left out when named
     assert await _listed(api_client, "?fields=id,mac") == {
         i: {"id": i} for i in listed}
+    # any selection is the full list's entries cut down to the fields named
+    full = await _listed(api_client)
+    for names in ("id,events,attributes,restricted,created_at", "id,commands,scope,did"):
+        picked = await _listed(api_client, f"?fields={names}")
+        assert picked == {i: {k: v for k, v in d.items() if k in names.split(",")}
+                          for i, d in full.items()}, names
+    assert picked["virtual.button"]["commands"] == [{"name": "press"}]
     for bad in ("?fields=id,password_hash", "?fields=", "?fields=,"):
         resp = await api_client.get("/api/devices" + bad)
         assert resp.status == 400, bad

@@ -75,8 +75,13 @@ def lean(full: dict[str, Any]) -> dict[str, Any]:
 
 _FALSE_DEFAULT = frozenset({"restricted"})
 _NO_SCOPE = {"attributes": None, "events": None}
-# the fields `?fields=` may name: a device's own, and the two the hub adds
-LIST_FIELDS = frozenset(Device.__dataclass_fields__) | {"available", "connectivity"}
+# the fields `?fields=` may name, in the order they are given: a device's own, and the two
+# the hub adds
+FIELD_ORDER = (*Device.__dataclass_fields__, "available", "connectivity")
+LIST_FIELDS = frozenset(FIELD_ORDER)
+# fields whose JSON is the attribute itself (a tuple as a list): read without building the
+# whole record (`Device.to_json` converts every command, a tenth of a millisecond a device)
+_PLAIN_FIELDS = LIST_FIELDS - {"scope", "commands", "connectivity"}
 
 
 def fields_param(request: web.Request) -> frozenset[str] | None:
@@ -121,8 +126,19 @@ class DeviceJsonCache:
 
     def selected(self, devices: list[Device], names: frozenset[str]) -> bytes:
         """The list with only the fields in `names` (not cached: each client asks its own)."""
-        return dumpb({"devices": [lean({k: v for k, v in device_json(self.hub, d).items()
-                                        if k in names}) for d in devices]})
+        if names <= _PLAIN_FIELDS:
+            order = [n for n in FIELD_ORDER if n in names]
+            rows = [lean({n: self._plain(d, n) for n in order}) for d in devices]
+        else:
+            rows = [lean({k: v for k, v in device_json(self.hub, d).items() if k in names})
+                     for d in devices]
+        return dumpb({"devices": rows})
+
+    def _plain(self, device: Device, name: str) -> Any:
+        if name == "available":
+            return self.hub.states.available(device.id)
+        value = getattr(device, name)
+        return list(value) if isinstance(value, tuple) else value
 
     def body(self, devices: list[Device] | None = None) -> bytes:
         """The list body for `devices` (all of them, cached, when None)."""
