@@ -68,6 +68,12 @@ async def test_fields_keeps_only_the_named_fields(api_client) -> None:
         assert picked == {i: {k: v for k, v in d.items() if k in names.split(",")}
                           for i, d in full.items()}, names
     assert picked["virtual.button"]["commands"] == [{"name": "press"}]
+    # a selection is kept like the whole list, and forgotten when a device changes
+    resp = await api_client.patch("/api/devices/virtual.lamp", json={"name": "Desk lamp"})
+    assert resp.status == 200
+    again = await _listed(api_client, "?fields=id,name,available")
+    assert again["virtual.lamp"] == {"id": "virtual.lamp", "name": "Desk lamp",
+                                     "available": True}
     for bad in ("?fields=id,password_hash", "?fields=", "?fields=,"):
         resp = await api_client.get("/api/devices" + bad)
         assert resp.status == 400, bad
