@@ -63,7 +63,8 @@ async def test_fields_keeps_only_the_named_fields(api_client) -> None:
         i: {"id": i} for i in listed}
     # any selection is the full list's entries cut down to the fields named
     full = await _listed(api_client)
-    for names in ("id,events,attributes,restricted,created_at", "id,commands,scope,did"):
+    for names in ("id,events,attributes,restricted,created_at", "id,attribute_meta,transport",
+                  "id,commands,scope,did"):
         picked = await _listed(api_client, f"?fields={names}")
         assert picked == {i: {k: v for k, v in d.items() if k in names.split(",")}
                           for i, d in full.items()}, names

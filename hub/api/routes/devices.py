@@ -75,13 +75,16 @@ def lean(full: dict[str, Any]) -> dict[str, Any]:
 
 _FALSE_DEFAULT = frozenset({"restricted"})
 _NO_SCOPE = {"attributes": None, "events": None}
-# the fields `?fields=` may name, in the order they are given: a device's own, and the two
+# the fields `?fields=` may name, in the order they are given: a device's own, and those
 # the hub adds
-FIELD_ORDER = (*Device.__dataclass_fields__, "available", "connectivity")
+FIELD_ORDER = (*Device.__dataclass_fields__, "available", "connectivity", "confirmations",
+               "problems")
 LIST_FIELDS = frozenset(FIELD_ORDER)
 # fields whose JSON is the attribute itself (a tuple as a list): read without building the
 # whole record (`Device.to_json` converts every command, a tenth of a millisecond a device)
-_PLAIN_FIELDS = LIST_FIELDS - {"scope", "commands", "connectivity"}
+_PLAIN_FIELDS = frozenset({"id", "name", "integration", "did", "mac", "model", "manufacturer",
+                           "fw_version", "transport", "area", "attributes", "events",
+                           "restricted", "created_at", "updated_at", "available"})
 
 
 def fields_param(request: web.Request) -> frozenset[str] | None:
