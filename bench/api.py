@@ -7,8 +7,10 @@ loopback listener); the load comes from another process with keep-alive connecti
 `wrk` (Debian package wrk; a native load generator, so the client is not the bottleneck)
 when installed, else an aiohttp client process (which saturates long before the hub does).
 1. GET /api/devices (owner token): requests/s and p50/p99 latency with 8 and 50 clients,
-   once as identity (478 KB body) and once with Accept-Encoding: gzip (what browsers and
-   aiohttp send by default; the hub keeps the compressed list cached until a device changes).
+   once as identity (326 KB body: the lean list, 498 KB before it left out null and default
+   fields) and once with Accept-Encoding: gzip (what browsers and aiohttp send by default;
+   the hub keeps the compressed list cached until a device changes); then with
+   `?fields=id,name,area,available` (serialized per request, not cached).
 2. 20 websocket clients subscribed to every state change while the hub makes 1,000 state
    changes per second: delivery latency (event timestamp -> client receive) p50/p99.
 Home Assistant's /api/states with 1,000 entities did 2,175 req/s on a machine like CI's.
@@ -155,13 +157,17 @@ async def _ws_load(port: int, token: str, clients: int, expect: int) -> dict[str
             "p50": percentile(latencies, 50) * 1000, "p99": percentile(latencies, 99) * 1000}
 
 
+FIELDS = "?fields=id,name,area,available"
+
+
 def _wrk(port: int, token: str, concurrency: int, seconds: float,
-         gzip: bool) -> dict[str, Any]:
+         gzip: bool, query: str = "") -> dict[str, Any]:
     cmd = ["wrk", "-t2" if concurrency > 8 else "-t1", f"-c{concurrency}",
            f"-d{max(1, int(seconds))}s", "--latency", "-H", f"Authorization: Bearer {token}"]
     if gzip:
         cmd += ["-H", "Accept-Encoding: gzip"]
-    out = subprocess.run([*cmd, f"http://127.0.0.1:{port}/api/devices"], capture_output=True,
+    out = subprocess.run([*cmd, f"http://127.0.0.1:{port}/api/devices{query}"],
+                         capture_output=True,
                          text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -195,12 +201,12 @@ def _stop(proc: Any) -> None:
     proc.wait(30)
 
 
-def _sizes(port: int, token: str) -> tuple[int, int]:
+def _sizes(port: int, token: str, query: str = "") -> tuple[int, int]:
     import urllib.request
 
     out = []
     for enc in ("identity", "gzip"):
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/devices", headers={
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/devices{query}", headers={
             "Authorization": f"Bearer {token}", "Accept-Encoding": enc})
         with urllib.request.urlopen(req) as resp:
             out.append(len(resp.read()))
@@ -243,6 +249,13 @@ def main() -> None:
             sizes = _sizes(info["port"], info["token"])
             rows.append(("response size identity / gzip, bytes",
                          f"{sizes[0]:,} / {sizes[1]:,}", f"{info['devices']} devices"))
+            if tool == "wrk":
+                r = _wrk(info["port"], info["token"], 8, args.seconds, False, FIELDS)
+                rows.append((f"GET /api/devices{FIELDS}, 8 clients (wrk): req/s",
+                             f"{r['rps']:,.0f}", "-"))
+                rows.append(("  p50 / p99 ms", f"{r['p50']:.2f} / {r['p99']:.2f}", "-"))
+            rows.append((f"  its size, bytes ({FIELDS})",
+                         f"{_sizes(info['port'], info['token'], FIELDS)[0]:,}", "identity"))
             rows.append(("hub RSS after load, MiB", f"{rss_mib(proc.pid):.1f}",
                          f"(before: {rss:.1f})"))
         finally:

@@ -38,8 +38,10 @@ def free_port() -> int:
 
 
 def virtual_config(tmp: Path, devices: int, *, port: int = 0, automations: list[Any] | None = None,
-                   commit_interval: float = 1.0, extra: dict[str, Any] | None = None) -> Path:
-    """A config with `devices` virtual devices (switches and sensors alternating)."""
+                   commit_interval: float = 1.0, extra: dict[str, Any] | None = None,
+                   integrations: dict[str, Any] | None = None) -> Path:
+    """A config with `devices` virtual devices (switches and sensors alternating), plus
+    `integrations` beside the virtual one."""
     devs = [
         {"id": f"d{i}", "name": f"Device {i}", "kind": "switch" if i % 2 == 0 else "sensor",
          "area": f"room{i % 20}"}
@@ -54,7 +56,7 @@ def virtual_config(tmp: Path, devices: int, *, port: int = 0, automations: list[
                 "max_connections_per_address": 256},
         "storage": {"commit_interval": commit_interval},
         "discovery": {"mdns": {"enabled": False, "advertise": False}, "ble": {"enabled": False}},
-        "integrations": {"virtual": {"devices": devs}},
+        "integrations": {"virtual": {"devices": devs}, **(integrations or {})},
         "automations": automations or [],
     }
     for k, v in (extra or {}).items():
@@ -71,6 +73,16 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def private_mib(pid: int) -> float:
+    """Memory only this process holds (USS: private pages; RSS also counts the shared library
+    pages other processes map too, which the kernel can drop and read back)."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total / 1024
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
@@ -79,3 +91,43 @@ def env_with_repo() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(repo_root()) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def in_private_netns() -> bool:
+    """True inside the namespace `run_in_private_netns` (or the test runner) made."""
+    ns = os.environ.get("UONE_TEST_NETNS") or os.environ.get("UONE_BENCH_NETNS")
+    if not ns:
+        return False
+    try:
+        return os.stat(f"/run/netns/{ns}").st_ino == os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return False
+
+
+def run_in_private_netns(module: str, args: list[str], *, veth: bool = False) -> int:
+    """Run `python -m module args` again inside a fresh network namespace with `lo` up (and,
+    with `veth`, a veth pair on 10.77.0.0/24, so mDNS has an interface as on a LAN): nothing
+    reaches a real interface. Needs root and iproute2; returns the exit code."""
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        print("needs root and iproute2: it runs itself in a private network namespace")
+        return 2
+    ns = f"uone-bench-{module.rsplit('.', 1)[-1]}-{os.getpid()}"
+    setup = [["ip", "link", "set", "lo", "up"]]
+    if veth:
+        setup += [["ip", "link", "add", "ubench0", "type", "veth", "peer", "name", "ubench1"],
+                  ["ip", "addr", "add", "10.77.0.1/24", "dev", "ubench0"],
+                  ["ip", "addr", "add", "10.77.0.2/24", "dev", "ubench1"],
+                  ["ip", "link", "set", "ubench0", "up"], ["ip", "link", "set", "ubench1", "up"]]
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for cmd in setup:
+            subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
+        env = {**os.environ, "UONE_BENCH_NETNS": ns, "PYTHONPATH": str(repo_root())}
+        return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", module, *args],
+                              cwd=repo_root(), env=env).returncode
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)

@@ -13,11 +13,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -190,34 +187,14 @@ async def bench_mdns(runs: int = 5) -> list[tuple[float, float]]:
     return out
 
 
-def _in_private_netns() -> bool:
-    ns = os.environ.get("UONE_TEST_NETNS") or os.environ.get("UONE_BENCH_NETNS")
-    if not ns:
-        return False
-    try:
-        return os.stat(f"/run/netns/{ns}").st_ino == os.stat("/proc/self/ns/net").st_ino
-    except OSError:
-        return False
-
-
 def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    if not _in_private_netns():
-        if os.geteuid() != 0 or shutil.which("ip") is None:
-            print("needs root and iproute2: it runs itself in a private network namespace")
-            return 2
-        ns = f"uone-bench-disc-{os.getpid()}"
-        subprocess.run(["ip", "netns", "add", ns], check=True)
-        try:
-            subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
-                           check=True)
-            env = {**os.environ, "UONE_BENCH_NETNS": ns, "PYTHONPATH": str(ROOT)}
-            return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m",
-                                   "bench.discovery"], cwd=ROOT, env=env).returncode
-        finally:
-            subprocess.run(["ip", "netns", "del", ns], check=False)
+    from bench.common import in_private_netns, run_in_private_netns
+
+    if not in_private_netns():
+        return run_in_private_netns("bench.discovery", sys.argv[1:])
     ble = asyncio.run(bench_ble())
     mdns = asyncio.run(bench_mdns())
     print(f"\nBLE ingest, {DEVICES} BTHome devices (all adopted), target >= 20,000/s")

@@ -8,6 +8,7 @@ every key path maps to the mark where it was written.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,9 @@ class Document:
     def forget(self, prefix: KeyPath) -> None:
         """Drop the positions under `prefix` once nothing will report problems there."""
         n = len(prefix)
-        for path in [p for p in self.marks if p[:n] == prefix and len(p) > n]:
-            del self.marks[path]
+        # a new dict: deleting keys would keep the table sized for every mark (thousands
+        # for a large device list)
+        self.marks = {p: m for p, m in self.marks.items() if not (p[:n] == prefix and len(p) > n)}
 
     def problem(self, path: KeyPath, message: str) -> ConfigProblem:
         line, col = self.where(path)
@@ -217,7 +219,7 @@ class _Builder:
         if not isinstance(key, (str, int)) or isinstance(key, bool):
             self._reject_key(frame, ev, "keys must be strings")
             return
-        key = str(key)
+        key = sys.intern(str(key))  # a device list repeats the same few keys thousands of times
         if key in frame.value:
             first = self.doc.marks.get((*frame.path, key), (0, 0))[0]
             self._reject_key(frame, ev, f"duplicate key (first defined on line {first})",

@@ -110,8 +110,11 @@ class BTHomeIntegration:
                 self.counters[key.removeprefix("counter:")] = value
         ctx.on_advertisement(self._on_advertisement)
         ctx.on_adopt(self._adopt)
-        # bthome-ble pulls in ~150 ms of imports: load it off the loop, not at start-up
-        ctx.create_task(_prewarm(ctx, "bthome_ble"), "import")
+        if self.adopted or self.keys:
+            # this home has BTHome sensors: bthome-ble (~150 ms of imports, ~7 MiB with
+            # habluetooth) is loaded off the loop a little after start. A home without any
+            # loads it only when a BTHome advertisement is first heard (bench.core).
+            ctx.create_task(_prewarm(ctx, "bthome_ble"), "import")
 
     async def unload(self, ctx: IntegrationContext) -> None:
         for device_id in self.adopted.values():

@@ -7,8 +7,6 @@ the device's "press the button" authorization: provisioning must say so to the u
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +48,8 @@ class ImprovIntegration:
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
         ctx.on_advertisement(self._on_advertisement)
-        # py-improv-ble-client imports bleak (~80 ms): load it off the loop
-        ctx.create_task(_prewarm(ctx, "improv_ble_client"), "import")
+        # py-improv-ble-client (~80 ms of imports, a few MiB) is loaded only when an Improv
+        # advertisement is first heard: most of the time no device is waiting for Wi-Fi.
 
     async def unload(self, ctx: IntegrationContext) -> None:
         return None
@@ -80,8 +78,3 @@ class ImprovIntegration:
         return DiscoveryInfo(name=adv.name or f"Improv {adv.address[-5:]}", mac=adv.address,
                              data=data)
 
-
-async def _prewarm(ctx: IntegrationContext, module: str) -> None:
-    """Import the parser library off the loop, a little after start-up (not before READY)."""
-    await ctx.clock.sleep(2.0)
-    await asyncio.to_thread(importlib.import_module, module)

@@ -13,9 +13,6 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from hub.facade import Attestation, DeviceUnavailable, Evidence, HubError
 
 MAX_LINE = 1 << 16
@@ -83,6 +80,10 @@ class LanConnection:
 
     async def _handshake(self) -> Attestation:
         assert self._writer is not None and self._reader is not None
+        # x509 and its friends (~1.5 MiB) load with the first device connection, not at start
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
         peer = self._writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
         peer_key = x509.load_der_x509_certificate(peer).public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -351,11 +351,10 @@ async def test_max_delay_publishes_before_the_commit_interval(broker, make_hub, 
         await hub.db.flush()
         async with peer(broker, pairing_for(hub)) as phone:
             await wait_until(lambda: hub.cloud.connected)
-            started = asyncio.get_running_loop().time()
             hub.states.set("virtual.temp", {"value": 1234.0})
+            # arrives while the 30 s commit interval is still far off (the wait gives up at 5)
             await phone.wait_for(lambda: any(b.get("value") == 1234.0 for b in phone.applied),
                                  5)
-            assert asyncio.get_running_loop().time() - started < 2.0  # not 30 s
 
 
 async def test_no_egress_without_consent_even_to_clear(make_hub, loop_hygiene):

@@ -106,13 +106,11 @@ def test_ready_watchdog_stopping_over_a_real_notify_socket(tmp_path: Path) -> No
         assert health["status"] == "ok"
         pings = [sock.recv(4096).decode() for _ in range(3)]
         assert pings == ["WATCHDOG=1"] * 3
-        started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         messages = []
         while "STOPPING=1" not in messages:
             messages.append(sock.recv(4096).decode())
-        assert proc.wait(timeout=10) == 0
-        assert time.monotonic() - started < 10
+        assert proc.wait(timeout=10) == 0  # before the unit's TimeoutStopSec=15 kills it
     finally:
         _end(proc)
         sock.close()

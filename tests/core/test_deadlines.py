@@ -36,7 +36,7 @@ async def test_each_guarded_await_gets_its_own_deadline() -> None:
     assert not second.done()  # one timer, re-armed for the next deadline
     assert await second == "timed out"
     t_second = loop.time() - t0
-    assert 0.045 <= t_first < 0.5 and t_second >= 0.065
+    assert t_first >= 0.045 and t_second >= 0.065  # neither expired before its own limit
     assert first.cancelling() == 0 and second.cancelling() == 0  # the cancellation was taken back
     d.close()
 

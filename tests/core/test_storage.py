@@ -116,13 +116,11 @@ async def test_reads_do_not_wait_for_a_slow_commit(tmp_path: Path) -> None:
         db.enqueue_many("INSERT INTO t VALUES(?)", [(i,) for i in range(300_000)])
         commit = asyncio.create_task(db.flush())
         await asyncio.sleep(0.01)  # the writer is now inside its big transaction
-        started = asyncio.get_running_loop().time()
         row = await db.fetchone("SELECT count(*) FROM t")
-        read_time = asyncio.get_running_loop().time() - started
+        # answered while the commit still runs: the read did not queue behind it
         assert not commit.done(), "the commit should still be running"
-        assert row[0] == 1  # WAL: the reader sees the last committed state, at once
+        assert row[0] == 1  # WAL: the reader sees the last committed state
         await commit
-        assert read_time < 0.2
         assert (await db.fetchone("SELECT count(*) FROM t"))[0] == 300_001
 
 

@@ -31,9 +31,7 @@ async def test_sign_in_with_totp_and_see_live_state(browser, running_hub: Runnin
     enable_totp(running_hub)
     context, page, watch = await open_page(browser, running_hub)
     await page.goto(running_hub.url + "/")
-    await page.wait_for_selector("#login-form")
-    # milliseconds from the start of navigation until the sign-in form is there to use
-    usable_after = await page.evaluate("() => performance.now()") / 1000
+    await page.wait_for_selector("#login-form")  # how soon: bench/dashboard.py
     await screenshot(page, "01-sign-in")
     # Without the code the hub refuses and the page says why.
     await page.fill("#login-form input[name=username]", "owner")
@@ -57,7 +55,6 @@ async def test_sign_in_with_totp_and_see_live_state(browser, running_hub: Runnin
     await page.click('[data-device="virtual.lamp"] [data-command="turn_off"]')
     await expect(lamp).to_have_text("off", timeout=5000)
     assert watch.errors == [] and watch.foreign == []
-    assert usable_after < 1.0, usable_after
     await context.close()
 
 

@@ -23,6 +23,7 @@ from hub.bus import AvailabilityChanged, DeviceRegistryChanged
 from hub.commands import COMMAND_FIELDS, COMMAND_ROLE, command_fields
 from hub.devices import Device, PrivacyScope
 from hub.errors import ValidationError
+from hub.fastjson import dumpb
 from hub.hub import Hub
 
 NAMES_OR_NULL = {"type": ["array", "null"], "items": STR}
@@ -58,6 +59,47 @@ def device_json(hub: Hub, device: Device) -> dict[str, Any]:
     return out
 
 
+def lean(full: dict[str, Any]) -> dict[str, Any]:
+    """A device as the list gives it: what is unknown (null), empty or the default is left
+    out (a missing `restricted` is false, missing `scope` is no limit, a command without
+    `params` takes none). About a third of the bytes of 1,000 devices (bench.api)."""
+    out = {k: v for k, v in full.items()
+           if v is not None and v != [] and v != {} and not (v is False and k in _FALSE_DEFAULT)}
+    if out.get("scope") == _NO_SCOPE:
+        del out["scope"]
+    if "commands" in out:
+        out["commands"] = [{k: v for k, v in c.items() if v != {} and v != []}
+                           for c in out["commands"]]
+    return out
+
+
+_FALSE_DEFAULT = frozenset({"restricted"})
+_NO_SCOPE = {"attributes": None, "events": None}
+# the fields `?fields=` may name, in the order they are given: a device's own, and those
+# the hub adds
+FIELD_ORDER = (*Device.__dataclass_fields__, "available", "connectivity", "confirmations",
+               "problems")
+LIST_FIELDS = frozenset(FIELD_ORDER)
+# fields whose JSON is the attribute itself (a tuple as a list): read without building the
+# whole record (`Device.to_json` converts every command, a tenth of a millisecond a device)
+_PLAIN_FIELDS = frozenset({"id", "name", "integration", "did", "mac", "model", "manufacturer",
+                           "fw_version", "transport", "area", "attributes", "events",
+                           "restricted", "created_at", "updated_at", "available"})
+
+
+def fields_param(request: web.Request) -> frozenset[str] | None:
+    """`?fields=id,name,area`: only these fields of each device (unknown names are a 400)."""
+    raw = request.query.get("fields")
+    if raw is None:
+        return None
+    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+    unknown = sorted(names - LIST_FIELDS)
+    if unknown or not names:
+        raise ValidationError("fields", f"unknown field {unknown[0]!r}" if unknown else
+                              "name at least one field")
+    return names
+
+
 class DeviceJsonCache:
     """Each device's JSON, serialized once; the whole list's body kept until something
     changes. The hot path of GET /api/devices is then a bytes lookup."""
@@ -67,6 +109,7 @@ class DeviceJsonCache:
         self._parts: dict[str, str] = {}
         self._body: bytes | None = None
         self._gzip: bytes | None = None
+        self._selections: dict[frozenset[str], bytes] = {}  # ?fields= of the whole list
         self._undo: list[Callable[[], None]] = []
 
     def start(self) -> None:
@@ -82,8 +125,33 @@ class DeviceJsonCache:
     def part(self, device: Device) -> str:
         text = self._parts.get(device.id)
         if text is None:
-            text = self._parts[device.id] = dumps(device_json(self.hub, device))
+            text = self._parts[device.id] = dumps(lean(device_json(self.hub, device)))
         return text
+
+    def selected(self, devices: list[Device] | None, names: frozenset[str]) -> bytes:
+        """The list with only the fields in `names`; for all devices (None) kept until
+        something changes, like the whole list (a few selections: clients ask the same)."""
+        if devices is None:
+            body = self._selections.get(names)
+            if body is None:
+                if len(self._selections) >= 8:
+                    self._selections.clear()
+                body = self._selections[names] = self.selected(list(self.hub.devices.all()),
+                                                               names)
+            return body
+        if names <= _PLAIN_FIELDS:
+            order = [n for n in FIELD_ORDER if n in names]
+            rows = [lean({n: self._plain(d, n) for n in order}) for d in devices]
+        else:
+            rows = [lean({k: v for k, v in device_json(self.hub, d).items() if k in names})
+                     for d in devices]
+        return dumpb({"devices": rows})
+
+    def _plain(self, device: Device, name: str) -> Any:
+        if name == "available":
+            return self.hub.states.available(device.id)
+        value = getattr(device, name)
+        return list(value) if isinstance(value, tuple) else value
 
     def body(self, devices: list[Device] | None = None) -> bytes:
         """The list body for `devices` (all of them, cached, when None)."""
@@ -105,6 +173,7 @@ class DeviceJsonCache:
     def _invalidate(self, event: Any) -> None:
         self._parts.pop(event.device_id, None)
         self._body = self._gzip = None
+        self._selections.clear()
 
 
 DEVICE_CACHE_KEY: web.AppKey[DeviceJsonCache] = web.AppKey("device_json_cache", DeviceJsonCache)
@@ -117,23 +186,30 @@ def visible_device(request: web.Request) -> Device:
 
 
 @requires(Role.GUEST)
-@describe("List devices (guests: only those granted)", tags=("devices",),
-          query={"area": {"type": "string"}},
+@describe("List devices (guests: only those granted). Each device leaves out what is null, "
+          "empty or the default (as GET /api/devices/{device_id} would show it: null, [], "
+          "restricted false, no scope); `fields` keeps only the fields named",
+          tags=("devices",),
+          query={"area": {"type": "string"},
+                 "fields": {"type": "string", "description": "comma-separated, e.g. "
+                            "id,name,area,available"}},
           response=obj(["devices"], devices=array(DEVICE_SCHEMA)))
 async def list_devices(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     cache = request.app[DEVICE_CACHE_KEY]
     area = request.query.get("area")
     who = principal(request)
-    if area is None and who.role >= Role.MEMBER:
+    names = fields_param(request)
+    if names is not None and area is None and who.role >= Role.MEMBER:
+        return web.Response(body=cache.selected(None, names), content_type="application/json")
+    if names is None and area is None and who.role >= Role.MEMBER:
         if "gzip" in request.headers.get("Accept-Encoding", ""):
             return web.Response(body=cache.body_gzip(), content_type="application/json",
                                 headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
-        body = cache.body()
-    else:
-        body = cache.body([d for d in hub.devices.all()
-                           if (area is None or d.area == area)
-                           and who.can_see_device(d.id, d.area)])
+        return web.Response(body=cache.body(), content_type="application/json")
+    devices = [d for d in hub.devices.all()
+               if (area is None or d.area == area) and who.can_see_device(d.id, d.area)]
+    body = cache.body(devices) if names is None else cache.selected(devices, names)
     return web.Response(body=body, content_type="application/json")
 
 
