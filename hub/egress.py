@@ -73,10 +73,10 @@ class EgressGuard:
     """The hub's egress policy; `allowed(purpose)` is the consent ledger's answer."""
 
     def __init__(self, allowed: Callable[[str], bool], on_denied: DeniedHook | None = None,
-                 resolvers: tuple[str, ...] | None = None):
+                 resolvers: tuple[str, ...] = ()):
         self._allowed = allowed
         self.on_denied = on_denied
-        self.resolvers = system_resolvers() if resolvers is None else resolvers
+        self.resolvers = resolvers  # the owner sets the system's (`system_resolvers`) at start
         self.denied = 0
         self._logged: set[str] = set()
         self._granted: dict[str, str] = {}  # public address -> the purpose it was checked for

@@ -6,6 +6,7 @@ undone. The HTTP API is not part of the core: `hub.daemon` puts it on top.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -132,7 +133,8 @@ class Hub:
     async def start(self) -> None:
         stack = contextlib.AsyncExitStack()
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            await asyncio.to_thread(self.state_dir.mkdir, parents=True, exist_ok=True,
+                                    mode=0o700)
             await stack.enter_async_context(self.db)
             await self.vault.open()
             stack.callback(self.vault.close)

@@ -401,6 +401,13 @@ class IntegrationHost:
         slot = self._slots.get(name)
         return slot is not None and slot.state == "loaded"
 
+    def active(self) -> list[str]:
+        """Integrations with anything left running: a context not closed or a pending retry.
+
+        Empty once `stop` has returned."""
+        return [name for name, s in self._slots.items()
+                if s.ctx is not None or (s.retry_task is not None and not s.retry_task.done())]
+
     def instance(self, name: str) -> Integration | None:
         slot = self._slots.get(name)
         return slot.instance if slot is not None and slot.state == "loaded" else None

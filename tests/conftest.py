@@ -1,13 +1,11 @@
 """Shared fixtures: a config factory, a running Hub, and an API client on the real app.
 
-Hygiene for every test: asyncio exceptions nobody retrieved fail the test, and no task may be
-left running when a test's hub has stopped.
+tests/hygiene.py checks every test (blocking calls on the loop, lingering tasks and timers,
+loop errors, hubs and integrations left running).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import textwrap
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.config import LoadedConfig, load_config
 from hub.hub import Hub
+
+pytest_plugins = ["tests.hygiene"]
 
 os.environ.pop("STATE_DIRECTORY", None)
 os.environ.pop("NOTIFY_SOCKET", None)
@@ -71,32 +71,9 @@ def config_factory(tmp_path: Path) -> Callable[..., LoadedConfig]:
 
 @pytest.fixture
 async def hub(config_factory: Callable[..., LoadedConfig]) -> AsyncIterator[Hub]:
-    """A started core Hub with the default virtual devices; checks loop hygiene at the end."""
-    async with hygiene():
-        async with Hub(config_factory()) as h:
-            yield h
-
-
-@contextlib.asynccontextmanager
-async def hygiene() -> AsyncIterator[None]:
-    """Fail on loop exceptions nobody retrieved and on tasks left running after the block."""
-    loop = asyncio.get_running_loop()
-    errors: list[dict[str, Any]] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
-    before = set(asyncio.all_tasks())
-    try:
-        yield
-        await asyncio.sleep(0)
-        current = asyncio.current_task()
-        leftover = [
-            t for t in asyncio.all_tasks() - before
-            if not t.done() and t is not current and not _is_pytest_task(t)
-        ]
-        assert not leftover, f"tasks left running: {leftover}"
-        assert not errors, f"unhandled loop errors: {errors}"
-    finally:
-        loop.set_exception_handler(previous)
+    """A started core Hub with the default virtual devices."""
+    async with Hub(config_factory()) as h:
+        yield h
 
 
 OWNER_USERNAME = "owner"
@@ -162,11 +139,6 @@ async def api_client(client_for: Callable[..., Any]) -> TestClient:
     from hub.auth.principal import Role
 
     return await client_for(Role.OWNER, username=OWNER_USERNAME)
-
-
-def _is_pytest_task(task: asyncio.Task[Any]) -> bool:
-    coro = task.get_coro()
-    return "pytest_asyncio" in getattr(getattr(coro, "cr_code", None), "co_filename", "")
 
 
 def free_port() -> int:

@@ -117,7 +117,7 @@ async def _user_add(auth: Any, loaded: Any, args: argparse.Namespace) -> int:
     password = _read_password(args)
     user = await auth.create_user(args.name, password, role, is_minor=args.minor, actor="cli")
     if role == Role.OWNER:
-        auth.finish_onboarding()
+        await auth.finish_onboarding()
     print(f"created {role.label} {user.username} (id {user.id})")
     return EXIT_OK
 

@@ -569,15 +569,14 @@ class AccountService:
             self.throttle.failed("<onboarding>", address)
             raise AuthError("wrong onboarding code")
         user = await self.create_user(username, password, Role.OWNER, actor="onboarding")
-        self.finish_onboarding()
+        await self.finish_onboarding()
         await self.audit.record(user.id, "onboarding.owner_created", user.id,
                                 {"address": address})
         return await self._new_session(user)
 
-    def finish_onboarding(self) -> None:
+    async def finish_onboarding(self) -> None:
         self._onboarding_code = None
-        with contextlib.suppress(FileNotFoundError):
-            self.onboarding_path.unlink()
+        await asyncio.to_thread(self.onboarding_path.unlink, missing_ok=True)
 
     # -- internals -------------------------------------------------------------------------
 

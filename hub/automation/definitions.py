@@ -5,6 +5,7 @@ automation holds its definition, whether it can run (and why not), and its runs 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -139,7 +140,7 @@ class Definitions:
         stored = await db.fetchall("SELECT * FROM automations ORDER BY created_at")
         enabled = {r["id"]: bool(r["enabled"])
                    for r in await db.fetchall("SELECT * FROM automation_enabled")}
-        for entry in self._yaml_entries():
+        for entry in await self._yaml_entries():
             if entry.id in self._entries:
                 first = self._entries[entry.id].where
                 entry.parse_problems.append(Problem(("id",), f"duplicate id (first at {first})"))
@@ -260,10 +261,10 @@ class Definitions:
 
     # -- private -------------------------------------------------------------------------------
 
-    def _yaml_entries(self) -> list[Entry]:
+    async def _yaml_entries(self) -> list[Entry]:
         loaded = self.loaded
-        sources, errors = yaml_sources(loaded.config.automations, loaded.document,
-                                       Path(loaded.path))
+        sources, errors = await asyncio.to_thread(  # reads automations.yaml
+            yaml_sources, loaded.config.automations, loaded.document, Path(loaded.path))
         self.load_errors.extend(errors)
         for error in errors:
             _LOG.error("automations not loaded: %s", error)

@@ -141,6 +141,7 @@ class PrivacyCenter:
             self._subjects[row["user_id"]] = _Subject(bool(row["restricted"]),
                                                        bool(row["presence_objection"]))
         self._loop = asyncio.get_running_loop()
+        self.egress.resolvers = await asyncio.to_thread(egress.system_resolvers)
         self._undo.append(egress.install_process_hook(self.egress))
         self._tasks.append(asyncio.create_task(self._report_denials(), name="egress-audit"))
         await self.retention.load()
@@ -400,8 +401,8 @@ class PrivacyCenter:
         await self.db.flush()
         tmp_dir = self.state_dir.parent / ".uone-backups"
         path = await asyncio.to_thread(self._backup_sync, passphrase, tmp_dir)
-        await self.audit(who.user_id, "backup.create", None,
-                         {"bytes": path.stat().st_size})
+        size = (await asyncio.to_thread(path.stat)).st_size
+        await self.audit(who.user_id, "backup.create", None, {"bytes": size})
         return path
 
     def _backup_sync(self, passphrase: str, tmp_dir: Path) -> Path:

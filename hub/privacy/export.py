@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiosqlite
 
@@ -154,11 +154,9 @@ async def export_to_file(source: ExportSource, who: Principal, path: Path) -> Ex
 
         stats = await write_export(source, who, sink)
     except BaseException:
-        fh.close()
-        tmp.unlink(missing_ok=True)
+        await asyncio.to_thread(_discard, fh, tmp)
         raise
-    await asyncio.to_thread(fh.close)
-    tmp.replace(path)
+    await asyncio.to_thread(_commit, fh, tmp, path)
     return stats
 
 
@@ -390,8 +388,18 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _open_private(path: Path):
+def _open_private(path: Path) -> BinaryIO:
     import os
 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     return os.fdopen(fd, "wb")
+
+
+def _discard(fh: BinaryIO, tmp: Path) -> None:
+    fh.close()
+    tmp.unlink(missing_ok=True)
+
+
+def _commit(fh: BinaryIO, tmp: Path, path: Path) -> None:
+    fh.close()
+    tmp.replace(path)

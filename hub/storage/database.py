@@ -170,8 +170,8 @@ class Database:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self.check_seconds > 0 and self.path.exists():
+        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True, mode=0o700)
+        if self.check_seconds > 0 and await asyncio.to_thread(self.path.exists):
             self.check = await asyncio.to_thread(quick_check, self.path, self.check_seconds)
             if self.check.complete:
                 _LOG.info("database checked in %.2f s: ok", self.check.seconds)

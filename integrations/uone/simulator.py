@@ -169,7 +169,7 @@ class Simulator:
             self._bus.disconnect()
             self._bus = None
         if self._tmp is not None:
-            self._tmp.cleanup()
+            await asyncio.to_thread(self._tmp.cleanup)
             self._tmp = None
 
     def _on_message(self, msg: Any) -> None:
@@ -313,7 +313,8 @@ class Simulator:
         from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
         self._server = await asyncio.start_server(
-            self._serve, self.lan_host, port, ssl=self._tls_context(), limit=1 << 16)
+            self._serve, self.lan_host, port, ssl=await asyncio.to_thread(self._tls_context),
+            limit=1 << 16)
         self.lan_port = self._server.sockets[0].getsockname()[1]
         if not announce:
             return

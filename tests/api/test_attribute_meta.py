@@ -16,7 +16,7 @@ from hub.bus import EventBus
 from hub.clock import SystemClock
 from hub.devices import AttributeMeta, Device, DeviceRegistry
 from hub.hub import Hub
-from tests.conftest import DEFAULT_VIRTUAL, TEST_PASSWORD, hygiene
+from tests.conftest import DEFAULT_VIRTUAL, TEST_PASSWORD
 from tests.discovery import bthome_adv as adv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ async def signed_in(hub: Hub) -> dict[str, str]:
 async def test_a_configured_unit_reaches_the_api_and_the_websocket(config_factory) -> None:
     config = config_factory({"integrations": {"virtual": {"devices": [*DEFAULT_VIRTUAL,
                                                                       OUTSIDE]}}})
-    async with hygiene(), Hub(config) as hub:
+    async with Hub(config) as hub:
         headers = await signed_in(hub)
         async with TestClient(TestServer(make_app(hub)), headers=headers) as client:
             device = await (await client.get("/api/devices/virtual.outside")).json()
@@ -72,7 +72,7 @@ async def test_bthome_units_come_from_the_format(config_factory) -> None:
             address, None, -60, (), {adv.BTHOME_UUID: adv.plain(
                 adv.objects(packet_id=packet, **values))}, {})
 
-    async with hygiene(), Hub(config) as hub:
+    async with Hub(config) as hub:
         advertise(1, temperature=21.5, humidity=40.0)
         await hub.discovery.adopt("ble-a4c138000051")
         device = hub.devices.get("bthome.a4c138000051")
@@ -106,7 +106,7 @@ async def test_the_documented_example_holds_for_the_example_config(config_factor
     devices = example["integrations"]["virtual"]["devices"]
     assert "virtual.living_temp" in (ROOT / "docs" / "api.md").read_text()
     config = config_factory({"integrations": {"virtual": {"devices": devices}}})
-    async with hygiene(), Hub(config) as hub:
+    async with Hub(config) as hub:
         headers = await signed_in(hub)
         async with TestClient(TestServer(make_app(hub)), headers=headers) as client:
             device = await (await client.get("/api/devices/virtual.living_temp")).json()

@@ -17,14 +17,13 @@ import pytest
 
 from hub.api.server import ApiServer
 from hub.hub import Hub
-from tests.conftest import hygiene
 
 HANG_GUARD = 20.0  # seconds: only so that a regression fails instead of hanging
 
 
 @contextlib.asynccontextmanager
 async def serving(config_factory, **api) -> AsyncIterator[ApiServer]:
-    async with hygiene(), Hub(config_factory({"api": api})) as hub, ApiServer(hub) as server:
+    async with Hub(config_factory({"api": api})) as hub, ApiServer(hub) as server:
         yield server
 
 

@@ -197,10 +197,9 @@ async def test_virtual_sensor_range_is_declared_and_enforced(config_factory) -> 
 
     from hub.api.app import make_app
     from hub.auth.principal import Role
-    from tests.conftest import hygiene
 
     devices = [{"id": "dial", "kind": "sensor", "min": 0, "max": 10}]
-    async with hygiene(), Hub(config_factory(
+    async with Hub(config_factory(
             {"integrations": {"virtual": {"devices": devices}}})) as hub:
         user = await hub.auth.create_user("o", "correct horse battery", Role.OWNER)
         token, _ = await hub.auth.create_token(user.id, "t")

@@ -93,46 +93,44 @@ async def test_https_by_ip_verifies_and_a_pinned_key_survives_a_new_address(
         netns_addresses: Callable[[str], None]) -> None:
     from hub.api.server import ApiServer
     from hub.hub import Hub
-    from tests.conftest import hygiene
 
     base = f"10.204.{os.getpid() % 250}"
     first, second = f"{base}.1", f"{base}.2"
     netns_addresses(first)
     loaded = config_factory({"api": {"host": "0.0.0.0", "port": 0}})
     cert = loaded.state_dir / tls.CERT_FILE
-    async with hygiene():
-        async with Hub(loaded) as hub, ApiServer(hub) as server:
-            assert server.scheme == "https"
-            port = server.port
-            assert port
-            assert first in sans(cert)[1]
-            key_before, pin = (loaded.state_dir / tls.KEY_FILE).read_bytes(), tls.spki_pin(cert)
-            assert await asyncio.to_thread(_handshake, first, port, cert)
-            if shutil.which("curl"):
-                r = await asyncio.to_thread(_curl, f"https://{first}:{port}/api/health",
-                                            "--cacert", str(cert))
-                assert r.returncode == 0 and '"status"' in r.stdout, r.stderr
+    async with Hub(loaded) as hub, ApiServer(hub) as server:
+        assert server.scheme == "https"
+        port = server.port
+        assert port
+        assert first in sans(cert)[1]
+        key_before, pin = (loaded.state_dir / tls.KEY_FILE).read_bytes(), tls.spki_pin(cert)
+        assert await asyncio.to_thread(_handshake, first, port, cert)
+        if shutil.which("curl"):
+            r = await asyncio.to_thread(_curl, f"https://{first}:{port}/api/health",
+                                        "--cacert", str(cert))
+            assert r.returncode == 0 and '"status"' in r.stdout, r.stderr
 
-            # a second interface or a new DHCP lease
-            await asyncio.to_thread(netns_addresses, second)
-            with pytest.raises(ssl.SSLCertVerificationError):  # not named yet
-                await asyncio.to_thread(_handshake, second, port, cert)
-            old_fingerprint = server.fingerprint
-            assert await server.refresh_certificate()
-            assert not await server.refresh_certificate()  # nothing changed since
-            assert server.fingerprint != old_fingerprint
-            assert {first, second} <= sans(cert)[1]
-            assert await asyncio.to_thread(_handshake, second, port, cert)
-            assert (loaded.state_dir / tls.KEY_FILE).read_bytes() == key_before
-            assert tls.spki_pin(cert) == pin
-            if shutil.which("curl"):  # a client that pinned the key before the renewal
-                r = await asyncio.to_thread(_curl, f"https://{second}:{port}/api/health",
-                                            "-k", "--pinnedpubkey", pin)
-                assert r.returncode == 0 and '"status"' in r.stdout, r.stderr
-                wrong = "sha256//" + "A" * 43 + "="
-                r = await asyncio.to_thread(_curl, f"https://{second}:{port}/api/health",
-                                            "-k", "--pinnedpubkey", wrong)
-                assert r.returncode != 0
+        # a second interface or a new DHCP lease
+        await asyncio.to_thread(netns_addresses, second)
+        with pytest.raises(ssl.SSLCertVerificationError):  # not named yet
+            await asyncio.to_thread(_handshake, second, port, cert)
+        old_fingerprint = server.fingerprint
+        assert await server.refresh_certificate()
+        assert not await server.refresh_certificate()  # nothing changed since
+        assert server.fingerprint != old_fingerprint
+        assert {first, second} <= sans(cert)[1]
+        assert await asyncio.to_thread(_handshake, second, port, cert)
+        assert (loaded.state_dir / tls.KEY_FILE).read_bytes() == key_before
+        assert tls.spki_pin(cert) == pin
+        if shutil.which("curl"):  # a client that pinned the key before the renewal
+            r = await asyncio.to_thread(_curl, f"https://{second}:{port}/api/health",
+                                        "-k", "--pinnedpubkey", pin)
+            assert r.returncode == 0 and '"status"' in r.stdout, r.stderr
+            wrong = "sha256//" + "A" * 43 + "="
+            r = await asyncio.to_thread(_curl, f"https://{second}:{port}/api/health",
+                                        "-k", "--pinnedpubkey", wrong)
+            assert r.returncode != 0
 
     # `uone-hub status` prints the pin
     status = await asyncio.to_thread(

@@ -13,7 +13,6 @@ import pytest
 from hub.auth import totp
 from hub.config import LoadedConfig
 from hub.hub import Hub
-from tests.conftest import hygiene
 
 
 class ManualClock:
@@ -48,9 +47,8 @@ def clock() -> ManualClock:
 @pytest.fixture
 async def hub(config_factory: Callable[..., LoadedConfig],
               clock: ManualClock) -> AsyncIterator[Hub]:
-    async with hygiene():
-        async with Hub(config_factory(), clock=clock) as h:
-            yield h
+    async with Hub(config_factory(), clock=clock) as h:
+        yield h
 
 
 def secret_of(uri: str) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 from hub.clock import ManualClock
 from hub.config import load_config
 from hub.hub import Hub
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 
 # 2026-03-10 12:00:00 UTC, a Tuesday
 START = 1773144000.0
@@ -36,10 +36,9 @@ def make_hub(tmp_path: Path, clock: ManualClock) -> Callable[..., Any]:
         if automations is not None:
             cfg["automations"] = automations
         loaded = load_config(write_config(tmp_path, cfg))
-        async with hygiene():
-            async with Hub(loaded, clock=use_clock or clock) as hub:
-                await settle()
-                yield hub
+        async with Hub(loaded, clock=use_clock or clock) as hub:
+            await settle()
+            yield hub
 
     return make
 

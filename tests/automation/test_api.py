@@ -9,7 +9,6 @@ import pytest
 
 from hub.config import LoadedConfig
 from hub.hub import Hub
-from tests.conftest import hygiene
 
 BUTTON = {"type": "event", "device": "virtual.button", "event": "press"}
 TOGGLE = {"type": "command", "device": "virtual.lamp", "command": "toggle"}
@@ -19,9 +18,8 @@ YAML_AUTO = {"id": "from_yaml", "triggers": [BUTTON], "actions": [TOGGLE]}
 @pytest.fixture
 async def hub(config_factory: Callable[..., LoadedConfig]) -> AsyncIterator[Hub]:
     """The shared api_client's hub, with one YAML automation."""
-    async with hygiene():
-        async with Hub(config_factory({"automations": [YAML_AUTO]})) as h:
-            yield h
+    async with Hub(config_factory({"automations": [YAML_AUTO]})) as h:
+        yield h
 
 
 async def test_crud_and_persistence(api_client, hub, config_factory):

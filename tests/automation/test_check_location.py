@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hub.config import load_config
 from hub.hub import Hub
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SUN = {"id": "porch", "triggers": [{"type": "sun", "event": "sunset"}],
@@ -27,18 +27,16 @@ async def test_check_blames_the_missing_location_consent(tmp_path: Path) -> None
     config = write_config(tmp_path, {"location": {"latitude": 52.5, "longitude": 13.4},
                                      "automations": [SUN]})
     loaded = load_config(config)
-    async with hygiene():
-        async with Hub(loaded):
-            pass
+    async with Hub(loaded):
+        pass
     r = await asyncio.to_thread(check, config)
     assert r.returncode == 2, r.stdout
     assert "automation 'porch'" in r.stderr
     assert "the owner has not given 'location' consent" in r.stderr
     assert "set location.latitude" not in r.stderr  # the config has them
 
-    async with hygiene():
-        async with Hub(loaded) as hub:
-            await hub.privacy.set_consent("location", True, None)
+    async with Hub(loaded) as hub:
+        await hub.privacy.set_consent("location", True, None)
     r = await asyncio.to_thread(check, config)
     assert r.returncode == 0, r.stderr
     assert "1 automations, 0 with problems" in r.stdout
@@ -47,9 +45,8 @@ async def test_check_blames_the_missing_location_consent(tmp_path: Path) -> None
 async def test_check_with_consent_but_no_coordinates_asks_for_them(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"automations": [SUN]})
     loaded = load_config(config)
-    async with hygiene():
-        async with Hub(loaded) as hub:
-            await hub.privacy.set_consent("location", True, None)
+    async with Hub(loaded) as hub:
+        await hub.privacy.set_consent("location", True, None)
     r = await asyncio.to_thread(check, config)
     assert r.returncode == 2
     assert "no coordinates" in r.stderr and "'location' consent" not in r.stderr

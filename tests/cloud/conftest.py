@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from hub.cloud.sources import CLOUD_SYNC, REMOTE_ACCESS, MemoryConsent, MemorySe
 from hub.config import load_config
 from hub.hub import Hub
 from hub.state import HISTORY_ROWS
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 from tests.doubles import mosquitto
 from tests.doubles.mosquitto import broker, mosquitto_pki  # noqa: F401 - shared fixtures
 
@@ -67,12 +67,6 @@ def make_hub(tmp_path: Path) -> Callable[..., Any]:
         return hub
 
     return make
-
-
-@pytest.fixture
-async def loop_hygiene() -> AsyncIterator[None]:
-    async with hygiene():
-        yield
 
 
 def pairing_for(hub: Hub, client: str | None = "phone") -> Pairing:

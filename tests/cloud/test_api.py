@@ -51,7 +51,7 @@ async def test_pairing_rejects_bad_input(api_client):
     assert resp.status == 400
 
 
-async def test_status_and_pairing_when_connected(broker, make_hub, loop_hygiene):
+async def test_status_and_pairing_when_connected(broker, make_hub):
     hub = make_hub(cloud_section(broker))
     async with hub:
         owner = await hub.auth.create_user("owner", "correct horse battery", Role.OWNER)

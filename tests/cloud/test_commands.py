@@ -11,7 +11,7 @@ from tests.cloud.conftest import cloud_section, pairing_for, peer, secrets
 from tests.cloud.test_sync import wait_until
 
 
-async def test_command_runs_and_answers(broker, make_hub, loop_hygiene):
+async def test_command_runs_and_answers(broker, make_hub):
     hub = make_hub(cloud_section(broker))
     async with hub:
         async with peer(broker, pairing_for(hub)) as phone:
@@ -26,7 +26,7 @@ async def test_command_runs_and_answers(broker, make_hub, loop_hygiene):
         assert hub.cloud.status()["commands"]["accepted"] == 1
 
 
-async def test_replayed_tampered_and_stale_commands_are_refused(broker, make_hub, loop_hygiene):
+async def test_replayed_tampered_and_stale_commands_are_refused(broker, make_hub):
     hub = make_hub(cloud_section(broker))
     async with hub:
         async with peer(broker, pairing_for(hub)) as phone:
@@ -67,7 +67,7 @@ async def test_replayed_tampered_and_stale_commands_are_refused(broker, make_hub
             assert hub.cloud.status()["commands"]["accepted"] == 1
 
 
-async def test_replay_refused_after_hub_restart(broker, make_hub, loop_hygiene):
+async def test_replay_refused_after_hub_restart(broker, make_hub):
     hub = make_hub(cloud_section(broker))
     async with hub:
         pairing = pairing_for(hub)
@@ -88,7 +88,7 @@ async def test_replay_refused_after_hub_restart(broker, make_hub, loop_hygiene):
                                                         "rejected": {"replay": 1}}
 
 
-async def test_guest_client_only_reaches_granted_devices(broker, make_hub, loop_hygiene):
+async def test_guest_client_only_reaches_granted_devices(broker, make_hub):
     guest_key = bytes(range(50, 82))
     vault = secrets()
     vault.values["cloud/client/kid"] = base64.b64encode(guest_key).decode()
@@ -113,7 +113,7 @@ async def test_guest_client_only_reaches_granted_devices(broker, make_hub, loop_
             assert not set(phone.answers) & set(tablet.answers)
 
 
-async def test_no_commands_without_remote_access_consent(broker, make_hub, loop_hygiene):
+async def test_no_commands_without_remote_access_consent(broker, make_hub):
     consent = MemoryConsent(CLOUD_SYNC)
     hub = make_hub(cloud_section(broker), consent=consent)
     async with hub:
@@ -132,8 +132,7 @@ async def test_no_commands_without_remote_access_consent(broker, make_hub, loop_
 
 
 
-async def test_command_sent_while_hub_offline_waits_in_its_session(broker, make_hub,
-                                                                   loop_hygiene):
+async def test_command_sent_while_hub_offline_waits_in_its_session(broker, make_hub):
     """Persistent session: the broker keeps the hub's subscription and queues commands."""
     hub = make_hub(cloud_section(broker))
     async with hub:

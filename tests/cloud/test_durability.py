@@ -32,7 +32,7 @@ def applied_values(phone, device_id: str = "virtual.temp") -> list:
             if b["type"] == "state" and b["device"] == device_id and b["value"] >= 1000]
 
 
-async def test_broker_restart_mid_stream_loses_nothing(broker, make_hub, loop_hygiene):
+async def test_broker_restart_mid_stream_loses_nothing(broker, make_hub):
     hub = make_hub(cloud_section(broker, categories=["states"]))
     async with hub:
         pairing = pairing_for(hub)
@@ -74,7 +74,7 @@ async def test_broker_restart_mid_stream_loses_nothing(broker, make_hub, loop_hy
 
 
 @pytest.mark.slow
-async def test_hub_killed_mid_stream_loses_nothing(broker, tmp_path, loop_hygiene):
+async def test_hub_killed_mid_stream_loses_nothing(broker, tmp_path):
     cfg = write_config(tmp_path, {"cloud": cloud_section(broker, categories=["states"],
                                                          remote_clients={})})
     env = dict(os.environ, PYTHONPATH=str(ROOT), UONE_TEST_SECRETS=json.dumps(

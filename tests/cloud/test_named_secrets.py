@@ -18,7 +18,7 @@ from hub.auth.principal import Role
 from hub.config import LoadedConfig, load_config
 from hub.hub import Hub
 from tests.cloud.conftest import USERS, cloud_section
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 from tests.doubles import mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,18 +119,17 @@ async def test_cli_sets_a_secret_with_the_hub_stopped_and_running(
     r = cli(config, "vault", "set", NAME, USERS["hub"])  # never from argv
     assert r.returncode == 2 and "unrecognized arguments" in r.stderr
 
-    async with hygiene():
-        async with Hub(loaded) as hub:  # the running hub holds the vault lock (shared)
-            assert await hub.cloud.secrets.get(NAME) == USERS["hub"]
-            r = await asyncio.to_thread(cli, config, "vault", "set", NAME,
-                                        stdin="line one\nline two\n")
-            assert r.returncode == 0, r.stderr
-            assert "replaced secret home_broker" in r.stdout
-            assert await hub.cloud.secrets.get(NAME) == "line one\nline two"
-            r = await asyncio.to_thread(cli, config, "vault", "list")
-            assert r.returncode == 0 and NAME in r.stdout and "line one" not in r.stdout
-            actions = [e.action for e in await hub.audit.entries()]
-            assert actions.count("vault.secret.set") == 2
+    async with Hub(loaded) as hub:  # the running hub holds the vault lock (shared)
+        assert await hub.cloud.secrets.get(NAME) == USERS["hub"]
+        r = await asyncio.to_thread(cli, config, "vault", "set", NAME,
+                                    stdin="line one\nline two\n")
+        assert r.returncode == 0, r.stderr
+        assert "replaced secret home_broker" in r.stdout
+        assert await hub.cloud.secrets.get(NAME) == "line one\nline two"
+        r = await asyncio.to_thread(cli, config, "vault", "list")
+        assert r.returncode == 0 and NAME in r.stdout and "line one" not in r.stdout
+        actions = [e.action for e in await hub.audit.entries()]
+        assert actions.count("vault.secret.set") == 2
 
     from hub.vault import acquire_lock
 
@@ -154,9 +153,8 @@ async def test_cli_refuses_to_make_a_key_beside_a_credential_key(
     (creds / CREDENTIAL_NAME).write_bytes(os.urandom(32))
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     loaded = config_factory()
-    async with hygiene():
-        async with Hub(loaded):
-            pass
+    async with Hub(loaded):
+        pass
     assert not (loaded.state_dir / "vault.key").exists()
     monkeypatch.delenv("CREDENTIALS_DIRECTORY")
     r = cli(loaded.path, "vault", "set", NAME, stdin="x\n")
@@ -167,17 +165,15 @@ async def test_cli_refuses_to_make_a_key_beside_a_credential_key(
 async def test_cloud_reads_named_secrets_first_then_the_legacy_kind(tmp_path: Path) -> None:
     from hub.cloud.sources import VaultSecrets
 
-    async with hygiene():
-        async with Hub(load_config(write_config(tmp_path))) as hub:
-            secrets = VaultSecrets(hub.vault)
-            await hub.vault.put("broker", "pw", {"password": "old"})
-            assert await secrets.get("pw") == "old"
-            await hub.vault.put("secret", "pw", {"value": "new"})
-            assert await secrets.get("pw") == "new"
+    async with Hub(load_config(write_config(tmp_path))) as hub:
+        secrets = VaultSecrets(hub.vault)
+        await hub.vault.put("broker", "pw", {"password": "old"})
+        assert await secrets.get("pw") == "old"
+        await hub.vault.put("secret", "pw", {"value": "new"})
+        assert await secrets.get("pw") == "new"
 
 
 @pytest.fixture
 async def hub(config_factory: Callable[..., LoadedConfig]) -> AsyncIterator[Hub]:
-    async with hygiene():
-        async with Hub(config_factory()) as h:
-            yield h
+    async with Hub(config_factory()) as h:
+        yield h

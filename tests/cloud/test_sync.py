@@ -32,7 +32,7 @@ async def wait_until(predicate, within: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_consent_off_opens_no_connection(broker, make_hub, loop_hygiene, tmp_path):
+async def test_consent_off_opens_no_connection(broker, make_hub, tmp_path):
     hub = make_hub(cloud_section(broker), consent=NoConsent())
     async with hub:
         await hub.integrations.command("virtual.lamp", "toggle", {})
@@ -47,7 +47,7 @@ async def test_consent_off_opens_no_connection(broker, make_hub, loop_hygiene, t
     assert broker.connections() == 0, broker.log_text()
 
 
-async def test_each_category_synced_and_retained(broker, make_hub, loop_hygiene):
+async def test_each_category_synced_and_retained(broker, make_hub):
     hub = make_hub(cloud_section(broker), extra={"automations": [A1]})
     async with hub:
         async with peer(broker, pairing_for(hub)) as phone:
@@ -100,7 +100,7 @@ async def test_each_category_synced_and_retained(broker, make_hub, loop_hygiene)
         assert status["connected"] and status["delivered"] > 0 and status["last_delivery"]
 
 
-async def test_only_chosen_categories_and_no_restricted_devices(broker, make_hub, loop_hygiene):
+async def test_only_chosen_categories_and_no_restricted_devices(broker, make_hub):
     hub = make_hub(cloud_section(broker, categories=["states"]))
     async with hub:
         await hub.devices.update("virtual.motion", restricted=True)
@@ -123,7 +123,7 @@ async def test_only_chosen_categories_and_no_restricted_devices(broker, make_hub
                                  and phone.retained[lamp_topic] is None)
 
 
-async def test_eavesdropper_sees_only_ciphertext(broker, make_hub, loop_hygiene):
+async def test_eavesdropper_sees_only_ciphertext(broker, make_hub):
     hub = make_hub(cloud_section(broker))
     captured: list[tuple[str, bytes]] = []
     async with aiomqtt.Client("127.0.0.1", broker.port, username="eve", password=USERS["eve"],
@@ -172,7 +172,7 @@ async def test_eavesdropper_sees_only_ciphertext(broker, make_hub, loop_hygiene)
     assert len(captured) >= 5
 
 
-async def test_outbox_bounded_drop_oldest_and_newest(tmp_path, broker, make_hub, loop_hygiene):
+async def test_outbox_bounded_drop_oldest_and_newest(tmp_path, broker, make_hub):
     broker.stop()  # the broker is down: everything waits in the outbox
     hub = make_hub(cloud_section(broker, outbox_limit=10, categories=["states"]))
     async with hub:
@@ -201,7 +201,7 @@ async def test_outbox_bounded_drop_oldest_and_newest(tmp_path, broker, make_hub,
         assert sorted(after) == sorted(before) and hub2.cloud.outbox.dropped > 0
 
 
-async def test_outbox_row_commits_with_history_row(broker, make_hub, loop_hygiene):
+async def test_outbox_row_commits_with_history_row(broker, make_hub):
     broker.stop()
     hub = make_hub(cloud_section(broker, categories=["states"]))
     async with hub:
@@ -222,8 +222,7 @@ async def test_outbox_row_commits_with_history_row(broker, make_hub, loop_hygien
         assert hist[0] == 1 and int(seq[0]) == hub.cloud.outbox.next_seq - 1
 
 
-async def test_opting_out_disconnects_clears_retained_and_drops_outbox(broker, make_hub,
-                                                                       loop_hygiene):
+async def test_opting_out_disconnects_clears_retained_and_drops_outbox(broker, make_hub):
     consent = MemoryConsent(CLOUD_SYNC, REMOTE_ACCESS)
     hub = make_hub(cloud_section(broker), consent=consent)
     async with hub:
@@ -258,7 +257,7 @@ async def test_opting_out_disconnects_clears_retained_and_drops_outbox(broker, m
             assert later.retained == {} and later.applied == []
 
 
-async def test_wrong_ca_is_refused(broker, make_hub, loop_hygiene):
+async def test_wrong_ca_is_refused(broker, make_hub):
     hub = make_hub(cloud_section(broker, ca_file=str(broker.pki.other_ca)))
     async with hub:
         await wait_until(lambda: hub.cloud.last_error is not None)
@@ -266,7 +265,7 @@ async def test_wrong_ca_is_refused(broker, make_hub, loop_hygiene):
         assert hub.cloud.connected is False and hub.cloud.outbox.delivered == 0
 
 
-async def test_wrong_password_waits_longer(broker, make_hub, loop_hygiene):
+async def test_wrong_password_waits_longer(broker, make_hub):
     from tests.cloud.conftest import secrets
 
     vault = secrets()
@@ -280,7 +279,7 @@ async def test_wrong_password_waits_longer(broker, make_hub, loop_hygiene):
         assert broker.connections() <= 2  # backoff after an auth refusal, not a hammering
 
 
-async def test_consent_from_the_privacy_center(broker, make_hub, loop_hygiene):
+async def test_consent_from_the_privacy_center(broker, make_hub):
     """The real ledger: nothing until `cloud_sync` is granted; withdrawing it opts out."""
     hub = make_hub(cloud_section(broker), consent=None, real_consent=True)
     async with hub:
@@ -297,7 +296,7 @@ async def test_consent_from_the_privacy_center(broker, make_hub, loop_hygiene):
         assert await hub.db.fetchall("SELECT * FROM cloud_outbox") == []
 
 
-async def test_restricted_users_events_are_not_synced(broker, make_hub, loop_hygiene):
+async def test_restricted_users_events_are_not_synced(broker, make_hub):
     from hub.bus import DeviceEvent
 
     hub = make_hub(cloud_section(broker, categories=["events"]))
@@ -318,7 +317,7 @@ async def test_restricted_users_events_are_not_synced(broker, make_hub, loop_hyg
             assert not any(b.get("data", {}).get("user_id") == kid.id for b in phone.applied)
 
 
-async def test_mqtt_311_works_too(broker, make_hub, loop_hygiene):
+async def test_mqtt_311_works_too(broker, make_hub):
     hub = make_hub(cloud_section(broker, protocol="3.1.1", categories=["states"]))
     async with hub:
         async with peer(broker, pairing_for(hub)) as phone:
@@ -330,7 +329,7 @@ async def test_mqtt_311_works_too(broker, make_hub, loop_hygiene):
     assert "(p2, c0" in broker.log_text()  # mosquitto: p2 = MQTT 3.1.1; c0 = persistent
 
 
-async def test_client_certificate_authentication(broker, make_hub, loop_hygiene):
+async def test_client_certificate_authentication(broker, make_hub):
     section = cloud_section(broker, categories=["states"])
     section.update(broker_url=f"mqtts://127.0.0.1:{broker.mtls_port}",
                    client_cert=str(broker.pki.client_cert),
@@ -344,7 +343,7 @@ async def test_client_certificate_authentication(broker, make_hub, loop_hygiene)
     assert "u'uone-hub'" in broker.log_text()  # the certificate's CN was the identity
 
 
-async def test_max_delay_publishes_before_the_commit_interval(broker, make_hub, loop_hygiene):
+async def test_max_delay_publishes_before_the_commit_interval(broker, make_hub):
     hub = make_hub(cloud_section(broker, categories=["states"], max_delay=0.05),
                    extra={"storage": {"commit_interval": 30.0}})
     async with hub:
@@ -357,7 +356,7 @@ async def test_max_delay_publishes_before_the_commit_interval(broker, make_hub, 
                                  5)
 
 
-async def test_no_egress_without_consent_even_to_clear(make_hub, loop_hygiene):
+async def test_no_egress_without_consent_even_to_clear(make_hub):
     """Consent gone while offline, broker on the internet: the privacy center's egress guard
     refuses the clean-up connection before any socket is opened; it stays owed in the status."""
     section = {"broker_url": "mqtts://203.0.113.7:8883", "username": "hub",
@@ -374,7 +373,7 @@ async def test_no_egress_without_consent_even_to_clear(make_hub, loop_hygiene):
         assert hub.privacy.egress.denied >= 1
 
 
-async def test_withdrawn_and_given_again_at_once(broker, make_hub, loop_hygiene):
+async def test_withdrawn_and_given_again_at_once(broker, make_hub):
     consent = MemoryConsent(CLOUD_SYNC, REMOTE_ACCESS)
     hub = make_hub(cloud_section(broker, categories=["states"]), consent=consent)
     async with hub:

@@ -19,7 +19,7 @@ import pytest
 from hub.config import load_config
 from hub.hub import Hub
 from hub.storage import DatabaseDamaged
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 20_000
@@ -37,7 +37,7 @@ RECOVERY = _doc_recovery()
 
 
 async def _seed(cfg: Path) -> Path:
-    async with hygiene(), Hub(load_config(cfg)) as hub:
+    async with Hub(load_config(cfg)) as hub:
         for i in range(ROWS):
             hub.states.set("virtual.temp", {"value": float(i)}, ts=1_700_000_000.0 + i)
         await hub.db.flush()
@@ -75,7 +75,7 @@ async def test_a_damaged_database_refuses_to_start(tmp_path: Path) -> None:
     db = await _seed(cfg)
     _damage_history(db)
     with pytest.raises(DatabaseDamaged) as info:
-        async with hygiene(), Hub(load_config(cfg)):
+        async with Hub(load_config(cfg)):
             pass
     message = str(info.value)
     assert "damaged" in message and "backup restore" in message
@@ -101,7 +101,7 @@ async def test_the_documented_recovery_path_gives_a_hub_that_starts(tmp_path: Pa
                                                 stderr=asyncio.subprocess.PIPE)
     _out, err = await proc.communicate()
     assert proc.returncode == 0, err
-    async with hygiene(), Hub(load_config(cfg)) as hub:
+    async with Hub(load_config(cfg)) as hub:
         assert hub.db.check is not None and hub.db.check.complete
         kept = await hub.states.history("virtual.temp", limit=10_000)
         assert 0 < len(kept) < ROWS  # what was readable, not the damaged page
@@ -113,6 +113,6 @@ async def test_a_file_too_large_for_the_budget_starts_with_a_warning(
     await _seed(cfg)
     cfg = write_config(tmp_path, {"storage": {"commit_interval": 0.05,
                                               "integrity_check_seconds": 1e-9}})
-    async with hygiene(), Hub(load_config(cfg)) as hub:
+    async with Hub(load_config(cfg)) as hub:
         assert hub.db.check is not None and not hub.db.check.complete
     assert "database check stopped after its" in caplog.text

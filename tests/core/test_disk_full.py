@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub.api.app import make_app
 from hub.auth.principal import Role
 from hub.hub import Hub
-from tests.conftest import TEST_PASSWORD, hygiene
+from tests.conftest import TEST_PASSWORD
 
 HANG_GUARD = 30.0  # seconds: only so that a regression fails instead of hanging
 
@@ -55,7 +55,7 @@ def fill(directory: Path) -> Path:
 async def test_full_disk_is_reported_writes_507_and_sign_in_still_works(
         small_disk: Path, config_factory) -> None:
     config = config_factory({"data_dir": str(small_disk)})
-    async with hygiene(), Hub(config) as hub:
+    async with Hub(config) as hub:
         hub.db.backlog.retry = 0.2
         owner = await hub.auth.create_user("owner", TEST_PASSWORD, Role.OWNER)
         token, _ = await hub.auth.create_token(owner.id, "script")

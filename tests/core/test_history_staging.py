@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 
 from hub.hub import Hub
-from tests.conftest import hygiene
 
 
 def _counts(path: Path) -> tuple[int, int]:
@@ -18,7 +17,7 @@ def _counts(path: Path) -> tuple[int, int]:
 
 async def test_staged_rows_are_read_merged_and_kept(config_factory) -> None:
     loaded = config_factory({"storage": {"state_snapshot_interval": 3600}})
-    async with hygiene(), Hub(loaded) as hub:
+    async with Hub(loaded) as hub:
         path = hub.db.path
         await hub.db.flush()
         merged_at_start, staged_at_start = _counts(path)  # (the devices' first values)
@@ -45,7 +44,7 @@ async def test_staged_rows_are_read_merged_and_kept(config_factory) -> None:
 
 async def test_snapshot_interval_merges_and_a_crash_replays_staged_rows(config_factory) -> None:
     loaded = config_factory({"storage": {"state_snapshot_interval": 3600}})
-    async with hygiene(), Hub(loaded) as hub:
+    async with Hub(loaded) as hub:
         path = hub.db.path
         await hub.db.flush()
         staged = _counts(path)[1]
@@ -60,7 +59,7 @@ async def test_snapshot_interval_merges_and_a_crash_replays_staged_rows(config_f
     with sqlite3.connect(path) as conn:
         conn.execute("INSERT INTO history_recent(device_id, attribute, value, ts) "
                      "VALUES('virtual.temp', 'value', '58.5', 9e9)")
-    async with hygiene(), Hub(loaded) as again:
+    async with Hub(loaded) as again:
         assert again.states.value("virtual.temp", "value") == 58.5  # replayed at start
         rows = await again.states.history("virtual.temp", since=0)
         assert [r["value"] for r in rows][-3:] == [55.5, 56.5, 58.5]

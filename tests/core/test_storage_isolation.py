@@ -17,7 +17,6 @@ from hub.auth.principal import Role
 from hub.errors import AuthError, StorageError
 from hub.hub import Hub
 from hub.storage import BulkInsert, Database, Schema
-from tests.conftest import hygiene
 
 POISON = "bad \ud800 value"
 SCHEMA = Schema("t", ("CREATE TABLE t(k TEXT PRIMARY KEY, v TEXT NOT NULL);",))
@@ -74,7 +73,7 @@ async def test_a_poisoned_sign_in_and_token_keep_history_and_audit(
     named with a lone surrogate: every history row is stored and the failed sign-in is in
     the audit log (its name with the bad character replaced)."""
     cfg = config_factory({"storage": {"commit_interval": 60.0}})
-    async with hygiene(), Hub(cfg) as hub:
+    async with Hub(cfg) as hub:
         guest = await hub.auth.create_user("guest1", "a long passphrase", Role.GUEST)
         await hub.db.flush()
         before = (await hub.db.fetchone("SELECT count(*) FROM history_recent"))[0]

@@ -13,7 +13,6 @@ import pytest
 
 from hub.config import LoadedConfig
 from hub.hub import Hub
-from tests.conftest import hygiene
 from tests.doubles.bluez import fake_bluez  # noqa: F401
 
 KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")
@@ -38,6 +37,5 @@ def hub_config() -> dict[str, Any]:
 @pytest.fixture
 async def hub(config_factory: Callable[..., LoadedConfig],
               hub_config: dict[str, Any]) -> AsyncIterator[Hub]:
-    async with hygiene():
-        async with Hub(config_factory(hub_config)) as h:
-            yield h
+    async with Hub(config_factory(hub_config)) as h:
+        yield h

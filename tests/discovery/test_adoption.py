@@ -93,15 +93,13 @@ async def test_adopt_and_ignore_errors_are_4xx(api_client, hub: Hub) -> None:
 
 
 async def test_decisions_survive_a_restart(config_factory, hub_config) -> None:
-    from tests.conftest import hygiene
-
     loaded = config_factory(hub_config)
-    async with hygiene(), Hub(loaded) as hub:
+    async with Hub(loaded) as hub:
         bthome(hub, "A4:C1:38:00:00:31")
         bthome(hub, "A4:C1:38:00:00:32")
         await hub.discovery.adopt("ble-a4c138000031")
         await hub.discovery.ignore("ble-a4c138000032")
-    async with hygiene(), Hub(loaded) as hub:
+    async with Hub(loaded) as hub:
         bthome(hub, "A4:C1:38:00:00:31")
         bthome(hub, "A4:C1:38:00:00:32")
         assert hub.discovery.registry.get("ble-a4c138000031").state == "adopted"

@@ -64,11 +64,9 @@ class TestAdapter:
     async def test_no_adapter_then_it_appears(self, fake_bluez: FakeBlueZ,
                                               caplog: pytest.LogCaptureFixture,
                                               config_factory, hub_config) -> None:
-        from tests.conftest import hygiene
-
         caplog.set_level(logging.INFO, logger=BLE_LOG)
         await fake_bluez.remove_adapter()
-        async with hygiene(), Hub(config_factory(hub_config)) as hub:
+        async with Hub(config_factory(hub_config)) as hub:
             await wait_for(lambda: _state(hub, "unavailable"))
             assert "no Bluetooth adapter" in hub.discovery.ble.reason
             await fake_bluez.add_adapter()

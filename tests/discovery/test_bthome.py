@@ -63,13 +63,11 @@ async def test_bad_bind_keys_are_reported_without_echoing_them(
     config_factory, caplog: pytest.LogCaptureFixture, tmp_path,
 ) -> None:
     from hub.errors import ConfigError
-    from tests.conftest import hygiene
 
     secretish = "zz" + "1" * 30
     caplog.set_level(logging.DEBUG)
-    async with hygiene(), Hub(config_factory({"integrations": {"virtual": {"devices": []},
-                                              "bthome": {"bind_keys": {WRONG_MAC: secretish}}}})
-                              ) as hub:
+    async with Hub(config_factory({"integrations": {"virtual": {"devices": []},
+                                   "bthome": {"bind_keys": {WRONG_MAC: secretish}}}})) as hub:
         assert hub.integrations.loaded("bthome")
     assert any("not 32 hex digits" in r.getMessage() for r in caplog.records)
     with pytest.raises(ConfigError) as err:

@@ -16,7 +16,6 @@ import pytest
 from hub.auth.principal import Role
 from hub.config import LoadedConfig
 from hub.hub import Hub
-from tests.conftest import hygiene
 from tests.discovery.conftest import ENCRYPTED_MAC, KEY
 from tests.discovery.test_bthome import send
 
@@ -28,7 +27,7 @@ CONFIG = {"integrations": {"virtual": {"devices": []},
 @pytest.fixture
 async def hub_config(config_factory: Callable[..., LoadedConfig]) -> dict[str, Any]:
     """A first run of the same hub: the sensor adopted, counters 10 and 11 accepted."""
-    async with hygiene(), Hub(config_factory(CONFIG)) as first:
+    async with Hub(config_factory(CONFIG)) as first:
         send(first, ENCRYPTED_MAC, 10, temperature=20.0)
         await first.discovery.adopt("ble-5448e68f80a5")
         send(first, ENCRYPTED_MAC, 11, temperature=21.0)

@@ -15,7 +15,7 @@ import pytest
 
 from hub.config import load_config
 from hub.hub import Hub
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 from tests.doubles import mosquitto
 from tests.doubles.mosquitto import broker, mosquitto_pki  # noqa: F401 - shared fixtures
 
@@ -46,10 +46,9 @@ def make_hub(tmp_path: Path) -> Callable[..., Hub]:
 async def hub(broker: mosquitto.Mosquitto,  # noqa: F811 - the fixture imported above
               make_hub: Callable[..., Hub]) -> AsyncIterator[Hub]:
     """A hub with the MQTT integration connected to `broker` (api_client talks to it)."""
-    async with hygiene():
-        async with make_hub(mqtt_section(broker)) as hub:
-            await wait_until(lambda: status(hub)["state"] == "connected")
-            yield hub
+    async with make_hub(mqtt_section(broker)) as hub:
+        await wait_until(lambda: status(hub)["state"] == "connected")
+        yield hub
 
 
 @contextlib.asynccontextmanager

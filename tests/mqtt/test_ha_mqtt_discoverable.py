@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, hygiene
+from tests.conftest import free_port
 from tests.discovery import netns
 from tests.doubles import mosquitto
 from tests.mqtt.conftest import mqtt_discovered, status, wait_until
@@ -120,18 +120,17 @@ async def test_ha_mqtt_discoverable_device(lan, hmd_python, tmp_path, make_hub) 
     with lan_broker(tmp_path / "broker", lan.hub_ip) as port:
         section = {"broker_url": f"mqtt://{lan.hub_ip}:{port}", "backoff_initial": 0.05,
                    "backoff_max": 0.5}
-        async with hygiene():
-            async with make_hub(section) as hub:
-                await wait_until(lambda: status(hub)["state"] == "connected")
-                proc = await asyncio.create_subprocess_exec(
-                    "ip", "netns", "exec", lan.dev_ns, str(hmd_python), str(DEVICE),
-                    lan.hub_ip, str(port), stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-                device = Device(proc)
-                try:
-                    await _exercise(hub, device)
-                finally:
-                    await device.close()
+        async with make_hub(section) as hub:
+            await wait_until(lambda: status(hub)["state"] == "connected")
+            proc = await asyncio.create_subprocess_exec(
+                "ip", "netns", "exec", lan.dev_ns, str(hmd_python), str(DEVICE),
+                lan.hub_ip, str(port), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            device = Device(proc)
+            try:
+                await _exercise(hub, device)
+            finally:
+                await device.close()
 
 
 async def _exercise(hub: Any, device: Device) -> None:

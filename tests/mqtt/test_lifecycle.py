@@ -7,7 +7,7 @@ from __future__ import annotations
 from hub.config import load_config
 from hub.hub import Hub
 from hub.state import HISTORY_ROWS
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 from tests.mqtt.conftest import (
     USERS,
     device_client,
@@ -44,25 +44,23 @@ def tls_section(broker) -> dict:
 
 async def test_tls_with_password_from_the_vault(broker, make_hub) -> None:
     section = tls_section(broker)
-    async with hygiene():
-        async with make_hub(section) as hub:
-            # no such secret yet: a clear error, and it keeps trying
-            await wait_until(lambda: "mqtt/broker" in (status(hub)["last_error"] or ""))
-            await hub.vault.put("secret", "mqtt/broker", {"value": USERS["hub"]})
-            await wait_until(lambda: status(hub)["state"] == "connected")
-            await announce(broker)
-            await wait_until(lambda: mqtt_discovered(hub))
-            assert broker.connections() >= 1  # it came in on the TLS listener
+    async with make_hub(section) as hub:
+        # no such secret yet: a clear error, and it keeps trying
+        await wait_until(lambda: "mqtt/broker" in (status(hub)["last_error"] or ""))
+        await hub.vault.put("secret", "mqtt/broker", {"value": USERS["hub"]})
+        await wait_until(lambda: status(hub)["state"] == "connected")
+        await announce(broker)
+        await wait_until(lambda: mqtt_discovered(hub))
+        assert broker.connections() >= 1  # it came in on the TLS listener
 
 
 async def test_wrong_password_is_an_auth_refusal(broker, make_hub) -> None:
     section = tls_section(broker)
-    async with hygiene():
-        async with make_hub(section) as hub:
-            await hub.vault.put("secret", "mqtt/broker", {"value": "wrong"})
-            await wait_until(lambda: "Not authorized" in (status(hub)["last_error"] or "")
-                             or "not authorised" in (status(hub)["last_error"] or "").lower())
-            assert status(hub)["state"] in ("waiting", "connecting")
+    async with make_hub(section) as hub:
+        await hub.vault.put("secret", "mqtt/broker", {"value": "wrong"})
+        await wait_until(lambda: "Not authorized" in (status(hub)["last_error"] or "")
+                         or "not authorised" in (status(hub)["last_error"] or "").lower())
+        assert status(hub)["state"] in ("waiting", "connecting")
 
 
 async def test_broker_restart(hub, broker, api_client) -> None:
@@ -84,36 +82,33 @@ async def test_broker_restart(hub, broker, api_client) -> None:
 
 async def test_hub_restart(broker, make_hub, tmp_path) -> None:
     await announce(broker)
-    async with hygiene():
-        async with make_hub(mqtt_section(broker)) as hub:
-            item = (await wait_until(lambda: mqtt_discovered(hub)))[0]
-            device = await hub.discovery.adopt(item.id, "Lamp")
-            await wait_until(lambda: hub.states.value(device.id, "switch") is True)
+    async with make_hub(mqtt_section(broker)) as hub:
+        item = (await wait_until(lambda: mqtt_discovered(hub)))[0]
+        device = await hub.discovery.adopt(item.id, "Lamp")
+        await wait_until(lambda: hub.states.value(device.id, "switch") is True)
     async with device_client(broker) as dev:  # changed while the hub was down
         await dev.publish("lamps/l1/state", "OFF", qos=1, retain=True)
-    async with hygiene():
-        async with Hub(load_config(write_config(tmp_path, {
-                "integrations": {"mqtt": mqtt_section(broker)}}))) as hub:
-            d = hub.devices.get(device.id)
-            assert d.name == "Lamp" and "switch" in d.attributes
-            await wait_until(lambda: hub.states.value(device.id, "switch") is False)
-            await wait_until(lambda: hub.states.available(device.id) is True)
-            items = mqtt_discovered(hub)
-            assert [(i.state, i.device_id) for i in items] == [("adopted", device.id)]
+    async with Hub(load_config(write_config(tmp_path, {
+            "integrations": {"mqtt": mqtt_section(broker)}}))) as hub:
+        d = hub.devices.get(device.id)
+        assert d.name == "Lamp" and "switch" in d.attributes
+        await wait_until(lambda: hub.states.value(device.id, "switch") is False)
+        await wait_until(lambda: hub.states.available(device.id) is True)
+        items = mqtt_discovered(hub)
+        assert [(i.state, i.device_id) for i in items] == [("adopted", device.id)]
 
 
 async def test_broker_off_the_lan_needs_consent(broker, make_hub) -> None:
     section = mqtt_section(broker, broker_url="mqtt://203.0.113.7:1883")  # not the LAN
-    async with hygiene():
-        async with make_hub(section) as hub:
-            await wait_until(lambda: "EgressDenied" in (status(hub)["last_error"] or ""))
-            assert "external_broker" not in [p for p in ("external_broker",)
-                                             if hub.privacy.allowed(p)]
-            await hub.privacy.set_consent("external_broker", True, "owner")
-            # with the owner's consent the guard lets that address through (nothing is
-            # connected to here: the test's namespace has no route to it)
-            assert await hub.privacy.egress.check_destination(
-                "203.0.113.7", "external_broker") == ["203.0.113.7"]
+    async with make_hub(section) as hub:
+        await wait_until(lambda: "EgressDenied" in (status(hub)["last_error"] or ""))
+        assert "external_broker" not in [p for p in ("external_broker",)
+                                         if hub.privacy.allowed(p)]
+        await hub.privacy.set_consent("external_broker", True, "owner")
+        # with the owner's consent the guard lets that address through (nothing is
+        # connected to here: the test's namespace has no route to it)
+        assert await hub.privacy.egress.check_destination(
+            "203.0.113.7", "external_broker") == ["203.0.113.7"]
 
 
 async def test_history_only_once_adopted_and_erasure(hub, broker, api_client) -> None:
@@ -171,8 +166,7 @@ async def test_client_certificate(broker, make_hub) -> None:
     section = mqtt_section(broker, broker_url=f"mqtts://localhost:{broker.mtls_port}",
                            ca_file=str(broker.pki.ca), client_cert=str(broker.pki.client_cert),
                            client_key=str(broker.pki.client_key))
-    async with hygiene():
-        async with make_hub(section) as hub:
-            await wait_until(lambda: status(hub)["state"] == "connected")
-            await announce(broker)
-            await wait_until(lambda: mqtt_discovered(hub))
+    async with make_hub(section) as hub:
+        await wait_until(lambda: status(hub)["state"] == "connected")
+        await announce(broker)
+        await wait_until(lambda: mqtt_discovered(hub))

@@ -17,7 +17,7 @@ from hub.bus import Notification
 from hub.config import load_config
 from hub.hub import Hub
 from hub.privacy.backup import BackupError, create_backup, restore_backup
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = Principal("owner-id", "owner", Role.OWNER)
@@ -45,10 +45,9 @@ async def test_privacy_actions_are_audited_and_chain_verifies(hub: Hub, api_clie
 
 async def test_tampering_is_found_and_signalled(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:
-            for i in range(5):
-                await hub.audit.record("someone", "test.action", f"t{i}", {"i": i})
+    async with Hub(load_config(cfg)) as hub:
+        for i in range(5):
+            await hub.audit.record("someone", "test.action", f"t{i}", {"i": i})
     db = tmp_path / "data" / "hub.db"
     assert cli("audit", "verify", "-c", str(cfg)).returncode == 0
     conn = sqlite3.connect(db)
@@ -59,18 +58,17 @@ async def test_tampering_is_found_and_signalled(tmp_path: Path) -> None:
     conn.close()
     r = cli("audit", "verify", "-c", str(cfg))
     assert r.returncode == 1 and f"BROKEN at entry {bad_id}" in r.stderr
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:
-            report = await hub.privacy.verify_audit()
-            assert not report.ok and report.first_bad_id == bad_id
-            assert "edited" in report.reason
-            for _ in range(200):  # the start-up check reports it (owner notified + audited)
-                rows = await hub.db.fetchall(
-                    "SELECT * FROM audit WHERE action = 'signal.audit_chain_broken'")
-                if rows:
-                    break
-                await asyncio.sleep(0.01)
-            assert len(rows) == 1 and f'"first_bad_id":{bad_id}' in rows[0]["details"]
+    async with Hub(load_config(cfg)) as hub:
+        report = await hub.privacy.verify_audit()
+        assert not report.ok and report.first_bad_id == bad_id
+        assert "edited" in report.reason
+        for _ in range(200):  # the start-up check reports it (owner notified + audited)
+            rows = await hub.db.fetchall(
+                "SELECT * FROM audit WHERE action = 'signal.audit_chain_broken'")
+            if rows:
+                break
+            await asyncio.sleep(0.01)
+        assert len(rows) == 1 and f'"first_bad_id":{bad_id}' in rows[0]["details"]
     # deleting a row in the middle is found too
     conn = sqlite3.connect(db)
     conn.execute("DELETE FROM audit WHERE target = 't3'")
@@ -81,29 +79,28 @@ async def test_tampering_is_found_and_signalled(tmp_path: Path) -> None:
 
 async def test_retention_of_audit_keeps_the_chain_verifiable(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, {"privacy": {"retention": {"audit_days": 1, "batch": 10}}})
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:
-            for i in range(25):
-                await hub.audit.record(None, "old", str(i), {})
-            await hub.db.write("DROP TRIGGER IF EXISTS audit_no_update")
-            # age the first 25 rows (their hashes cover ts, so re-chain them as if old)
-            from hub.audit import GENESIS, row_hash
+    async with Hub(load_config(cfg)) as hub:
+        for i in range(25):
+            await hub.audit.record(None, "old", str(i), {})
+        await hub.db.write("DROP TRIGGER IF EXISTS audit_no_update")
+        # age the first 25 rows (their hashes cover ts, so re-chain them as if old)
+        from hub.audit import GENESIS, row_hash
 
-            prev = GENESIS
-            for r in await hub.db.fetchall("SELECT * FROM audit ORDER BY id"):
-                ts = r["ts"] - 3 * 86_400 if r["action"] == "old" else r["ts"]
-                h = row_hash(prev, ts, r["actor"], r["action"], r["target"], r["details"])
-                await hub.db.write("UPDATE audit SET ts=?, prev_hash=?, hash=? WHERE id=?",
-                                   (ts, prev, h, r["id"]))
-                prev = h
-            await hub.audit.record(None, "new", "x", {})  # a recent one: kept
-            assert (await hub.privacy.verify_audit()).ok
-            deleted = await hub.privacy.retention.run_once()
-            assert deleted["audit"] == 25
-            report = await hub.privacy.verify_audit()
-            assert report.ok, report
-            await hub.audit.record(None, "after", "x", {})
-            assert await hub.audit.verify() is None  # the API's check agrees
+        prev = GENESIS
+        for r in await hub.db.fetchall("SELECT * FROM audit ORDER BY id"):
+            ts = r["ts"] - 3 * 86_400 if r["action"] == "old" else r["ts"]
+            h = row_hash(prev, ts, r["actor"], r["action"], r["target"], r["details"])
+            await hub.db.write("UPDATE audit SET ts=?, prev_hash=?, hash=? WHERE id=?",
+                               (ts, prev, h, r["id"]))
+            prev = h
+        await hub.audit.record(None, "new", "x", {})  # a recent one: kept
+        assert (await hub.privacy.verify_audit()).ok
+        deleted = await hub.privacy.retention.run_once()
+        assert deleted["audit"] == 25
+        report = await hub.privacy.verify_audit()
+        assert report.ok, report
+        await hub.audit.record(None, "after", "x", {})
+        assert await hub.audit.verify() is None  # the API's check agrees
 
 
 async def test_breach_signals_notify_the_owner(hub: Hub) -> None:
@@ -243,18 +240,17 @@ async def test_no_addresses_are_collected_for_minors(hub: Hub, client_for) -> No
 async def test_cli_and_running_hub_share_one_chain(tmp_path: Path) -> None:
     """The CLI appends to the audit log (another process) while the hub runs."""
     cfg = write_config(tmp_path)
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:
-            await hub.audit.record(None, "before", None, {})
-            r = await asyncio.to_thread(cli, "export", "-c", str(cfg), "-o",
-                                        str(tmp_path / "e.zip"))
-            assert r.returncode == 0, r.stderr
-            await hub.audit.record(None, "after", None, {})
-            report = await hub.privacy.verify_audit()
-            assert report.ok, report
-            actions = [x["action"] for x in await hub.db.fetchall(
-                "SELECT action FROM audit ORDER BY id")]
-            assert actions[-3:] == ["before", "privacy.export", "after"]
+    async with Hub(load_config(cfg)) as hub:
+        await hub.audit.record(None, "before", None, {})
+        r = await asyncio.to_thread(cli, "export", "-c", str(cfg), "-o",
+                                    str(tmp_path / "e.zip"))
+        assert r.returncode == 0, r.stderr
+        await hub.audit.record(None, "after", None, {})
+        report = await hub.privacy.verify_audit()
+        assert report.ok, report
+        actions = [x["action"] for x in await hub.db.fetchall(
+            "SELECT action FROM audit ORDER BY id")]
+        assert actions[-3:] == ["before", "privacy.export", "after"]
 
 
 async def test_failed_sign_in_burst_over_the_api_notifies(tmp_path: Path) -> None:
@@ -263,26 +259,25 @@ async def test_failed_sign_in_burst_over_the_api_notifies(tmp_path: Path) -> Non
     from hub.api.app import make_app
 
     cfg = write_config(tmp_path, {"privacy": {"failed_login_burst": 4}})
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:
-            await hub.auth.create_user("olga", "a long passphrase", Role.OWNER)
-            sub = hub.bus.listen([Notification], name="ws")
-            client = TestClient(TestServer(make_app(hub)))
-            await client.start_server()
-            try:
-                for i in range(4):
-                    r = await client.post("/api/auth/login", json={
-                        "username": f"olga{i % 2}", "password": "guess"})
-                    assert r.status in (401, 429)
-                notes = [sub.get_nowait() for _ in range(sub.backlog)]
-            finally:
-                await client.close()
-                sub.close()
-            assert [n.title for n in notes] == ["Many failed sign-ins"]
-            assert "127.0.0.1" in notes[0].message
-            rows = await hub.db.fetchall(
-                "SELECT * FROM audit WHERE action = 'signal.failed_login_burst'")
-            assert len(rows) == 1
+    async with Hub(load_config(cfg)) as hub:
+        await hub.auth.create_user("olga", "a long passphrase", Role.OWNER)
+        sub = hub.bus.listen([Notification], name="ws")
+        client = TestClient(TestServer(make_app(hub)))
+        await client.start_server()
+        try:
+            for i in range(4):
+                r = await client.post("/api/auth/login", json={
+                    "username": f"olga{i % 2}", "password": "guess"})
+                assert r.status in (401, 429)
+            notes = [sub.get_nowait() for _ in range(sub.backlog)]
+        finally:
+            await client.close()
+            sub.close()
+        assert [n.title for n in notes] == ["Many failed sign-ins"]
+        assert "127.0.0.1" in notes[0].message
+        rows = await hub.db.fetchall(
+            "SELECT * FROM audit WHERE action = 'signal.failed_login_burst'")
+        assert len(rows) == 1
 
 
 async def test_signal_reaches_the_owner_websocket(hub: Hub, api_client, client_for) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hub.config import load_config
 from hub.hub import Hub
 from hub.privacy.consent import PURPOSES, ConsentChanged
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 
 
 async def test_every_purpose_is_off_until_granted(hub: Hub) -> None:
@@ -35,28 +35,25 @@ async def test_grant_and_withdraw_are_logged_and_published(hub: Hub) -> None:
 
 async def test_notice_version_bump_pauses_only_changed_purposes(tmp_path) -> None:
     cfg = write_config(tmp_path)
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:
-            for purpose in ("cloud_sync", "diagnostics", "remote_access"):
-                await hub.privacy.set_consent(purpose, True, "owner")
+    async with Hub(load_config(cfg)) as hub:
+        for purpose in ("cloud_sync", "diagnostics", "remote_access"):
+            await hub.privacy.set_consent(purpose, True, "owner")
     # v2 of the notice changes the terms of cloud_sync only
     cfg = write_config(tmp_path, {"privacy": {"notice_version": 2,
                                               "terms_changed": {"cloud_sync": 2}}})
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:
-            assert hub.privacy.consents.get("cloud_sync").status == "paused"
-            assert not hub.privacy.allowed("cloud_sync")
-            assert hub.privacy.allowed("diagnostics")
-            assert hub.privacy.allowed("remote_access")
-            history = await hub.privacy.consents.history("cloud_sync")
-            assert history[0]["action"] == "paused" and history[0]["notice_version"] == 2
-            await hub.privacy.set_consent("cloud_sync", True, "owner")
-            assert hub.privacy.allowed("cloud_sync")
-            assert hub.privacy.consents.get("cloud_sync").notice_version == 2
-    async with hygiene():  # a restart does not pause it again
-        async with Hub(load_config(cfg)) as hub:
-            assert hub.privacy.allowed("cloud_sync")
-            assert len(await hub.privacy.consents.history("cloud_sync")) == 3
+    async with Hub(load_config(cfg)) as hub:
+        assert hub.privacy.consents.get("cloud_sync").status == "paused"
+        assert not hub.privacy.allowed("cloud_sync")
+        assert hub.privacy.allowed("diagnostics")
+        assert hub.privacy.allowed("remote_access")
+        history = await hub.privacy.consents.history("cloud_sync")
+        assert history[0]["action"] == "paused" and history[0]["notice_version"] == 2
+        await hub.privacy.set_consent("cloud_sync", True, "owner")
+        assert hub.privacy.allowed("cloud_sync")
+        assert hub.privacy.consents.get("cloud_sync").notice_version == 2
+    async with Hub(load_config(cfg)) as hub:  # a restart does not pause it again
+        assert hub.privacy.allowed("cloud_sync")
+        assert len(await hub.privacy.consents.history("cloud_sync")) == 3
 
 
 async def test_consents_api(api_client) -> None:
@@ -100,8 +97,7 @@ async def test_unknown_purpose_in_terms_changed_is_a_located_config_error(tmp_pa
 
     cfg = write_config(tmp_path, {"privacy": {"terms_changed": {"telemetry": 2}}})
     with pytest.raises(ConfigError) as err:
-        async with hygiene():
-            async with Hub(load_config(cfg)):
-                pass
+        async with Hub(load_config(cfg)):
+            pass
     text = str(err.value)
     assert "privacy.terms_changed.telemetry" in text and "config.yaml:" in text

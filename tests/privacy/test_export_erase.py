@@ -87,16 +87,14 @@ async def test_member_export_is_their_own(hub: Hub, client_for) -> None:
 
 async def test_export_of_an_empty_hub(tmp_path, config_factory) -> None:
     from hub.auth.principal import Principal
-    from tests.conftest import hygiene
 
-    async with hygiene():
-        async with Hub(config_factory({"integrations": {"virtual": {"devices": []}}})) as hub:
-            path = tmp_path / "empty.zip"
-            stats = await hub.privacy.export_file(Principal("o", "o", Role.OWNER), path)
-            doc = read_export(path.read_bytes())
-            assert stats.files == len(FILES)
-            assert doc["devices"] == [] and doc["state_history"] == [] and doc["users"] == []
-            assert path.stat().st_mode & 0o777 == 0o600
+    async with Hub(config_factory({"integrations": {"virtual": {"devices": []}}})) as hub:
+        path = tmp_path / "empty.zip"
+        stats = await hub.privacy.export_file(Principal("o", "o", Role.OWNER), path)
+        doc = read_export(path.read_bytes())
+        assert stats.files == len(FILES)
+        assert doc["devices"] == [] and doc["state_history"] == [] and doc["users"] == []
+        assert path.stat().st_mode & 0o777 == 0o600
 
 
 def _all_bytes(state_dir: Path) -> bytes:

@@ -7,30 +7,29 @@ import asyncio
 from hub.config import load_config
 from hub.hub import Hub
 from hub.privacy.center import LocationChanged, RestrictionChanged
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 
 HOME = {"location": {"latitude": 52.52, "longitude": 13.405, "time_zone": "Europe/Berlin"}}
 
 
 async def test_location_needs_consent_and_withdrawal_deletes_it(tmp_path) -> None:
     cfg = write_config(tmp_path, HOME)
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:
-            changes: list[LocationChanged] = []
-            unsub = hub.bus.subscribe(LocationChanged, changes.append)
-            assert hub.privacy.location() is None
-            assert await hub.db.fetchall("SELECT * FROM privacy_location") == []
-            await hub.privacy.set_consent("location", True, "owner")
-            loc = hub.privacy.location()
-            assert loc is not None and (loc.latitude, loc.longitude) == (52.52, 13.405)
-            await hub.privacy.set_location(48.1, 11.6, 500.0, "owner")
-            assert hub.privacy.location().latitude == 48.1
-            await hub.privacy.set_consent("location", False, "owner")
-            assert hub.privacy.location() is None
-            assert await hub.db.fetchall("SELECT * FROM privacy_location") == []
-            assert hub.config.location.time_zone == "Europe/Berlin"  # a setting, it stays
-            unsub()
-            assert [c.available for c in changes] == [True, True, False]
+    async with Hub(load_config(cfg)) as hub:
+        changes: list[LocationChanged] = []
+        unsub = hub.bus.subscribe(LocationChanged, changes.append)
+        assert hub.privacy.location() is None
+        assert await hub.db.fetchall("SELECT * FROM privacy_location") == []
+        await hub.privacy.set_consent("location", True, "owner")
+        loc = hub.privacy.location()
+        assert loc is not None and (loc.latitude, loc.longitude) == (52.52, 13.405)
+        await hub.privacy.set_location(48.1, 11.6, 500.0, "owner")
+        assert hub.privacy.location().latitude == 48.1
+        await hub.privacy.set_consent("location", False, "owner")
+        assert hub.privacy.location() is None
+        assert await hub.db.fetchall("SELECT * FROM privacy_location") == []
+        assert hub.config.location.time_zone == "Europe/Berlin"  # a setting, it stays
+        unsub()
+        assert [c.available for c in changes] == [True, True, False]
     db_bytes = (tmp_path / "data" / "hub.db").read_bytes()
     import struct
 
@@ -89,35 +88,34 @@ async def test_device_and_user_restriction(hub: Hub, api_client) -> None:
 async def test_retention_purges_old_rows_in_batches(tmp_path) -> None:
     cfg = write_config(tmp_path, {"privacy": {"retention": {
         "history_days": 10, "events_days": 30, "batch": 50}}})
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:
-            now = hub.clock.time()
-            day = 86_400
-            old = [("temp", "t", "1", now - 11 * day - i) for i in range(420)]
-            new = [("temp", "t", "2", now - 9 * day + i) for i in range(30)]
-            hub.db.enqueue_many(
-                "INSERT INTO history(device_id, attribute, value, ts) VALUES(?,?,?,?)", old + new)
-            hub.db.enqueue_many(
-                "INSERT INTO events(device_id, event_type, data, ts) VALUES(?,?,?,?)",
-                [("button", "press", "{}", now - 31 * day), ("button", "press", "{}", now)])
-            await hub.db.flush()
-            status = (await hub.privacy.retention.status())["classes"]
-            assert status["history"]["days"] == 10 and status["history"]["oldest"] < now - 11 * day
-            # the API answers while the purge runs: it yields between its batches
-            purge = asyncio.create_task(hub.privacy.retention.run_once())
-            ticks = 0
-            while not purge.done():
-                ticks += 1
-                await asyncio.sleep(0)
-            deleted = await purge
-            assert deleted["history"] == 420 and deleted["events"] == 1
-            assert ticks >= 420 // 50
-            left = await hub.db.fetchone(
-                "SELECT count(*) AS n, min(ts) AS t FROM history WHERE device_id = 'temp'")
-            assert left["n"] == 30 and left["t"] >= now - 9 * day
-            status = (await hub.privacy.retention.status())["classes"]
-            assert status["history"]["oldest"] >= now - 9 * day
-            assert status["events"]["days"] == 30 and status["audit"]["days"] == 365
+    async with Hub(load_config(cfg)) as hub:
+        now = hub.clock.time()
+        day = 86_400
+        old = [("temp", "t", "1", now - 11 * day - i) for i in range(420)]
+        new = [("temp", "t", "2", now - 9 * day + i) for i in range(30)]
+        hub.db.enqueue_many(
+            "INSERT INTO history(device_id, attribute, value, ts) VALUES(?,?,?,?)", old + new)
+        hub.db.enqueue_many(
+            "INSERT INTO events(device_id, event_type, data, ts) VALUES(?,?,?,?)",
+            [("button", "press", "{}", now - 31 * day), ("button", "press", "{}", now)])
+        await hub.db.flush()
+        status = (await hub.privacy.retention.status())["classes"]
+        assert status["history"]["days"] == 10 and status["history"]["oldest"] < now - 11 * day
+        # the API answers while the purge runs: it yields between its batches
+        purge = asyncio.create_task(hub.privacy.retention.run_once())
+        ticks = 0
+        while not purge.done():
+            ticks += 1
+            await asyncio.sleep(0)
+        deleted = await purge
+        assert deleted["history"] == 420 and deleted["events"] == 1
+        assert ticks >= 420 // 50
+        left = await hub.db.fetchone(
+            "SELECT count(*) AS n, min(ts) AS t FROM history WHERE device_id = 'temp'")
+        assert left["n"] == 30 and left["t"] >= now - 9 * day
+        status = (await hub.privacy.retention.status())["classes"]
+        assert status["history"]["oldest"] >= now - 9 * day
+        assert status["events"]["days"] == 30 and status["audit"]["days"] == 365
 
 
 async def test_retention_api(api_client) -> None:
@@ -178,10 +176,8 @@ async def test_owner_sets_retention_ages_checked_persisted_and_applied(
 
 async def test_restriction_survives_restart(tmp_path) -> None:
     cfg = write_config(tmp_path)
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:
-            await hub.privacy.restrict_device("virtual.lamp", True, "owner")
-    async with hygiene():
-        async with Hub(load_config(cfg)) as hub:  # the integration re-registers its devices
-            assert hub.devices.get("virtual.lamp").restricted
-            assert not hub.privacy.device_usable("virtual.lamp")
+    async with Hub(load_config(cfg)) as hub:
+        await hub.privacy.restrict_device("virtual.lamp", True, "owner")
+    async with Hub(load_config(cfg)) as hub:  # the integration re-registers its devices
+        assert hub.devices.get("virtual.lamp").restricted
+        assert not hub.privacy.device_usable("virtual.lamp")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,7 +13,6 @@ import pytest
 from hub.hub import Hub
 from integrations.uone.factory import FactoryPKI
 from integrations.uone.simulator import Simulator, make_identity
-from tests.conftest import hygiene as _core_hygiene
 from tests.doubles.bluez import fake_bluez  # noqa: F401
 
 
@@ -27,22 +25,6 @@ def only_loopback() -> bool:
 needs_netns = pytest.mark.skipif(
     not only_loopback(),
     reason="mDNS tests run only inside a private network namespace (scripts/test.sh as root)")
-
-
-@contextlib.asynccontextmanager
-async def hygiene() -> AsyncIterator[None]:
-    """The suite's loop hygiene, except for bleak's BlueZ manager: bleak keeps one per event
-    loop by design (its bus monitor task lives as long as the loop or the bus)."""
-    before = set(asyncio.all_tasks())
-    async with _core_hygiene():
-        try:
-            yield
-        finally:
-            for task in asyncio.all_tasks() - before:
-                if "BlueZManager" in getattr(task.get_coro(), "__qualname__", ""):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +60,8 @@ def hub_config() -> dict[str, Any]:
 @pytest.fixture
 async def hub(config_factory: Callable[..., Any], hub_config: dict[str, Any]
               ) -> AsyncIterator[Hub]:
-    async with hygiene():
-        async with Hub(config_factory(hub_config)) as h:
-            yield h
+    async with Hub(config_factory(hub_config)) as h:
+        yield h
 
 
 @pytest.fixture

@@ -162,7 +162,6 @@ def test_bad_config_files_are_named(tmp_path: Path) -> None:
 async def test_unreadable_trust_config_fails_closed_without_stopping_the_hub(
         config_factory, tmp_path: Path, pki: FactoryPKI, caplog) -> None:
     from hub.hub import Hub
-    from tests.provisioning.conftest import hygiene
 
     good = tmp_path / "root.pem"
     good.write_bytes(pki.root_pem())
@@ -170,9 +169,8 @@ async def test_unreadable_trust_config_fails_closed_without_stopping_the_hub(
     bad.write_text("garbage")
     loaded = config_factory({"provisioning": {"trust_anchors": [str(good)],
                                               "crl_files": [str(bad)]}})
-    async with hygiene():
-        async with Hub(loaded) as hub:
-            result = hub.provisioning.verify(_evidence(pki.issue(DID, MAC)))
+    async with Hub(loaded) as hub:
+        result = hub.provisioning.verify(_evidence(pki.issue(DID, MAC)))
     assert (result.outcome, result.code) == ("failed", "trust_config_invalid")
     assert "pai.crl" in result.reason and "config.yaml:" in result.reason
     assert "crl_files[0]" in result.reason or "crl_files.0" in result.reason

@@ -85,26 +85,22 @@ async def test_genuine_device_on_the_lan_is_adopted_and_commanded(
 
 async def test_after_a_restart_the_hub_reconnects_and_re_attests(
         config_factory, hub_config: dict[str, Any], pki: FactoryPKI) -> None:
-    from tests.provisioning.conftest import hygiene
-
     sim, service = await _device(pki, set())
     loaded = config_factory(hub_config)
     try:
-        async with hygiene():
-            async with Hub(loaded) as hub:
-                hub.discovery.handle_mdns(service)
-                item = next(d for d in hub.discovery.registry if d.did == DID)
-                device = await hub.discovery.adopt(item.id)
-        async with hygiene():
-            async with Hub(loaded) as hub:  # no mDNS this time: the pinned address is used
-                link = hub.integrations.instance("uone").links[device.id]
-                for _ in range(250):
-                    if hub.states.available(device.id) and link.attestations == 1:
-                        break
-                    await asyncio.sleep(0.02)
-                assert hub.states.available(device.id) and link.attestations == 1
-                result = await hub.integrations.command(device.id, "toggle", {})
-                assert result["on"] is True
+        async with Hub(loaded) as hub:
+            hub.discovery.handle_mdns(service)
+            item = next(d for d in hub.discovery.registry if d.did == DID)
+            device = await hub.discovery.adopt(item.id)
+        async with Hub(loaded) as hub:  # no mDNS this time: the pinned address is used
+            link = hub.integrations.instance("uone").links[device.id]
+            for _ in range(250):
+                if hub.states.available(device.id) and link.attestations == 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert hub.states.available(device.id) and link.attestations == 1
+            result = await hub.integrations.command(device.id, "toggle", {})
+            assert result["on"] is True
     finally:
         await sim.stop()
 

@@ -28,8 +28,6 @@ def hub_config(tmp_path: Path) -> dict[str, Any]:
 
 async def test_simulator_process_end_to_end(tmp_path: Path, fake_bluez, config_factory,
                                             hub_config: dict[str, Any]) -> None:
-    from tests.provisioning.conftest import hygiene
-
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "integrations.uone.simulator", "--pki-dir",
         str(tmp_path / "pki"), "--did", DID, "--mac", MAC, "--join-delay", "0.05",
@@ -40,23 +38,22 @@ async def test_simulator_process_end_to_end(tmp_path: Path, fake_bluez, config_f
         ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 20))
         assert ready["event"] == "ready" and ready["did"] == DID
         assert (tmp_path / "pki" / "root.pem").exists()  # the hub's trust anchor
-        async with hygiene():
-            async with Hub(config_factory(hub_config)) as hub:
-                await hub.provisioning.wifi.put("Home", "correct-horse-battery", "wpa2-psk")
-                item = None
-                for _ in range(500):
-                    item = next((d for d in hub.discovery.registry
-                                 if d.did == DID and d.source == "ble"), None)
-                    if item:
-                        break
-                    await asyncio.sleep(0.02)
-                assert item is not None
-                job = await hub.provisioning.start_job(
-                    hub.provisioning.target_for(item.id), "Home", "test")
-                await asyncio.wait_for(job.done.wait(), 40)
-                assert job.state == "succeeded", job.to_json()
-                result = await hub.integrations.command(job.device_id, "turn_on", {})
-                assert result["on"] is True
+        async with Hub(config_factory(hub_config)) as hub:
+            await hub.provisioning.wifi.put("Home", "correct-horse-battery", "wpa2-psk")
+            item = None
+            for _ in range(500):
+                item = next((d for d in hub.discovery.registry
+                             if d.did == DID and d.source == "ble"), None)
+                if item:
+                    break
+                await asyncio.sleep(0.02)
+            assert item is not None
+            job = await hub.provisioning.start_job(
+                hub.provisioning.target_for(item.id), "Home", "test")
+            await asyncio.wait_for(job.done.wait(), 40)
+            assert job.state == "succeeded", job.to_json()
+            result = await hub.integrations.command(job.device_id, "turn_on", {})
+            assert result["on"] is True
         events = []
         while len(events) < 10:
             try:

@@ -15,7 +15,7 @@ import pytest
 
 from hub.hub import Hub
 from tests.discovery.util import wait_for
-from tests.provisioning.conftest import hygiene, needs_netns, uone_settings
+from tests.provisioning.conftest import needs_netns, uone_settings
 
 pytestmark = needs_netns
 
@@ -183,20 +183,19 @@ async def test_revoked_device_is_refused(config_factory, anchor: Path, simulator
 
     sim = await simulators(DID, MAC)
     serial = f"{sim.identity.cert.serial_number:x}"
-    async with hygiene():
-        async with Hub(config_factory(uone_settings(anchor, revoked_serials=[serial]))) as hub:
-            user = await hub.auth.create_user("owner", "a long test password 1", Role.OWNER)
-            token, _ = await hub.auth.create_token(user.id, "test")
-            client = TestClient(TestServer(make_app(hub)),
-                                headers={"Authorization": f"Bearer {token}"})
-            await client.start_server()
-            try:
-                await add_network(client)
-                job = await provision(client, DID)
-            finally:
-                await client.close()
-            assert job["state"] == "failed" and job["attestation"]["code"] == "revoked"
-            assert sim.wifi_received == 0 and hub.devices.by_integration("uone") == []
+    async with Hub(config_factory(uone_settings(anchor, revoked_serials=[serial]))) as hub:
+        user = await hub.auth.create_user("owner", "a long test password 1", Role.OWNER)
+        token, _ = await hub.auth.create_token(user.id, "test")
+        client = TestClient(TestServer(make_app(hub)),
+                            headers={"Authorization": f"Bearer {token}"})
+        await client.start_server()
+        try:
+            await add_network(client)
+            job = await provision(client, DID)
+        finally:
+            await client.close()
+        assert job["state"] == "failed" and job["attestation"]["code"] == "revoked"
+        assert sim.wifi_received == 0 and hub.devices.by_integration("uone") == []
 
 
 async def test_bad_provision_requests(api_client, hub: Hub, simulators) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
+from typing import BinaryIO
 
 from aiohttp import web
 
@@ -29,22 +32,34 @@ async def post_backup(request: web.Request) -> web.StreamResponse:
     reject_unknown(body, {"passphrase"})
     passphrase = field(body, "passphrase", str)
     path = await hub.privacy.create_backup(passphrase, who(request))
+    fh: BinaryIO | None = None
     try:
+        fh, size = await asyncio.to_thread(_open_sized, path)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(hub.clock.time()))
         resp = web.StreamResponse(headers={
             "Content-Type": "application/octet-stream",
             "Content-Disposition": f'attachment; filename="uone-backup-{stamp}.uone"',
-            "Content-Length": str(path.stat().st_size),
+            "Content-Length": str(size),
         })
         await resp.prepare(request)
-        with path.open("rb") as fh:
-            while chunk := await asyncio.to_thread(fh.read, _CHUNK):
-                await resp.write(chunk)
+        while chunk := await asyncio.to_thread(fh.read, _CHUNK):
+            await resp.write(chunk)
         await resp.write_eof()
         return resp
     finally:
-        path.unlink(missing_ok=True)
+        await asyncio.to_thread(_close_and_delete, fh, path)
 
 
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/backups", post_backup)
+
+
+def _open_sized(path: Path) -> tuple[BinaryIO, int]:
+    fh = path.open("rb")
+    return fh, os.fstat(fh.fileno()).st_size
+
+
+def _close_and_delete(fh: BinaryIO | None, path: Path) -> None:
+    if fh is not None:
+        fh.close()
+    path.unlink(missing_ok=True)

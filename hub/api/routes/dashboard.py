@@ -6,9 +6,9 @@ them needs no token. Paths are resolved inside hub/web only.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import mimetypes
-from functools import cache
 from pathlib import Path
 
 from aiohttp import web
@@ -21,9 +21,13 @@ _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
           ".html": "text/html"}
 
 
-@cache
-def _files() -> dict[str, tuple[bytes, str, str]]:
-    """Every file of the dashboard, read once: a request can only name one of these."""
+_File = tuple[bytes, str, str]  # body, content type, etag
+FILES = web.AppKey("dashboard_files", dict[str, _File])
+
+
+def _read_files() -> dict[str, _File]:
+    """Every file of the dashboard, read once at start (in a thread): a request can only name
+    one of these."""
     out = {}
     for path in WEB_ROOT.rglob("*"):
         if path.is_file():
@@ -36,7 +40,7 @@ def _files() -> dict[str, tuple[bytes, str, str]]:
 
 
 def _serve(request: web.Request, rel: str, cache_control: str) -> web.Response:
-    found = _files().get(rel)
+    found = request.app[FILES].get(rel)
     if found is None:
         raise web.HTTPNotFound()
     body, ctype, etag = found
@@ -62,5 +66,10 @@ async def static(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    app.on_startup.append(_load)
     app.router.add_get("/", index)
     app.router.add_get("/static/{path:.+}", static)
+
+
+async def _load(app: web.Application) -> None:
+    app[FILES] = await asyncio.to_thread(_read_files)
