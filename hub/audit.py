@@ -101,7 +101,8 @@ class AuditLog:
     async def entries(self, *, limit: int = 100, before: int | None = None,
                       actor: str | None = None, action: str | None = None) -> list[AuditEntry]:
         """Newest first."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[int | str] = []
         if before is not None:
             where.append("id < ?")
             params.append(before)

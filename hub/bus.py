@@ -16,7 +16,7 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from hub.auth.principal import Role
 
@@ -122,7 +122,8 @@ class Notification(Event):
                 "severity": self.severity, "ts": self.ts}
 
 
-Callback = Callable[[Any], None]
+Callback = Callable[[Any], None]  # stored per event type; `subscribe` checks the pairing
+E = TypeVar("E", bound=Event)
 
 
 @dataclass(eq=False)
@@ -241,7 +242,7 @@ class EventBus:
                 sub.offer(event)
 
     def subscribe(
-        self, etype: type[Event], callback: Callback, *, key: str | None = None
+        self, etype: type[E], callback: Callable[[E], None], *, key: str | None = None
     ) -> Callable[[], None]:
         """Call `callback(event)` inline for events of `etype` (and `key`, if given)."""
         bucket = self._callbacks[etype][key]

@@ -17,8 +17,8 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, NoReturn
 
 from hub import __version__
 
@@ -35,7 +35,7 @@ class CliError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too; keep its message format
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 too; keep its message format
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
@@ -96,7 +96,7 @@ def config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", required=True, help="path to config.yaml")
 
 
-def command(fn: Callable[[Any, argparse.Namespace], Awaitable[int]]
+def command(fn: Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]]
             ) -> Callable[[argparse.Namespace], int]:
     """A subcommand's entry: load `--config` (exit 2 on problems), run `await fn(loaded,
     args)`; `main` turns its failures into one line and exit 2."""

@@ -126,7 +126,7 @@ def _decode(tp: Any, value: Any, path: KeyPath, doc: Document, problems: list) -
             return {}
         _, item = get_args(tp)
         return {k: _decode(item, v, (*path, k), doc, problems) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _decode_dataclass(tp, value, path, doc, problems)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
@@ -205,7 +205,7 @@ def _schema(tp: Any) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": _schema(get_args(tp)[1])}
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return {"enum": [m.value for m in tp]}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = _hints(tp)
         props: dict[str, Any] = {}
         required = []

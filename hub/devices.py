@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -62,7 +63,7 @@ class PrivacyScope:
         }
 
     @classmethod
-    def from_json(cls, raw: Any, field_name: str = "scope") -> PrivacyScope:
+    def from_json(cls, raw: object, field_name: str = "scope") -> PrivacyScope:
         if raw is None:
             return cls()
         if not isinstance(raw, dict) or set(raw) - {"attributes", "events"}:
@@ -94,7 +95,7 @@ class CommandSpec:
     # (None, or no range at all) is +-NUMBER_LIMIT
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
-    def validate(self, params: Any) -> dict[str, Any]:
+    def validate(self, params: object) -> dict[str, Any]:
         if params is None:
             params = {}
         if not isinstance(params, dict):
@@ -330,7 +331,7 @@ def _to_row(d: Device) -> tuple[Any, ...]:
     )
 
 
-def _from_row(row: Any) -> Device:
+def _from_row(row: sqlite3.Row) -> Device:
     caps = json.loads(row["capabilities"] or "{}")
     return Device(
         id=row["id"], name=row["name"], integration=row["integration"], did=row["did"],

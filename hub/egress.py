@@ -22,9 +22,12 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.errors import EgressDenied
+
+if TYPE_CHECKING:
+    import aiohttp
 
 _LOG = logging.getLogger(__name__)
 
@@ -166,7 +169,7 @@ def _hosts_file_names() -> frozenset[str]:
         text = open("/etc/hosts", encoding="utf-8", errors="replace").read()
     except OSError:
         return frozenset()
-    names = set()
+    names: set[str] = set()
     for line in text.splitlines():
         parts = line.split("#", 1)[0].split()
         names.update(p.lower() for p in parts[1:])
@@ -176,14 +179,17 @@ def _hosts_file_names() -> frozenset[str]:
 # -- aiohttp and raw asyncio ----------------------------------------------------------------
 
 
-def guarded_connector(guard: EgressGuard, purpose: str | None = None, **kwargs: Any):
+def guarded_connector(guard: EgressGuard, purpose: str | None = None,
+                      **kwargs: Any) -> aiohttp.TCPConnector:
     """An aiohttp TCPConnector whose resolver refuses destinations the policy forbids."""
     import aiohttp
-    from aiohttp.resolver import DefaultResolver
+    from aiohttp.abc import ResolveResult
+    from aiohttp.resolver import ThreadedResolver
 
-    class _GuardedResolver(DefaultResolver):
+    class _GuardedResolver(ThreadedResolver):  # getaddrinfo, aiohttp's default without aiodns
         async def resolve(self, host: str, port: int = 0,
-                          family: socket.AddressFamily = socket.AF_INET):
+                          family: socket.AddressFamily = socket.AF_INET
+                          ) -> list[ResolveResult]:
             # check the literal first: a public IP is refused without any lookup
             try:
                 ipaddress.ip_address(host)

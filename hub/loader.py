@@ -13,7 +13,7 @@ import importlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from hub import namedsecrets
 from hub.bus import DeviceEvent, DeviceRegistryChanged, Event, EventBus
@@ -23,16 +23,24 @@ from hub.devices import Device, DeviceRegistry
 from hub.errors import DeviceUnavailable, IntegrationError, NotFound
 from hub.integration_values import IntegrationValues
 from hub.manifests import Manifest
-from hub.reconnect import BackoffPolicy, ReconnectLoop
+from hub.reconnect import BackoffPolicy, ReconnectLoop, ReconnectState
 from hub.state import StateStore
 from hub.vault import Vault
 
 if TYPE_CHECKING:
     from hub.audit import AuditLog
-    from hub.discovery.service import DiscoveryService
+    from hub.discovery.connectivity import TransportChoice
+    from hub.discovery.service import (
+        AdoptHandler,
+        AdvertisementListener,
+        DiscoveryService,
+        MdnsListener,
+    )
     from hub.egress import EgressGuard
     from hub.provisioning.evidence import Attestation, Evidence
     from hub.storage import Database
+
+E = TypeVar("E", bound=Event)
 
 _LOG = logging.getLogger(__name__)
 
@@ -78,7 +86,7 @@ class IntegrationContext:
         self.log = logging.getLogger(f"integrations.{manifest.name}")
         self.clock = host.clock
         self._values = IntegrationValues(host.db, manifest.name)
-        self._undo: list[Callable[[], Any]] = []
+        self._undo: list[Callable[[], object]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
 
@@ -108,7 +116,8 @@ class IntegrationContext:
     def set_available(self, device_id: str, available: bool) -> None:
         self._host.states.set_available(device_id, available)
 
-    def fire_event(self, device_id: str, event_type: str, data: dict[str, Any] | None = None):
+    def fire_event(self, device_id: str, event_type: str,
+                   data: dict[str, Any] | None = None) -> None:
         ts = self.clock.time()
         payload = data or {}
         self._host.states.record_event(device_id, event_type, payload, ts)
@@ -210,26 +219,26 @@ class IntegrationContext:
     # subscriptions and tasks
 
     def subscribe(
-        self, etype: type[Event], callback: Callable[[Any], None], *, key: str | None = None
+        self, etype: type[E], callback: Callable[[E], None], *, key: str | None = None
     ) -> None:
         self._undo.append(self._host.bus.subscribe(etype, callback, key=key))
 
-    def on_unload(self, callback: Callable[[], Any]) -> None:
+    def on_unload(self, callback: Callable[[], object]) -> None:
         self._undo.append(callback)
 
     # discovery (one shared zeroconf and BLE scanner; matched by this manifest's matchers)
 
-    def on_advertisement(self, callback: Callable[[Any], Any]) -> None:
+    def on_advertisement(self, callback: AdvertisementListener) -> None:
         """`callback(BleAdvertisement) -> DiscoveryInfo | None` for each changed advertisement
         that matches this integration's BLE matchers; returning info lists it as discovered."""
         self._undo.append(self._host.discovery.add_advertisement_listener(self.name, callback))
 
-    def on_mdns_service(self, callback: Callable[[Any, bool], Any]) -> None:
+    def on_mdns_service(self, callback: MdnsListener) -> None:
         """`callback(MdnsService, removed) -> DiscoveryInfo | None` for this integration's
         mDNS service types (added, updated, removed)."""
         self._undo.append(self._host.discovery.add_mdns_listener(self.name, callback))
 
-    def on_adopt(self, handler: Callable[[Any, str | None], Awaitable[Device]]) -> None:
+    def on_adopt(self, handler: AdoptHandler) -> None:
         """`await handler(DiscoveredDevice, name)` registers the device and returns it."""
         self._undo.append(self._host.discovery.set_adopt_handler(self.name, handler))
 
@@ -257,7 +266,7 @@ class IntegrationContext:
         self._host.discovery.stats.malformed += 1
         self.log.debug("malformed %s %s", what, detail)
 
-    def set_transport(self, device_id: str, choice: Any) -> None:
+    def set_transport(self, device_id: str, choice: TransportChoice) -> None:
         """Record how one of this integration's devices is reached now (TransportChoice)."""
         if self.device(device_id) is not None:
             self._host.discovery.connectivity.set(device_id, choice)
@@ -402,11 +411,10 @@ class IntegrationHost:
         return slot is not None and slot.state == "loaded"
 
     def active(self) -> list[str]:
-        """Integrations with anything left running: a context not closed or a pending retry.
-
-        Empty once `stop` has returned."""
-        return [name for name, s in self._slots.items()
-                if s.ctx is not None or (s.retry_task is not None and not s.retry_task.done())]
+        """Integrations with anything left running: a context not closed, or a reconnect loop
+        not stopped. Empty once `stop` has returned."""
+        return [name for name, s in self._slots.items() if s.ctx is not None or (
+            s.loop is not None and s.loop.state is not ReconnectState.STOPPED)]
 
     def instance(self, name: str) -> Integration | None:
         slot = self._slots.get(name)
@@ -463,12 +471,12 @@ class IntegrationHost:
         slot.loop.connected()
         slot.settled.set()
         try:
-            exc = await crashed
+            crash = await crashed
         finally:
             slot.crashed = None
             await self._unload(slot)
-        self._failed(slot, exc)
-        raise exc
+        self._failed(slot, crash)
+        raise crash
 
     @staticmethod
     async def _setup(name: str, ctx: IntegrationContext) -> Integration:

@@ -73,7 +73,7 @@ _STATES = BulkInsert(
          "last_changed = excluded.last_changed, last_updated = excluded.last_updated")
 
 
-def _json(value: Any) -> str:
+def _json(value: object) -> str:
     """JSON of a recorded value; switches' booleans (most changes) without the encoder."""
     if value is True:
         return "true"

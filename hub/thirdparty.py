@@ -67,7 +67,8 @@ def missing_parts() -> list[str]:
         if owner is None:
             missing.append(f"{where}: no {part.owner}")
         elif part.instance:
-            if f"self.{part.name}" not in inspect.getsource(owner.__init__):
+            cls: Any = owner  # a class of the library's, set in its __init__
+            if f"self.{part.name}" not in inspect.getsource(cls.__init__):
                 missing.append(f"{where}: no longer set in __init__")
         elif not hasattr(owner, part.name):
             missing.append(f"{where}: gone")

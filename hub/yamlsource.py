@@ -180,7 +180,7 @@ class _Builder:
             top = self.stack[-1] if self.stack else None
             if top is not None and top.is_map and top.key is None:
                 # a mapping or list used as a key
-                line, col = ev.start_mark.line + 1, ev.start_mark.column + 1
+                line, col = _position(ev)
                 self.problems.append(ConfigProblem(self.doc.file, line, col,
                                                    format_path(top.path),
                                                    "keys must be strings"))
@@ -198,7 +198,7 @@ class _Builder:
             self._attach(frame.value)
         elif isinstance(ev, yaml.AliasEvent):
             top = self.stack[-1] if self.stack else None
-            value = self.anchors.get(ev.anchor)
+            value = self.anchors.get(ev.anchor or "")
             if top is not None and top.is_map and top.key is None:
                 self._reject_key(top, ev, "keys must be strings")
                 return
@@ -229,7 +229,7 @@ class _Builder:
 
     def _reject_key(self, frame: _Frame, ev: yaml.Event, message: str,
                     path: KeyPath | None = None) -> None:
-        line, col = ev.start_mark.line + 1, ev.start_mark.column + 1
+        line, col = _position(ev)
         self.problems.append(ConfigProblem(self.doc.file, line, col,
                                            format_path(path or frame.path), message))
         frame.key, frame.skip = "?", True
@@ -253,13 +253,15 @@ class _Builder:
         tag = ev.tag
         if tag is None or tag == "!":
             tag = loader.resolve(yaml.ScalarNode, ev.value, ev.implicit)
-        return yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)
+        start: Any = ev.start_mark  # the C parser's Mark type, which the stubs keep apart
+        end: Any = ev.end_mark
+        return yaml.ScalarNode(tag, ev.value, start, end, style=ev.style)
 
     def _mark(self, path: KeyPath, ev: yaml.Event) -> None:
         top = self.stack[-1] if self.stack else None
         if top is not None and top.skip:
             return  # a rejected key's value: keep the first definition's position
-        self.doc.marks[path] = (ev.start_mark.line + 1, ev.start_mark.column + 1)
+        self.doc.marks[path] = _position(ev)
 
     def _remember(self, ev: yaml.Event, value: Any) -> None:
         anchor = getattr(ev, "anchor", None)
@@ -277,3 +279,10 @@ class _Builder:
             top.key, top.skip = None, False
         else:
             top.value.append(value)
+
+
+def _position(ev: yaml.Event) -> tuple[int, int]:
+    """(line, column), from 1: the parser marks every event."""
+    mark = ev.start_mark
+    assert mark is not None
+    return mark.line + 1, mark.column + 1

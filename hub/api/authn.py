@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from aiohttp import hdrs, web
 
-from hub.api.access import PRINCIPAL_KEY, PUBLIC, required_role
+from hub.api.access import PRINCIPAL_KEY, required_role
 from hub.api.jsonio import json_response
 from hub.api.keys import HUB_KEY
 from hub.api.middlewares import error_body
@@ -53,7 +53,7 @@ async def authenticate(request: web.Request, handler):
         return await handler(request)  # 404/405 from the router
     target = match.route.handler
     role = required_role(target)
-    if role == PUBLIC:
+    if isinstance(role, str):  # PUBLIC
         return await handler(request)
     try:
         raw = bearer_token(request)

@@ -131,7 +131,7 @@ class _Gate(asyncio.Protocol):
             self._handler = None
 
 
-class ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class ProtocolLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's server logger, minus the tracebacks for clients that send malformed HTTP.
 
     aiohttp logs every unparsable request (bad request line, header, chunk...) with

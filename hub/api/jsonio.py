@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Set
 from typing import Any
 
 import orjson
@@ -81,7 +82,7 @@ def number(body: dict[str, Any], name: str, *, lo: float, hi: float,
     return value
 
 
-def reject_unknown(body: dict[str, Any], allowed: set[str]) -> None:
+def reject_unknown(body: dict[str, Any], allowed: Set[str]) -> None:
     for key in body:
         if key not in allowed:
             raise ValidationError(key, f"unknown field (allowed: {', '.join(sorted(allowed))})")

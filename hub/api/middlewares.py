@@ -61,8 +61,10 @@ async def errors(request: web.Request, handler):
             full = StorageFull("the hub's disk is full: free some space (see /api/health)")
             return json_response({"error": full.to_json()}, full.status)
         _LOG.exception("unhandled error in %s %s", request.method, request.path)
-        if _answer_begun(request):  # e.g. a websocket after its upgrade: an HTTP 500 would
-            request.transport.close()  # be written into it; end the connection instead
+        if _answer_begun(request) and request.transport is not None:
+            # e.g. a websocket after its upgrade: an HTTP 500 would be written into it;
+            # end the connection instead
+            request.transport.close()
         return json_response(error_body("internal_error", "internal error"), 500)
 
 

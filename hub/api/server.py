@@ -59,10 +59,9 @@ class ApiServer:
         # per address before aiohttp's handler sees them
         self.address_limit = AddressLimit(self.runner.server, cfg.max_connections_per_address)
         # (a TLS handshake that never finishes holds a descriptor too: the idle timeout)
-        tls_timeout = {"ssl_handshake_timeout": cfg.idle_timeout} if ssl_ctx else {}
         self._listener = await asyncio.get_running_loop().create_server(
             self.address_limit, cfg.host, cfg.port, ssl=ssl_ctx, reuse_address=True,
-            **tls_timeout)
+            ssl_handshake_timeout=cfg.idle_timeout if ssl_ctx else None)
         sockets = self._listener.sockets
         self.port = sockets[0].getsockname()[1] if sockets else cfg.port
         _LOG.info("API listening on %s://%s:%s", self.scheme, cfg.host, self.port)

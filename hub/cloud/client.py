@@ -83,7 +83,7 @@ def make_client(
         max_inflight_messages=config.max_inflight,
         properties=props,
         tls_context=tls,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
     client.pending_calls_threshold = config.max_inflight + 50
     if purpose is not None:

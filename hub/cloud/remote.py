@@ -61,12 +61,11 @@ class CloudPeer:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._cmd_seq = int(time.time() * 1000)
+        self.client_tid: str | None = None
+        self._cmd_key: bytes | None = None
         if pairing.client is not None and pairing.client_key is not None:
             self.client_tid = self.keys.opaque("client", pairing.client)
             self._cmd_key = command_key(pairing.client_key)
-        else:
-            self.client_tid = None
-            self._cmd_key = None
 
     async def __aenter__(self) -> CloudPeer:
         tls = None

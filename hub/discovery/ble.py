@@ -173,6 +173,7 @@ class BleScanner:
 
     async def _start_scanner(self, adapter: AdapterInfo) -> None:
         from bleak import BleakScanner
+        from bleak.assigned_numbers import AdvertisementDataType
 
         mode = self.config.scanning_mode
         patterns = self.service.index.or_patterns()
@@ -185,9 +186,10 @@ class BleScanner:
         self._scanner = None
         if use_passive:
             try:
-                scanner = BleakScanner(self._on_detection, scanning_mode="passive",
-                                       bluez={"adapter": adapter.name,
-                                              "or_patterns": patterns or []})
+                scanner = BleakScanner(self._on_detection, scanning_mode="passive", bluez={
+                    "adapter": adapter.name,
+                    "or_patterns": [(start, AdvertisementDataType(ad_type), data)
+                                    for start, ad_type, data in patterns or []]})
                 await scanner.start()
                 self._scanner, self.mode = scanner, "passive"
             except Exception as exc:

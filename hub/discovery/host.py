@@ -30,7 +30,7 @@ class DiscoveryStats:
     adopted: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 class DiscoveryHost(Protocol):

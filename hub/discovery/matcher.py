@@ -90,8 +90,8 @@ class MatcherIndex:
                 if hit:
                     candidates.extend(hit)
         if self._by_mfr:
-            for key in adv.manufacturer_data:
-                hit = self._by_mfr.get(key)
+            for company in adv.manufacturer_data:
+                hit = self._by_mfr.get(company)
                 if hit:
                     candidates.extend(hit)
         if self._by_name and adv.name:

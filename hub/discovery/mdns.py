@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from typing import TYPE_CHECKING, Any
@@ -216,7 +217,7 @@ class MdnsDiscovery:
         task = asyncio.get_running_loop().create_task(
             self._resolve(service_type, name), name=f"mdns-resolve-{name}")
         self._resolving[name] = task
-        task.add_done_callback(lambda t, n=name: self._resolved(n, t))
+        task.add_done_callback(functools.partial(self._resolved, name))
 
     def _resolved(self, name: str, task: asyncio.Task[None]) -> None:
         if self._resolving.get(name) is task:

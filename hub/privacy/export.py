@@ -362,6 +362,9 @@ class _Buffer:
     def flush(self) -> None:
         return None
 
+    def close(self) -> None:
+        return None
+
 
 async def _drain(buf: _Buffer, sink: Sink) -> int:
     if not buf.parts:

@@ -32,7 +32,7 @@ from hub.provisioning.jobs import (
 from hub.provisioning.wifi import WifiNetworks, check_ssid
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable, Coroutine
 
     from hub.audit import AuditLog
     from hub.bus import EventBus
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from hub.provisioning.config import ProvisioningConfig
     from hub.vault import Vault
 
-    Signal = Callable[[str, dict[str, Any]], Awaitable[Any]]
+    Signal = Callable[[str, dict[str, Any]], Coroutine[Any, Any, None]]
     RunningIntegration = Callable[[str], tuple[Any, Any] | None]
 
 _LOG = logging.getLogger(__name__)

@@ -27,8 +27,12 @@ async def run_uone(service: JobHost, job: Job) -> None:
     target = job.target
     service.step(job, "connecting")
     sessions: list[UoneBleSession] = []
-    client = await connect_ble(service, target.address, cfg.ble_timeout,
-                               lambda _client: sessions and sessions[0].disconnected())
+
+    def on_disconnect(_client: Any) -> None:
+        if sessions:
+            sessions[0].disconnected()
+
+    client = await connect_ble(service, target.address, cfg.ble_timeout, on_disconnect)
     try:
         session = UoneBleSession(client, timeout=cfg.ble_timeout)
         sessions.append(session)

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,7 @@ def quick_check(path: Path, budget: float) -> IntegrityCheck:
 @dataclass(slots=True)
 class _Op:
     sql: str
-    params: Params | list[Params] | None
+    params: Params | Sequence[Params] | None
     many: bool
     future: asyncio.Future[Any] | None
     script: list[tuple[str, Params]] | None = None
@@ -224,12 +224,12 @@ class Database:
         """Queue a write for the next batch; fire-and-forget (committed within the interval)."""
         self._add(_Op(sql, params, False, None, history=history))
 
-    def enqueue_many(self, sql: str, rows: list[Params], *, history: int = 0) -> None:
+    def enqueue_many(self, sql: str, rows: Sequence[Params], *, history: int = 0) -> None:
         self._add(_Op(sql, rows, True, None, history=history))
 
     async def write(self, sql: str, params: Params = ()) -> int | None:
         """Write now and wait until committed; return lastrowid. Errors reach the caller."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._add(_Op(sql, params, False, fut), urgent=True)
         return await fut
 
@@ -281,7 +281,8 @@ class Database:
         async with conn.execute(sql, params) as cur:
             return await cur.fetchone()
 
-    async def iterate(self, sql: str, params: Params = (), batch: int = 1000):
+    async def iterate(self, sql: str, params: Params = (), batch: int = 1000
+                      ) -> AsyncIterator[sqlite3.Row]:
         """Stream rows in batches, for exports and purges that must not load everything."""
         conn = self._reader()
         async with conn.execute(sql, params) as cur:
@@ -394,7 +395,7 @@ class Database:
                         await self._run_many(conn, op)
                         lastrowid = None
                     else:
-                        cur = await conn.execute(op.sql, op.params)  # type: ignore[arg-type]
+                        cur = await conn.execute(op.sql, op.params)
                         lastrowid = cur.lastrowid
                         await cur.close()
                     self.stats.statements += 1

@@ -267,7 +267,8 @@ def _service_info(adv: BleAdvertisement) -> Any:
     return BluetoothServiceInfoBleak(
         name=adv.name or "", address=adv.address, rssi=adv.rssi,
         manufacturer_data=adv.manufacturer_data, service_data=adv.service_data,
-        service_uuids=list(adv.service_uuids), source="local", device=None,
+        service_uuids=list(adv.service_uuids), source="local",
+        device=None,  # type: ignore[arg-type]  # bthome-ble reads the advertisement only
         advertisement=None, connectable=False, time=time.monotonic(),
         tx_power=adv.tx_power)
 

@@ -62,7 +62,7 @@ class Stats:
     ignored_keys: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 @dataclass(slots=True)
@@ -301,11 +301,11 @@ class Bridge:
             if len(kept) != len(self._routes[topic]):
                 self._set_routes(topic, kept)
         for topic in list(self._avail_routes):
-            kept = [r for r in self._avail_routes[topic]
+            left = [r for r in self._avail_routes[topic]
                     if not (r[0] == device.key and r[1] == dkey)]
-            if len(kept) != len(self._avail_routes[topic]):
-                if kept:
-                    self._avail_routes[topic] = kept
+            if len(left) != len(self._avail_routes[topic]):
+                if left:
+                    self._avail_routes[topic] = left
                 else:
                     del self._avail_routes[topic]
                     if topic not in self._routes:
@@ -489,7 +489,7 @@ class Bridge:
                         ranges[name][param] = (min(lo, old[0]), max(hi, old[1]))
             attributes.update(entity.all_attributes())
             events.update(dict.fromkeys(entity.events()))
-        specs = tuple(CommandSpec(n, p, required[n], ranges.get(n, {}))
+        specs = tuple(CommandSpec(n, p, required[n], dict(ranges.get(n, {})))
                       for n, p in sorted(commands.items()))
         return self.ctx.register_device(replace(
             base, commands=specs, attributes=tuple(attributes), events=tuple(events),

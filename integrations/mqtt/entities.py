@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 from integrations.mqtt.discovery import EntityConfig
 from integrations.mqtt.templates import TemplateError, Templates
@@ -693,7 +693,7 @@ class Select(Entity):
         option = params.get("option")
         if option not in (self.config.get("options") or []):
             raise CommandError("params.option", f"unknown option {option!r}")
-        payload = self.render_command("command_template", option, option)
+        payload = self.render_command("command_template", option, str(option))
         out = Outcome([self.publish("command_topic", payload)])
         if self.optimistic:
             out.optimistic[self.attribute()] = option
@@ -816,13 +816,14 @@ class Climate(Entity):
     def routes(self) -> dict[str, Handler]:
         out = super().routes()
         get = self.config.get
-        parts = [("mode_state_topic", "mode_state_template", "", self._mode),
-                 ("temperature_state_topic", "temperature_state_template",
-                  "target_temperature", _number),
-                 ("current_temperature_topic", "current_temperature_template",
-                  "current_temperature", _number),
-                 ("action_topic", "action_template", "action", str),
-                 ("preset_mode_state_topic", "preset_mode_value_template", "preset_mode", str)]
+        parts: list[tuple[str, str, str, Callable[[str], Any]]] = [
+            ("mode_state_topic", "mode_state_template", "", self._mode),
+            ("temperature_state_topic", "temperature_state_template", "target_temperature",
+             _number),
+            ("current_temperature_topic", "current_temperature_template",
+             "current_temperature", _number),
+            ("action_topic", "action_template", "action", str),
+            ("preset_mode_state_topic", "preset_mode_value_template", "preset_mode", str)]
         for topic_key, template, part, convert in parts:
             topic = get(topic_key)
             if topic:
@@ -841,7 +842,7 @@ class Climate(Entity):
             if mode not in (get("modes") or self._MODES):
                 raise CommandError("params.hvac_mode", f"unknown mode {mode!r}")
             out = Outcome([self.publish("mode_command_topic", self.render_command(
-                "mode_command_template", mode, mode))])
+                "mode_command_template", mode, str(mode)))])
             if not get("mode_state_topic"):
                 out.optimistic[self.attribute()] = mode
             return out
@@ -861,7 +862,7 @@ class Climate(Entity):
             if mode not in (get("preset_modes") or []):
                 raise CommandError("params.preset_mode", f"unknown preset {mode!r}")
             return Outcome([self.publish("preset_mode_command_topic", self.render_command(
-                "preset_mode_command_template", mode, mode))])
+                "preset_mode_command_template", mode, str(mode)))])
         return super().command(name, params)
 
 
@@ -961,7 +962,14 @@ def make_entity(config: EntityConfig, key: str, templates: Templates) -> Entity:
 # -- value helpers ---------------------------------------------------------------------------
 
 
-def _number(text: str, numeric_required: bool = True) -> float | int | str:
+@overload
+def _number(text: str, numeric_required: Literal[True] = True) -> float: ...
+@overload
+def _number(text: str, numeric_required: bool) -> float | str: ...
+
+
+def _number(text: str, numeric_required: bool = True) -> float | str:
+    """A number (an int when the text is one), or with `numeric_required=False` the text."""
     try:
         value = float(text)
     except ValueError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.facade import AttributeMeta, CommandSpec, Device, IntegrationContext
+from hub.facade import AttributeMeta, CommandSpec, Device, IntegrationContext, PrivacyScope
 
 _SWITCH_COMMANDS = (CommandSpec("turn_on"), CommandSpec("turn_off"), CommandSpec("toggle"))
 _SENSOR_COMMANDS = (CommandSpec("set", {"value": "number"}, ("value",)),)
@@ -44,7 +44,6 @@ class VirtualIntegration:
 
     async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
         self.kinds.pop(device.id, None)  # no connection, no secret
-        self.bounds.pop(device.id, None)
 
     async def command(
         self, ctx: IntegrationContext, device: Device, command: str, params: dict[str, Any]
@@ -82,7 +81,7 @@ class VirtualIntegration:
             integration=ctx.name,
             model=f"virtual {kind}", manufacturer="Uone", transport="virtual",
             area=existing.area if existing else spec.get("area"),
-            scope=existing.scope if existing else Device.__dataclass_fields__["scope"].default,
+            scope=existing.scope if existing else PrivacyScope(),
             commands=commands, attributes=attributes, events=events,
             attribute_meta=_meta(spec, attributes),
         ))

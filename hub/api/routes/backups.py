@@ -32,9 +32,12 @@ async def post_backup(request: web.Request) -> web.StreamResponse:
     reject_unknown(body, {"passphrase"})
     passphrase = field(body, "passphrase", str)
     path = await hub.privacy.create_backup(passphrase, who(request))
-    fh: BinaryIO | None = None
     try:
         fh, size = await asyncio.to_thread(_open_sized, path)
+    except BaseException:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        raise
+    try:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(hub.clock.time()))
         resp = web.StreamResponse(headers={
             "Content-Type": "application/octet-stream",
@@ -59,7 +62,6 @@ def _open_sized(path: Path) -> tuple[BinaryIO, int]:
     return fh, os.fstat(fh.fileno()).st_size
 
 
-def _close_and_delete(fh: BinaryIO | None, path: Path) -> None:
-    if fh is not None:
-        fh.close()
+def _close_and_delete(fh: BinaryIO, path: Path) -> None:
+    fh.close()
     path.unlink(missing_ok=True)

@@ -65,7 +65,7 @@ def _operation(route: web.AbstractRoute, path: str) -> dict[str, Any]:
         "operationId": f"{route.method.lower()}_{_slug(path)}",
         "summary": op.summary,
         "tags": list(op.tags),
-        "x-min-role": role if role == PUBLIC else Role(role).label,
+        "x-min-role": role if isinstance(role, str) else role.label,
     }
     if operation(route.handler) is None:
         out["x-undocumented"] = True

@@ -23,7 +23,7 @@ _CONSENT = obj(["purpose", "allowed", "status"], purpose=STR, allowed=BOOL, stat
                granted=BOOL, notice_version=nullable(INT), by=nullable(STR), ts=nullable(NUM),
                description=STR)
 _CONSENTS = obj(["notice_version", "consents"], notice_version=INT,
-                consents=obj(**{p: _CONSENT for p in PURPOSES}))
+                consents=obj((), extra=False, **{p: _CONSENT for p in PURPOSES}))
 _LOCATION = obj(["consent", "time_zone"], consent=BOOL, time_zone=STR,
                 latitude=nullable(NUM), longitude=nullable(NUM), elevation=nullable(NUM))
 _SUBJECT = obj(["user_id"], user_id=STR, restricted=BOOL, presence_objection=BOOL)
@@ -54,7 +54,8 @@ async def get_consents(request: web.Request) -> web.Response:
 
 @requires(Role.OWNER)
 @describe("Grant or withdraw purposes; all are checked before any is stored",
-          tags=("privacy",), body=obj(**{p: BOOL for p in PURPOSES}), response=_CONSENTS)
+          tags=("privacy",), body=obj((), extra=False, **{p: BOOL for p in PURPOSES}),
+          response=_CONSENTS)
 async def put_consents(request: web.Request) -> web.Response:
     """Body: {"cloud_sync": true, "location": false, ...}; all checked before any is stored."""
     center = request.app[HUB_KEY].privacy
@@ -254,9 +255,10 @@ async def get_retention(request: web.Request) -> web.Response:
 @requires(Role.OWNER)
 @describe("Set how long a class of data is kept (null: back to the config's value); the "
           "purge with the new ages starts at once", tags=("privacy",), errors=(400,),
-          body={**obj(**{c.name: {"type": ["number", "null"],
-                                   "minimum": RetentionJob.least(c), "maximum": MAX_DAYS}
-                         for c in CLASSES}), "minProperties": 1},
+          body={**obj((), extra=False, **{c.name: {"type": ["number", "null"],
+                                                  "minimum": RetentionJob.least(c),
+                                                  "maximum": MAX_DAYS} for c in CLASSES}),
+                "minProperties": 1},
           response=obj(["classes"], extra=True, classes=obj(extra=True)))
 async def patch_retention(request: web.Request) -> web.Response:
     body = await read_json(request)

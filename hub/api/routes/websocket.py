@@ -212,7 +212,7 @@ class Connection:
             self.send(text)
         finally:
             # forgotten here rather than in a done callback: one loop turn less per command
-            self._commands.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._commands.discard(asyncio.current_task())
             self._room.set()
 
     async def finish_commands(self) -> None:
@@ -433,7 +433,8 @@ def _names(msg: dict[str, Any], key: str) -> frozenset[str] | None:
 
 
 async def _close_all(app: web.Application) -> None:
-    for ws in list(app[SOCKETS_KEY]):
+    sockets = app[SOCKETS_KEY]
+    for ws in list(sockets):
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(code=CLOSE_GOING_AWAY, message=b"hub stopping"),
                                    2.0)
