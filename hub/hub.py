@@ -179,12 +179,12 @@ class Hub:
     def uptime(self) -> float:
         return self.clock.monotonic() - self.started_monotonic
 
-    def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, Any]:
         """Status for /api/health: no personal data."""
         integrations = self.integrations.status()
         problems = [f"integration {n}: {s['state']}" for n, s in integrations.items()
                     if s["state"] != "loaded"]
-        full = self.db.full_reason()
+        full = await self.db.full_reason()
         if full is not None:
             problems.append(full)
         out: dict[str, Any] = {

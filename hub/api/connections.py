@@ -75,13 +75,14 @@ class _Gate(asyncio.Protocol):
     connection and lose the answer) and it is closed after its end or REFUSED_LINGER. In a
     flood (MAX_LINGERING refused ones already waiting) a refused one is reset at once."""
 
-    __slots__ = ("_address", "_handler", "_limit", "_transport")
+    __slots__ = ("_address", "_handler", "_limit", "_linger", "_transport")
 
     def __init__(self, limit: AddressLimit) -> None:
         self._limit = limit
         self._handler: asyncio.Protocol | None = None
         self._address: str | None = None
         self._transport: Any = None
+        self._linger: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Any) -> None:  # (uvloop's are not asyncio's)
         peer = transport.get_extra_info("peername")
@@ -99,7 +100,7 @@ class _Gate(asyncio.Protocol):
         transport.write(REFUSED)
         if transport.can_write_eof():
             transport.write_eof()
-        asyncio.get_running_loop().call_later(REFUSED_LINGER, transport.close)
+        self._linger = asyncio.get_running_loop().call_later(REFUSED_LINGER, transport.close)
 
     def data_received(self, data: bytes) -> None:
         if self._handler is not None:
@@ -121,6 +122,9 @@ class _Gate(asyncio.Protocol):
             self._handler.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:  # closed before its linger ran out
+            self._linger.cancel()
+            self._linger = None
         if self._transport is not None:
             self._transport = None
             self._limit.lingering -= 1

@@ -250,10 +250,10 @@ class Database:
         self.stats.bytes_written = self._wchar() - self._wchar_start
         return self.stats.bytes_written
 
-    def full_reason(self) -> str | None:
+    async def full_reason(self) -> str | None:
         """Why writes cannot succeed now, or None: the last write failed for want of space
         and it has not visibly come back, or the disk's free space is nearly gone."""
-        free = free_bytes(self.path.parent)
+        free = await asyncio.to_thread(free_bytes, self.path.parent)
         if free is not None and free < MIN_FREE_BYTES:
             return f"disk full: {free // 1024} KiB free where the database is"
         if self.full is not None and free is not None and free < 4 * MIN_FREE_BYTES:

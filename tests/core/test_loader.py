@@ -39,11 +39,11 @@ async def test_failing_setup_is_retried_with_backoff(config_factory, fast_backof
     async with Hub(cfg) as hub:
         status = hub.integrations.status()["virtual"]
         assert status["state"] == "retrying" and "on purpose" in status["error"]
-        assert hub.health()["status"] == "degraded"
+        assert (await hub.health())["status"] == "degraded"
         await _wait_for(lambda: hub.integrations.loaded("virtual"))
         assert hub.integrations.status()["virtual"]["restarts"] == 2
         assert "virtual.s" in hub.devices
-        assert hub.health()["status"] == "ok"
+        assert (await hub.health())["status"] == "ok"
 
 
 async def test_crashing_task_unloads_and_restarts(config_factory, fast_backoff) -> None:

@@ -19,7 +19,7 @@ from hub.api.spec import describe
                                      "description": "Why it is degraded (only then): an "
                                      "integration not loaded, 'disk full: ...'"}}})
 async def health(request: web.Request) -> web.Response:
-    return json_response(request.app[HUB_KEY].health())
+    return json_response(await request.app[HUB_KEY].health())
 
 
 def setup(app: web.Application) -> None:
