@@ -11,7 +11,6 @@ from hub.clock import ManualClock
 from hub.config import LoadedConfig
 from hub.hub import Hub
 from tests.automation.conftest import START, running, settle, traces
-from tests.conftest import hygiene
 
 TOGGLE = {"type": "command", "device": "virtual.lamp", "command": "toggle"}
 SLOW = {"id": "slow", "triggers": [{"type": "event", "device": "virtual.button",
@@ -30,10 +29,9 @@ NESTED = {"id": "nested", "triggers": [{"type": "state", "device": "virtual.lamp
 async def hub(config_factory: Callable[..., LoadedConfig], clock: ManualClock
               ) -> AsyncIterator[Hub]:
     """The api_client's hub on the manual clock, with the two automations above."""
-    async with hygiene():
-        async with Hub(config_factory({"automations": [SLOW, NESTED]}), clock=clock) as h:
-            await settle()
-            yield h
+    async with Hub(config_factory({"automations": [SLOW, NESTED]}), clock=clock) as h:
+        await settle()
+        yield h
 
 
 async def test_run_in_a_delay_is_listed_as_running_then_finished(api_client, hub, clock):

@@ -96,13 +96,12 @@ async def test_restarts_wait_on_the_hub_clock_and_log_once(config_factory, caplo
     import logging
 
     from hub.clock import ManualClock
-    from tests.conftest import hygiene
 
     caplog.set_level(logging.DEBUG, logger="hub.loader")
     clock = ManualClock()
     cfg = config_factory({"integrations": {"virtual": {
         "devices": [{"id": "s", "kind": "switch"}], "faults": {"fail_setup": 3}}}})
-    async with hygiene(), Hub(cfg, clock=clock) as hub:
+    async with Hub(cfg, clock=clock) as hub:
         assert hub.integrations.status()["virtual"]["restarts"] == 1
         await clock.settle(100)  # the loop runs, the hub's clock stays: no retry
         assert hub.integrations.status()["virtual"]["restarts"] == 1
