@@ -238,9 +238,14 @@ class IntegrationContext:
         mDNS service types (added, updated, removed)."""
         self._undo.append(self._host.discovery.add_mdns_listener(self.name, callback))
 
-    def on_adopt(self, handler: AdoptHandler) -> None:
-        """`await handler(DiscoveredDevice, name)` registers the device and returns it."""
-        self._undo.append(self._host.discovery.set_adopt_handler(self.name, handler))
+    def on_adopt(self, handler: AdoptHandler, credentials: tuple[str, ...] = ()) -> None:
+        """`await handler(DiscoveredDevice, name)` registers the device and returns it.
+
+        With `credentials` (the secret fields adoption may carry, e.g. an encryption key)
+        it is called as `handler(item, name, credentials={...})`; the integration keeps
+        them in the vault (`store_device_secret`), never in state, logs or answers."""
+        self._undo.append(self._host.discovery.set_adopt_handler(self.name, handler,
+                                                                 credentials))
 
     def report_discovered(self, key: str, info: Any, *, source: str,
                           present: bool = True) -> Any:
@@ -252,6 +257,33 @@ class IntegrationContext:
     def withdraw_discovered(self, key: str, *, source: str) -> None:
         """A device reported with `report_discovered` is gone."""
         self._host.discovery.withdraw(source, key)
+
+    def annotate_discovered(self, discovery_id: str, **data: Any) -> None:
+        """Tell the owner something about one of this integration's discovered devices
+        (an error, a key needed): merged into its `data` (None removes a key)."""
+        item = self._host.discovery.registry.find(discovery_id)
+        if item is not None and item.integration == self.name:
+            self._host.discovery.annotate(discovery_id, data)
+
+    def own_availability(self) -> None:
+        """This integration's devices are available while its own connection to them is up
+        (set_available); the presence of their mDNS/BLE discoveries no longer decides."""
+        owners = self._host.discovery.own_availability
+        owners.add(self.name)
+        self._undo.append(lambda: owners.discard(self.name))
+
+    async def zeroconf(self, within: float = 10.0) -> Any:
+        """The hub's one AsyncZeroconf (None if mDNS is off). Never open another."""
+        return await self._host.discovery.zeroconf(within)
+
+    def add_ble_source(self, name: str) -> Any:
+        """Register a remote BLE source (a Bluetooth proxy) named `<integration>:<name>`;
+        returns its handle (hub.discovery.sources.BleSource): feed advertisements through
+        `advertisement(...)`, report `set_slots`, `connected()` and `lost(reason)`.
+        Removed on unload."""
+        full = f"{self.name}:{name}"
+        self._undo.append(self._host.discovery.add_ble_source(full, self.name))
+        return self._host.discovery.ble_source(full)
 
     def discovered(self) -> list[Any]:
         """This integration's discovered devices (DiscoveredDevice)."""

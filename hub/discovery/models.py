@@ -104,6 +104,7 @@ class DiscoveredDevice:
     present: bool = True
     state: DiscoveryState = "new"
     device_id: str | None = None  # the adopted device, once adopted
+    ble_source: str | None = None  # BLE: who hears it best ("local" adapter or a proxy)
 
     @property
     def address(self) -> str | None:
@@ -118,7 +119,7 @@ class DiscoveredDevice:
             "service_type": self.service_type, "host": self.host, "txt": dict(self.txt),
             "data": _jsonable(self.data), "first_seen": self.first_seen,
             "last_seen": self.last_seen, "present": self.present, "state": self.state,
-            "device_id": self.device_id,
+            "device_id": self.device_id, "ble_source": self.ble_source,
         }
 
     def same_content(self, other: DiscoveredDevice) -> bool:

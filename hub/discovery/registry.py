@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from hub.bus import EventBus
 from hub.clock import Clock
@@ -61,7 +62,7 @@ class DiscoveredRegistry:
         self._items: dict[str, DiscoveredDevice] = {}
         self._decisions: dict[str, Decision] = {}
         # RSSI / last-seen of repeats land here (cheap) and are folded in when read
-        self._live: dict[str, tuple[int | None, float]] = {}
+        self._live: dict[str, tuple[int | None, float, str | None]] = {}
 
     async def load(self) -> None:
         rows = await self._db.fetchall(
@@ -152,13 +153,27 @@ class DiscoveredRegistry:
         self._publish(DiscoveryChanged, stored)
         return stored, "changed"
 
-    def touch(self, discovery_id: str, rssi: int | None, ts: float) -> None:
-        """Heard again, unchanged: only RSSI and last_seen move (no event)."""
-        self._live[discovery_id] = (rssi, ts)
+    def touch(self, discovery_id: str, rssi: int | None, ts: float,
+              ble_source: str | None = None) -> None:
+        """Heard again, unchanged: only RSSI, last_seen and the best source move (no
+        event)."""
+        self._live[discovery_id] = (rssi, ts, ble_source)
+
+    def annotate(self, discovery_id: str, data: dict[str, Any]) -> None:
+        """Merge `data` into a discovery's data (None values remove keys); a change event."""
+        item = self.find(discovery_id)
+        if item is None:
+            return
+        merged = {k: v for k, v in {**item.data, **data}.items() if v is not None}
+        if merged == item.data:
+            return
+        item = replace(item, data=merged)
+        self._items[discovery_id] = item
+        self._publish(DiscoveryChanged, item)
 
     def _fold(self, item: DiscoveredDevice) -> DiscoveredDevice:
-        rssi, ts = self._live.pop(item.id)
-        item = replace(item, rssi=rssi, last_seen=ts)
+        rssi, ts, source = self._live.pop(item.id)
+        item = replace(item, rssi=rssi, last_seen=ts, ble_source=source or item.ble_source)
         self._items[item.id] = item
         return item
 

@@ -31,6 +31,7 @@ from hub.discovery.models import (
     reported_id,
 )
 from hub.discovery.registry import DiscoveredRegistry
+from hub.discovery.sources import LOCAL, BleSource, BleSourceStatus
 from hub.errors import Conflict, DeviceUnavailable, ValidationError
 from hub.tasks import BackgroundTasks
 
@@ -48,10 +49,11 @@ _LOG = logging.getLogger(__name__)
 
 AdvertisementListener = Callable[[BleAdvertisement], DiscoveryInfo | None]
 MdnsListener = Callable[[MdnsService, bool], DiscoveryInfo | None]
-AdoptHandler = Callable[[DiscoveredDevice, str | None], Awaitable["Device"]]
+AdoptHandler = Callable[..., Awaitable["Device"]]  # (item, name[, credentials])
 
 MAX_TRACKED_ADDRESSES = 20_000  # phones rotate random addresses: bound what we remember
 TOUCH_EVERY = 5.0  # s: how often last-seen of an unchanged, same-RSSI device is refreshed
+SOURCE_FRESH = 10.0  # s: a source's reading of a device counts for the best signal this long
 
 
 @dataclass(slots=True)
@@ -66,13 +68,15 @@ class _Heard:
     reported: float = 0.0  # when RSSI/last-seen were last copied to the registry
     rssi_reported: int | None = None
     info: tuple[str, DiscoveryInfo] | None = None  # what an integration last recognised
+    source: str = LOCAL  # who hears it best (the local adapter or a proxy)
+    sources: dict[str, tuple[int, float]] | None = None  # source -> (RSSI, when); only if >1
 
 
 @dataclass(slots=True)
 class _Listeners:
     ble: dict[str, list[AdvertisementListener]] = field(default_factory=dict)
     mdns: dict[str, list[MdnsListener]] = field(default_factory=dict)
-    adopt: dict[str, AdoptHandler] = field(default_factory=dict)
+    adopt: dict[str, tuple[AdoptHandler, tuple[str, ...]]] = field(default_factory=dict)
 
 
 class DiscoveryService:
@@ -104,6 +108,10 @@ class DiscoveryService:
         self.ble: Any = None  # hub.discovery.ble.BleScanner once started
         self.mdns: Any = None  # hub.discovery.mdns.MdnsDiscovery once started
         self._api: tuple[int, str, str | None] | None = None
+        self.ble_sources: dict[str, BleSource] = {}
+        # integrations whose devices' availability follows their own connection, not the
+        # presence of their discoveries (ESPHome: the native API connection)
+        self.own_availability: set[str] = set()
         self._deferred = False
         self._go: asyncio.Event | None = None
         self.running = False
@@ -181,6 +189,8 @@ class DiscoveryService:
                 "state": "starting" if mdns_wanted and self.running else "off",
                 "reason": None if mdns_wanted else "disabled" if not self.config.mdns.enabled
                 else "nothing to browse or advertise"},
+            "ble_sources": {name: src.to_json(self.clock.monotonic())
+                            for name, src in sorted(self.ble_sources.items())},
             "discovered": len(self.registry),
             "stats": self.stats.as_dict(),
         }
@@ -194,14 +204,56 @@ class DiscoveryService:
     def add_mdns_listener(self, integration: str, listener: MdnsListener) -> Callable[[], None]:
         return _add(self._listeners.mdns, integration, listener)
 
-    def set_adopt_handler(self, integration: str, handler: AdoptHandler) -> Callable[[], None]:
-        self._listeners.adopt[integration] = handler
+    def set_adopt_handler(self, integration: str, handler: AdoptHandler,
+                          credentials: tuple[str, ...] = ()) -> Callable[[], None]:
+        """`credentials`: the secret fields adoption may carry (then passed to the handler
+        as `credentials=`, a dict); any other field is refused."""
+        entry = (handler, credentials)
+        self._listeners.adopt[integration] = entry
 
         def undo() -> None:
-            if self._listeners.adopt.get(integration) is handler:
+            if self._listeners.adopt.get(integration) is entry:
                 del self._listeners.adopt[integration]
 
         return undo
+
+    def add_ble_source(self, name: str, kind: str) -> Callable[[], None]:
+        """Register a remote BLE source (a proxy); returns its removal. See `ble_source`."""
+        if name == LOCAL or name in self.ble_sources:
+            raise Conflict(f"BLE source {name!r} exists already")
+        source = BleSource(BleSourceStatus(name, kind), self.clock,
+                           self.handle_advertisement, self._forget_source)
+        self.ble_sources[name] = source
+
+        def remove() -> None:
+            if self.ble_sources.get(name) is source:
+                source.lost("removed")
+                del self.ble_sources[name]
+
+        return remove
+
+    def ble_source(self, name: str) -> BleSource:
+        return self.ble_sources[name]
+
+    async def zeroconf(self, within: float) -> Any:
+        """The hub's one AsyncZeroconf, waiting up to `within` s for mDNS to start; None if
+        mDNS is off or not up by then (callers must then not open one of their own)."""
+        if not self.config.mdns.enabled:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self.running:
+            if self.mdns is not None and self.mdns.zc is not None:
+                return self.mdns.zc
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(0.1)
+        return None
+
+    def annotate(self, discovery_id: str, data: dict[str, Any]) -> None:
+        """Merge what an integration learned (an error, a key needed) into a discovered
+        device's data; published as a change."""
+        self.registry.annotate(discovery_id, data)
 
     def ble_seen(self, address: str) -> tuple[int, float] | None:
         """(RSSI, seconds since heard) for a BLE address, or None if never heard."""
@@ -215,31 +267,37 @@ class DiscoveryService:
     def handle_advertisement(
         self, address: str, name: str | None, rssi: int, service_uuids: tuple[str, ...],
         service_data: dict[str, bytes], manufacturer_data: dict[int, bytes],
-        tx_power: int | None = None,
+        tx_power: int | None = None, source: str = LOCAL,
     ) -> None:
-        """One advertisement from the scanner (or a benchmark). Never raises."""
+        """One advertisement from the scanner, a remote source (`source`: a proxy's name)
+        or a benchmark. The same content heard by several sources is one sighting with the
+        best recent signal. Never raises."""
         stats = self.stats
         stats.advertisements += 1
         now = self.clock.monotonic()
         content = (name, service_uuids, service_data, manufacturer_data)
         heard = self._heard.get(address)
+        if heard is not None and (heard.sources is not None or source != heard.source):
+            rssi, source = _best_signal(heard, source, rssi, now)
         if heard is not None and heard.content == content:
             stats.duplicates += 1
             heard.last_seen = now
             if heard.discovery_id is not None and (
-                    rssi != heard.rssi or now - heard.reported > TOUCH_EVERY):
+                    rssi != heard.rssi or source != heard.source
+                    or now - heard.reported > TOUCH_EVERY):
                 heard.reported = now
-                self.registry.touch(heard.discovery_id, rssi, self.clock.time())
-            heard.rssi = rssi
+                self.registry.touch(heard.discovery_id, rssi, self.clock.time(), source)
+            heard.rssi, heard.source = rssi, source
             if not heard.available:
                 self._back(address, heard)
             return
         if heard is None:
             if len(self._heard) >= MAX_TRACKED_ADDRESSES:
                 self._forget_oldest()
-            heard = self._heard[address] = _Heard(content, rssi, now)
+            heard = self._heard[address] = _Heard(content, rssi, now, source=source)
         else:
             heard.content, heard.rssi, heard.last_seen = content, rssi, now
+            heard.source = source
             if not heard.available:
                 self._back(address, heard)
         adv = BleAdvertisement(address, name, rssi, service_uuids, service_data,
@@ -268,7 +326,7 @@ class DiscoveryService:
             # what the integration recognised did not change (e.g. only a new reading)
             if now - heard.reported > TOUCH_EVERY or rssi != heard.rssi_reported:
                 heard.reported, heard.rssi_reported = now, rssi
-                self.registry.touch(heard.discovery_id, rssi, adv.time)
+                self.registry.touch(heard.discovery_id, rssi, adv.time, source)
             return
         heard.info = recognised
         heard.rssi_reported = rssi
@@ -278,7 +336,7 @@ class DiscoveryService:
             name=info.name or name or address, addresses=(address,),
             mac=normalize_mac(info.mac) or normalize_mac(address), did=info.did,
             model=info.model, fw=info.fw, rssi=rssi, data=dict(info.data),
-            last_seen=adv.time,
+            last_seen=adv.time, ble_source=source,
         )
         heard.discovery_id = item.id
         heard.reported = now
@@ -353,19 +411,36 @@ class DiscoveryService:
     # adoption
 
     async def adopt(self, discovery_id: str, name: str | None = None,
-                    area: str | None = None) -> Device:
-        """Hand a discovered device to its integration, which registers it."""
+                    area: str | None = None,
+                    credentials: dict[str, str] | None = None) -> Device:
+        """Hand a discovered device to its integration, which registers it.
+
+        `credentials` (e.g. an ESPHome encryption key) go to the integration only, which
+        keeps them in the vault; an adopted device may be adopted again with new ones."""
         item = self.registry.get(discovery_id)
         if item.state == "adopted" and item.device_id and item.device_id in self.devices:
-            raise Conflict(f"{discovery_id} is already adopted as {item.device_id}")
-        handler = self._listeners.adopt.get(item.integration)
-        if handler is None:
+            if not credentials:
+                raise Conflict(f"{discovery_id} is already adopted as {item.device_id}")
+        entry = self._listeners.adopt.get(item.integration)
+        if entry is None:
             if self._integration_loaded(item.integration):
                 raise Conflict(f"integration {item.integration!r} does not adopt devices")
             raise DeviceUnavailable(f"integration {item.integration!r} is not running")
+        handler, accepted = entry
         if name is not None and (not name.strip() or len(name) > 100):
             raise ValidationError("name", "must be 1-100 characters")
-        device = await handler(item, name.strip() if name else None)
+        for key, value in (credentials or {}).items():
+            if key not in accepted:
+                raise ValidationError(f"credentials.{key}", (
+                    f"integration {item.integration!r} takes "
+                    + (", ".join(accepted) if accepted else "no credentials")))
+            if not isinstance(value, str):
+                raise ValidationError(f"credentials.{key}", "expected a string")
+        if accepted:
+            device = await handler(item, name.strip() if name else None,
+                                   credentials=dict(credentials or {}))
+        else:
+            device = await handler(item, name.strip() if name else None)
         if area is not None:
             device = await self.devices.update(device.id, area=area)
         await self.db.flush()
@@ -373,7 +448,8 @@ class DiscoveryService:
             if each.integration == item.integration or each.id == item.id:
                 await self.registry.decide(each, "adopted", device.id)
         self.stats.adopted += 1
-        self.states.set_available(device.id, item.present)
+        if item.integration not in self.own_availability:
+            self.states.set_available(device.id, item.present)
         _LOG.info("adopted %s (%s) as %s", discovery_id, item.integration, device.id)
         return device
 
@@ -413,6 +489,8 @@ class DiscoveryService:
         """An adopted device is available while any of its discoveries is present."""
         if item.device_id is None or item.device_id not in self.devices:
             return
+        if item.integration in self.own_availability:
+            return
         present = any(d.present for d in self.registry.by_device(item.device_id))
         self.states.set_available(item.device_id, present)
 
@@ -422,6 +500,15 @@ class DiscoveryService:
             item = self.registry.set_present(heard.discovery_id, True)
             if item is not None:
                 self._presence_changed(item)
+
+    def _forget_source(self, source: str) -> None:
+        """A remote source is gone: its readings no longer count for the best signal."""
+        for heard in self._heard.values():
+            if heard.sources and source in heard.sources:
+                del heard.sources[source]
+                if heard.source == source and heard.sources:
+                    best = max(heard.sources.items(), key=lambda kv: kv[1][0])
+                    heard.source, heard.rssi = best[0], best[1][0]
 
     def _forget_oldest(self) -> None:
         oldest = next(iter(self._heard))
@@ -448,6 +535,21 @@ class DiscoveryService:
     def _on_registry_changed(self, event: DeviceRegistryChanged) -> None:
         if event.action == "removed" and self.registry.has_device(event.device_id):
             self._tasks.spawn(self.registry.forget_device(event.device_id), "discovery-forget")
+
+
+def _best_signal(heard: _Heard, source: str, rssi: int, now: float) -> tuple[int, str]:
+    """(best RSSI, its source) among the sources that heard `heard` recently."""
+    sources = heard.sources
+    if sources is None:
+        sources = heard.sources = {heard.source: (heard.rssi, heard.last_seen)}
+    sources[source] = (rssi, now)
+    best_rssi, best_source = rssi, source
+    for name, (r, t) in list(sources.items()):
+        if now - t > SOURCE_FRESH:
+            del sources[name]
+        elif r > best_rssi:
+            best_rssi, best_source = r, name
+    return best_rssi, best_source
 
 
 def _add(table: dict[str, list[Any]], integration: str, listener: Any) -> Callable[[], None]:

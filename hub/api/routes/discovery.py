@@ -24,9 +24,13 @@ DISCOVERED_SCHEMA = obj(
     service_type=nullable(STR), host=nullable(STR), txt={"type": "object"},
     data={"type": "object"}, first_seen={"type": "number"}, last_seen={"type": "number"},
     present=BOOL, state={"enum": ["new", "ignored", "adopted"]}, device_id=nullable(STR),
+    ble_source=nullable(STR),
 )
 ADOPT_BODY = obj(name={"type": "string", "minLength": 1, "maxLength": 100},
-                 area={"type": "string", "maxLength": 100})
+                 area={"type": "string", "maxLength": 100},
+                 credentials={"type": "object", "additionalProperties": STR,
+                              "description": "Secrets the device needs (an ESPHome "
+                              "encryption key...): kept in the vault, never shown again"})
 
 
 @requires(Role.ADMIN)
@@ -70,15 +74,17 @@ async def adopt(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     discovery_id = request.match_info["discovery_id"]
     hub.discovery.registry.get(discovery_id)  # 404 before reading the body
-    name = area = None
+    name = area = credentials = None
     if request.can_read_body:
         body = await read_json(request)
-        reject_unknown(body, {"name", "area"})
+        reject_unknown(body, {"name", "area", "credentials"})
         name = field(body, "name", str, required=False)
         area = field(body, "area", str, required=False)
         if area is not None and len(area) > 100:
             raise ValidationError("area", "must be at most 100 characters")
-    device = await hub.discovery.adopt(discovery_id, name=name, area=area)
+        credentials = field(body, "credentials", dict, required=False)
+    device = await hub.discovery.adopt(discovery_id, name=name, area=area,
+                                       credentials=credentials)
     item = hub.discovery.registry.get(discovery_id)
     return json_response({"discovered": item.to_json(), "device": device.to_json()}, status=201)
 

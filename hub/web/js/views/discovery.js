@@ -38,6 +38,15 @@ function card(d, refresh, panel) {
   }, label);
   const canProvision = d.source === "ble" || d.needs_wifi || d.state === "awaiting_wifi"
     || d.integration === "improv";
+  const data = d.data || {};
+  // ESPHome devices with an encrypted API: adoption asks for the key (never shown again)
+  const wantsKey = d.integration === "esphome" && (data.needs_key || data.key_error);
+  const adopt = wantsKey && d.state !== "adopted"
+    ? h("button", { type: "button", class: "secondary", "aria-label": `Adopt ${d.name || d.id}`,
+      onclick: () => keyForm(d, panel, refresh) }, "Adopt")
+    : act("adopt", "Adopt");
+  const problems = [data.key_error && `Encryption key: ${data.key_error}`,
+    data.identity_conflict].filter(Boolean);
   return h("article", { class: "card", dataset: { discovered: d.id } },
     h("h3", {}, d.name || d.id),
     h("div", { class: "row" },
@@ -45,11 +54,13 @@ function card(d, refresh, panel) {
       h("span", { class: "badge" }, d.integration || "unknown"),
       d.state ? h("span", { class: "badge" }, d.state) : null),
     h("p", { class: "muted" },
-      [d.model, d.mac, d.rssi !== undefined && d.rssi !== null ? `RSSI ${d.rssi}` : null]
+      [d.model, d.mac, d.rssi !== undefined && d.rssi !== null ? `RSSI ${d.rssi}` : null,
+        d.ble_source && d.ble_source !== "local" ? `via ${d.ble_source}` : null]
         .filter(Boolean).join(" · ")),
     entities(d),
     h("p", { class: "muted" }, `last seen ${when(d.last_seen)}`),
-    h("div", { class: "row" }, act("adopt", "Adopt"), act("ignore", "Ignore"),
+    problems.map((text) => h("p", { class: "error", role: "alert" }, text)),
+    h("div", { class: "row" }, adopt, act("ignore", "Ignore"),
       canProvision ? h("button", { type: "button", "aria-label": `Set up Wi-Fi for ${d.name || d.id}`,
         onclick: () => provisionForm(d, panel) }, "Set up Wi-Fi") : null));
 }
@@ -65,6 +76,33 @@ function entities(d) {
     failing.length ? h("ul", { class: "error", role: "status" },
       failing.map((e) => h("li", {}, `${e.key}: ${e.error}`))) : null,
   ];
+}
+
+function keyForm(d, panel, refresh) {
+  const input = h("input", { type: "password", name: "encryption_key", required: true,
+    autocomplete: "off", spellcheck: false, "aria-label": "Encryption key",
+    placeholder: "44 characters of base64" });
+  const status = h("div", { "aria-live": "polite", id: "adopt-status" });
+  const form = h("form", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const key = input.value.trim();
+      input.value = "";
+      try {
+        await post(`/api/discovered/${encodeURIComponent(d.id)}/adopt`,
+          { credentials: { encryption_key: key } });
+        toast(`Adopt: ${d.name || d.id}`);
+        panel.replaceChildren();
+      } catch (err) { status.replaceChildren(errorBox(err)); }
+      refresh();
+    },
+  }, field("Encryption key (api: encryption: key: in the device's YAML)", input),
+  h("button", { type: "submit" }, "Adopt with this key"), status);
+  mount(panel, h("h2", {}, `Adopt ${d.name || d.id}`),
+    h("p", { class: "muted" }, "This ESPHome device encrypts its API. The key is checked "
+      + "with the device, then kept in the hub's encrypted vault; it is never shown again."),
+    form);
+  input.focus();
 }
 
 async function provisionForm(d, panel) {

@@ -1,0 +1,355 @@
+"""What the Linux firmware cannot show, against the native-API double (api_double.py) and
+real aioesphomeapi: the encryption key (Noise handshake, vault, refusal), Bluetooth proxies
+feeding the one BLE pipeline (BTHome through a proxy, dedupe with the local adapter, slots,
+a proxy lost), bad input (unknown entity types, non-finite values, a flood, a stalled
+handshake) and a device answering under an adopted name with another MAC.
+
+The mDNS side is the hub's own ingest (`handle_mdns` with the TXT a real device sends); the
+mDNS path itself is exercised against real firmware and real zeroconf in test_firmware.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aioesphomeapi import api_pb2 as pb
+
+from hub.discovery.models import MdnsService, mdns_id
+from hub.hub import Hub
+from tests.discovery import bthome_adv
+from tests.discovery.util import wait_for
+from tests.esphome import api_double
+from tests.esphome.devices import SERVICE_TYPE, txt_for
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+OTHER_KEY = base64.b64encode(os.urandom(32)).decode()
+MAC = "0c:8b:95:11:22:33"
+DEVICE_ID = "esphome.0c8b95112233"
+
+
+@pytest.fixture
+def hub_config() -> dict[str, Any]:
+    return {"discovery": {"ble": {"unavailable_after": 2.0}},
+            "integrations": {"virtual": {"devices": []},
+                             "esphome": {"connect_timeout": 2.0},
+                             "bthome": {}}}
+
+
+@pytest.fixture
+async def device() -> AsyncIterator[api_double.ApiDevice]:
+    d = api_double.ApiDevice(key=KEY)
+    await d.start()
+    yield d
+    await d.stop()
+
+
+def announce(hub: Hub, d: api_double.ApiDevice, *, encrypted: bool | None = None,
+             mac: str | None = None) -> str:
+    """The device's `_esphomelib._tcp` service as the hub's browser resolves it."""
+    enc = d.key is not None if encrypted is None else encrypted
+    name = f"{d.name}.{SERVICE_TYPE}"
+    hub.discovery.handle_mdns(MdnsService(
+        SERVICE_TYPE, name, f"{d.name}.local.", (d.host,), d.port,
+        txt_for(d.name.title(), mac or d.mac, encrypted=enc)))
+    return mdns_id(SERVICE_TYPE, name)
+
+
+async def adopt(client: Any, discovery_id: str, **body: Any) -> tuple[int, dict[str, Any]]:
+    resp = await client.post(f"/api/discovered/{discovery_id}/adopt", json=body)
+    return resp.status, await resp.json()
+
+
+async def test_encryption_key_checked_kept_in_the_vault_and_never_shown(
+        api_client: Any, hub: Hub, device: api_double.ApiDevice,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    discovery_id = announce(hub, device)
+    item = (await (await api_client.get(f"/api/discovered/{discovery_id}")).json())
+    assert item["data"]["needs_key"] is True and item["mac"] == MAC
+
+    status, body = await adopt(api_client, discovery_id)  # no key
+    assert status == 400 and body["error"]["field"] == "credentials.encryption_key"
+    assert "encryption key" in body["error"]["message"]
+    status, body = await adopt(api_client, discovery_id,
+                               credentials={"encryption_key": "c2hvcnQ="})  # 5 bytes
+    assert status == 400 and "32-byte" in body["error"]["message"]
+    status, body = await adopt(api_client, discovery_id,
+                               credentials={"encryption_key": OTHER_KEY})  # wrong key
+    assert status == 400 and body["error"]["message"] == (
+        "the device refused this encryption key")
+    item = (await (await api_client.get(f"/api/discovered/{discovery_id}")).json())
+    assert item["data"]["key_error"] == "the device refused this key"
+    assert item["state"] == "new"
+    ctx = hub.integrations.context("esphome")
+    assert ctx is not None and await ctx.device_secret_names() == []
+    status, body = await adopt(api_client, discovery_id, credentials={"password": "x"})
+    assert status == 400 and body["error"]["field"] == "credentials.password"
+
+    status, body = await adopt(api_client, discovery_id, name="Hall proxy",
+                               credentials={"encryption_key": KEY})
+    assert status == 201, body
+    assert body["device"]["id"] == DEVICE_ID and "key_error" not in body["discovered"]["data"]
+    assert (await ctx.device_secret(f"key:{MAC.upper()}"))["encryption_key"] == KEY
+
+    async def connected() -> bool:
+        return hub.states.value(DEVICE_ID, "temperature") == 21.0
+
+    await wait_for(connected, within=10)
+    resp = await api_client.post(f"/api/devices/{DEVICE_ID}/commands",
+                                 json={"command": "turn_on"})
+    assert resp.status < 300, await resp.text()
+    await wait_for(_now(lambda: device.switch_on), within=5)
+    # the key is nowhere the owner or a log can read it
+    answers = [await (await api_client.get(path)).text() for path in (
+        "/api/discovered", f"/api/devices/{DEVICE_ID}", "/api/health",
+        f"/api/devices/{DEVICE_ID}/state")]
+    assert all(KEY not in a and OTHER_KEY not in a for a in answers)
+    assert KEY not in caplog.text and OTHER_KEY not in caplog.text
+    config_text = await asyncio.to_thread(hub.loaded.path.read_text)
+    assert KEY not in config_text
+
+    # the device gets a new key: a clear error on the item, backoff, no crash loop
+    await device.stop()
+    device.key = OTHER_KEY
+    await device.start_again()
+    announce(hub, device)
+
+    async def refused() -> bool:
+        got = await (await api_client.get(f"/api/discovered/{discovery_id}")).json()
+        return got["data"].get("key_error") == "the device refused the encryption key"
+
+    await wait_for(refused, within=20)
+    assert hub.states.available(DEVICE_ID) is False
+    assert hub.integrations.status()["esphome"]["state"] == "loaded"
+    assert hub.integrations.status()["esphome"]["restarts"] == 0
+    # re-adopting with the new key re-keys the same device
+    status, body = await adopt(api_client, discovery_id, credentials={"encryption_key":
+                                                                      OTHER_KEY})
+    assert status == 201 and body["device"]["id"] == DEVICE_ID
+    await wait_for(_now(lambda: hub.states.available(DEVICE_ID) is True), within=10)
+    assert (await ctx.device_secret(f"key:{MAC.upper()}"))["encryption_key"] == OTHER_KEY
+
+
+async def test_plaintext_device_given_a_key_is_refused_clearly(
+        api_client: Any, hub: Hub) -> None:
+    d = api_double.ApiDevice(key=None)
+    await d.start()
+    try:
+        discovery_id = announce(hub, d)
+        status, body = await adopt(api_client, discovery_id,
+                                   credentials={"encryption_key": KEY})
+        assert status == 400 and "does not use encryption" in body["error"]["message"]
+        # the TXT said "not encrypted" but the device wants a key: the same clear refusal
+        d.key = KEY
+        await d.stop()
+        await d.start_again()
+        status, body = await adopt(api_client, announce(hub, d, encrypted=False))
+        assert status == 400 and body["error"]["field"] == "credentials.encryption_key"
+    finally:
+        await d.stop()
+
+
+async def test_a_stalled_handshake_answers_503_and_nothing_is_stored(
+        api_client: Any, hub: Hub) -> None:
+    d = api_double.ApiDevice(key=None, stall=True)
+    await d.start()
+    try:
+        status, body = await adopt(api_client, announce(hub, d))
+        assert status == 503 and "timed out" in body["error"]["message"]
+        assert hub.devices.find(DEVICE_ID) is None
+    finally:
+        await d.stop()
+
+
+async def test_bad_input_from_a_device_is_counted_never_raised(
+        api_client: Any, hub: Hub) -> None:
+    d = api_double.ApiDevice(key=None, unknown_entity=True)
+    await d.start()
+    try:
+        discovery_id = announce(hub, d)
+        status, body = await adopt(api_client, discovery_id)
+        assert status == 201, body
+        assert set(body["device"]["attributes"]) == {"relay", "temperature"}
+
+        async def connected() -> bool:
+            return d.connected == 1 and hub.states.value(DEVICE_ID, "temperature") == 21.0
+
+        await wait_for(connected, within=10)
+        item = await (await api_client.get(f"/api/discovered/{discovery_id}")).json()
+        assert item["data"]["unsupported_entities"] == ["camera: Doorbell"]
+        malformed = hub.discovery.stats.malformed
+        # NaN, a state for a key never announced, then a flood: the last value wins
+        await d.push_states([pb.SensorStateResponse(key=api_double.SENSOR_KEY,
+                                                    state=math.nan),
+                             pb.SwitchStateResponse(key=999, state=True)])
+
+        async def nan_dropped() -> bool:
+            return hub.states.value(DEVICE_ID, "temperature", 0) is None
+
+        await wait_for(nan_dropped, within=5)
+        assert hub.discovery.stats.malformed >= malformed + 2
+        await d.push_states([pb.SensorStateResponse(key=api_double.SENSOR_KEY,
+                                                    state=float(i % 50))
+                             for i in range(5000)] + [
+            pb.SensorStateResponse(key=api_double.SENSOR_KEY, state=23.5)])
+
+        async def settled() -> bool:
+            return hub.states.value(DEVICE_ID, "temperature") == 23.5
+
+        await wait_for(settled, within=10)
+        assert d.connected == 1  # the flood did not cost the connection
+        assert hub.integrations.status()["esphome"]["restarts"] == 0
+    finally:
+        await d.stop()
+
+
+async def test_same_name_other_mac_is_flagged_not_merged(api_client: Any, hub: Hub) -> None:
+    d = api_double.ApiDevice(key=None)
+    await d.start()
+    try:
+        discovery_id = announce(hub, d)
+        assert (await adopt(api_client, discovery_id))[0] == 201
+        await wait_for(_now(lambda: hub.states.available(DEVICE_ID) is True), within=10)
+        # another board flashed with the same YAML name takes its place on the network
+        await d.stop()
+        d.mac = "0C:8B:95:AA:BB:CC"
+        await d.start_again()
+        announce(hub, d)
+
+        async def flagged() -> dict[str, Any] | None:
+            got = await (await api_client.get(f"/api/discovered/{discovery_id}")).json()
+            return got if "identity_conflict" in got["data"] else None
+
+        item = await wait_for(flagged, within=20)
+        assert "0c:8b:95:aa:bb:cc" in item["data"]["identity_conflict"].lower()
+        assert hub.states.available(DEVICE_ID) is False
+        assert hub.devices.get(DEVICE_ID).mac == MAC  # not silently taken as this device
+        assert hub.devices.find("esphome.0c8b95aabbcc") is None
+    finally:
+        await d.stop()
+
+
+async def test_after_a_restart_the_device_reconnects_with_what_adoption_stored(
+        config_factory: Any, hub_config: dict[str, Any]) -> None:
+    from hub.hub import Hub as HubClass
+
+    d = api_double.ApiDevice(key=KEY)
+    await d.start()
+    config = config_factory(hub_config)
+    try:
+        async with HubClass(config) as first:
+            entry = await first.discovery.adopt(announce(first, d),
+                                                credentials={"encryption_key": KEY})
+            assert entry.id == DEVICE_ID
+            await wait_for(_now(lambda: first.states.available(DEVICE_ID) is True))
+        # a new hub on the same data: nothing announced, the device is back by itself
+        async with HubClass(config) as second:
+            await wait_for(_now(lambda: second.states.available(DEVICE_ID) is True),
+                           within=15)
+            await second.integrations.command(DEVICE_ID, "turn_on", {})
+            await wait_for(_now(lambda: d.switch_on), within=5)
+            assert d.connected == 1
+    finally:
+        await d.stop()
+
+
+class TestBluetoothProxy:
+    """Advertisement batches from a proxy (recorded BTHome payloads) through aioesphomeapi
+    into the hub's one pipeline, beside the local adapter's path."""
+
+    SENSOR = "A4:C1:38:00:11:22"
+
+    async def _adopted_proxy(self, api_client: Any, hub: Hub,
+                             d: api_double.ApiDevice) -> None:
+        assert (await adopt(api_client, announce(hub, d)))[0] == 201
+
+        async def subscribed() -> bool:
+            sources = (await (await api_client.get("/api/health")).json())[
+                "discovery"]["ble_sources"]
+            src = sources.get("esphome:uone-proxy")
+            return bool(src and src["state"] == "connected" and src["slots_free"] == 3)
+
+        await wait_for(subscribed, within=10)
+
+    async def test_bthome_through_a_proxy_with_dedupe_best_signal_and_loss(
+            self, api_client: Any, hub: Hub) -> None:
+        d = api_double.ApiDevice(key=None, proxy=True, slots=(3, 3))
+        await d.start()
+        try:
+            await self._adopted_proxy(api_client, hub, d)
+            payload = bthome_adv.plain(bthome_adv.objects(packet_id=1, temperature=22.5,
+                                                          humidity=40.0))
+            raw = api_double.bthome_advertising_data("Attic TH", payload)
+            await d.advertise([(self.SENSOR, -80, raw),
+                               ("11:22:33:44:55:66", -60, b"\x02\x01\x06")])  # unmatched
+
+            async def found() -> dict[str, Any] | None:
+                body = await (await api_client.get("/api/discovered?source=ble")).json()
+                return next((x for x in body["discovered"] if x["integration"] == "bthome"),
+                            None)
+
+            item = await wait_for(found, within=10)
+            assert item["ble_source"] == "esphome:uone-proxy" and item["rssi"] == -80
+            assert item["name"].startswith("Attic TH") and item["mac"] == self.SENSOR.lower()
+            status, body = await adopt(api_client, item["id"])
+            assert status == 201
+            sensor_id = body["device"]["id"]
+            payload = bthome_adv.plain(bthome_adv.objects(packet_id=2, temperature=23.0,
+                                                          humidity=41.0))
+            await d.advertise([(self.SENSOR, -80,
+                                api_double.bthome_advertising_data("Attic TH", payload))])
+
+            async def reading() -> bool:
+                return hub.states.value(sensor_id, "temperature") == 23.0
+
+            await wait_for(reading, within=10)
+            dispatched = hub.discovery.stats.dispatched
+            # the local adapter hears the same advertisement, weaker: one sighting, the
+            # proxy stays the best source; then stronger: the local adapter wins
+            args = ("Attic TH", (), {bthome_adv.BTHOME_UUID: payload}, {})
+            hub.discovery.handle_advertisement(self.SENSOR, args[0], -90, *args[1:])
+            assert hub.discovery.stats.dispatched == dispatched  # a duplicate
+            got = await (await api_client.get(f"/api/discovered/{item['id']}")).json()
+            assert (got["ble_source"], got["rssi"]) == ("esphome:uone-proxy", -80)
+            hub.discovery.handle_advertisement(self.SENSOR, args[0], -50, *args[1:])
+            got = await (await api_client.get(f"/api/discovered/{item['id']}")).json()
+            assert (got["ble_source"], got["rssi"]) == ("local", -50)
+
+            # the proxy goes away: lost in health like an adapter, its readings dropped
+            await d.stop()
+
+            async def lost() -> dict[str, Any] | None:
+                src = (await (await api_client.get("/api/health")).json())[
+                    "discovery"]["ble_sources"]["esphome:uone-proxy"]
+                return src if src["state"] == "lost" else None
+
+            src = await wait_for(lost, within=10)
+            assert src["losses"] == 1 and src["slots_free"] is None
+            assert src["advertisements"] == 3
+            # back: connected again, streaming again
+            await d.start_again()
+            announce(hub, d)
+
+            async def back() -> bool:
+                s = (await (await api_client.get("/api/health")).json())[
+                    "discovery"]["ble_sources"]["esphome:uone-proxy"]
+                return s["state"] == "connected"
+
+            await wait_for(back, within=20)
+        finally:
+            await d.stop()
+
+
+def _now(fn: Any) -> Any:
+    """`wait_for` predicate from a plain function, evaluated at every poll."""
+    async def check() -> Any:
+        return fn()
+
+    return check
