@@ -133,7 +133,8 @@ class DeviceLink:
         self._update_device(info)
         self._drop_subscriptions()
         client.subscribe_states(self._on_state)
-        flags = info.bluetooth_proxy_feature_flags_compat(client.api_version)
+        version = client.api_version or api.APIVersion(1, 0)
+        flags = info.bluetooth_proxy_feature_flags_compat(version)
         if flags & api.BluetoothProxyFeature.PASSIVE_SCAN:
             self._start_proxy(client)
         self.connected, self.error = True, None
