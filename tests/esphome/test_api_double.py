@@ -236,6 +236,21 @@ async def test_same_name_other_mac_is_flagged_not_merged(api_client: Any, hub: H
         await d.stop()
 
 
+async def test_deleting_the_device_ends_its_connection_and_deletes_its_key(
+        api_client: Any, hub: Hub, device: api_double.ApiDevice) -> None:
+    status, _ = await adopt(api_client, announce(hub, device),
+                            credentials={"encryption_key": KEY})
+    assert status == 201
+    await wait_for(_now(lambda: device.connected == 1), within=10)
+    ctx = hub.integrations.context("esphome")
+    assert ctx is not None and await ctx.device_secret_names() == [f"key:{MAC.upper()}"]
+    resp = await api_client.delete(f"/api/devices/{DEVICE_ID}")
+    assert resp.status < 300, await resp.text()
+    await wait_for(_now(lambda: device.connected == 0), within=10)
+    assert await ctx.device_secret_names() == []
+    assert hub.devices.find(DEVICE_ID) is None
+
+
 async def test_after_a_restart_the_device_reconnects_with_what_adoption_stored(
         config_factory: Any, hub_config: dict[str, Any]) -> None:
     from hub.hub import Hub as HubClass
