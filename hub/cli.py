@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import importlib
 import json
 import os
@@ -40,7 +39,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, commands: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; without `commands`, only the core ones (`run` builds this:
+    the daemon does not keep the other commands' modules in memory)."""
     parser = _Parser(prog="uone-hub", description="Uone Hub: a local-first home hub.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -61,14 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=lambda args: print(__version__) or EXIT_OK)
 
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if commands else ():
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(commands=argv[:1] != ["run"]).parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     args.started = started
     from hub.errors import HubError
@@ -123,6 +125,8 @@ def read_secret(what: str, *, flag: str, from_stdin: bool, confirm: bool,
     else:
         if not _has_terminal():
             raise CliError(f"no terminal to ask for the {what}: pipe it in with {flag}")
+        import getpass
+
         value = getpass.getpass(f"{what.capitalize()}: ")
         if confirm and getpass.getpass("Again: ") != value:
             raise CliError(f"the two {what}s differ")

@@ -26,10 +26,7 @@ from hub.audit import ChainReport, verify_chain
 from hub.auth.principal import Principal, Role
 from hub.bus import Event, Notification
 from hub.errors import Conflict, PermissionDenied, StorageFull, ValidationError
-from hub.privacy import backup
-from hub.privacy import erase as erasure
 from hub.privacy.consent import Consent, ConsentLedger
-from hub.privacy.export import ExportSource, ExportStats, Sink, export_to_file, write_export
 from hub.privacy.retention import RetentionJob
 
 if TYPE_CHECKING:
@@ -41,6 +38,8 @@ if TYPE_CHECKING:
     from hub.config import LocationConfig
     from hub.devices import DeviceRegistry
     from hub.privacy.config import PrivacyConfig
+    from hub.privacy.erase import ErasureReport
+    from hub.privacy.export import ExportSource, ExportStats, Sink
     from hub.state import StateStore
     from hub.storage import Database
     from hub.vault import Vault
@@ -301,6 +300,7 @@ class PrivacyCenter:
     # -- export and erasure ----------------------------------------------------------------
 
     async def export_source(self) -> ExportSource:
+        from hub.privacy.export import ExportSource  # export, erasure, backup: on use only
         wifi: list[dict[str, Any]] = []
         vault = self.vault
         if vault is not None:  # names and dates only: secrets stay sealed
@@ -321,6 +321,8 @@ class PrivacyCenter:
 
     async def export(self, who: Principal, sink: Sink) -> ExportStats:
         """Stream the requester's export (an owner's is the household's) into `sink`."""
+        from hub.privacy.export import write_export
+
         source = await self.export_source()
         self._exports += 1
         try:
@@ -335,6 +337,8 @@ class PrivacyCenter:
         return stats
 
     async def export_file(self, who: Principal, path: Any) -> ExportStats:
+        from hub.privacy.export import export_to_file
+
         source = await self.export_source()
         stats = await export_to_file(source, who, path)
         await self.audit(who.user_id, "privacy.export", who.user_id,
@@ -342,11 +346,12 @@ class PrivacyCenter:
                           "rows": stats.rows, "to": "file"})
         return stats
 
-    async def erase_device(self, device_id: str, who: Principal) -> erasure.ErasureReport:
+    async def erase_device(self, device_id: str, who: Principal) -> ErasureReport:
         if who.role < Role.ADMIN:
             raise PermissionDenied("erasing a device's data needs the admin role or higher")
         if device_id in self.erasing:
             raise Conflict(f"device {device_id!r} is already being erased")
+        from hub.privacy import erase as erasure
         self.erasing.add(device_id)
         try:
             report = await erasure.erase_device(self.db, self.devices, self.states, device_id,
@@ -358,9 +363,11 @@ class PrivacyCenter:
         await self.audit(who.user_id, "privacy.erase.device", device_id, report.rows)
         return report
 
-    async def erase_user(self, user_id: str, who: Principal) -> erasure.ErasureReport:
+    async def erase_user(self, user_id: str, who: Principal) -> ErasureReport:
         if user_id != who.user_id and who.role < Role.OWNER:
             raise PermissionDenied("only the owner may erase another user's data")
+        from hub.privacy import erase as erasure
+
         report = await erasure.erase_user(self.db, self.accounts, self.forget_user, user_id,
                                          self.config.export_batch)
         await self._after_exports()
@@ -369,10 +376,12 @@ class PrivacyCenter:
         return report
 
     async def factory_reset(self, who: Principal, password: str, totp: str | None,
-                            address: str) -> erasure.ErasureReport:
+                            address: str) -> ErasureReport:
         """Owner only, after signing in again (password, and the code if TOTP is on)."""
         if who.role < Role.OWNER:
             raise PermissionDenied("only the owner may reset the hub")
+        from hub.privacy import erase as erasure
+
         auth = self.accounts
         if auth is not None:
             await auth.login(who.username, password, totp, address)  # AuthError if wrong
@@ -397,6 +406,8 @@ class PrivacyCenter:
         """An encrypted backup in a private temp file (the caller streams and deletes it)."""
         if who.role < Role.OWNER:
             raise PermissionDenied("only the owner may make backups")
+        from hub.privacy import backup
+
         backup.check_passphrase(passphrase)
         await self.db.flush()
         tmp_dir = self.state_dir.parent / ".uone-backups"
@@ -409,6 +420,8 @@ class PrivacyCenter:
         tmp_dir.mkdir(mode=0o700, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="backup-", suffix=".uone", dir=tmp_dir)
         path = Path(name)
+        from hub.privacy import backup
+
         try:
             with os.fdopen(fd, "wb") as fh:
                 backup.create_backup(self.db.path, self.state_dir,

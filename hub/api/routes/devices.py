@@ -7,7 +7,6 @@ invalidated per device by registry and availability events.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable
 from typing import Any
 
@@ -164,6 +163,8 @@ class DeviceJsonCache:
     def body_gzip(self) -> bytes:
         """The whole list, gzip-compressed once per change (about 30 times smaller)."""
         if self._gzip is None:
+            import gzip  # on the first compressed list only
+
             self._gzip = gzip.compress(self.body(), 6, mtime=0)
         return self._gzip
 

@@ -1,0 +1,67 @@
+"""What the running hub does not import: modules only a command, an export, an erasure, a
+backup or a compressed device list uses are loaded on that use, so the daemon's memory
+(bench.core: RSS after start) does not carry them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.core.test_daemon import ROOT, _config
+
+# Loaded by `uone-hub run` before they are needed, they would stay for the process's life.
+NOT_AT_RUN = (
+    "hub.auth.cli", "hub.automation.cli", "hub.privacy.cli", "hub.vault_cli",  # subcommands
+    "getpass",  # asks for passwords in those subcommands
+    "hub.privacy.export", "hub.privacy.erase", "hub.privacy.backup",  # on request only
+    "gzip",  # the first gzip-accepting GET /api/devices
+)
+
+_RUN = """
+import atexit, sys
+from hub import cli
+atexit.register(lambda: open(sys.argv[2], "w").write("\\n".join(sorted(sys.modules))))
+sys.exit(cli.main(["run", "--loop", "asyncio", "-c", sys.argv[1]]))
+"""
+
+
+def test_the_running_hub_leaves_on_use_modules_unloaded(tmp_path: Path) -> None:
+    config, port = _config(tmp_path)
+    modules = tmp_path / "modules.txt"
+    proc = subprocess.Popen([sys.executable, "-c", _RUN, str(config), str(modules)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_healthy(port, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    loaded = set(modules.read_text().split())
+    assert "hub.api.routes.devices" in loaded and "hub.privacy.center" in loaded  # it ran
+    assert sorted(set(NOT_AT_RUN) & loaded) == []
+
+
+def test_the_commands_are_there_for_every_other_subcommand() -> None:
+    """`run` alone skips the subcommand modules; the full command line still has them."""
+    out = subprocess.run(
+        [sys.executable, "-m", "hub", "--help"], cwd=ROOT, capture_output=True, text=True,
+        check=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    for command in ("user", "token", "export", "automations", "vault"):
+        assert f"    {command}" in out.stdout, out.stdout
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise AssertionError(f"the hub exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("the hub did not answer /api/health")
