@@ -42,6 +42,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from zeroconf import IPVersion
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from integrations.uone.advert import FLAG_NEEDS_SETUP, FLAG_ON_WIFI, build_ble
 from integrations.uone.factory import DeviceIdentity, FactoryPKI, sign_challenge
@@ -309,9 +311,6 @@ class Simulator:
         """Serve the local API with the factory key and (if `announce`) say so on mDNS."""
         if self._server is not None:
             return
-        from zeroconf import IPVersion
-        from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
-
         self._server = await asyncio.start_server(
             self._serve, self.lan_host, port, ssl=await asyncio.to_thread(self._tls_context),
             limit=1 << 16)
