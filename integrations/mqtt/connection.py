@@ -187,7 +187,7 @@ class Connection:
                 self.settings.host, self.settings.port, username=self.settings.username,
                 password=password, identifier=self.identifier, clean_session=False,
                 keepalive=self.settings.keepalive, tls_context=self._tls, timeout=10.0,
-                protocol=aiomqtt.ProtocolVersion.V311)
+                protocol=aiomqtt.ProtocolVersion.V311, queue_type=self._direct_queue)
             async with client:
                 await self._serve(client)
         finally:
@@ -210,18 +210,32 @@ class Connection:
         self.loop.connected()
         self._on_connected(True)
         subscriber = asyncio.create_task(self._subscriptions(client), name="mqtt-subscribe")
+        # messages go straight to on_message (_DirectQueue): this only waits for the end
+        ended = asyncio.ensure_future(anext(aiter(client.messages)))
         try:
-            async for message in client.messages:
-                payload = message.payload
-                if not isinstance(payload, (bytes, bytearray)):
-                    payload = b"" if payload is None else str(payload).encode()
-                self._on_message(str(message.topic), bytes(payload))
-                if subscriber.done():
-                    subscriber.result()  # a failed SUBSCRIBE: reconnect
+            await asyncio.wait((ended, subscriber), return_when=asyncio.FIRST_COMPLETED)
+            if subscriber.done():
+                subscriber.result()  # a failed SUBSCRIBE: reconnect
+            ended.result()  # MqttError: disconnected
             raise OSError("the broker closed the connection")
         finally:
-            subscriber.cancel()
-            await asyncio.gather(subscriber, return_exceptions=True)
+            for task in (subscriber, ended):
+                task.cancel()
+            await asyncio.gather(subscriber, ended, return_exceptions=True)
+
+    def _direct_queue(self, maxsize: int = 0) -> _DirectQueue:
+        return _DirectQueue(self._deliver)
+
+    def _deliver(self, message: Any) -> None:
+        payload = message.payload
+        if not isinstance(payload, bytes):
+            payload = b"" if payload is None else (
+                bytes(payload) if isinstance(payload, bytearray) else str(payload).encode())
+        try:
+            self._on_message(message.topic.value, payload)
+        except Exception:  # raising into paho would end the connection
+            self.ctx.log.exception("MQTT message on %s could not be handled",
+                                   message.topic.value[:120])
 
     async def _subscriptions(self, client: Any) -> None:
         while True:
@@ -236,3 +250,18 @@ class Connection:
             if unsubs:
                 await client.unsubscribe(unsubs)
                 self.subscribed.difference_update(unsubs)
+
+
+class _DirectQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """aiomqtt's incoming "queue" that hands each message on as paho decodes it.
+
+    aiomqtt queues every message and its iterator takes it out with a new task and an
+    asyncio.wait per message: several loop iterations and ~40 µs each. Handling it right in
+    the socket's read callback costs none of that; the bridge never blocks or awaits."""
+
+    def __init__(self, deliver: Callable[[Any], None]) -> None:
+        super().__init__()
+        self._deliver = deliver
+
+    def put_nowait(self, item: Any) -> None:
+        self._deliver(item)
