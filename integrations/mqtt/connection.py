@@ -23,6 +23,7 @@ from hub.facade import (
 AUTH_REASONS = frozenset({4, 5, 134, 135, 138})  # bad user/password, not authorized, banned
 AUTH_FLOOR = 30.0
 STABLE_AFTER = 60.0
+READ_SIZE = 65536
 EXTERNAL_PURPOSE = "external_broker"  # the consent that lets an off-LAN broker through
 
 
@@ -189,6 +190,7 @@ class Connection:
                 keepalive=self.settings.keepalive, tls_context=self._tls, timeout=10.0,
                 protocol=aiomqtt.ProtocolVersion.V311, queue_type=self._direct_queue)
             async with client:
+                _buffer_reads(client)
                 await self._serve(client)
         finally:
             if self.client is not None:
@@ -265,3 +267,48 @@ class _DirectQueue(asyncio.Queue):  # type: ignore[type-arg]
 
     def put_nowait(self, item: Any) -> None:
         self._deliver(item)
+
+
+class _ReadBuffer:
+    """paho's socket, read 64 KiB at a time.
+
+    paho reads each packet with three recv calls (type byte, length byte, rest) and handles
+    one packet per readiness callback, so a message costs three system calls and a turn of
+    the event loop. Behind this buffer one recv brings every packet that has arrived, and
+    `pending()` (which aiomqtt's read callback asks, as for TLS) makes it decode them all
+    in the same callback."""
+
+    __slots__ = ("_buf", "_pos", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        pos = self._pos
+        if pos >= len(self._buf):
+            data = self._sock.recv(max(size, READ_SIZE))  # BlockingIOError passes through
+            if len(data) <= size:
+                self._buf, self._pos = b"", 0
+                return data
+            self._buf, pos = data, 0
+        out = self._buf[pos:pos + size]
+        self._pos = pos + len(out)
+        return out
+
+    def pending(self) -> int:
+        inner = getattr(self._sock, "pending", None)
+        return len(self._buf) - self._pos + (inner() if inner is not None else 0)
+
+    def __getattr__(self, name: str) -> Any:  # send, fileno, close, ...
+        return getattr(self._sock, name)
+
+
+def _buffer_reads(client: Any) -> None:
+    """Put a _ReadBuffer under aiomqtt's paho client (an internal of both: if a later
+    version moves it, messages are still read, one recv at a time)."""
+    paho = getattr(client, "_client", None)
+    sock = getattr(paho, "_sock", None)
+    if sock is not None and not isinstance(sock, _ReadBuffer):
+        paho._sock = _ReadBuffer(sock)  # type: ignore[union-attr]
