@@ -29,6 +29,10 @@ async def test_burst_arrives_whole_and_in_order(hub, broker, api_client) -> None
         r = await api_client.post(f"/api/discovered/{item.id}/adopt", json={})
         device_id = (await r.json())["device"]["id"]
         await wait_until(lambda: subscribed(hub, "b1/n"))
+        # the fast path is in place (fails when aiomqtt or paho move the internals it uses)
+        paho = hub.integrations.instance("mqtt").connection.client._client
+        assert isinstance(paho._sock, _ReadBuffer)
+        assert paho.on_message.__qualname__.startswith("_tune_paho")
         before = status(hub)["stats"]["messages"]
         # 150 x 1 KB without pauses (under the device's flood limit): more than one
         # read's worth, and packets cut at the read's edge
