@@ -281,12 +281,13 @@ class _ReadBuffer:
     `pending()` (which aiomqtt's read callback asks, as for TLS) makes it decode them all
     in the same callback."""
 
-    __slots__ = ("_buf", "_pos", "_sock")
+    __slots__ = ("_buf", "_inner_pending", "_pos", "_sock")
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._buf = b""
         self._pos = 0
+        self._inner_pending = getattr(sock, "pending", None)  # TLS: decrypted, not read
 
     def recv(self, size: int) -> bytes:
         pos = self._pos
@@ -301,7 +302,7 @@ class _ReadBuffer:
         return out
 
     def pending(self) -> int:
-        inner = getattr(self._sock, "pending", None)
+        inner = self._inner_pending
         return len(self._buf) - self._pos + (inner() if inner is not None else 0)
 
     def __getattr__(self, name: str) -> Any:  # send, fileno, close, ...
