@@ -188,7 +188,7 @@ class Connection:
                 self.settings.host, self.settings.port, username=self.settings.username,
                 password=password, identifier=self.identifier, clean_session=False,
                 keepalive=self.settings.keepalive, tls_context=self._tls, timeout=10.0,
-                protocol=aiomqtt.ProtocolVersion.V311, queue_type=self._direct_queue)
+                protocol=aiomqtt.ProtocolVersion.V311, queue_type=_direct_queue(self._deliver))
             async with client:
                 _tune_paho(client, self._handle)
                 await self._serve(client)
@@ -225,9 +225,6 @@ class Connection:
                 task.cancel()
             await asyncio.gather(subscriber, ended, return_exceptions=True)
 
-    def _direct_queue(self, maxsize: int = 0) -> _DirectQueue:
-        return _DirectQueue(self._deliver)
-
     def _deliver(self, message: Any) -> None:
         """An aiomqtt Message (when _tune_paho could not reach paho)."""
         payload = message.payload
@@ -257,19 +254,28 @@ class Connection:
                 self.subscribed.difference_update(unsubs)
 
 
-class _DirectQueue(asyncio.Queue):  # type: ignore[type-arg]
+class _DirectQueue(asyncio.Queue[Any]):
     """aiomqtt's incoming "queue" that hands each message on as paho decodes it.
 
     aiomqtt queues every message and its iterator takes it out with a new task and an
     asyncio.wait per message: several loop iterations and ~40 µs each. Handling it right in
     the socket's read callback costs none of that; the bridge never blocks or awaits."""
 
-    def __init__(self, deliver: Callable[[Any], None]) -> None:
-        super().__init__()
-        self._deliver = deliver
+    def deliver(self, item: Any) -> None:
+        raise NotImplementedError  # see _direct_queue
 
     def put_nowait(self, item: Any) -> None:
-        self._deliver(item)
+        self.deliver(item)
+
+
+def _direct_queue(deliver: Callable[[Any], None]) -> type[_DirectQueue]:
+    """A _DirectQueue class for one session (aiomqtt takes a class and makes it itself)."""
+
+    class Queue(_DirectQueue):
+        def deliver(self, item: Any) -> None:
+            deliver(item)
+
+    return Queue
 
 
 class _ReadBuffer:

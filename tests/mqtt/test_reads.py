@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from integrations.mqtt.connection import READ_SIZE, _ReadBuffer
+from integrations.mqtt.connection import READ_SIZE, _direct_queue, _ReadBuffer
 from tests.mqtt.conftest import (
     device_client,
     mqtt_discovered,
@@ -93,3 +93,12 @@ def test_read_buffer_over_a_real_socket() -> None:
             except BlockingIOError:
                 continue
         assert got == payload and buf.pending() == 0
+
+
+async def test_direct_queue_hands_messages_on_at_once() -> None:
+    """The fallback when paho's internals move: aiomqtt's queue delivers as it is filled."""
+    got: list[str] = []
+    queue = _direct_queue(got.append)(maxsize=0)
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    assert got == ["a", "b"] and queue.empty()
