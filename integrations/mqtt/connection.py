@@ -23,6 +23,7 @@ from hub.facade import (
 AUTH_REASONS = frozenset({4, 5, 134, 135, 138})  # bad user/password, not authorized, banned
 AUTH_FLOOR = 30.0
 STABLE_AFTER = 60.0
+READ_SIZE = 65536
 EXTERNAL_PURPOSE = "external_broker"  # the consent that lets an off-LAN broker through
 
 
@@ -187,8 +188,9 @@ class Connection:
                 self.settings.host, self.settings.port, username=self.settings.username,
                 password=password, identifier=self.identifier, clean_session=False,
                 keepalive=self.settings.keepalive, tls_context=self._tls, timeout=10.0,
-                protocol=aiomqtt.ProtocolVersion.V311)
+                protocol=aiomqtt.ProtocolVersion.V311, queue_type=_direct_queue(self._deliver))
             async with client:
+                _tune_paho(client, self._handle)
                 await self._serve(client)
         finally:
             if self.client is not None:
@@ -210,18 +212,32 @@ class Connection:
         self.loop.connected()
         self._on_connected(True)
         subscriber = asyncio.create_task(self._subscriptions(client), name="mqtt-subscribe")
+        # messages go straight to on_message (_DirectQueue): this only waits for the end
+        ended = asyncio.ensure_future(anext(aiter(client.messages)))
         try:
-            async for message in client.messages:
-                payload = message.payload
-                if not isinstance(payload, (bytes, bytearray)):
-                    payload = b"" if payload is None else str(payload).encode()
-                self._on_message(str(message.topic), bytes(payload))
-                if subscriber.done():
-                    subscriber.result()  # a failed SUBSCRIBE: reconnect
+            await asyncio.wait((ended, subscriber), return_when=asyncio.FIRST_COMPLETED)
+            if subscriber.done():
+                subscriber.result()  # a failed SUBSCRIBE: reconnect
+            ended.result()  # MqttError: disconnected
             raise OSError("the broker closed the connection")
         finally:
-            subscriber.cancel()
-            await asyncio.gather(subscriber, return_exceptions=True)
+            for task in (subscriber, ended):
+                task.cancel()
+            await asyncio.gather(subscriber, ended, return_exceptions=True)
+
+    def _deliver(self, message: Any) -> None:
+        """An aiomqtt Message (when _tune_paho could not reach paho)."""
+        payload = message.payload
+        if not isinstance(payload, bytes):
+            payload = b"" if payload is None else (
+                bytes(payload) if isinstance(payload, bytearray) else str(payload).encode())
+        self._handle(message.topic.value, payload)
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        try:
+            self._on_message(topic, payload)
+        except Exception:  # raising into paho would end the connection
+            self.ctx.log.exception("MQTT message on %s could not be handled", topic[:120])
 
     async def _subscriptions(self, client: Any) -> None:
         while True:
@@ -236,3 +252,87 @@ class Connection:
             if unsubs:
                 await client.unsubscribe(unsubs)
                 self.subscribed.difference_update(unsubs)
+
+
+class _DirectQueue(asyncio.Queue[Any]):
+    """aiomqtt's incoming "queue" that hands each message on as paho decodes it.
+
+    aiomqtt queues every message and its iterator takes it out with a new task and an
+    asyncio.wait per message: several loop iterations and ~40 µs each. Handling it right in
+    the socket's read callback costs none of that; the bridge never blocks or awaits."""
+
+    def deliver(self, item: Any) -> None:
+        raise NotImplementedError  # see _direct_queue
+
+    def put_nowait(self, item: Any) -> None:
+        self.deliver(item)
+
+
+def _direct_queue(deliver: Callable[[Any], None]) -> type[_DirectQueue]:
+    """A _DirectQueue class for one session (aiomqtt takes a class and makes it itself)."""
+
+    class Queue(_DirectQueue):
+        def deliver(self, item: Any) -> None:
+            deliver(item)
+
+    return Queue
+
+
+class _ReadBuffer:
+    """paho's socket, read 64 KiB at a time.
+
+    paho reads each packet with three recv calls (type byte, length byte, rest) and handles
+    one packet per readiness callback, so a message costs three system calls and a turn of
+    the event loop. Behind this buffer one recv brings every packet that has arrived, and
+    `pending()` (which aiomqtt's read callback asks, as for TLS) makes it decode them all
+    in the same callback."""
+
+    __slots__ = ("_buf", "_inner_pending", "_pos", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+        self._inner_pending = getattr(sock, "pending", None)  # TLS: decrypted, not read
+
+    def recv(self, size: int) -> bytes:
+        pos = self._pos
+        if pos >= len(self._buf):
+            data = self._sock.recv(max(size, READ_SIZE))  # BlockingIOError passes through
+            if len(data) <= size:
+                self._buf, self._pos = b"", 0
+                return data
+            self._buf, pos = data, 0
+        out = self._buf[pos:pos + size]
+        self._pos = pos + len(out)
+        return out
+
+    def pending(self) -> int:
+        inner = self._inner_pending
+        return len(self._buf) - self._pos + (inner() if inner is not None else 0)
+
+    def __getattr__(self, name: str) -> Any:  # send, fileno, close, ...
+        return getattr(self._sock, name)
+
+
+def _tune_paho(client: Any, handle: Callable[[str, bytes], None]) -> None:
+    """Under aiomqtt, on its paho client: a _ReadBuffer under the socket, and each message
+    handed on as paho decodes it (topic and payload, without aiomqtt's Message and Topic
+    objects and their checks: ~8 µs a message). Both are internals of the libraries: if a
+    later version moves them, messages still come through _DirectQueue, one recv at a time.
+    """
+    paho = getattr(client, "_client", None)
+    sock = getattr(paho, "_sock", None)
+    if sock is None:
+        return
+    if not isinstance(sock, _ReadBuffer):
+        paho._sock = _ReadBuffer(sock)  # type: ignore[union-attr]
+
+    def on_message(_client: Any, _userdata: Any, message: Any) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # MQTT requires UTF-8; aiomqtt would end the session
+            return
+        handle(topic, message.payload)
+
+    paho.on_message = on_message  # type: ignore[union-attr]
