@@ -1,0 +1,316 @@
+"""Matter devices through a local Matter controller server (python-matter-server).
+
+The hub does not speak Matter itself: the server (its own process and venv,
+systemd/uone-matter.service) holds the fabric, commissions devices and keeps their
+subscriptions; the hub is a client of its websocket API (`client.MatterServerClient`) and
+maps nodes to hub devices (`clusters`). When the server is absent or down the hub runs on:
+the integration stays loaded, its devices unavailable, health says why, and the hub's
+ReconnectLoop reconnects. See docs/matter.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.facade import (
+    BackoffPolicy,
+    Device,
+    DeviceUnavailable,
+    IntegrationContext,
+    ReconnectLoop,
+    ReconnectState,
+    ValidationError,
+)
+from integrations.matter import clusters
+from integrations.matter.client import (
+    MatterServerClient,
+    NodeView,
+    PythonMatterServerClient,
+    ServerError,
+)
+
+DEFAULT_URL = "ws://127.0.0.1:5580/ws"
+Progress = Callable[[str, str | None], None]  # (step, message)
+
+
+class CommissionError(Exception):
+    """Commissioning ended without a device; `code` says why for the API."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+def create() -> MatterIntegration:
+    return MatterIntegration()
+
+
+def device_id(node_id: int) -> str:
+    return f"matter-{node_id}"
+
+
+def check_code(code: Any) -> str:
+    """A manual pairing code (11 or 21 digits, dashes and spaces allowed) or a QR payload
+    (MT:...); raises ValidationError("code") otherwise, before the server is asked."""
+    if not isinstance(code, str):
+        raise ValidationError("code", "expected a string")
+    text = code.strip()
+    if text.startswith("MT:"):
+        if len(text) < 10 or not all(c.isalnum() or c in "-.*/+ $%:" for c in text):
+            raise ValidationError("code", "not a Matter QR payload (MT:...)")
+        return text
+    digits = text.replace("-", "").replace(" ", "")
+    if not digits.isdigit() or len(digits) not in (11, 21):
+        raise ValidationError("code", "expected the 11- or 21-digit manual pairing code "
+                              "or the MT:... QR payload printed on the device")
+    if _verhoeff_check(digits[:-1]) != int(digits[-1]):
+        raise ValidationError("code", "the pairing code's check digit is wrong: a typo?")
+    return digits
+
+
+@dataclass
+class MatterIntegration:
+    client_factory: Callable[[str], MatterServerClient] = PythonMatterServerClient
+    client: MatterServerClient | None = None
+    loop: ReconnectLoop | None = None
+    ctx: IntegrationContext | None = None
+    url: str = DEFAULT_URL
+    models: dict[int, clusters.NodeModel] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=dict)
+    commission_timeout: float = 120.0
+
+    async def setup(self, ctx: IntegrationContext) -> None:
+        self.ctx = ctx
+        cfg = ctx.config
+        self.url = str(cfg.get("server_url", DEFAULT_URL))
+        self.commission_timeout = float(cfg.get("commission_timeout", 120.0))
+        for device in ctx.devices():  # known nodes: unavailable until the server says so
+            ctx.set_available(device.id, False)
+        self.loop = ReconnectLoop(
+            f"Matter server {self.url}", self._session, clock=ctx.clock, log=ctx.log,
+            policy=BackoffPolicy(initial=float(cfg.get("backoff_initial", 1.0)),
+                                 maximum=float(cfg.get("backoff_max", 60.0))),
+            healthy_after=30.0, on_state=self._state_changed, describe=self._describe)
+        self.loop.start()
+        ctx.on_unload(self.loop.stop)
+
+    async def unload(self, ctx: IntegrationContext) -> None:
+        for device in ctx.devices():
+            ctx.set_available(device.id, False)
+
+    async def command(self, ctx: IntegrationContext, device: Device, command: str,
+                      params: dict[str, Any]) -> Any:
+        client, node_id = self._client(), _node_id(device)
+        node_model = self.models.get(node_id)
+        if node_model is None or command not in node_model.targets:
+            raise DeviceUnavailable(f"node {node_id} is not known to the Matter server")
+        endpoint, act = clusters.action(node_model, command, params)
+        try:
+            if act.attribute is not None:
+                await client.write_attribute(node_id, f"{endpoint}/{act.cluster}/"
+                                             f"{act.attribute}", act.value)
+            else:
+                assert act.command is not None
+                await client.device_command(node_id, endpoint, act.cluster, act.command,
+                                            act.payload, act.timed_ms)
+        except ServerError as exc:
+            raise DeviceUnavailable(f"the Matter device did not carry out {command}: "
+                                    f"{exc}") from None
+        return {"node_id": node_id, "endpoint": endpoint}
+
+    async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
+        """Deleted or erased: decommission the node (it leaves the hub's fabric) when the
+        server is reachable; the hub forgets it either way."""
+        node_id = _node_id(device)
+        self.models.pop(node_id, None)
+        if self.client is not None:
+            try:
+                await self.client.remove_node(node_id)
+            except ServerError as exc:
+                ctx.log.warning("Matter node %s not removed from the fabric: %s", node_id,
+                                exc)
+
+    # what the API calls (hub/api/routes/matter.py)
+
+    async def commission(self, code: str, progress: Progress) -> Device:
+        """Commission a device over IP with its pairing code; register it; return it."""
+        code = check_code(code)
+        client = self._client()
+        progress("commissioning", "the Matter server is looking for the device on the LAN")
+        try:
+            node_id = await asyncio.wait_for(client.commission_with_code(code, True),
+                                             self.commission_timeout)
+        except TimeoutError:
+            raise CommissionError("timeout", "the device did not answer in time; is it on "
+                                  "and in pairing mode on this network?") from None
+        except ServerError as exc:
+            raise CommissionError("commission_failed", "commissioning failed: the device "
+                                  "was not found, refused the code, or failed attestation "
+                                  f"({exc})") from None
+        progress("interviewed", f"node {node_id} joined the hub's fabric")
+        node = client.node(node_id)
+        if node is None:
+            raise CommissionError("not_interviewed", f"node {node_id} was commissioned but "
+                                  "the server has not reported it")
+        return self._register(node)
+
+    async def open_commissioning_window(self, device: Device, timeout: int = 300
+                                        ) -> dict[str, Any]:
+        try:
+            return await self._client().open_commissioning_window(_node_id(device), timeout)
+        except ServerError as exc:
+            raise DeviceUnavailable(f"the device did not open a commissioning window: "
+                                    f"{exc}") from None
+
+    def health(self) -> dict[str, Any]:
+        """The server connection, for /api/health (no personal data)."""
+        loop = self.loop
+        state = loop.state.value if loop is not None else "stopped"
+        out: dict[str, Any] = {"server_url": self.url, "server": state,
+                               "nodes": len(self.models), **self.server}
+        if state != "connected":
+            out["problem"] = (f"Matter server {self.url} not reachable"
+                              + (f": {loop.last_error}" if loop and loop.last_error else "")
+                              + " (is uone-matter.service running?)")
+        return out
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _client(self) -> MatterServerClient:
+        if self.client is None or self.loop is None or \
+                self.loop.state is not ReconnectState.CONNECTED:
+            raise DeviceUnavailable(f"the Matter server ({self.url}) is not connected")
+        return self.client
+
+    async def _session(self) -> None:
+        client = self.client_factory(self.url)
+        ready = asyncio.Event()
+        unsubscribe = client.on_change(self._on_change)
+        listening = asyncio.ensure_future(client.listen(ready))
+        try:
+            waiting = asyncio.ensure_future(ready.wait())
+            await asyncio.wait((listening, waiting), return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            if not ready.is_set():
+                await listening  # raises why it failed
+                return
+            self.client = client
+            self.server = {"server_" + k: v for k, v in client.server_info().items()
+                           if k in ("sdk_version", "schema_version")}
+            self.loop.connected()  # type: ignore[union-attr]
+            self._sync(client.nodes())
+            await listening
+        finally:
+            unsubscribe()
+            self.client = None
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
+            await client.close()
+            assert self.ctx is not None
+            if not self.ctx.closed:
+                for device in self.ctx.devices():
+                    self.ctx.set_available(device.id, False)
+
+    def _sync(self, nodes: list[NodeView]) -> None:
+        """The server's nodes at (re)connection: register or update each; nodes the server
+        no longer has stay known but unavailable (the owner deletes them)."""
+        assert self.ctx is not None
+        seen = set()
+        for node in nodes:
+            seen.add(device_id(node.node_id))
+            self._register(node)
+        for device in self.ctx.devices():
+            if device.id not in seen:
+                self.ctx.set_available(device.id, False)
+
+    def _register(self, node: NodeView) -> Device:
+        ctx = self.ctx
+        assert ctx is not None
+        node_model = clusters.model(node)
+        self.models[node.node_id] = node_model
+        did = device_id(node.node_id)
+        existing = ctx.device(did)
+        info = _basic_information(node)
+        wanted = Device(
+            id=did, integration=ctx.name,
+            name=existing.name if existing else (info.get("label") or info.get("product")
+                                                  or f"Matter node {node.node_id}"),
+            model=info.get("product"), manufacturer=info.get("vendor"),
+            fw_version=info.get("version"), transport="lan",
+            area=existing.area if existing else None, commands=node_model.commands,
+            attributes=node_model.attributes, events=node_model.events,
+            attribute_meta=node_model.meta)
+        device = existing
+        if existing is None or _differs(existing, wanted):
+            device = ctx.register_device(wanted)
+        ctx.set_state(did, clusters.state(node))
+        ctx.set_available(did, node.available)
+        assert device is not None
+        return device
+
+    def _on_change(self, kind: str, node_id: int, data: Any) -> None:
+        ctx = self.ctx
+        if ctx is None or ctx.closed:
+            return
+        did = device_id(node_id)
+        if kind == "node":
+            if ctx.device(did) is not None or node_id not in self.models:
+                self._register(data)
+        elif kind == "removed":
+            self.models.pop(node_id, None)
+            if ctx.device(did) is not None:
+                ctx.set_available(did, False)
+        elif kind == "event" and ctx.device(did) is not None:
+            named = clusters.event_name(data["cluster"], data["event"])
+            if named is not None:
+                ctx.fire_event(did, named[0], {"endpoint": data["endpoint"],
+                                               "action": named[1]})
+
+    def _state_changed(self, state: ReconnectState) -> None:
+        if state is not ReconnectState.CONNECTED:
+            self.server = {}
+
+    def _describe(self, kind: str, exc: BaseException | None) -> str:
+        if kind == "up":
+            return f"Matter server {self.url}: connected again"
+        return (f"Matter server {self.url}: {kind} ({type(exc).__name__}: {exc}); Matter "
+                "devices are unavailable until it is back (is uone-matter.service running?)")
+
+
+def _node_id(device: Device) -> int:
+    return int(device.id.removeprefix("matter-"))
+
+
+def _basic_information(node: NodeView) -> dict[str, Any]:
+    b = clusters.BASIC_INFORMATION
+    return {"vendor": node.value(0, b, 1), "product": node.value(0, b, 3),
+            "label": node.value(0, b, 5) or None, "version": node.value(0, b, 10)}
+
+
+def _differs(a: Device, b: Device) -> bool:
+    return (a.commands, a.attributes, a.events, a.model, a.manufacturer, a.fw_version) != (
+        b.commands, b.attributes, b.events, b.model, b.manufacturer, b.fw_version)
+
+
+_D = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
+    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6), (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
+    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8), (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2), (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
+    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4), (9, 8, 7, 6, 5, 4, 3, 2, 1, 0))
+_P1 = (1, 5, 7, 6, 2, 8, 3, 0, 9, 4)  # the Verhoeff permutation; P^k is it applied k times
+_INV = (0, 4, 3, 2, 1, 5, 6, 7, 8, 9)
+
+
+def _verhoeff_check(digits: str) -> int:
+    """The Verhoeff check digit Matter manual pairing codes end with (spec 5.1.4.1)."""
+    c = 0
+    for i, ch in enumerate(reversed(digits)):
+        digit = int(ch)
+        for _ in range((i + 1) % 8):
+            digit = _P1[digit]
+        c = _D[c][digit]
+    return _INV[c]
