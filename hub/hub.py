@@ -184,6 +184,8 @@ class Hub:
         integrations = self.integrations.status()
         problems = [f"integration {n}: {s['state']}" for n, s in integrations.items()
                     if s["state"] != "loaded"]
+        problems += [f"integration {n}: {s['detail']['problem']}"
+                     for n, s in integrations.items() if s.get("detail", {}).get("problem")]
         full = await self.db.full_reason()
         if full is not None:
             problems.append(full)
@@ -193,6 +195,8 @@ class Hub:
             "uptime": round(self.uptime, 3),
             "started_at": round(time.time() - self.uptime, 3),
             "integrations": {n: s["state"] for n, s in integrations.items()},
+            "integration_details": {n: s["detail"] for n, s in integrations.items()
+                                    if "detail" in s},
             "onboarding_required": self.auth.needs_owner,
             "storage": self.db.stats.as_dict(),
             "bus": {"published": self.bus.published, "dropped": self.bus.dropped},

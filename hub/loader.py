@@ -432,11 +432,19 @@ class IntegrationHost:
             slot.state = "stopped"
 
     def status(self) -> dict[str, dict[str, Any]]:
-        return {
-            name: {"state": s.state, "error": s.error, "restarts": s.restarts,
-                   "version": s.manifest.version}
-            for name, s in self._slots.items()
-        }
+        """Each integration's state; a loaded one with a `health()` method adds what it
+        says about its own connections (a server it depends on) as `detail`."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, s in self._slots.items():
+            out[name] = {"state": s.state, "error": s.error, "restarts": s.restarts,
+                         "version": s.manifest.version}
+            health = getattr(s.instance, "health", None) if s.state == "loaded" else None
+            if callable(health):
+                try:
+                    out[name]["detail"] = health()
+                except Exception:
+                    _LOG.exception("integration %s: health() failed", name)
+        return out
 
     def loaded(self, name: str) -> bool:
         slot = self._slots.get(name)

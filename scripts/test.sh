@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PKGS="mosquitto avahi-daemon avahi-utils dbus libdbus-1-dev libglib2.0-dev pkg-config \
+PKGS="mosquitto libnl-3-200 libnl-route-3-200 avahi-daemon avahi-utils dbus libdbus-1-dev libglib2.0-dev pkg-config \
 chromium iproute2 openssl curl jq sqlite3 g++"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     missing=""

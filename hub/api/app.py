@@ -23,6 +23,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "openapi",
     "wifi",
     "provisioning",
+    "matter",
     "discovery",
     "dashboard",
     "automations",

@@ -135,6 +135,13 @@ class MatterIntegration:
 
     # what the API calls (hub/api/routes/matter.py)
 
+    parse_code = staticmethod(check_code)
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.loop is not None and \
+            self.loop.state is ReconnectState.CONNECTED
+
     async def commission(self, code: str, progress: Progress) -> Device:
         """Commission a device over IP with its pairing code; register it; return it."""
         code = check_code(code)
