@@ -97,16 +97,15 @@ class PythonMatterServerClient:
         self._session: Any = None
         self._listeners: list[Listener] = []
         self._unsubscribe: Callable[[], None] | None = None
-        self._watched: dict[int, Callable[[], None]] = {}
+        self._attributes: dict[int, dict[str, Any]] = {}  # node -> path -> raw value
 
     async def listen(self, ready: asyncio.Event) -> None:
         import aiohttp
-        from matter_server.client import MatterClient
         from matter_server.common.models import EventType
 
         self._session = aiohttp.ClientSession()
         try:
-            self._client = MatterClient(self.url, self._session)
+            self._client = _recording_client(self.url, self._session, self._attribute_updated)
             await self._client.connect()
 
             def on_event(event: EventType, data: Any) -> None:
@@ -120,7 +119,7 @@ class PythonMatterServerClient:
             waiting.cancel()
             if nodes_ready.is_set():
                 for node in self._client.get_nodes():
-                    self._watch(node.node_id)
+                    self._attributes[node.node_id] = dict(node.node_data.attributes)
                 ready.set()
             await listening
         finally:
@@ -132,7 +131,7 @@ class PythonMatterServerClient:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        self._watched.clear()
+        self._attributes.clear()
         if client is not None:
             await client.disconnect()
         if session is not None:
@@ -141,12 +140,12 @@ class PythonMatterServerClient:
     def nodes(self) -> list[NodeView]:
         if self._client is None:
             return []
-        return [_view(n) for n in self._client.get_nodes()]
+        return [self._view(n) for n in self._client.get_nodes()]
 
     def node(self, node_id: int) -> NodeView | None:
         for node in self._client.get_nodes() if self._client is not None else ():
             if node.node_id == node_id:
-                return _view(node)
+                return self._view(node)
         return None
 
     def on_change(self, listener: Listener) -> Callable[[], None]:
@@ -211,38 +210,58 @@ class PythonMatterServerClient:
         from matter_server.common.models import EventType
 
         if event in (EventType.NODE_ADDED, EventType.NODE_UPDATED):
-            self._watch(data.node_id)
-            self._emit("node", data.node_id, _view(data))
+            self._attributes[data.node_id] = dict(data.node_data.attributes)
+            self._emit("node", data.node_id, self._view(data))
         elif event is EventType.NODE_REMOVED:
-            unwatch = self._watched.pop(int(data), None)
-            if unwatch is not None:
-                unwatch()
+            self._attributes.pop(int(data), None)
             self._emit("removed", int(data), None)
         elif event is EventType.NODE_EVENT:
             self._emit("event", data.node_id, {
                 "endpoint": data.endpoint_id, "cluster": data.cluster_id,
                 "event": data.event_id, "data": data.data})
 
+    def _attribute_updated(self, node_id: int, path: str, value: Any) -> None:
+        attributes = self._attributes.get(node_id)
+        if attributes is None or self._client is None:
+            return
+        attributes[path] = value
+        view = self.node(node_id)
+        if view is not None:
+            self._emit("node", node_id, view)
+
+    def _view(self, node: Any) -> NodeView:
+        raw = self._attributes.get(node.node_id)
+        if raw is None:
+            raw = self._attributes[node.node_id] = dict(node.node_data.attributes)
+        return NodeView(int(node.node_id), bool(node.available), dict(raw))
+
     def _emit(self, kind: str, node_id: int, data: Any) -> None:
         for listener in list(self._listeners):
             listener(kind, node_id, data)
 
-    def _watch(self, node_id: int) -> None:
-        """Emit the node again on each of its attribute changes (the library's attribute
-        events do not say which node they are about unless subscribed per node)."""
-        from matter_server.common.models import EventType
 
-        if node_id in self._watched or self._client is None:
-            return
+def _recording_client_class() -> type:
+    from matter_server.client import MatterClient
+    from matter_server.common.models import EventMessage, EventType
 
-        def changed(_event: Any, _data: Any) -> None:
-            view = self.node(node_id)
-            if view is not None:
-                self._emit("node", node_id, view)
+    class RecordingClient(MatterClient):  # type: ignore[misc]
+        """The library's client, also handing each raw attribute update (node, path, value)
+        to the hub: its own node objects keep values only as CHIP cluster objects."""
 
-        self._watched[node_id] = self._client.subscribe_events(
-            changed, EventType.ATTRIBUTE_UPDATED, node_id)
+        def __init__(self, url: str, session: Any,
+                     on_attribute: Callable[[int, str, Any], None]) -> None:
+            super().__init__(url, session)
+            self._on_attribute = on_attribute
+
+        def _handle_event_message(self, msg: EventMessage) -> None:
+            super()._handle_event_message(msg)
+            if msg.event == EventType.ATTRIBUTE_UPDATED:
+                node_id, path, value = msg.data
+                self._on_attribute(int(node_id), str(path), value)
+
+    return RecordingClient
 
 
-def _view(node: Any) -> NodeView:
-    return NodeView(int(node.node_id), bool(node.available), dict(node.node_data.attributes))
+def _recording_client(url: str, session: Any,
+                     on_attribute: Callable[[int, str, Any], None]) -> Any:
+    return _recording_client_class()(url, session, on_attribute)
