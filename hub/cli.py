@@ -26,7 +26,7 @@ EXIT_DAMAGED = 3  # the database is damaged: systemd must not restart (RestartPr
 
 # Modules that add subcommands: each has `register(subparsers)` and sets `func` on its parser.
 COMMAND_MODULES: tuple[str, ...] = ("hub.auth.cli", "hub.automation.cli", "hub.privacy.cli",
-                                     "hub.vault_cli")
+                                     "hub.vault_cli", "hub.matter_cli")
 
 
 class CliError(Exception):
