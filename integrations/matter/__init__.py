@@ -25,6 +25,7 @@ from hub.facade import (
     ValidationError,
 )
 from integrations.matter import clusters
+from integrations.matter.attestation import attest
 from integrations.matter.client import (
     MatterServerClient,
     NodeView,
@@ -81,6 +82,8 @@ class MatterIntegration:
     models: dict[int, clusters.NodeModel] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
     commission_timeout: float = 120.0
+    # node -> Attestation.to_json() of the nodes this hub commissioned (kept across restarts)
+    attestations: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
@@ -89,6 +92,9 @@ class MatterIntegration:
         self.commission_timeout = float(cfg.get("commission_timeout", 120.0))
         for device in ctx.devices():  # known nodes: unavailable until the server says so
             ctx.set_available(device.id, False)
+        for key, value in (await ctx.stored_values()).items():
+            if key.startswith("attestation/"):
+                self.attestations[int(key.removeprefix("attestation/"))] = value
         self.loop = ReconnectLoop(
             f"Matter server {self.url}", self._session, clock=ctx.clock, log=ctx.log,
             policy=BackoffPolicy(initial=float(cfg.get("backoff_initial", 1.0)),
@@ -126,6 +132,8 @@ class MatterIntegration:
         server is reachable; the hub forgets it either way."""
         node_id = _node_id(device)
         self.models.pop(node_id, None)
+        if self.attestations.pop(node_id, None) is not None:
+            ctx.forget_value(f"attestation/{node_id}")
         if self.client is not None:
             try:
                 await self.client.remove_node(node_id)
@@ -162,7 +170,19 @@ class MatterIntegration:
         if node is None:
             raise CommissionError("not_interviewed", f"node {node_id} was commissioned but "
                                   "the server has not reported it")
-        return self._register(node)
+        assert self.ctx is not None
+        result = await attest(client, node_id, self.ctx.clock.time())
+        self.attestations[node_id] = result.to_json()
+        self.ctx.store_value(f"attestation/{node_id}", self.attestations[node_id])
+        progress("attested", f"attestation {result.outcome}: {result.reason}")
+        device = self._register(node)
+        if result.outcome == "failed":
+            self.ctx.set_problems(device.id, {"attestation": result.reason or "failed"})
+        return device
+
+    def attestation(self, device: Device) -> dict[str, Any] | None:
+        """The attestation of a node this hub commissioned, as JSON (None if not known)."""
+        return self.attestations.get(_node_id(device))
 
     async def open_commissioning_window(self, device: Device, timeout: int = 300
                                         ) -> dict[str, Any]:

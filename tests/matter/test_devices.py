@@ -40,6 +40,12 @@ async def test_on_off_light_commissioned_commanded_and_followed(hub, make_device
             seen.append(msg["event"]["state"])
         assert seen == steps
         await ws.close()
+        # matter.js devices carry development certificates (vendor 0xFFF1, Matter Test PAA)
+        assert "attested" in steps
+        assert job["attestation"]["outcome"] == "unverified"
+        assert job["attestation"]["code"] == "development_device"
+        assert "0xfff1" in job["attestation"]["reason"]
+        assert job["attestation"]["key_sha256"]
 
         device = (await (await api_client.get(f"/api/devices/{device_id}")).json())
         assert device["integration"] == "matter"

@@ -25,7 +25,7 @@ from hub.errors import DeviceUnavailable, NotFound, ValidationError
 
 KEEP_JOBS = 50
 JOB = obj(("id", "state"), extra=True, id=STR, state=STR, device_id=nullable(STR),
-          error=nullable(ANY), history=array(ANY), created_at=NUM)
+          attestation=nullable(ANY), error=nullable(ANY), history=array(ANY), created_at=NUM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +47,16 @@ class CommissionJob:
     id: str
     actor: str | None
     created_at: float
-    state: str = "pending"  # pending | commissioning | interviewed | succeeded | failed
+    state: str = "pending"  # pending | commissioning | interviewed | attested | succeeded
+    #                         or failed
     device_id: str | None = None
+    attestation: dict[str, Any] | None = None  # as a provisioning job shows a Uone device's
     error: dict[str, str] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "device_id": self.device_id,
-                "error": self.error, "history": list(self.history),
+                "attestation": self.attestation, "error": self.error, "history": list(self.history),
                 "created_at": self.created_at}
 
 
@@ -156,6 +158,7 @@ async def _run(app: web.Application, matter: Any, job: CommissionJob, code: str)
                                {"outcome": "failed", "code": job.error["code"]})
         return
     job.device_id = device.id
+    job.attestation = matter.attestation(device)
     _step(app, job, "succeeded", f"added {device.name}")
     await hub.audit.record(job.actor, "matter.commission", device.id, {"outcome": "succeeded"})
 
