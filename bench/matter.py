@@ -1,0 +1,103 @@
+"""Matter benchmark: `ip netns exec NS python -m bench.matter [--devices 3] [--commands 100]`
+(as root, inside a private network namespace like the test suite: it makes a device
+namespace and a veth of its own).
+
+python-matter-server 7.0.1 and matter.js 0.17.9 on/off lights (the pinned test doubles,
+tests/doubles/matter.py) with a hub in this process:
+1. commissioning time per device (pairing code -> hub device registered, attested);
+2. command -> state: `turn_on`/`turn_off` through the hub's command path until the device's
+   report of the new value is hub state, p50/p99;
+3. the server's RSS beside the hub's (this process: hub, event loop, client) at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import percentile, rss_mib, table
+from tests.discovery import netns
+from tests.doubles import matter
+
+
+async def run(devices: int, commands: int) -> str:
+    from hub.config import load_config
+    from hub.hub import Hub
+    from tests.conftest import write_config
+
+    reason = netns.unavailable() or matter.unavailable()
+    if reason:
+        raise SystemExit(f"bench.matter: {reason}")
+    venv, npm = matter.server_venv(), matter.npm_dir()
+    with tempfile.TemporaryDirectory(prefix="uone-bench-matter-") as tmp_name:
+        tmp = Path(tmp_name)
+        paa = tmp / "paa"
+        matter.write_test_paa(npm, paa)
+        async with netns.veth_lan(prefix="mtb", net=81) as lan:
+            server = matter.MatterServer(venv, tmp / "server", paa)
+            lights = [matter.MatterDevice(npm, lan.dev_ns, "onoff", 5540 + i, 3000 + i,
+                                          tmp / f"light{i}") for i in range(devices)]
+            async with matter.running(server, *lights):
+                cfg = {"integrations": {"matter": {"server_url": server.url}}}
+                async with Hub(load_config(write_config(tmp, cfg))) as hub:
+                    return await _measure(hub, server, lights, commands)
+
+
+async def _measure(hub: Any, server: matter.MatterServer, lights: list[matter.MatterDevice],
+                   commands: int) -> str:
+    integration = hub.integrations.instance("matter")
+    await _until(lambda: integration.connected, 30)
+    commission: list[float] = []
+    ids = []
+    for light in lights:
+        start = time.perf_counter()
+        device = await integration.commission(light.manual_code, lambda *_: None)
+        commission.append(time.perf_counter() - start)
+        ids.append(device.id)
+    latencies: list[float] = []
+    for i in range(commands):
+        device_id = ids[i % len(ids)]
+        want = hub.states.value(device_id, "on") is not True
+        start = time.perf_counter()
+        await hub.integrations.command(device_id, "turn_on" if want else "turn_off", {})
+        await _until(lambda d=device_id, w=want: hub.states.value(d, "on") is w, 10, 0.0005)
+        latencies.append(time.perf_counter() - start)
+    server_pid = server.pid()
+    assert server_pid is not None
+    rows = [
+        ("devices commissioned", str(len(ids)), ""),
+        ("commissioning time p50", f"{percentile(commission, 50):.2f} s", "a few s"),
+        ("commissioning time max", f"{max(commission):.2f} s", ""),
+        ("command -> state p50", f"{percentile(latencies, 50) * 1000:.1f} ms", ""),
+        ("command -> state p99", f"{percentile(latencies, 99) * 1000:.1f} ms", "< 500 ms"),
+        ("Matter server RSS", f"{rss_mib(server_pid):.1f} MiB", "~116 MB idle (x86-64)"),
+        ("hub RSS (this process)", f"{rss_mib(os.getpid()):.1f} MiB", ""),
+    ]
+    return table(f"bench.matter: {len(ids)} matter.js lights, {commands} commands", rows)
+
+
+async def _until(predicate: Any, within: float, step: float = 0.05) -> None:
+    deadline = time.perf_counter() + within
+    while not predicate():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(step)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.matter")
+    parser.add_argument("--devices", type=int, default=3)
+    parser.add_argument("--commands", type=int, default=100)
+    args = parser.parse_args(argv)
+    print(asyncio.run(run(args.devices, args.commands)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
