@@ -21,7 +21,7 @@ from hub.api.keys import HUB_KEY
 from hub.api.spec import ANY, NUM, STR, array, describe, nullable, obj
 from hub.auth.principal import Role
 from hub.bus import Event
-from hub.errors import DeviceUnavailable, NotFound, ValidationError
+from hub.errors import Conflict, DeviceUnavailable, NotFound, ValidationError
 
 KEEP_JOBS = 50
 JOB = obj(("id", "state"), extra=True, id=STR, state=STR, device_id=nullable(STR),
@@ -67,11 +67,12 @@ _TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("matter_tasks")
 @requires(Role.ADMIN)
 @describe("Commission a Matter device over IP with its pairing code", status=202,
           tags=("matter",), body=obj(("code",), code=STR), response=JOB,
-          errors=(400, 503),
+          errors=(400, 409, 503),
           description="`code`: the 11/21-digit manual pairing code or the MT:... QR payload. "
                       "Starts a job; progress is `matter_commissioning` events on the "
                       "websocket and GET /api/matter/commission/{job_id}. A malformed code "
-                      "is a 400 naming `code`; a server that is not connected a 503.")
+                      "is a 400 naming `code`; Matter not configured a 409; a server that is not "
+                      "connected a 503.")
 async def commission(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     body = await read_json(request)
@@ -108,7 +109,7 @@ async def get_job(request: web.Request) -> web.Response:
 @describe("Let another controller (a phone ecosystem) also commission this Matter device",
           tags=("matter",), body=obj((), timeout=NUM),
           response=obj(("manual_code",), extra=True, manual_code=STR, qr_code=STR),
-          errors=(400, 404, 503))
+          errors=(400, 404, 409, 503))
 async def open_window(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     body = await read_json(request) if request.can_read_body else {}
@@ -140,8 +141,8 @@ def setup(app: web.Application) -> None:
 def _matter(request: web.Request) -> Any:
     instance = request.app[HUB_KEY].integrations.instance("matter")
     if instance is None:
-        raise DeviceUnavailable("the Matter integration is not running (integrations.matter "
-                                "in the config)")
+        raise Conflict("the Matter integration is not running (add integrations.matter to "
+                       "the config; docs/matter.md)")
     return instance
 
 
