@@ -17,6 +17,7 @@ from hub.hub import Hub
 from tests.conftest import hygiene, write_config
 from tests.discovery import netns
 from tests.doubles import matter
+from tests.mqtt.conftest import wait_until
 
 _ports = itertools.count(5540)
 _discriminators = itertools.count(3000)
@@ -77,18 +78,6 @@ async def hub(server: matter.MatterServer, tmp_path: Path) -> AsyncIterator[Hub]
 
 def detail(hub: Hub) -> dict[str, Any]:
     return hub.integrations.status().get("matter", {}).get("detail", {})
-
-
-async def wait_until(predicate: Callable[[], Any], within: float = 20.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.05)
 
 
 async def commission(api_client: Any, code: str, within: float = 60) -> dict[str, Any]:

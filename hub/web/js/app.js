@@ -11,6 +11,7 @@ export let me = null;
 const views = {
   home: () => import("./views/home.js"),
   discovery: () => import("./views/discovery.js"),
+  matter: () => import("./views/matter.js"),
   automations: () => import("./views/automations.js"),
   wifi: () => import("./views/wifi.js"),
   privacy: () => import("./views/privacy.js"),
