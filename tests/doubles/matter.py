@@ -188,7 +188,6 @@ class MatterDevice:
         self.discriminator, self.passcode, self.storage = discriminator, passcode, storage
         self.proc: asyncio.subprocess.Process | None = None
         self.codes: dict[str, Any] = {}
-        self.changes: list[dict[str, Any]] = []
         self._reader: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[dict[str, Any]] | None = None
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -248,8 +247,6 @@ class MatterDevice:
                 continue
             if "ready" in msg and self._ready is not None and not self._ready.done():
                 self._ready.set_result(msg["ready"])
-            elif "changed" in msg:
-                self.changes.append(msg["changed"])
             elif "done" in msg or "error" in msg:
                 self._replies.put_nowait(msg)
         if self._ready is not None and not self._ready.done():

@@ -2,9 +2,10 @@
 // device network namespace by tests/doubles/matter.py.
 //   node matter_device.mjs KIND PORT DISCRIMINATOR PASSCODE
 // KIND: onoff | dimmable | contact | thermostat. Storage: MATTER_STORAGE_PATH (kept across a
-// restart, so the device stays commissioned). Prints one JSON line per event on stdout
-// ({"ready": {...codes}}, {"changed": {...}}); reads JSON lines on stdin to change its own
-// state as a person at the device would ({"set": {"onOff": {"onOff": true}}}).
+// restart, so the device stays commissioned). Prints JSON lines on stdout ({"ready": {...}}
+// with its pairing codes, then {"done": true} or {"error": ...} per request); reads JSON
+// lines on stdin to change its own state as a person at the device would
+// ({"set": {"onOff": {"onOff": true}}}).
 import { ServerNode, VendorId } from "@matter/main";
 import { OnOffLightDevice } from "@matter/main/devices/on-off-light";
 import { DimmableLightDevice } from "@matter/main/devices/dimmable-light";
@@ -42,13 +43,6 @@ const options = kind === "thermostat"
                     controlSequenceOfOperation: 2 } }
   : {};
 const endpoint = await node.add(type, { id: "main", ...options });
-for (const [cluster, events] of Object.entries(endpoint.events)) {
-  for (const [name, observable] of Object.entries(events)) {
-    if (name.endsWith("$Changed") && typeof observable?.on === "function") {
-      observable.on((value) => say({ changed: { [`${cluster}.${name.slice(0, -8)}`]: value } }));
-    }
-  }
-}
 createInterface({ input: process.stdin }).on("line", async (line) => {
   try {
     const msg = JSON.parse(line);
