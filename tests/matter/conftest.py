@@ -14,7 +14,7 @@ import pytest
 
 from hub.config import load_config
 from hub.hub import Hub
-from tests.conftest import hygiene, write_config
+from tests.conftest import write_config
 from tests.discovery import netns
 from tests.doubles import matter
 from tests.mqtt.conftest import wait_until
@@ -69,11 +69,10 @@ def matter_section(url: str, **over: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def hub(server: matter.MatterServer, tmp_path: Path) -> AsyncIterator[Hub]:
-    async with hygiene():
-        cfg = {"integrations": {"matter": matter_section(server.url)}}
-        async with Hub(load_config(write_config(tmp_path, cfg))) as h:
-            await wait_until(lambda: detail(h).get("server") == "connected", 30)
-            yield h
+    cfg = {"integrations": {"matter": matter_section(server.url)}}
+    async with Hub(load_config(write_config(tmp_path, cfg))) as h:
+        await wait_until(lambda: detail(h).get("server") == "connected", 30)
+        yield h
 
 
 def detail(hub: Hub) -> dict[str, Any]:
