@@ -244,7 +244,7 @@ def _recording_client_class() -> type:
     from matter_server.client import MatterClient
     from matter_server.common.models import EventMessage, EventType
 
-    class RecordingClient(MatterClient):  # type: ignore[misc]
+    class RecordingClient(MatterClient):
         """The library's client, also handing each raw attribute update (node, path, value)
         to the hub: its own node objects keep values only as CHIP cluster objects."""
 

@@ -172,7 +172,7 @@ def _step(app: web.Application, job: CommissionJob, state: str, message: str | N
 
 
 async def _cancel_tasks(app: web.Application) -> None:
-    tasks = list(app[_TASKS])
+    tasks: list[asyncio.Task[None]] = [*app[_TASKS]]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
