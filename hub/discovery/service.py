@@ -242,13 +242,12 @@ class DiscoveryService:
             return None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while self.running:
+        while True:  # integrations load before discovery starts: wait for it too
             if self.mdns is not None and self.mdns.zc is not None:
                 return self.mdns.zc
             if loop.time() >= deadline:
                 return None
             await asyncio.sleep(0.1)
-        return None
 
     def annotate(self, discovery_id: str, data: dict[str, Any]) -> None:
         """Merge what an integration learned (an error, a key needed) into a discovered

@@ -1,0 +1,91 @@
+"""HomeKit fixtures: a veth LAN, HAP-python accessories in the device namespace, a hub with
+the HomeKit controller browsing the hub's side of the veth."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from hub.config import LoadedConfig
+from hub.hub import Hub
+from tests.conftest import hygiene
+from tests.discovery import netns
+from tests.discovery.netns import ROOT
+
+PIN = "031-45-154"
+
+
+class Accessory:
+    """A HAP-python accessory process in the device namespace (tests/homekit/hap_accessory)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, hap_id: str) -> None:
+        self.proc = proc
+        self.hap_id = hap_id.lower()
+
+    async def send(self, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 15)
+        if not line:
+            raise RuntimeError("accessory process exited")
+        return json.loads(line)
+
+
+@contextlib.asynccontextmanager
+async def accessory(ns: str, address: str, kind: str, port: int, *flags: str,
+                    statedir: str | None = None) -> AsyncIterator[Accessory]:
+    with contextlib.ExitStack() as stack:
+        if statedir is None:
+            statedir = stack.enter_context(tempfile.TemporaryDirectory())
+        argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "tests.homekit.hap_accessory",
+                kind, address, str(port), PIN, statedir, *flags]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            assert proc.stdout is not None
+            ready = await asyncio.wait_for(proc.stdout.readline(), 30)
+            if not ready:
+                raise RuntimeError("accessory process did not start")
+            yield Accessory(proc, json.loads(ready)["id"])
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(Exception):
+                    await Accessory(proc, "").send(op="exit")
+                try:
+                    await asyncio.wait_for(proc.wait(), 5)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+
+@pytest.fixture
+async def lan() -> AsyncIterator[netns.Lan]:
+    async with netns.veth_lan() as lan:
+        yield lan
+
+
+@pytest.fixture
+def hub_config(lan: netns.Lan) -> dict[str, Any]:
+    return {
+        "discovery": {"mdns": {"enabled": True, "interfaces": [lan.hub_if],
+                               "interface_check": 0.2}},
+        "integrations": {"virtual": {"devices": []}, "homekit_controller": {}},
+    }
+
+
+@pytest.fixture
+async def hub(config_factory: Callable[..., LoadedConfig],
+              hub_config: dict[str, Any]) -> AsyncIterator[Hub]:
+    async with hygiene():
+        async with Hub(config_factory(hub_config)) as h:
+            yield h
