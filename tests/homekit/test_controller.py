@@ -118,7 +118,8 @@ async def test_wrong_code_then_right_code(api_client: Any, hub: Hub, lan: netns.
         assert got["state"] == "new" and await hub.vault.entries("device_key") == []
         # a malformed code never reaches the accessory
         resp = await pair(api_client, item, "12-34")
-        assert resp.status == 400 and (await resp.json())["error"]["field"] == "credentials.setup_code"
+        assert resp.status == 400
+        assert (await resp.json())["error"]["field"] == "credentials.setup_code"
 
         resp = await pair(api_client, item)
         assert resp.status == 201, await resp.text()
