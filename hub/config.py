@@ -18,6 +18,7 @@ from hub.cloud.config import CloudConfig
 from hub.configtypes import decode_into, json_schema, option
 from hub.discovery.config import DiscoveryConfig
 from hub.errors import ConfigError, ConfigProblem
+from hub.homekit.config import HomekitBridgeConfig
 from hub.manifests import Manifest, read_manifests, validate_against
 from hub.privacy.config import PrivacyConfig
 from hub.provisioning.config import ProvisioningConfig
@@ -118,6 +119,7 @@ class Config:
     provisioning: ProvisioningConfig = option(factory=ProvisioningConfig)
     privacy: PrivacyConfig = option(factory=PrivacyConfig)
     cloud: CloudConfig = option(factory=CloudConfig)
+    homekit_bridge: HomekitBridgeConfig = option(factory=HomekitBridgeConfig)
     integrations: dict[str, Any] = option(
         factory=dict, doc="Integrations to load, by name, each with its own settings."
     )

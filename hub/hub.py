@@ -32,6 +32,8 @@ from hub.devices import SCHEMA as DEVICES_SCHEMA
 from hub.devices import DeviceRegistry
 from hub.discovery.registry import SCHEMA as DISCOVERY_SCHEMA
 from hub.discovery.service import DiscoveryService
+from hub.homekit.bridge import SCHEMA as HOMEKIT_SCHEMA
+from hub.homekit.bridge import HomekitBridge
 from hub.integration_values import SCHEMA as INTEGRATION_VALUES_SCHEMA
 from hub.loader import IntegrationHost
 from hub.privacy.center import PrivacyCenter
@@ -52,7 +54,7 @@ def core_schemas() -> list[Schema]:
     """Every component's migrations, in the order they are applied."""
     return [DEVICES_SCHEMA, STATE_SCHEMA, AUDIT_SCHEMA, AUTH_SCHEMA, DISCOVERY_SCHEMA,
             AUTOMATION_SCHEMA, PRIVACY_SCHEMA, VAULT_SCHEMA, CLOUD_SCHEMA,
-            INTEGRATION_VALUES_SCHEMA]
+            INTEGRATION_VALUES_SCHEMA, HOMEKIT_SCHEMA]
 
 
 class Hub:
@@ -117,11 +119,21 @@ class Hub:
             secrets=VaultSecrets(self.vault), egress=self.privacy.egress,
             user_restricted=self.privacy.user_restricted, automations=self.automations,
             yaml_automations=self.config.automations)
+        self.homekit = HomekitBridge(
+            self.config.homekit_bridge, db=self.db, bus=self.bus, clock=self.clock,
+            devices=self.devices, states=self.states, vault=self.vault, audit=self.audit,
+            commands=self.commands, zeroconf=self.discovery.zeroconf,
+            addresses=self._mdns_addresses)
         self._stack: contextlib.AsyncExitStack | None = None
         self.running = False
 
     def schemas(self) -> Sequence[Schema]:
         return core_schemas()
+
+    def _mdns_addresses(self) -> list[str]:
+        """The addresses the hub's zeroconf serves (where the HomeKit bridge listens)."""
+        mdns = self.discovery.mdns
+        return sorted({ip for ips in mdns.interfaces.values() for ip in ips}) if mdns else []
 
     async def __aenter__(self) -> Hub:
         await self.start()
@@ -158,6 +170,8 @@ class Hub:
             stack.push_async_callback(self.discovery.stop)
             await self.automations.start()
             stack.push_async_callback(self.automations.stop)
+            await self.homekit.start()  # after discovery: it advertises on its zeroconf
+            stack.push_async_callback(self.homekit.stop)
         except BaseException:
             await stack.aclose()
             raise

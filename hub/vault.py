@@ -42,9 +42,10 @@ from hub.storage import Database, Schema
 
 _LOG = logging.getLogger(__name__)
 
-Kind = Literal["wifi", "bthome", "device_key", "broker", "secret"]
-# "secret": named secrets the config refers to (hub/namedsecrets.py)
-KINDS: tuple[str, ...] = ("wifi", "bthome", "device_key", "broker", "secret")
+Kind = Literal["wifi", "bthome", "device_key", "broker", "secret", "homekit"]
+# "secret": named secrets the config refers to (hub/namedsecrets.py); "homekit": the
+# HomeKit bridge's identity and its paired phones (hub/homekit/bridge.py)
+KINDS: tuple[str, ...] = ("wifi", "bthome", "device_key", "broker", "secret", "homekit")
 KEY_FILENAME = "vault.key"
 PENDING_FILENAME = "vault.key.pending"
 LOCK_FILENAME = "vault.lock"

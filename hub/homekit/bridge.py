@@ -1,0 +1,512 @@
+"""The hub as one HomeKit bridge (HAP-python) on the hub's own zeroconf.
+
+A core service, not an integration: it shows devices of every integration, so it needs the
+device registry, states, privacy scopes and restriction, and the one command path
+(`DeviceCommands.authorize_and_send`), none of which an integration's context gives. It
+takes only those services, and HAP-python is imported only once the bridge is enabled.
+
+Nothing is shown by default: the owner picks devices (config `homekit_bridge.devices` plus
+the API). A restricted device is never shown (it disappears when it becomes restricted), an
+attribute its scope hides never becomes a characteristic. A phone's write becomes a hub
+command under the `homekit-bridge` principal and is audited; if the hub refuses it, the
+characteristic goes back to the hub's value. The bridge's identity and its paired phones
+(HAP-python's state, normally a file) live in the vault; the accessory ids (aid) of exposed
+devices are kept in the database so Apple Home keeps its rooms and scenes across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import math
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.audit import AuditLog
+from hub.auth.principal import Principal, Role
+from hub.bus import DeviceEvent, DeviceRegistryChanged, EventBus, StateChanged
+from hub.clock import Clock
+from hub.commands import DeviceCommands
+from hub.devices import Device, DeviceRegistry
+from hub.errors import Conflict, HubError, NotFound, ValidationError
+from hub.homekit.accessories import Link, Plan, plan, press_value
+from hub.homekit.config import HomekitBridgeConfig
+from hub.state import StateStore
+from hub.storage import Database, Schema
+from hub.tasks import BackgroundTasks
+from hub.vault import Vault
+
+_LOG = logging.getLogger(__name__)
+
+ACTOR = "homekit-bridge"
+PRINCIPAL = Principal(user_id=ACTOR, username=ACTOR, role=Role.MEMBER)
+VAULT_KIND, VAULT_NAME = "homekit", "bridge"
+FIRST_AID = 2  # 1 is the bridge itself
+REBUILD_DELAY = 0.2  # s: several changes at once rebuild the bridge once
+
+SCHEMA = Schema(
+    "homekit",
+    (
+        """
+        CREATE TABLE homekit_bridge(
+            device_id TEXT PRIMARY KEY,
+            aid INTEGER NOT NULL UNIQUE,
+            source TEXT NOT NULL,       -- 'config' or 'api'
+            added_at REAL NOT NULL
+        );
+        """,
+    ),
+)
+
+
+class BridgeUnavailable(HubError):
+    """The bridge is off or not running yet."""
+
+    status = 503
+
+
+@dataclass
+class _Shown:
+    """One exposed device as it is in the running bridge."""
+
+    device_id: str
+    plan: Plan
+    chars: dict[str, Any] = field(default_factory=dict)  # attribute -> HAP-python char
+    links: dict[str, Link] = field(default_factory=dict)
+    button: Any = None
+
+
+class HomekitBridge:
+    """Runs the bridge while enabled; answers which devices it shows and how to pair."""
+
+    def __init__(self, config: HomekitBridgeConfig, *, db: Database, bus: EventBus,
+                 clock: Clock, devices: DeviceRegistry, states: StateStore, vault: Vault,
+                 audit: AuditLog, commands: DeviceCommands,
+                 zeroconf: Callable[[float], Awaitable[Any]],
+                 addresses: Callable[[], list[str]]) -> None:
+        self.config = config
+        self._db, self._bus, self._clock = db, bus, clock
+        self._devices, self._states, self._vault = devices, states, vault
+        self._audit, self._commands = audit, commands
+        self._zeroconf, self._addresses = zeroconf, addresses
+        self._rows: dict[str, tuple[int, str]] = {}  # device id -> (aid, source)
+        self._tasks = BackgroundTasks(_LOG)
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._driver: Any = None
+        self._shown: dict[str, _Shown] = {}
+        self._state: dict[str, Any] | None = None  # what the vault holds
+        self._saving: asyncio.Task[None] | None = None
+        self._dirty = False
+        self._rebuild: asyncio.TimerHandle | None = None
+        self._lock = asyncio.Lock()
+        self.state = "off"  # off | starting | running | waiting (no mDNS) | failed
+        self.error: str | None = None
+        self.phone_writes = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for row in await self._db.fetchall("SELECT * FROM homekit_bridge"):
+            self._rows[row["device_id"]] = (row["aid"], row["source"])
+        for device_id in self.config.devices:
+            if device_id not in self._rows:
+                await self._add_row(device_id, "config")
+        if not self.config.enabled:
+            return
+        self.state = "starting"
+        self._unsubscribe = [
+            self._bus.subscribe(StateChanged, self._on_state),
+            self._bus.subscribe(DeviceEvent, self._on_event),
+            self._bus.subscribe(DeviceRegistryChanged, self._on_registry),
+        ]
+        self._tasks.spawn(self._first_start(), "homekit-bridge-start")
+
+    async def stop(self) -> None:
+        for undo in self._unsubscribe:
+            undo()
+        self._unsubscribe.clear()
+        if self._rebuild is not None:
+            self._rebuild.cancel()
+        await self._tasks.stop()
+        async with self._lock:
+            await self._stop_driver()
+        if self._saving is not None:
+            await asyncio.gather(self._saving, return_exceptions=True)
+        if self.state != "off":
+            self.state = "off"
+
+    # -- what the owner sees and changes ---------------------------------------------------
+
+    def exposed(self) -> list[dict[str, Any]]:
+        out = []
+        for device_id, (aid, source) in sorted(self._rows.items(), key=lambda kv: kv[1][0]):
+            device = self._devices.find(device_id)
+            shown = self._shown.get(device_id)
+            problem = None
+            if device is None:
+                problem = "no such device"
+            elif device.restricted:
+                problem = "restricted: never shown in Apple Home"
+            elif plan(device) is None:
+                problem = "nothing Apple Home can show (or hidden by its privacy scope)"
+            out.append({
+                "device_id": device_id, "name": device.name if device else None, "aid": aid,
+                "source": source, "shown": shown is not None, "problem": problem,
+                "characteristics": sorted(shown.chars) if shown else [],
+            })
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """For the owner: state, pairing, the setup code and URI (never the keys)."""
+        state = self._state or {}
+        return {
+            "enabled": self.config.enabled, "state": self.state, "error": self.error,
+            "name": self.config.name, "port": self.config.port,
+            "paired": bool(state.get("paired")),
+            "accessory_id": self._driver.state.mac if self._driver is not None else None,
+            "setup_code": state.get("pincode"),
+            "setup_uri": self.setup_uri(),
+            "devices": self.exposed(), "phone_writes": self.phone_writes,
+        }
+
+    def setup_uri(self) -> str | None:
+        """The X-HM:// URI a phone reads from the QR code (HAP spec: version 0, IP flag)."""
+        state = self._state
+        if not state or not state.get("pincode"):
+            return None
+        payload = (2 << 4 | 2) << 27  # category 2 (bridge), flags 2 (IP)
+        payload |= int(state["pincode"].replace("-", ""))
+        digits = ""
+        while payload:
+            payload, r = divmod(payload, 36)
+            digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r] + digits
+        return "X-HM://" + digits.rjust(9, "0") + state["setup_id"]
+
+    async def expose(self, device_id: str) -> dict[str, Any]:
+        device = self._devices.get(device_id)  # NotFound: 404
+        if device.restricted:
+            raise Conflict(f"{device_id} is restricted: it is never shown in Apple Home")
+        if plan(device) is None:
+            raise ValidationError("device_id", f"{device_id} has nothing Apple Home can show "
+                                  "(or its privacy scope hides it)")
+        if device_id not in self._rows:
+            await self._add_row(device_id, "api")
+            self._schedule_rebuild()
+        return next(d for d in self.exposed() if d["device_id"] == device_id)
+
+    async def unexpose(self, device_id: str) -> None:
+        row = self._rows.get(device_id)
+        if row is None:
+            raise NotFound(f"{device_id} is not shown in Apple Home")
+        if row[1] == "config":
+            raise Conflict(f"{device_id} is listed in homekit_bridge.devices of the config "
+                           "file: remove it there")
+        await self._remove_row(device_id)
+
+    # -- the driver ------------------------------------------------------------------------
+
+    async def _first_start(self) -> None:
+        zc = await self._zeroconf(120.0)
+        if zc is None:
+            self.state, self.error = "waiting", "no mDNS: enable discovery.mdns"
+            _LOG.error("HomeKit bridge: %s", self.error)
+            return
+        await self._load_state()
+        async with self._lock:
+            await self._start_driver(zc)
+
+    async def _load_state(self) -> None:
+        try:
+            self._state = await self._vault.get(VAULT_KIND, VAULT_NAME)
+        except NotFound:
+            from pyhap import util
+
+            self._state = {"pincode": _pincode(), "setup_id": util.generate_setup_id(),
+                           "hap": None, "paired": False}
+            await self._vault.put(VAULT_KIND, VAULT_NAME, self._state)
+
+    async def _start_driver(self, zc: Any) -> None:
+        """Build the bridge from the exposed devices and start it (under the lock)."""
+        from pyhap.accessory import Bridge
+        from pyhap.accessory_driver import AccessoryDriver
+        from pyhap.encoder import AccessoryEncoder
+
+        assert self._state is not None
+        save = self._snapshot
+
+        class VaultDriver(AccessoryDriver):  # HAP-python's state: the vault, not a file
+            def persist(self) -> None:
+                save(self)
+
+            def async_persist(self) -> None:
+                save(self)
+
+            def load(self) -> None:  # loaded from the vault before add_accessory
+                pass
+
+        addresses = self._addresses()
+        if not addresses:
+            self.state, self.error = "waiting", "no network interface for mDNS"
+            return
+        driver = VaultDriver(
+            address=addresses, listen_address=addresses, port=self.config.port,
+            pincode=self._state["pincode"].encode(), persist_file="/dev/null",
+            loop=asyncio.get_running_loop(), async_zeroconf_instance=_SharedZeroconf(zc))
+        driver.state.setup_id = self._state["setup_id"]
+        if self._state.get("hap"):
+            AccessoryEncoder.load_into(io.StringIO(self._state["hap"]), driver.state)
+        class QuietBridge(Bridge):  # HAP-python prints the setup code: never in logs
+            def setup_message(self) -> None:
+                pass
+
+        bridge = QuietBridge(driver, self.config.name)
+        self._shown = {}
+        for device_id, (aid, _source) in sorted(self._rows.items(), key=lambda kv: kv[1][0]):
+            device = self._devices.find(device_id)
+            if device is None or device.restricted:
+                continue
+            p = plan(device)
+            if p is not None:
+                bridge.add_accessory(self._accessory(driver, device, p, aid))
+        driver.add_accessory(bridge)
+        try:
+            await driver.async_start()
+        except OSError as exc:
+            self.state, self.error = "failed", f"cannot listen on port {self.config.port}: {exc}"
+            _LOG.error("HomeKit bridge: %s", self.error)
+            return
+        self._driver = driver
+        self.state, self.error = "running", None
+        _LOG.info("HomeKit bridge %r on port %d: %d device(s)", self.config.name,
+                  self.config.port, len(self._shown))
+
+    async def _stop_driver(self) -> None:
+        driver, self._driver = self._driver, None
+        self._shown = {}
+        if driver is not None:
+            with contextlib.suppress(Exception):
+                await driver.async_stop()
+            await driver.advertiser.settle()
+
+    def _accessory(self, driver: Any, device: Device, p: Plan, aid: int) -> Any:
+        import pyhap.const
+        from pyhap.accessory import Accessory
+
+        acc = Accessory(driver, device.name[:64] or device.id, aid=aid)
+        acc.category = getattr(pyhap.const, p.category)
+        shown = _Shown(device.id, p)
+        services: dict[str, Any] = {}
+        for link in p.links:
+            service = services.get(link.service)
+            if service is None:
+                wanted = [lk.char for lk in p.links if lk.service == link.service]
+                service = services[link.service] = acc.add_preload_service(
+                    link.service, chars=wanted)
+            char = service.configure_char(
+                link.char, setter_callback=lambda value, d=device.id, lk=link:
+                self._phone_write(d, lk, value))
+            _strict(char)
+            shown.chars[link.attribute] = char
+            shown.links[link.attribute] = link
+            self._push(char, link, self._states.value(device.id, link.attribute))
+        if p.buttons:
+            button = acc.add_preload_service("StatelessProgrammableSwitch")
+            shown.button = button.get_characteristic("ProgrammableSwitchEvent")
+        self._shown[device.id] = shown
+        return acc
+
+    # -- both directions -------------------------------------------------------------------
+
+    def _phone_write(self, device_id: str, link: Link, value: Any) -> None:
+        """A paired phone set a characteristic (HAP-python already checked its range):
+        the hub command runs under the bridge's principal; a refusal reverts the value."""
+        self._tasks.spawn(self._send(device_id, link, value), f"homekit-write-{device_id}")
+
+    async def _send(self, device_id: str, link: Link, value: Any) -> None:
+        self.phone_writes += 1
+        device = self._devices.find(device_id)
+        outcome: str = "ok"
+        command, params = "", {}
+        try:
+            if device is None or device.restricted or link.command is None:
+                raise Conflict(f"{device_id} cannot be changed from Apple Home")
+            command, params = link.command(value)
+            await self._commands.authorize_and_send(PRINCIPAL, device_id, command, params)
+        except HubError as exc:
+            outcome = f"{type(exc).__name__}: {exc}"
+            _LOG.warning("HomeKit write to %s.%s refused: %s", device_id, link.attribute,
+                         outcome)
+            shown = self._shown.get(device_id)
+            if shown is not None and link.attribute in shown.chars:
+                self._push(shown.chars[link.attribute], link,
+                           self._states.value(device_id, link.attribute))
+        await self._audit.record(ACTOR, "device.command", device_id, {
+            "command": command, "params": params, "via": "homekit", "outcome": outcome})
+
+    def _on_state(self, event: StateChanged) -> None:
+        shown = self._shown.get(event.device_id)
+        if shown is not None and event.attribute in shown.chars:
+            self._push(shown.chars[event.attribute], shown.links[event.attribute], event.new)
+
+    def _on_event(self, event: DeviceEvent) -> None:
+        shown = self._shown.get(event.device_id)
+        if shown is not None and shown.button is not None and event.event_type in \
+                shown.plan.buttons:
+            shown.button.set_value(press_value(event.data))
+
+    def _on_registry(self, event: DeviceRegistryChanged) -> None:
+        if event.device_id not in self._rows:
+            return
+        device = self._devices.find(event.device_id)
+        if device is None:  # deleted or erased: forget it here too
+            self._tasks.spawn(self._remove_row(event.device_id), "homekit-forget")
+            return
+        shown = self._shown.get(device.id)
+        now = None if device.restricted else plan(device)
+        if (shown.plan if shown else None) != now:
+            self._schedule_rebuild()
+
+    @staticmethod
+    def _push(char: Any, link: Link, value: Any) -> None:
+        if value is None:
+            return
+        try:
+            char.set_value(link.to_hap(value))
+        except (ValueError, TypeError) as exc:
+            _LOG.debug("HomeKit: %s=%r not shown: %s", link.attribute, value, exc)
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def _snapshot(self, driver: Any) -> None:
+        """HAP-python's state changed (a phone paired or unpaired): save it to the vault."""
+        from pyhap.encoder import AccessoryEncoder
+
+        buf = io.StringIO()
+        AccessoryEncoder.persist(buf, driver.state)
+        assert self._state is not None
+        self._state = {**self._state, "hap": buf.getvalue(),
+                       "paired": bool(driver.state.paired_clients)}
+        self._dirty = True
+        if self._saving is None or self._saving.done():
+            self._saving = asyncio.get_running_loop().create_task(self._save())
+
+    async def _save(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            assert self._state is not None
+            try:
+                await self._vault.put(VAULT_KIND, VAULT_NAME, dict(self._state))
+            except Exception:
+                _LOG.exception("HomeKit bridge: saving its pairing state failed")
+
+    async def _add_row(self, device_id: str, source: str) -> None:
+        aid = max([FIRST_AID - 1, *(a for a, _ in self._rows.values())]) + 1
+        await self._db.write(
+            "INSERT INTO homekit_bridge(device_id, aid, source, added_at) VALUES(?,?,?,?)",
+            (device_id, aid, source, self._clock.time()))
+        self._rows[device_id] = (aid, source)
+
+    async def _remove_row(self, device_id: str) -> None:
+        if self._rows.pop(device_id, None) is None:
+            return
+        await self._db.write("DELETE FROM homekit_bridge WHERE device_id = ?", (device_id,))
+        self._schedule_rebuild()
+
+    def _schedule_rebuild(self) -> None:
+        if self.state not in ("running", "failed") or self._rebuild is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._rebuild = loop.call_later(REBUILD_DELAY, lambda: self._tasks.spawn(
+            self._rebuild_now(), "homekit-rebuild"))
+
+    async def _rebuild_now(self) -> None:
+        self._rebuild = None
+        async with self._lock:
+            zc = await self._zeroconf(10.0)
+            await self._stop_driver()
+            if zc is not None:
+                await self._start_driver(zc)
+
+
+class _SharedZeroconf:
+    """The hub's AsyncZeroconf for HAP-python, which closes its advertiser when it stops:
+    here that only withdraws the bridge's service, the hub's zeroconf stays open."""
+
+    def __init__(self, azc: Any) -> None:
+        self._azc = azc
+        self.zeroconf = azc.zeroconf
+        self.updating: set[asyncio.Task[Any]] = set()  # HAP-python starts these unowned
+
+    async def settle(self) -> None:
+        """Wait for announcements HAP-python started in the background (pairing changes)."""
+        if self.updating:
+            await asyncio.gather(*self.updating, return_exceptions=True)
+
+    # zeroconf answers with the task that announces; waited for here, so that nothing is
+    # left announcing once the bridge has stopped
+
+    async def async_register_service(self, info: Any, **kw: Any) -> Any:
+        return await (await self._azc.async_register_service(info, **kw))
+
+    async def async_update_service(self, info: Any) -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            self.updating.add(task)
+            task.add_done_callback(self.updating.discard)
+        return await (await self._azc.async_update_service(info))
+
+    async def async_unregister_service(self, info: Any) -> Any:
+        return await (await self._azc.async_unregister_service(info))
+
+    async def async_close(self) -> None:
+        return None
+
+
+def _strict(char: Any) -> None:
+    """Refuse a phone's malformed or out-of-range value (HAP-python would coerce "x" to
+    True and clamp 250 to 100): the phone gets an error status, the hub nothing."""
+    global _STRICT
+    if _STRICT is None:
+        from pyhap.characteristic import Characteristic
+
+        class Strict(Characteristic):
+            __slots__ = ()
+
+            def client_update_value(self, value: Any, sender_client_addr: Any = None) -> Any:
+                _check_phone_value(self, value)
+                return super().client_update_value(value, sender_client_addr)
+
+        _STRICT = Strict
+    char.__class__ = _STRICT
+
+
+_STRICT: Any = None
+
+
+def _check_phone_value(char: Any, value: Any) -> None:
+    props = char.properties
+    fmt = props.get("Format")
+    if fmt == "bool":
+        if not (isinstance(value, bool) or (type(value) is int and value in (0, 1))):
+            raise ValueError(f"{char.display_name}: {value!r} is not a boolean")
+    elif fmt in ("uint8", "uint16", "uint32", "uint64", "int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise ValueError(f"{char.display_name}: {value!r} is not a number")
+        lo, hi = props.get("minValue"), props.get("maxValue")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError(f"{char.display_name}: {value} is outside [{lo}, {hi}]")
+
+
+def _pincode() -> str:
+    """A random setup code HomeKit accepts (not one of the trivial ones)."""
+    trivial = {"00000000", "11111111", "22222222", "33333333", "44444444", "55555555",
+               "66666666", "77777777", "88888888", "99999999", "12345678", "87654321"}
+    while True:
+        digits = f"{secrets.randbelow(10**8):08d}"
+        if digits not in trivial:
+            return f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"

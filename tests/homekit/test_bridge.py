@@ -1,0 +1,252 @@
+"""The hub's HomeKit bridge (HAP-python on the hub's zeroconf) driven by aiohomekit as the
+phone: pair with the setup code, list, write (a hub command under the bridge's principal,
+audited), events both ways, out-of-range writes, restriction and scope, removal, unpair."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from hub.hub import Hub
+from tests.conftest import free_port
+from tests.discovery import netns
+from tests.discovery.util import wait_for
+from tests.homekit.conftest import PIN, accessory
+
+pytestmark = pytest.mark.skipif(netns.unavailable() is not None,
+                                reason=f"HomeKit namespace tests: {netns.unavailable()}")
+ON = "00000025"
+EVENT = "00000073"
+
+
+@pytest.fixture
+def hub_config(lan: netns.Lan) -> dict[str, Any]:
+    return {
+        "discovery": {"mdns": {"enabled": True, "interfaces": [lan.hub_if],
+                               "interface_check": 0.2}},
+        "homekit_bridge": {"enabled": True, "port": free_port(), "devices": ["virtual.lamp"]},
+        "integrations": {"virtual": {"devices": [
+            {"id": "lamp", "kind": "switch", "name": "Lamp"},
+            {"id": "fan", "kind": "switch", "name": "Fan"},
+            {"id": "doorbell", "kind": "button", "name": "Doorbell"},
+        ]}, "homekit_controller": {}},
+    }
+
+
+@contextlib.asynccontextmanager
+async def phone(address: str) -> AsyncIterator[Any]:
+    """aiohomekit as the phone's home app, with its own zeroconf on the hub's LAN."""
+    from aiohomekit import Controller
+    from aiohomekit.zeroconf import HAP_TYPE_TCP, HAP_TYPE_UDP
+    from zeroconf import IPVersion
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
+
+    azc = AsyncZeroconf(interfaces=[address], ip_version=IPVersion.V4Only)
+    browsers = [AsyncServiceBrowser(azc.zeroconf, [t], handlers=[lambda **kw: None])
+                for t in (HAP_TYPE_TCP, HAP_TYPE_UDP)]
+    controller = Controller(async_zeroconf_instance=azc)
+    await controller.async_start()
+    try:
+        yield controller
+    finally:
+        await controller.async_stop()
+        for b in browsers:
+            await b.async_cancel()
+        await azc.async_close()
+
+
+async def bridge_status(api_client: Any) -> dict[str, Any]:
+    resp = await api_client.get("/api/homekit/bridge")
+    assert resp.status == 200
+    return await resp.json()
+
+
+async def running(api_client: Any) -> dict[str, Any]:
+    async def up() -> dict[str, Any] | None:
+        body = await bridge_status(api_client)
+        return body if body["state"] == "running" else None
+
+    return await wait_for(up, within=20, every=0.1)
+
+
+def chars(accessories: list[dict[str, Any]], aid: int, short: str) -> dict[str, Any]:
+    acc = next(a for a in accessories if a["aid"] == aid)
+    return next(c for s in acc["services"] for c in s["characteristics"]
+                if c["type"].upper().startswith(short))
+
+
+async def pair_phone(api_client: Any, ctl: Any) -> tuple[Any, dict[str, Any]]:
+    status = await running(api_client)
+    assert status["setup_code"] and status["setup_uri"].startswith("X-HM://")
+    discovery = await ctl.async_find(status["accessory_id"], timeout=20)
+    finish = await discovery.async_start_pairing("phone")
+    pairing = await finish(status["setup_code"])
+    return pairing, status
+
+
+async def test_phone_pairs_lists_writes_gets_events_and_unpairs(
+        api_client: Any, hub: Hub, lan: netns.Lan) -> None:
+    status = await running(api_client)
+    assert [d["device_id"] for d in status["devices"]] == ["virtual.lamp"]
+    assert status["paired"] is False
+    qr = await api_client.get("/api/homekit/bridge/qr.svg")
+    assert qr.status == 200 and qr.content_type == "image/svg+xml"
+    assert (await qr.text()).lstrip().startswith("<svg")
+    resp = await api_client.put("/api/homekit/bridge/devices/virtual.doorbell")
+    assert resp.status == 200, await resp.text()
+    async with phone(lan.hub_ip) as ctl:
+        pairing, status = await pair_phone(api_client, ctl)
+        assert [d["device_id"] for d in status["devices"]] == ["virtual.lamp",
+                                                               "virtual.doorbell"]
+        await wait_for(lambda: _paired(api_client), within=10)
+
+        async def saved() -> dict[str, Any] | None:  # in the vault, not in a file
+            state = await hub.vault.get("homekit", "bridge")
+            return state if state["paired"] else None
+
+        assert '"paired_clients"' in (await wait_for(saved, within=10))["hap"]
+
+        accessories = await pairing.list_accessories_and_characteristics()
+        names = {a["aid"]: _name(a) for a in accessories}
+        assert names[2] == "Lamp" and names[3] == "Doorbell"
+        on = chars(accessories, 2, ON)
+        # phone write -> hub command under the bridge's principal, audited
+        await pairing.put_characteristics([(2, on["iid"], True)])
+        await wait_for(lambda: _state(hub, "virtual.lamp", "on", True), within=10)
+
+        async def audited() -> Any:
+            rows = await hub.audit.entries(limit=20)
+            return next((e for e in rows if e.action == "device.command"), None)
+
+        row = await wait_for(audited, within=10)
+        assert (row.actor, row.target) == ("homekit-bridge", "virtual.lamp")
+        assert row.details["command"] == "turn_on" and row.details["outcome"] == "ok"
+
+        # hub state -> phone event
+        events: list[dict[Any, Any]] = []
+        pairing.dispatcher_connect(events.append)
+        button = chars(accessories, 3, EVENT)
+        await pairing.subscribe([(2, on["iid"]), (3, button["iid"])])
+        resp = await api_client.post("/api/devices/virtual.lamp/commands",
+                                     json={"command": "turn_off"})
+        assert resp.status == 200
+        await wait_for(lambda: _event(events, (2, on["iid"]), False), within=10)
+        # a device event -> the programmable switch
+        resp = await api_client.post("/api/devices/virtual.doorbell/commands",
+                                     json={"command": "press"})
+        assert resp.status == 200
+        await wait_for(lambda: _event(events, (3, button["iid"]), 0), within=10)
+
+        # a malformed write from the phone: refused by the bridge, nothing reaches the hub
+        result = await pairing.put_characteristics([(2, on["iid"], "sideways")])
+        assert result[(2, on["iid"])]["status"] != 0
+        assert hub.states.value("virtual.lamp", "on") is False
+
+        # removing a device from the bridge removes its accessory
+        resp = await api_client.delete("/api/homekit/bridge/devices/virtual.doorbell")
+        assert resp.status == 204
+
+        async def gone() -> bool:
+            accs = await pairing.list_accessories_and_characteristics()
+            return [a["aid"] for a in accs] == [1, 2]
+
+        await wait_for(gone, within=20, every=0.3)
+        # the config's device cannot be removed through the API
+        resp = await api_client.delete("/api/homekit/bridge/devices/virtual.lamp")
+        assert resp.status == 409
+
+        # unpair: the phone removes its own pairing
+        await pairing.remove_pairing(pairing.pairing_data["iOSPairingId"])
+        await wait_for(lambda: _unpaired(api_client), within=10)
+        await pairing.close()
+
+
+async def test_restricted_and_scope_hidden_are_never_shown(api_client: Any, hub: Hub) -> None:
+    await running(api_client)
+    await hub.devices.update("virtual.fan", restricted=True)
+    resp = await api_client.put("/api/homekit/bridge/devices/virtual.fan")
+    assert resp.status == 409
+    # a shown device that becomes restricted disappears from the bridge
+    await hub.devices.update("virtual.lamp", restricted=True)
+
+    async def hidden() -> bool:
+        body = await bridge_status(api_client)
+        lamp = body["devices"][0]
+        return not lamp["shown"] and "restricted" in (lamp["problem"] or "")
+
+    await wait_for(hidden, within=10)
+    await hub.devices.update("virtual.lamp", restricted=False)
+    from hub.devices import PrivacyScope
+
+    await hub.devices.update("virtual.lamp", scope=PrivacyScope(attributes=frozenset()))
+
+    async def scoped() -> bool:
+        lamp = (await bridge_status(api_client))["devices"][0]
+        return lamp["problem"] is not None and not lamp["shown"]
+
+    await wait_for(scoped, within=10)
+    resp = await api_client.put("/api/homekit/bridge/devices/virtual.nope")
+    assert resp.status == 404
+
+
+async def test_phone_through_bridge_to_a_homekit_accessory(
+        api_client: Any, hub: Hub, lan: netns.Lan) -> None:
+    """Phone -> hub bridge -> hub command -> controller -> HAP-python light, with an
+    out-of-range brightness from the phone."""
+    async with accessory(lan.dev_ns, lan.dev_ip, "light", 51830) as light:
+        async def found() -> dict[str, Any] | None:
+            body = await (await api_client.get("/api/discovered?source=mdns")).json()
+            return next((d for d in body["discovered"]
+                         if d["data"].get("hap_id") == light.hap_id), None)
+
+        item = await wait_for(found, within=20, every=0.1)
+        resp = await api_client.post(f"/api/discovered/{item['id']}/adopt",
+                                     json={"credentials": {"setup_code": PIN}})
+        assert resp.status == 201, await resp.text()
+        device_id = (await resp.json())["device"]["id"]
+        resp = await api_client.put(f"/api/homekit/bridge/devices/{device_id}")
+        assert resp.status == 200, await resp.text()
+        async with phone(lan.hub_ip) as ctl:
+            pairing, _ = await pair_phone(api_client, ctl)
+
+            async def with_light() -> list[dict[str, Any]] | None:
+                accs = await pairing.list_accessories_and_characteristics()
+                return accs if len(accs) == 3 else None
+
+            accessories = await wait_for(with_light, within=20, every=0.3)
+            bri = chars(accessories, 3, "00000008")
+            await pairing.put_characteristics([(3, bri["iid"], 30)])
+            await wait_for(lambda: _state(hub, device_id, "brightness", 30), within=10)
+            assert ["Brightness", 30] in (await light.send(op="writes"))["writes"]
+            # out of range from the phone: an error status, nothing reaches the accessory
+            result = await pairing.put_characteristics([(3, bri["iid"], 250)])
+            assert result[(3, bri["iid"])]["status"] != 0
+            got = await pairing.get_characteristics([(3, bri["iid"])])
+            assert got[(3, bri["iid"])]["value"] == 30
+            writes = (await light.send(op="writes"))["writes"]
+            assert all(v <= 100 for name, v in writes if name == "Brightness")
+            await pairing.close()
+
+
+def _name(acc: dict[str, Any]) -> str:
+    return next(c["value"] for s in acc["services"] for c in s["characteristics"]
+                if c["type"].upper().startswith("00000023"))
+
+
+async def _state(hub: Hub, device_id: str, attr: str, want: Any) -> bool:
+    return hub.states.value(device_id, attr) == want
+
+
+async def _event(events: list[dict[Any, Any]], key: tuple[int, int], want: Any) -> bool:
+    return any(e.get(key, {}).get("value") == want for e in events)
+
+
+async def _paired(api_client: Any) -> bool:
+    return (await bridge_status(api_client))["paired"]
+
+
+async def _unpaired(api_client: Any) -> bool:
+    return not (await bridge_status(api_client))["paired"]
