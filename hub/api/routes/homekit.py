@@ -23,8 +23,8 @@ EXPOSED_SCHEMA = obj(
     characteristics=array(STR))
 BRIDGE_SCHEMA = obj(
     ["enabled", "state", "devices"], extra=True, enabled=BOOL, state=STR, error=nullable(STR),
-    name=STR, port=INT, paired=BOOL, accessory_id=nullable(STR), setup_code=nullable(STR), setup_uri=nullable(STR),
-    devices=array(EXPOSED_SCHEMA), phone_writes=INT)
+    name=STR, port=INT, paired=BOOL, accessory_id=nullable(STR), setup_code=nullable(STR),
+    setup_uri=nullable(STR), devices=array(EXPOSED_SCHEMA), phone_writes=INT)
 
 
 @requires(Role.OWNER)
