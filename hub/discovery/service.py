@@ -112,6 +112,7 @@ class DiscoveryService:
         # integrations whose devices' availability follows their own connection, not the
         # presence of their discoveries (ESPHome: the native API connection)
         self.own_availability: set[str] = set()
+        self.own_services: set[str] = set()  # mDNS names the hub itself announces
         self._deferred = False
         self._go: asyncio.Event | None = None
         self.running = False
@@ -345,6 +346,8 @@ class DiscoveryService:
 
     def handle_mdns(self, service: MdnsService, removed: bool = False) -> None:
         """A resolved (or removed) mDNS service from the browser. Never raises."""
+        if service.name in self.own_services:
+            return  # the hub's own (its HomeKit bridge): nothing to adopt
         discovery_id = mdns_id(service.type, service.name)
         if removed:
             self.stats.mdns_removed += 1

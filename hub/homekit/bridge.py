@@ -63,12 +63,6 @@ SCHEMA = Schema(
 )
 
 
-class BridgeUnavailable(HubError):
-    """The bridge is off or not running yet."""
-
-    status = 503
-
-
 @dataclass
 class _Shown:
     """One exposed device as it is in the running bridge."""
@@ -87,12 +81,13 @@ class HomekitBridge:
                  clock: Clock, devices: DeviceRegistry, states: StateStore, vault: Vault,
                  audit: AuditLog, commands: DeviceCommands,
                  zeroconf: Callable[[float], Awaitable[Any]],
-                 addresses: Callable[[], list[str]]) -> None:
+                 addresses: Callable[[], list[str]], own_services: set[str]) -> None:
         self.config = config
         self._db, self._bus, self._clock = db, bus, clock
         self._devices, self._states, self._vault = devices, states, vault
         self._audit, self._commands = audit, commands
         self._zeroconf, self._addresses = zeroconf, addresses
+        self._own = own_services  # discovery skips these: the hub does not adopt itself
         self._rows: dict[str, tuple[int, str]] = {}  # device id -> (aid, source)
         self._tasks = BackgroundTasks(_LOG)
         self._unsubscribe: list[Callable[[], None]] = []
@@ -273,6 +268,10 @@ class HomekitBridge:
             if p is not None:
                 bridge.add_accessory(self._accessory(driver, device, p, aid))
         driver.add_accessory(bridge)
+        from pyhap.accessory_driver import AccessoryMDNSServiceInfo
+
+        own = AccessoryMDNSServiceInfo(bridge, driver.state).name
+        self._own.add(own)
         try:
             await driver.async_start()
         except OSError as exc:

@@ -17,6 +17,7 @@ import pytest
 from hub.config import LoadedConfig
 from hub.hub import Hub
 from tests.conftest import hygiene
+from tests.dashboard.conftest import browser  # noqa: F401 - fixture of test_dashboard.py
 from tests.discovery import netns
 from tests.discovery.netns import ROOT
 
@@ -41,13 +42,16 @@ class Accessory:
 
 
 @contextlib.asynccontextmanager
-async def accessory(ns: str, address: str, kind: str, port: int, *flags: str,
+async def accessory(ns: str | None, address: str, kind: str, port: int, *flags: str,
                     statedir: str | None = None) -> AsyncIterator[Accessory]:
+    """The accessory process, in namespace `ns` (or ours: then on loopback only)."""
     with contextlib.ExitStack() as stack:
         if statedir is None:
             statedir = stack.enter_context(tempfile.TemporaryDirectory())
-        argv = ["ip", "netns", "exec", ns, sys.executable, "-m", "tests.homekit.hap_accessory",
+        argv = [sys.executable, "-m", "tests.homekit.hap_accessory",
                 kind, address, str(port), PIN, statedir, *flags]
+        if ns is not None:
+            argv = ["ip", "netns", "exec", ns, *argv]
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -210,7 +210,13 @@ async def test_phone_through_bridge_to_a_homekit_accessory(
         resp = await api_client.put(f"/api/homekit/bridge/devices/{device_id}")
         assert resp.status == 200, await resp.text()
         async with phone(lan.hub_ip) as ctl:
-            pairing, _ = await pair_phone(api_client, ctl)
+            pairing, status = await pair_phone(api_client, ctl)
+            # the hub's own bridge is never offered for adoption to its own controller
+            body = await (await api_client.get("/api/discovered")).json()
+            assert status["accessory_id"].lower() not in [
+                d["data"].get("hap_id") for d in body["discovered"]]
+            assert item["data"]["hap_id"] in [d["data"].get("hap_id")
+                                             for d in body["discovered"]]
 
             async def with_light() -> list[dict[str, Any]] | None:
                 accs = await pairing.list_accessories_and_characteristics()

@@ -15,7 +15,7 @@ from hub.api.jsonio import json_response
 from hub.api.keys import HUB_KEY
 from hub.api.spec import ANY, BOOL, INT, STR, array, describe, nullable, obj
 from hub.auth.principal import Role
-from hub.homekit.bridge import BridgeUnavailable
+from hub.errors import Conflict
 
 EXPOSED_SCHEMA = obj(
     ["device_id", "aid", "source", "shown"], device_id=STR, name=nullable(STR), aid=INT,
@@ -36,12 +36,12 @@ async def get_bridge(request: web.Request) -> web.Response:
 
 @requires(Role.OWNER)
 @describe("The setup QR code (SVG) a phone scans to add the bridge", tags=("homekit",),
-          errors=(503,), response=ANY,
-          description="image/svg+xml; 503 until the bridge has its identity.")
+          errors=(409,), response=ANY,
+          description="image/svg+xml; 409 while the bridge is off (no identity yet).")
 async def get_qr(request: web.Request) -> web.Response:
     uri = request.app[HUB_KEY].homekit.setup_uri()
     if uri is None:
-        raise BridgeUnavailable("the HomeKit bridge is off or not started yet")
+        raise Conflict("the HomeKit bridge is off or not started yet")
     svg = await asyncio.to_thread(_qr_svg, uri)
     return web.Response(body=svg, content_type="image/svg+xml")
 

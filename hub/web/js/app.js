@@ -17,6 +17,7 @@ const views = {
   privacy: () => import("./views/privacy.js"),
   cloud: () => import("./views/cloud.js"),
   users: () => import("./views/users.js"),
+  homekit: () => import("./views/homekit.js"),
 };
 
 let cleanup = null;

@@ -2,6 +2,7 @@
 import { get, post } from "../api.js";
 import { errorBox, field, h, mount, toast, when } from "../dom.js";
 import { eventOf, items } from "../util.js";
+import { pairForm } from "./homekit.js";
 
 export default async function discovery({ main, live }) {
   const list = h("div", { class: "grid", id: "discovered" });
@@ -44,9 +45,14 @@ function card(d, refresh, panel) {
   const adopt = wantsKey && d.state !== "adopted"
     ? h("button", { type: "button", class: "secondary", "aria-label": `Adopt ${d.name || d.id}`,
       onclick: () => keyForm(d, panel, refresh) }, "Adopt")
-    : act("adopt", "Adopt");
+    // HomeKit accessories: adoption is pairing with the setup code printed on them
+    : d.integration === "homekit_controller" && d.state !== "adopted"
+      ? h("button", { type: "button", "aria-label": `Pair ${d.name || d.id}`,
+        onclick: () => pairForm(d, panel, refresh) }, "Pair")
+      : act("adopt", "Adopt");
   const problems = [data.key_error && `Encryption key: ${data.key_error}`,
-    data.identity_conflict].filter(Boolean);
+    data.identity_conflict,
+    d.integration === "homekit_controller" && data.error].filter(Boolean);
   return h("article", { class: "card", dataset: { discovered: d.id } },
     h("h3", {}, d.name || d.id),
     h("div", { class: "row" },
