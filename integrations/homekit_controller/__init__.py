@@ -211,6 +211,22 @@ class HomekitController:
         return ctx.device(device.id) or device
 
     async def _pair(self, hap_id: str, code: str) -> Any:
+        """Pair, trying once more after a refusal: HAP-python accessories (and Home
+        Assistant's HomeKit bridge, built on it) hash the SRP secret unpadded, so about 1 in
+        100 correct codes is refused. A wrong code thus counts twice on the accessory."""
+        from aiohomekit.exceptions import AuthenticationError
+
+        try:
+            return await self._pair_once(hap_id, code)
+        except AuthenticationError:
+            pass
+        try:
+            return await self._pair_once(hap_id, code)
+        except AuthenticationError:
+            raise ValidationError("credentials.setup_code",
+                                  "the accessory refused this setup code") from None
+
+    async def _pair_once(self, hap_id: str, code: str) -> Any:
         from aiohomekit.exceptions import (
             AccessoryNotFoundError,
             AlreadyPairedError,
@@ -227,8 +243,7 @@ class HomekitController:
             finish = await discovery.async_start_pairing(hap_id)
             return await finish(code)
         except AuthenticationError:
-            raise ValidationError("credentials.setup_code",
-                                  "the accessory refused this setup code") from None
+            raise
         except (AlreadyPairedError, UnavailableError):
             raise PairingFailed("the accessory is already paired with another controller; "
                                 "reset it first") from None
@@ -236,7 +251,9 @@ class HomekitController:
             raise PairingFailed("the accessory refuses pairing after too many wrong codes; "
                                 "restart it") from None
         except BusyError:
-            raise PairingFailed("the accessory is pairing with another controller") from None
+            raise PairingFailed("the accessory is busy (pairing with another controller, or "
+                                "locked for a while after wrong codes): try again in a minute"
+                                ) from None
         except AccessoryNotFoundError:
             raise PairingFailed("the accessory is no longer announced on the LAN") from None
         except (HomeKitException, OSError, asyncio.IncompleteReadError) as exc:

@@ -103,6 +103,10 @@ async def test_light_discover_pair_read_write_events_unpair(api_client: Any, hub
         assert resp.status == 204
         assert (await light.send(op="paired"))["paired"] is False
         assert await hub.vault.entries("device_key") == []
+        # ... so it can be paired again at once
+        resp = await pair(api_client, item)
+        assert resp.status == 201, await resp.text()
+        assert (await light.send(op="paired"))["paired"] is True
 
 
 async def test_wrong_code_then_right_code(api_client: Any, hub: Hub, lan: netns.Lan) -> None:
