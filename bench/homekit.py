@@ -23,8 +23,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, percentile, table  # noqa: E402
+from bench.common import (  # noqa: E402
+    free_port,
+    in_private_netns,
+    percentile,
+    run_in_private_netns,
+    table,
+)
 
 PIN = "031-45-154"
 PAIRINGS = 5
@@ -211,34 +215,12 @@ async def _bridge(hub: Any) -> list[tuple[str, str, str]]:
     ]
 
 
-def _in_private_netns() -> bool:
-    ns = os.environ.get("UONE_TEST_NETNS") or os.environ.get("UONE_BENCH_NETNS")
-    if not ns:
-        return False
-    try:
-        return os.stat(f"/run/netns/{ns}").st_ino == os.stat("/proc/self/ns/net").st_ino
-    except OSError:
-        return False
-
-
 def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    if not _in_private_netns():
-        if os.geteuid() != 0 or shutil.which("ip") is None:
-            print("needs root and iproute2: it runs itself in a private network namespace")
-            return 2
-        ns = f"uone-bench-hk-{os.getpid()}"
-        subprocess.run(["ip", "netns", "add", ns], check=True)
-        try:
-            subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
-                           check=True)
-            env = {**os.environ, "UONE_BENCH_NETNS": ns, "PYTHONPATH": str(ROOT)}
-            return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m",
-                                   "bench.homekit"], cwd=ROOT, env=env).returncode
-        finally:
-            subprocess.run(["ip", "netns", "del", ns], check=False)
+    if not in_private_netns():
+        return run_in_private_netns("bench.homekit", sys.argv[1:])
     rows = asyncio.run(run())
     print(table("HomeKit (loopback in a private namespace; HAP-python light, aiohomekit phone)",
                 rows))

@@ -9,36 +9,25 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from hub.config import LoadedConfig
-from hub.hub import Hub
-from tests.conftest import hygiene
 from tests.dashboard.conftest import browser  # noqa: F401 - fixture of test_dashboard.py
 from tests.discovery import netns
+from tests.discovery.conftest import hub  # noqa: F401 - a Hub built from our hub_config
 from tests.discovery.netns import ROOT
 
 PIN = "031-45-154"
 
 
-class Accessory:
-    """A HAP-python accessory process in the device namespace (tests/homekit/hap_accessory)."""
+class Accessory(netns.MdnsDevice):
+    """A HAP-python accessory process (tests/homekit/hap_accessory.py): JSON lines both ways."""
 
     def __init__(self, proc: asyncio.subprocess.Process, hap_id: str) -> None:
-        self.proc = proc
+        super().__init__(proc)
         self.hap_id = hap_id.lower()
-
-    async def send(self, **cmd: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
-        await self.proc.stdin.drain()
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 15)
-        if not line:
-            raise RuntimeError("accessory process exited")
-        return json.loads(line)
 
 
 @contextlib.asynccontextmanager
@@ -85,11 +74,3 @@ def hub_config(lan: netns.Lan) -> dict[str, Any]:
                                "interface_check": 0.2}},
         "integrations": {"virtual": {"devices": []}, "homekit_controller": {}},
     }
-
-
-@pytest.fixture
-async def hub(config_factory: Callable[..., LoadedConfig],
-              hub_config: dict[str, Any]) -> AsyncIterator[Hub]:
-    async with hygiene():
-        async with Hub(config_factory(hub_config)) as h:
-            yield h
