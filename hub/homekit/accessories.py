@@ -40,9 +40,10 @@ class Plan:
     buttons: tuple[str, ...]  # device event types shown as a programmable switch
 
     @property
-    def services(self) -> list[str]:
-        return list(dict.fromkeys([link.service for link in self.links]
-                                  + (["StatelessProgrammableSwitch"] if self.buttons else [])))
+    def signature(self) -> tuple[Any, ...]:
+        """What Apple Home sees of it (a change means the bridge must be rebuilt)."""
+        return (self.category, self.buttons, tuple(
+            (lk.service, lk.char, lk.attribute, lk.command is not None) for lk in self.links))
 
 
 def plan(device: Device) -> Plan | None:

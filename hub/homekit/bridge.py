@@ -366,7 +366,7 @@ class HomekitBridge:
             return
         shown = self._shown.get(device.id)
         now = None if device.restricted else plan(device)
-        if (shown.plan if shown else None) != now:
+        if (shown.plan.signature if shown else None) != (now.signature if now else None):
             self._schedule_rebuild()
 
     @staticmethod

@@ -74,3 +74,25 @@ def hub_config(lan: netns.Lan) -> dict[str, Any]:
                                "interface_check": 0.2}},
         "integrations": {"virtual": {"devices": []}, "homekit_controller": {}},
     }
+
+
+@contextlib.asynccontextmanager
+async def phone(address: str) -> AsyncIterator[Any]:
+    """aiohomekit as the phone's home app, with its own zeroconf on the hub's LAN."""
+    from aiohomekit import Controller
+    from aiohomekit.zeroconf import HAP_TYPE_TCP, HAP_TYPE_UDP
+    from zeroconf import IPVersion
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
+
+    azc = AsyncZeroconf(interfaces=[address], ip_version=IPVersion.V4Only)
+    browsers = [AsyncServiceBrowser(azc.zeroconf, [t], handlers=[lambda **kw: None])
+                for t in (HAP_TYPE_TCP, HAP_TYPE_UDP)]
+    controller = Controller(async_zeroconf_instance=azc)
+    await controller.async_start()
+    try:
+        yield controller
+    finally:
+        await controller.async_stop()
+        for b in browsers:
+            await b.async_cancel()
+        await azc.async_close()

@@ -4,8 +4,6 @@ audited), events both ways, out-of-range writes, restriction and scope, removal,
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ from hub.hub import Hub
 from tests.conftest import free_port
 from tests.discovery import netns
 from tests.discovery.util import wait_for
-from tests.homekit.conftest import PIN, accessory
+from tests.homekit.conftest import PIN, accessory, phone
 
 pytestmark = pytest.mark.skipif(netns.unavailable() is not None,
                                 reason=f"HomeKit namespace tests: {netns.unavailable()}")
@@ -34,28 +32,6 @@ def hub_config(lan: netns.Lan) -> dict[str, Any]:
             {"id": "doorbell", "kind": "button", "name": "Doorbell"},
         ]}, "homekit_controller": {}},
     }
-
-
-@contextlib.asynccontextmanager
-async def phone(address: str) -> AsyncIterator[Any]:
-    """aiohomekit as the phone's home app, with its own zeroconf on the hub's LAN."""
-    from aiohomekit import Controller
-    from aiohomekit.zeroconf import HAP_TYPE_TCP, HAP_TYPE_UDP
-    from zeroconf import IPVersion
-    from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
-
-    azc = AsyncZeroconf(interfaces=[address], ip_version=IPVersion.V4Only)
-    browsers = [AsyncServiceBrowser(azc.zeroconf, [t], handlers=[lambda **kw: None])
-                for t in (HAP_TYPE_TCP, HAP_TYPE_UDP)]
-    controller = Controller(async_zeroconf_instance=azc)
-    await controller.async_start()
-    try:
-        yield controller
-    finally:
-        await controller.async_stop()
-        for b in browsers:
-            await b.async_cancel()
-        await azc.async_close()
 
 
 async def bridge_status(api_client: Any) -> dict[str, Any]:
