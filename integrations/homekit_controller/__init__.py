@@ -14,6 +14,7 @@ was away) with the hub's backoff. Removing the device removes the pairing on the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -198,10 +199,17 @@ class HomekitController:
             raise PairingFailed(message) from None
         ctx.annotate_discovered(item.id, error=None)
         device_id = device_id_for(hap_id)
-        await ctx.store_device_secret(hap_id, dict(pairing.pairing_data), device_id=device_id)
-        device = ctx.register_device(Device(
-            id=device_id, name=name or item.name, integration=ctx.name, did=f"hap:{hap_id}",
-            model=item.model, manufacturer=None, transport="lan"))
+        try:
+            await ctx.store_device_secret(hap_id, dict(pairing.pairing_data),
+                                          device_id=device_id)
+            device = ctx.register_device(Device(
+                id=device_id, name=name or item.name, integration=ctx.name,
+                did=f"hap:{hap_id}", model=item.model, manufacturer=None, transport="lan"))
+        except BaseException:  # not kept: leave the accessory free to pair again
+            with contextlib.suppress(Exception):
+                await pairing.remove_pairing(pairing.pairing_data["iOSPairingId"])
+            await ctx.forget_device_secret(hap_id)
+            raise
         link = _Link(device_id, hap_id, pairing)
         try:
             await self._sync(ctx, link)  # first read: attributes, commands, values
