@@ -101,6 +101,7 @@ class HomekitBridge:
         self.state = "off"  # off | starting | running | waiting (no mDNS) | failed
         self.error: str | None = None
         self.phone_writes = 0
+        self._loader: Any = None  # HAP-python's type tables, read once in a thread
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -205,6 +206,9 @@ class HomekitBridge:
     # -- the driver ------------------------------------------------------------------------
 
     async def _first_start(self) -> None:
+        # importing HAP-python and reading its service/characteristic tables is file I/O:
+        # done in a thread, once, never on the event loop
+        self._loader = await asyncio.to_thread(_load_hap)
         zc = await self._zeroconf(120.0)
         if zc is None:
             self.state, self.error = "waiting", "no mDNS: enable discovery.mdns"
@@ -243,6 +247,12 @@ class HomekitBridge:
             def load(self) -> None:  # loaded from the vault before add_accessory
                 pass
 
+            def add_accessory(self, accessory: Any) -> None:  # no state file to look for
+                self.accessory = accessory
+                accessory.aid = 1
+                accessory.restore_accessory_state()
+                save(self)
+
         addresses = self._addresses()
         if not addresses:
             self.state, self.error = "waiting", "no network interface for mDNS"
@@ -250,6 +260,7 @@ class HomekitBridge:
         driver = VaultDriver(
             address=addresses, listen_address=addresses, port=self.config.port,
             pincode=self._state["pincode"].encode(), persist_file="/dev/null",
+            loader=self._loader,
             loop=asyncio.get_running_loop(), async_zeroconf_instance=_SharedZeroconf(zc))
         driver.state.setup_id = self._state["setup_id"]
         if self._state.get("hap"):
@@ -272,24 +283,36 @@ class HomekitBridge:
 
         own = AccessoryMDNSServiceInfo(bridge, driver.state).name
         self._own.add(own)
+        self._driver = driver  # before it starts: a stop during the start stops it too
         try:
             await driver.async_start()
         except OSError as exc:
+            await self._stop_driver()
             self.state, self.error = "failed", f"cannot listen on port {self.config.port}: {exc}"
             _LOG.error("HomeKit bridge: %s", self.error)
             return
-        self._driver = driver
         self.state, self.error = "running", None
         _LOG.info("HomeKit bridge %r on port %d: %d device(s)", self.config.name,
                   self.config.port, len(self._shown))
 
     async def _stop_driver(self) -> None:
-        driver, self._driver = self._driver, None
+        driver = self._driver
         self._shown = {}
-        if driver is not None:
+        if driver is None:
+            return
+        done = False
+        try:
+            await driver.async_stop()
+            done = True
+        except Exception:  # it had not finished starting: stop what did start
             with contextlib.suppress(Exception):
-                await driver.async_stop()
-            await driver.advertiser.settle()
+                if driver.http_server.server is not None:
+                    driver.http_server.async_stop()
+            done = True
+        finally:  # cancelled half-way, it stays here so that `stop` finishes the job
+            if done and self._driver is driver:
+                self._driver = None
+        await driver.advertiser.settle()
 
     def _accessory(self, driver: Any, device: Device, p: Plan, aid: int) -> Any:
         import pyhap.const
@@ -329,7 +352,7 @@ class HomekitBridge:
         self.phone_writes += 1
         device = self._devices.find(device_id)
         outcome: str = "ok"
-        command, params = "", {}
+        command, params = "", dict[str, Any]()
         try:
             if device is None or device.restricted or link.command is None:
                 raise Conflict(f"{device_id} cannot be changed from Apple Home")
@@ -499,6 +522,20 @@ def _check_phone_value(char: Any, value: Any) -> None:
         lo, hi = props.get("minValue"), props.get("maxValue")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise ValueError(f"{char.display_name}: {value} is outside [{lo}, {hi}]")
+
+
+def _load_hap() -> Any:
+    """Import HAP-python and read its type tables (blocking: run in a thread)."""
+    import pyhap.accessory
+    import pyhap.accessory_driver
+    import pyhap.characteristic
+    import pyhap.const
+    import pyhap.encoder
+    import pyhap.util
+    from pyhap.loader import get_loader
+
+    del pyhap
+    return get_loader()
 
 
 def _pincode() -> str:

@@ -156,6 +156,7 @@ class HomekitController:
         if zc is None:
             ctx.log.error("HomeKit needs mDNS: enable discovery.mdns (no zeroconf to use)")
             return
+        await asyncio.to_thread(_import_aiohomekit)  # file I/O: never on the event loop
         from aiohomekit import Controller
 
         controller = Controller(async_zeroconf_instance=zc)
@@ -382,3 +383,13 @@ class HomekitController:
         return DiscoveryInfo(name=service.instance, model=service.txt.get("md") or None,
                              data={"hap_id": hap_id, "paired": not unpaired,
                                    "category": service.txt.get("ci")})
+
+
+def _import_aiohomekit() -> None:
+    """Import aiohomekit and the transports its Controller imports when it starts."""
+    import importlib
+
+    for name in ("aiohomekit", "aiohomekit.exceptions", "aiohomekit.controller.ip.controller",
+                 "aiohomekit.controller.coap.controller"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)

@@ -130,6 +130,7 @@ class Point:
     def encode(self, value: Any) -> Any:
         """A hub value for this characteristic, or MalformedValue (names the limits)."""
         to_hap = self.attr.to_hap
+        raw: Any
         if to_hap is None or not self.writable:
             raise MalformedValue(f"{self.name} cannot be written")
         if to_hap is bool:

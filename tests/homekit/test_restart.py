@@ -10,7 +10,7 @@ import pytest
 
 from hub.config import LoadedConfig
 from hub.hub import Hub
-from tests.conftest import free_port, hygiene
+from tests.conftest import free_port
 from tests.discovery import netns
 from tests.discovery.util import wait_for
 from tests.homekit.conftest import PIN, accessory, phone
@@ -31,7 +31,7 @@ async def test_pairings_survive_a_restart(config_factory: Callable[..., LoadedCo
     async with accessory(lan.dev_ns, lan.dev_ip, "light", 51831) as light, \
             phone(lan.hub_ip) as ctl:
         device_id = "homekit." + light.hap_id.replace(":", "")
-        async with hygiene(), Hub(config) as hub:
+        async with Hub(config) as hub:
             controller = hub.integrations.instance("homekit_controller")
 
             async def listed() -> Any:
@@ -48,7 +48,7 @@ async def test_pairings_survive_a_restart(config_factory: Callable[..., LoadedCo
             pairing = await finish(status["setup_code"])
             await wait_for(lambda: _saved(hub), within=10)
             await pairing.close()
-        async with hygiene(), Hub(config) as hub:
+        async with Hub(config) as hub:
             # the accessory: reconnected with the stored keys, commands work
             await wait_for(lambda: _true(hub.states.available(device_id)), within=30,
                            every=0.1)
