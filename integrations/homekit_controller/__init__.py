@@ -89,6 +89,7 @@ class HomekitController:
 
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
+        ctx.own_availability()  # availability follows the HAP session, not mDNS presence
         ctx.on_mdns_service(self._on_mdns)
         ctx.on_adopt(self._adopt, credentials=("setup_code",))
         ctx.create_task(self._start(ctx), "start")
