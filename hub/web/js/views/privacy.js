@@ -152,9 +152,14 @@ async function audit() {
   let rows;
   try { rows = items(await get("/api/audit?limit=50"), "entries", "audit"); }
   catch (err) { return h("section", {}, h("h2", {}, "Audit log"), errorBox(err)); }
-  return h("section", {}, h("h2", {}, "Audit log"), h("div", { class: "scroll" }, h("table", {},
-    h("tbody", {}, rows.map((r) => h("tr", {}, h("td", {}, when(r.ts)), h("td", {}, r.actor || ""),
-      h("td", {}, r.action), h("td", {}, r.target || "")))))));
+  // user ids as names: the owner may list accounts; others see their own name only
+  const names = new Map();
+  try { for (const u of items(await get("/api/users"), "users")) names.set(u.id, u.username); }
+  catch { try { const u = await get("/api/users/me"); names.set(u.id, u.username); } catch { /* ids stay */ } }
+  const who = (id) => names.get(id) || id || "";
+  return h("section", {}, h("h2", {}, "Audit log"), h("div", { class: "scroll" }, h("table", { id: "audit" },
+    h("tbody", {}, rows.map((r) => h("tr", {}, h("td", {}, when(r.ts)), h("td", { "data-actor": "" }, who(r.actor)),
+      h("td", {}, r.action), h("td", {}, who(r.target))))))));
 }
 
 function backups() {

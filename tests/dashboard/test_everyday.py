@@ -1,0 +1,97 @@
+"""Everyday tasks done in the browser (issue 19), each read back through the API."""
+
+from __future__ import annotations
+
+from playwright.async_api import expect
+
+from tests.dashboard.conftest import RunningHub, open_page, screenshot, sign_in
+
+
+def _user(hub: RunningHub, name: str) -> dict:
+    return next(u for u in hub.request("GET", "/api/users")["users"] if u["username"] == name)
+
+
+async def test_users_page_manages_accounts_and_tokens(browser, running_hub: RunningHub) -> None:
+    hub = running_hub
+    context, page, watch = await open_page(browser, hub)
+    await sign_in(page, hub, totp=False)
+    await page.goto(hub.url + "/#/users")
+    # add a guest who is a minor
+    await page.click("#user-add >> xpath=.. >> summary")
+    form = page.locator("#user-add")
+    await form.locator("input[name=username]").fill("tom")
+    await form.locator("input[name=password]").fill("tom's long password")
+    await form.locator("select[name=role]").select_option("guest")
+    await form.locator("input[name=is_minor]").check()
+    await form.get_by_role("button", name="Add user").click()
+    row = page.locator('[data-user="tom"]')
+    await expect(row).to_be_visible()
+    tom = _user(hub, "tom")
+    assert tom["role"] == "guest" and tom["is_minor"] is True
+    # grant a device that does not exist: refused, the message sits on the field
+    await row.get_by_role("button", name="Manage tom").click()
+    grants = page.locator("#grants")
+    await grants.locator("input[name=granted_devices]").fill("virtual.lamp, virtual.nope")
+    await grants.get_by_role("button", name="Save access").click()
+    err = grants.locator('.field-error[data-field="granted_devices[1]"]')
+    await expect(err).to_contain_text("virtual.nope")
+    await expect(grants.locator("input[name=granted_devices]")).to_have_attribute(
+        "aria-invalid", "true")
+    assert _user(hub, "tom")["granted_devices"] == []
+    await screenshot(page, "20-users-grant-error")
+    await grants.locator("input[name=granted_devices]").fill("virtual.lamp")
+    await grants.get_by_role("button", name="Save access").click()
+    await expect(page.locator('[data-user="tom"] [data-grants]')).to_have_text("virtual.lamp")
+    assert _user(hub, "tom")["granted_devices"] == ["virtual.lamp"]
+    # change the role
+    await page.locator('[data-user="tom"] select[data-role]').select_option("member")
+    await expect(page.locator('[data-user="tom"] [data-grants]')).to_have_text("all devices")
+    assert _user(hub, "tom")["role"] == "member"
+    # reset the password: the new one signs in
+    await page.locator('[data-user="tom"]').get_by_role("button", name="Manage tom").click()
+    await page.fill("#reset-password input[name=password]", "a brand new password")
+    await page.click("#reset-password button[type=submit]")
+    await expect(page.locator("#reset-password .ok")).to_have_text("Password changed")
+    signed = hub.request("POST", "/api/auth/login",
+                         {"username": "tom", "password": "a brand new password"}, token="")
+    assert signed["user"]["username"] == "tom"
+    # tokens: created and shown once, listed, revoked
+    await page.fill("#token-add input[name=name]", "backup script")
+    await page.click("#token-add button[type=submit]")
+    raw = await page.locator("#new-token").inner_text()
+    assert raw and hub.request("GET", "/api/users/me", token=raw)["username"] == "owner"
+    await expect(page.locator('[data-token="backup script"]')).to_be_visible()
+    assert [t["name"] for t in hub.request("GET", "/api/tokens")["tokens"]
+            if t["kind"] == "long"] == ["backup script"]
+    await screenshot(page, "21-users-token")
+    await page.get_by_role("button", name="Revoke backup script").click()
+    await expect(page.locator('[data-token="backup script"]')).to_have_count(0)
+    assert not [t for t in hub.request("GET", "/api/tokens")["tokens"] if t["kind"] == "long"]
+    # delete (asks first)
+    await page.locator('[data-user="tom"]').get_by_role("button", name="Manage tom").click()
+    await page.get_by_role("button", name="Delete user").click()
+    await page.get_by_role("button", name="Yes, delete tom").click()
+    await expect(page.locator('[data-user="tom"]')).to_have_count(0)
+    assert all(u["username"] != "tom" for u in hub.request("GET", "/api/users")["users"])
+    # the audit log names people, not ids
+    owner_id = hub.request("GET", "/api/users/me")["id"]
+    await page.goto(hub.url + "/#/privacy")
+    actors = page.locator("#audit [data-actor]")
+    await expect(actors.first).to_be_visible()
+    texts = await actors.all_inner_texts()
+    assert "owner" in texts and owner_id not in texts
+    assert watch.errors == [] or all("400" in e for e in watch.errors), watch.errors
+    assert watch.foreign == []
+    await context.close()
+
+
+async def test_users_page_on_a_phone(browser, running_hub: RunningHub) -> None:
+    context, page, watch = await open_page(browser, running_hub, width=390, height=844)
+    await sign_in(page, running_hub, totp=False)
+    await page.goto(running_hub.url + "/#/users")
+    await expect(page.locator("#tokens")).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"users page scrolls sideways on a phone: {width}px"
+    await screenshot(page, "22-users-phone")
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
