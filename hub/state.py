@@ -211,6 +211,36 @@ class StateStore:
         return [{"attribute": r["attribute"], "value": json.loads(r["value"]), "ts": r["ts"]}
                 for r in rows]
 
+    async def history_summary(
+        self, device_id: str, since: float, until: float, points: int,
+    ) -> dict[str, Any]:
+        """History downsampled in SQL, so a week of a busy sensor stays small on the wire:
+        numbers as min/max/avg per bucket (`points` buckets over the range), everything else
+        (on/off, text) as its transitions only, capped at `points` * 4 per attribute."""
+        bucket = max((until - since) / points, 1e-3)
+        where = f"FROM ({HISTORY_ROWS}) WHERE device_id = ? AND ts >= ? AND ts <= ?"
+        args = (device_id, since, until)
+        numbers = await self._db.fetchall(
+            "SELECT attribute, CAST((ts - ?) / ? AS INTEGER) AS b, MIN(ts) AS ts, "
+            "MIN(CAST(value AS REAL)) AS lo, MAX(CAST(value AS REAL)) AS hi, "
+            f"AVG(CAST(value AS REAL)) AS avg, COUNT(*) AS n {where} "
+            "AND json_type(value) IN ('integer', 'real') GROUP BY attribute, b "
+            "ORDER BY attribute, b", (since, bucket, *args))
+        changes = await self._db.fetchall(
+            "SELECT attribute, value, ts FROM (SELECT attribute, value, ts, "
+            "LAG(value) OVER (PARTITION BY attribute ORDER BY ts, part, id) AS prev "
+            f"{where} AND json_type(value) NOT IN ('integer', 'real')) "
+            "WHERE prev IS NULL OR prev != value ORDER BY ts LIMIT ?",
+            (*args, points * 4))
+        return {
+            "bucket": bucket,
+            "series": [{"attribute": r["attribute"], "ts": r["ts"], "min": r["lo"],
+                        "max": r["hi"], "avg": round(r["avg"], 4), "n": r["n"]}
+                       for r in numbers],
+            "changes": [{"attribute": r["attribute"], "value": json.loads(r["value"]),
+                         "ts": r["ts"]} for r in changes],
+        }
+
     def _flush_rows(self) -> list[tuple[str, list[Any]]]:
         history, self._history = self._history, []
         self._db.stats.history_rows += len(history)

@@ -7,6 +7,7 @@ invalidated per device by registry and availability events.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -311,9 +312,14 @@ async def post_command(request: web.Request) -> web.Response:
           tags=("devices",), errors=ID_ERRORS,
           query={"since": {"type": "number", "minimum": 0},
                  "until": {"type": "number", "minimum": 0},
-                 "limit": {"type": "integer", "minimum": 1, "maximum": 10000}},
-          response=obj(["device_id", "history"], device_id=STR, history=array(obj(
-              ["attribute", "ts"], attribute=STR, value=ANY, ts=NUM))))
+                 "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+                 "points": {"type": "integer", "minimum": 10, "maximum": 2000}},
+          description="With `points`, downsampled in the database for graphs: numbers as "
+                      "`series` (min/max/avg per bucket of `bucket` seconds), other values "
+                      "as their `changes` only; `since` defaults to 24 h ago.",
+          response=obj(["device_id"], device_id=STR, history=array(obj(
+              ["attribute", "ts"], attribute=STR, value=ANY, ts=NUM)),
+              bucket=NUM, since=NUM, until=NUM, series=array(ANY), changes=array(ANY)))
 async def get_history(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device = visible_device(request)
@@ -321,6 +327,14 @@ async def get_history(request: web.Request) -> web.Response:
     until = query_time(request, "until")
     limit = query_int(request, "limit", 10_000, lo=1, hi=10_000)
     await hub.db.flush()  # what was recorded before the request is visible in its answer
+    if "points" in request.query:
+        points = query_int(request, "points", 200, lo=10, hi=2000)
+        hi = until if until is not None else time.time()
+        lo = since if since is not None else hi - 86400
+        if lo >= hi:
+            raise ValidationError("since", "must be before until")
+        summary = await hub.states.history_summary(device.id, lo, hi, points)
+        return json_response({"device_id": device.id, "since": lo, "until": hi, **summary})
     rows = await hub.states.history(device.id, since, until, limit)
     return json_response({"device_id": device.id, "history": rows})
 
