@@ -95,3 +95,65 @@ async def test_users_page_on_a_phone(browser, running_hub: RunningHub) -> None:
     await screenshot(page, "22-users-phone")
     assert watch.errors == [] and watch.foreign == []
     await context.close()
+
+
+async def test_device_page_rename_move_history_remove(browser, tmp_path) -> None:
+    import asyncio
+
+    from tests.dashboard.conftest import start_hub, stop_hub
+
+    devices = [{"id": "temp", "name": "Temperature", "kind": "sensor", "area": "living",
+                "initial": 20.0, "unit": "°C"},
+               {"id": "lamp", "name": "Lamp", "kind": "switch", "area": "living"}]
+    hub = await asyncio.to_thread(start_hub, tmp_path,
+                                  {"integrations": {"virtual": {"devices": devices}}})
+    try:
+        for v in (21.5, 23.0, 22.0):
+            hub.request("POST", "/api/devices/virtual.temp/commands",
+                        {"command": "set", "params": {"value": v}})
+        for c in ("turn_on", "turn_off"):
+            hub.request("POST", "/api/devices/virtual.lamp/commands", {"command": c})
+        context, page, watch = await open_page(browser, hub)
+        await sign_in(page, hub, totp=False)
+        await page.locator('[data-device="virtual.temp"] a[data-open]').click()
+        # the unit the device states is shown with its value
+        await expect(page.locator('#attributes [data-attr="value"]')).to_have_text("22 °C")
+        await expect(page.locator("[data-available]")).to_have_text("available")
+        # numbers as a line over a min/max band
+        chart = page.locator("#history svg.chart").first
+        await expect(chart.locator(".line")).to_have_count(1)
+        await screenshot(page, "23-device")
+        await page.click('[data-range="7 d"]')
+        await expect(page.locator('[data-range="7 d"]')).to_have_attribute("aria-pressed", "true")
+        await expect(page.locator("#history svg.chart .line")).to_have_count(1)
+        # rename and move to a new area, by name
+        await page.fill("#device-settings input[name=name]", "Living room temperature")
+        await page.fill("#device-settings input[name=area]", "Kitchen")
+        await page.click("#device-settings button[type=submit]")
+        await expect(page.locator("main h1")).to_have_text("Living room temperature")
+        d = hub.request("GET", "/api/devices/virtual.temp")
+        assert d["name"] == "Living room temperature" and d["area"] == "Kitchen"
+        # on/off as a timeline band
+        await page.goto(hub.url + "/#/device/virtual.lamp")
+        await expect(page.locator("#history svg.timeline rect.on")).to_have_count(1)
+        await expect(page.locator("#history svg.timeline rect.off")).to_have_count(2)
+        await screenshot(page, "24-device-switch")
+        # remove (asks first)
+        await page.get_by_role("button", name="Remove device").click()
+        await page.get_by_role("button", name="Yes, remove Lamp").click()
+        await page.wait_for_url("**/#/home")
+        ids = [x["id"] for x in hub.request("GET", "/api/devices")["devices"]]
+        assert "virtual.lamp" not in ids
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+        context, page, watch = await open_page(browser, hub, width=390, height=844)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/device/virtual.temp")
+        await expect(page.locator("#history svg.chart").first).to_be_visible()
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, width
+        await screenshot(page, "25-device-phone")
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+    finally:
+        await asyncio.to_thread(stop_hub, hub)

@@ -18,6 +18,7 @@ const views = {
   cloud: () => import("./views/cloud.js"),
   users: () => import("./views/users.js"),
   homekit: () => import("./views/homekit.js"),
+  device: () => import("./views/device.js"),
 };
 
 let cleanup = null;

@@ -82,7 +82,7 @@ function deviceCard(d, state) {
     }, c.name.replace("_", " "));
   });
   const el = h("article", { class: "card", dataset: { device: d.id } },
-    h("h3", {}, d.name),
+    h("h3", {}, h("a", { href: `#/device/${encodeURIComponent(d.id)}`, "data-open": "" }, d.name)),
     h("div", { class: "row" }, avail,
       h("span", { class: "badge", title: d.transport_reason || "" }, d.transport || "—")),
     rows, problems(d), h("div", { class: "row" }, controls), fitted.elements, seen);
