@@ -157,3 +157,46 @@ async def test_device_page_rename_move_history_remove(browser, tmp_path) -> None
         await context.close()
     finally:
         await asyncio.to_thread(stop_hub, hub)
+
+
+async def test_roles_shape_navigation_and_phone_automations(browser,
+                                                            running_hub: RunningHub) -> None:
+    hub = running_hub
+    hub.request("POST", "/api/users", {"username": "mia", "password": "mia's long pass",
+                                       "role": "member"})
+    hub.request("POST", "/api/automations", {
+        "id": "night", "name": "Turn the hallway and porch lights off late at night",
+        "triggers": [{"type": "state", "device": "virtual.motion", "attribute": "on",
+                      "to": True}],
+        "actions": [{"type": "command", "device": "virtual.lamp", "command": "turn_off"}]})
+    context, page, watch = await open_page(browser, hub, width=390, height=844)
+    await page.goto(hub.url + "/")
+    await page.fill("#login-form input[name=username]", "mia")
+    await page.fill("#login-form input[name=password]", "mia's long pass")
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("[data-device]")
+    visible = await page.locator("#nav a:visible").all_inner_texts()
+    assert visible == ["Home", "Automations", "Privacy", "Users"], visible
+    assert hub.request("GET", "/api/users/me", token=hub.request(
+        "POST", "/api/auth/login", {"username": "mia", "password": "mia's long pass"},
+        token="")["access_token"])["role"] == "member"
+    # a member typing an admin tab's address lands on Home instead of a page of errors
+    await page.goto(hub.url + "/#/wifi")
+    await expect(page.locator("main h1")).to_have_text("Home")
+    # on a phone every automation button stays on screen
+    await page.goto(hub.url + "/#/automations")
+    row = page.locator('[data-automation="night"]')
+    await expect(row).to_be_visible()
+    for button in await row.get_by_role("button").all():
+        box = await button.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    await screenshot(page, "26-automations-phone-member")
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
+    # the owner still sees every tab
+    context, page, watch = await open_page(browser, hub)
+    await sign_in(page, hub, totp=False)
+    visible = await page.locator("#nav a:visible").all_inner_texts()
+    assert visible == ["Home", "Discovery", "Matter", "Automations", "Wi-Fi", "Privacy", "Cloud",
+                       "HomeKit", "Users"]
+    await context.close()

@@ -31,7 +31,10 @@ async function route() {
     return;
   }
   nav.hidden = false;
-  const name = (location.hash.replace(/^#\//, "") || "home").split("/")[0];
+  let name = (location.hash.replace(/^#\//, "") || "home").split("/")[0];
+  shapeNav();
+  const link = nav.querySelector(`a[href="#/${name}"]`);
+  if (link && link.hidden) name = "home";  // a tab this role does not have: nothing to show
   const load = views[name] || views.home;
   for (const a of nav.querySelectorAll("a")) {
     if (a.getAttribute("href") === `#/${name}`) a.setAttribute("aria-current", "page");
@@ -46,6 +49,13 @@ async function route() {
       err.message || String(err)));
   }
   main.focus({ preventScroll: true });
+}
+
+// Roles shape the navigation: tabs whose API this role may not use are not shown.
+const RANK = { guest: 10, member: 20, admin: 30, owner: 40 };
+function shapeNav() {
+  const rank = RANK[me?.role] ?? 0;
+  for (const a of nav.querySelectorAll("a[data-min-role]")) a.hidden = rank < RANK[a.dataset.minRole];
 }
 
 async function onSignedIn() {

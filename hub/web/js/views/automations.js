@@ -13,7 +13,7 @@ export default async function automations({ main }) {
   }
   await refresh();
   mount(main, h("h1", {}, "Automations"),
-    h("div", { class: "scroll" }, h("table", {},
+    h("div", { class: "scroll" }, h("table", { class: "stack" },
       h("thead", {}, h("tr", {}, ["Name", "Source", "State", "Actions"].map((t) =>
         h("th", { scope: "col" }, t)))), table)), traces);
 }
