@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PKGS="mosquitto libnl-3-200 libnl-route-3-200 avahi-daemon avahi-utils dbus libdbus-1-dev libglib2.0-dev pkg-config \
-chromium iproute2 openssl curl jq sqlite3 g++"
+chromium iproute2 openssl curl jq sqlite3 g++ zbar-tools"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     missing=""
     for pkg in $PKGS; do

@@ -200,3 +200,41 @@ async def test_roles_shape_navigation_and_phone_automations(browser,
     assert visible == ["Home", "Discovery", "Matter", "Automations", "Wi-Fi", "Privacy", "Cloud",
                        "HomeKit", "Users"]
     await context.close()
+
+
+async def test_totp_enrolment_shows_a_scannable_qr_code(browser, running_hub: RunningHub,
+                                                        tmp_path) -> None:
+    import asyncio
+    import base64
+    import shutil
+    import subprocess
+    from urllib.parse import parse_qs, urlparse
+
+    import pytest
+
+    if not shutil.which("zbarimg"):
+        pytest.skip("zbarimg (zbar-tools) is not installed; scripts/test.sh installs it")
+    hub = running_hub
+    context, page, watch = await open_page(browser, hub, width=390, height=844)
+    await sign_in(page, hub, totp=False)
+    await page.goto(hub.url + "/#/users")
+    await page.get_by_role("button", name="Turn on").click()
+    qr = page.locator("#totp-qr svg.qr")
+    await expect(qr).to_be_visible()
+    shot = tmp_path / "qr.png"
+    await qr.screenshot(path=str(shot))
+    await screenshot(page, "27-totp-qr-phone")
+    scanned = await asyncio.to_thread(subprocess.run, ["zbarimg", "--raw", "-q", str(shot)],
+                                      capture_output=True, text=True, timeout=30)
+    uri = scanned.stdout.strip()
+    assert uri == ((await page.locator("#otpauth-uri").text_content()) or "").strip()
+    assert uri.startswith("otpauth://totp/")
+    # the scanned secret is the one the hub holds: its code completes the enrolment
+    secret = parse_qs(urlparse(uri).query)["secret"][0]
+    hub.totp_secret = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    await page.fill("#totp-qr ~ form input", hub.totp_code())
+    await page.get_by_role("button", name="Confirm").click()
+    await expect(page.get_by_text("Keep these recovery codes")).to_be_visible()
+    assert hub.request("GET", "/api/users/me")["totp_enabled"] is True
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()

@@ -1,7 +1,8 @@
 // Cloud sync: status, opt-in and opt-out (consent is what turns it on and off), and the
 // secrets the config names (broker password, sync passphrase): write-only, kept in the vault.
-import { get, put } from "../api.js";
+import { get, post, put } from "../api.js";
 import { errorBox, field, h, mount, toast, when } from "../dom.js";
+import { qrSvg } from "../qr.js";
 
 const LABELS = { "cloud.password_secret": "Broker password", "cloud.passphrase_secret": "Sync passphrase" };
 
@@ -46,9 +47,25 @@ export default async function cloud({ main }) {
       h("div", { class: "row" },
         h("button", { type: "button", onclick: set(true) }, "Opt in"),
         h("button", { type: "button", class: "secondary", onclick: set(false) }, "Opt out")),
+      pairing(),
       ...(refs.length ? [h("h2", {}, "Secrets"),
         h("p", { class: "muted" }, "Kept encrypted on the hub and never shown again."),
         ...refs.map((ref) => secretForm(ref, render))] : []));
   }
   await render();
+}
+
+// A pairing code for another of the owner's devices, as a QR code drawn in the page: it
+// carries the sync key, so it is shown once, on request, and never stored by the page.
+function pairing() {
+  const out = h("div", { id: "pairing", "aria-live": "polite" });
+  return h("section", {}, h("h2", {}, "Pair another device"),
+    h("button", { type: "button", class: "secondary", onclick: async () => {
+      try {
+        const r = await post("/api/cloud/pairing", {});
+        out.replaceChildren(h("p", {}, "Scan this with the other device. It holds your sync key: do not share it."),
+          qrSvg(r.pairing_code, { label: "Pairing QR code" }),
+          h("details", {}, h("summary", {}, "Show the code as text"), h("pre", {}, r.pairing_code)));
+      } catch (err) { out.replaceChildren(errorBox(err)); }
+    } }, "Show pairing code"), out);
 }

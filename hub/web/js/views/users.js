@@ -2,6 +2,7 @@
 // sign-in histories and two-step verification. Everything goes through the public API.
 import { api, del, get, patch, post, put } from "../api.js";
 import { errorBox, field, h, mount, toast, when } from "../dom.js";
+import { qrSvg } from "../qr.js";
 import { items } from "../util.js";
 
 const ROLES = ["owner", "admin", "member", "guest"];
@@ -207,7 +208,10 @@ function totpSection(me) {
     try {
       const r = await post(`/api/users/${uid}/totp`, {});
       const code = h("input", { inputmode: "numeric", autocomplete: "one-time-code", required: true });
-      out.replaceChildren(h("p", {}, "Add this to your authenticator app:"), h("pre", { id: "otpauth-uri" }, r.otpauth_uri || r.uri),
+      const uri = r.otpauth_uri || r.uri;
+      out.replaceChildren(h("p", {}, "Scan this with your authenticator app:"),
+        h("div", { id: "totp-qr" }, qrSvg(uri, { label: "Two-step verification QR code" })),
+        h("details", {}, h("summary", {}, "Cannot scan? Enter it by hand"), h("pre", { id: "otpauth-uri" }, uri)),
         h("form", { onsubmit: async (e) => {
           e.preventDefault();
           try {
