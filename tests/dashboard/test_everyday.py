@@ -238,3 +238,73 @@ async def test_totp_enrolment_shows_a_scannable_qr_code(browser, running_hub: Ru
     assert hub.request("GET", "/api/users/me")["totp_enabled"] is True
     assert watch.errors == [] and watch.foreign == []
     await context.close()
+
+
+async def test_automation_form_yaml_view_and_readable_trace(browser,
+                                                            running_hub: RunningHub) -> None:
+    hub = running_hub
+    context, page, watch = await open_page(browser, hub)
+    await sign_in(page, hub, totp=False)
+    await page.goto(hub.url + "/#/automations")
+    await page.get_by_role("button", name="New automation").click()
+    form = page.locator("#automation-form")
+    await form.locator("input[name=id]").fill("porch")
+    await form.locator("input[name=name]").fill("Porch light on motion")
+    trig = form.locator('[data-list="triggers"] > li').first
+    await trig.locator("select[name=device]").select_option("virtual.motion")
+    await trig.locator("select[name=attribute]").select_option("on")
+    await trig.locator("input[name=to]").fill("true")
+    # the action without its device: the API names actions[0].device, shown on that field
+    await form.get_by_role("button", name="Save automation").click()
+    err = form.locator('.field-error[data-field^="actions[0]"]')
+    await expect(err).to_be_visible()
+    assert await form.locator('[data-list="actions"] [aria-invalid=true]').count() == 1
+    await screenshot(page, "28-automation-form-error")
+    act = form.locator('[data-list="actions"] > li').first
+    await act.locator("select[name=device]").select_option("virtual.lamp")
+    await act.locator("select[name=command]").select_option("turn_on")
+    await form.get_by_role("button", name="Add action").click()
+    second = form.locator('[data-list="actions"] > li').nth(1)
+    await second.locator("select[data-type]").select_option("notify")
+    await second.locator("input[name=message]").fill("Someone is on the porch")
+    await form.get_by_role("button", name="YAML view").click()
+    yaml_text = await page.locator("#automation-yaml").inner_text()
+    assert "- type: state" in yaml_text and "device: virtual.motion" in yaml_text, yaml_text
+    assert 'attribute: "on"' in yaml_text and "to: true" in yaml_text, yaml_text
+    await screenshot(page, "29-automation-form-yaml")
+    await form.get_by_role("button", name="Save automation").click()
+    row = page.locator('[data-automation="porch"]')
+    await expect(row).to_be_visible()
+    saved = hub.request("GET", "/api/automations/porch")["definition"]
+    assert saved["triggers"] == [{"type": "state", "device": "virtual.motion",
+                                  "attribute": "on", "to": True}]
+    assert saved["actions"] == [
+        {"type": "command", "device": "virtual.lamp", "command": "turn_on"},
+        {"type": "notify", "message": "Someone is on the porch"}]
+    # edit it: the form opens with what is stored
+    await row.get_by_role("button", name="Edit Porch light on motion").click()
+    await expect(form.locator("input[name=name]")).to_have_value("Porch light on motion")
+    await form.locator("input[name=name]").fill("Porch light")
+    await form.get_by_role("button", name="Save automation").click()
+    await expect(page.locator('[data-automation="porch"]')).to_contain_text("Porch light")
+    assert hub.request("GET", "/api/automations/porch")["definition"]["name"] == "Porch light"
+    # the motion sensor fires it; the trace reads as words, durations in ms/s/min
+    hub.request("POST", "/api/devices/virtual.motion/commands",
+                {"command": "set", "params": {"value": True}})
+    for _ in range(50):
+        if hub.request("GET", "/api/automations/porch/traces")["traces"]:
+            break
+        await page.wait_for_timeout(100)
+    await page.get_by_role("button", name="Traces of Porch light").click()
+    trace = page.locator("#traces [data-trace]").first
+    await expect(trace.locator("[data-trigger]")).to_have_text(
+        "Started by Motion: on changed from off to on")
+    await expect(trace.locator('[data-step="actions[0]"]')).to_contain_text("turn on Lamp")
+    await expect(trace.locator('[data-step="actions[1]"]')).to_contain_text(
+        "Notify “Someone is on the porch”")
+    text = await trace.inner_text()
+    assert "{" not in text, text  # no raw JSON
+    await screenshot(page, "30-automation-trace")
+    assert all("400" in e for e in watch.errors), watch.errors
+    assert watch.foreign == []
+    await context.close()

@@ -2,7 +2,10 @@
 // they are in). YAML ones are read-only.
 import { get, post } from "../api.js";
 import { errorBox, h, mount, toast, when } from "../dom.js";
-import { items } from "../util.js";
+import { fmt, items } from "../util.js";
+import { editor } from "./automation_editor.js";
+
+let openEditor = () => {};
 
 export default async function automations({ main }) {
   const traces = h("div", { id: "traces" });
@@ -11,8 +14,11 @@ export default async function automations({ main }) {
     const list = items(await get("/api/automations"), "automations");
     mount(table, list.map((a) => row(a, refresh, traces)));
   }
+  const edit = h("section", { id: "automation-editor" });
+  openEditor = (a) => editor(edit, a, () => { edit.replaceChildren(); refresh(); });
   await refresh();
   mount(main, h("h1", {}, "Automations"),
+    h("button", { type: "button", onclick: () => openEditor(null) }, "New automation"), edit,
     h("div", { class: "scroll" }, h("table", { class: "stack" },
       h("thead", {}, h("tr", {}, ["Name", "Source", "State", "Actions"].map((t) =>
         h("th", { scope: "col" }, t)))), table)), traces);
@@ -40,28 +46,37 @@ function row(a, refresh, traces) {
         ` ${a.running} running`) : null),
     h("td", {}, h("div", { class: "row" }, enabled ? btn("Disable", "disable") : btn("Enable", "enable"),
       btn("Run now", "trigger"),
+      a.source !== "yaml" ? h("button", { type: "button", class: "secondary", "aria-label": `Edit ${a.name || a.id}`,
+        onclick: () => openEditor(a.definition || a) }, "Edit") : null,
       h("button", { type: "button", class: "link", "aria-label": `Traces of ${a.name || a.id}`,
         onclick: () => showTraces(a, traces) }, "Traces"))));
 }
 
 async function showTraces(a, box) {
   let list;
-  try { list = items(await get(`/api/automations/${encodeURIComponent(a.id)}/traces`), "traces"); }
-  catch (err) { mount(box, errorBox(err)); return; }
+  let devices = [];
+  try {
+    [list, devices] = await Promise.all([get(`/api/automations/${encodeURIComponent(a.id)}/traces`),
+      get("/api/devices").then((d) => items(d, "devices")).catch(() => [])]);
+    list = items(list, "traces");
+  } catch (err) { mount(box, errorBox(err)); return; }
+  const names = new Map(devices.map((d) => [d.id, d.name]));
   mount(box, h("h2", { tabindex: -1, id: "traces-title" }, `Recent runs of ${a.name || a.id}`),
-    list.length ? list.map((t) => h("details", { class: "card", open: true,
+    list.length ? list.map((t) => h("details", { class: "card trace", open: true,
                                                  dataset: { trace: t.run_id, state: t.state } },
-      h("summary", {}, `${when(t.started)} — ${t.state}`, t.late ? " (late)" : "",
-        t.duration != null ? ` in ${(t.duration * 1000).toFixed(1)} ms` : ""),
+      h("summary", {}, `${when(t.started)} — ${STATES[t.state] || t.state}`, t.late ? " (late)" : "",
+        t.duration != null ? ` in ${duration(t.duration)}` : ""),
       t.state === "running" ? current(t.current) : null,
-      h("p", {}, "Trigger: ", h("code", {}, JSON.stringify(t.trigger))),
+      h("p", { "data-trigger": "" }, "Started by ", triggerInWords(t.trigger || {}, names)),
       t.error ? h("div", { class: "error" }, t.error) : null,
-      (t.conditions || []).length ? h("p", {}, "Conditions: ", t.conditions.map((c) =>
-        h("span", { class: `badge ${c.result ? "ok" : "bad"}` }, `${c.path}: ${c.result}`))) : null,
-      h("ol", {}, (t.actions || []).map((a) => h("li", {}, `${a.path} `,
-        a.error ? h("span", { class: "bad" }, a.error)
-          : h("span", { class: "muted" }, JSON.stringify(a.result ?? null)),
-        a.duration != null ? h("span", { class: "muted" }, ` (${(a.duration * 1000).toFixed(2)} ms)`) : null)))))
+      h("ol", { class: "timeline" },
+        (t.conditions || []).map((c) => h("li", { class: c.result ? "ok" : "bad" },
+          `Check ${c.path}: ${c.result ? "holds" : "does not hold"}`,
+          c.value !== undefined ? h("span", { class: "muted" }, ` (read ${fmt(c.value)})`) : null)),
+        (t.actions || []).map((s) => h("li", { class: s.error ? "bad" : "ok", "data-step": s.path },
+          `${stepInWords(at(a.definition, s.path), names)} `, h("span", { class: "muted" }, `(${s.path}) `), s.error ? h("span", { class: "bad" }, `failed — ${s.error}`)
+            : h("span", {}, resultInWords(s.result)),
+          s.duration != null ? h("span", { class: "muted" }, ` · ${duration(s.duration)}`) : null)))))
       : h("p", { class: "muted" }, "No runs yet."));
   box.querySelector("#traces-title")?.focus();
 }
@@ -72,4 +87,60 @@ function current(step) {
   return h("p", { dataset: { current: step.path } }, "Now: ", h("code", {}, step.path),
     ` (${step.type})`,
     step.until != null ? ` until ${new Date(step.until * 1000).toLocaleTimeString()}` : "");
+}
+
+const STATES = { done: "done", conditions_failed: "stopped: conditions did not hold", error: "failed",
+  stopped: "stopped: a wait timed out", restarted: "restarted", disabled: "stopped: disabled",
+  interrupted: "interrupted: the hub stopped", skipped: "skipped: already running", running: "running" };
+
+// Seconds as people read them: 12 ms, 3.4 s, 2 min 31 s, 1 h 5 min.
+export function duration(sec) {
+  if (sec < 1) return `${Math.round(sec * 1000)} ms`;
+  if (sec < 60) return `${sec.toFixed(1)} s`;
+  if (sec < 3600) return `${Math.floor(sec / 60)} min ${Math.round(sec % 60)} s`;
+  return `${Math.floor(sec / 3600)} h ${Math.round((sec % 3600) / 60)} min`;
+}
+
+function triggerInWords(tr, names) {
+  const dev = names.get(tr.device) || tr.device;
+  switch (tr.type) {
+    case "manual": return "hand (Run now)";
+    case "state": case "numeric": return `${dev}: ${tr.attribute} changed from ${fmt(tr.from)} to ${fmt(tr.to)}`;
+    case "event": return `${dev} reported ${tr.event}`;
+    case "availability": return `${dev} became ${tr.available ? "available" : "unavailable"}`;
+    case "hub_start": return "the hub starting";
+    case "time": case "cron": case "sun": return `the ${tr.type === "sun" ? "sun" : "clock"} (${tr.type})`;
+    default: return tr.type || "unknown";
+  }
+}
+
+function resultInWords(r) {
+  if (r === null || r === undefined) return "ok";
+  if (typeof r !== "object") return `ok (${fmt(r)})`;
+  const parts = Object.entries(r).map(([k, v]) => `${k}: ${fmt(v)}`);
+  return parts.length ? `ok — ${parts.join(", ")}` : "ok";
+}
+
+// The step a trace path names (actions[2].then[0]) in the automation's definition.
+function at(def, path) {
+  let cur = def;
+  for (const m of String(path).matchAll(/([a-z_]+)|\[(\d+)\]/g)) cur = cur?.[m[1] ?? Number(m[2])];
+  return cur;
+}
+
+function stepInWords(step, names) {
+  if (!step || typeof step !== "object") return "Step";
+  const dev = names.get(step.device) || step.device;
+  switch (step.type) {
+    case "command": return `${step.command?.replace("_", " ")} ${dev}`;
+    case "delay": return `Wait ${typeof step.seconds === "number" ? duration(step.seconds) : step.seconds}`;
+    case "notify": return `Notify “${step.message}”`;
+    case "scene": return "Apply a scene";
+    case "wait": return "Wait for a trigger";
+    case "if": return "If";
+    case "choose": return "Choose";
+    case "event": return `Send event ${step.event}`;
+    case "enable": case "disable": return `${step.type} automation ${step.automation}`;
+    default: return step.type || "Step";
+  }
 }

@@ -1,0 +1,192 @@
+// The automation form: triggers, conditions and actions of every documented type
+// (docs/automation.md), device/attribute/command pickers from the registry, the API's
+// validation errors shown on the field it names, and a YAML view of the same definition.
+import { api, get, post } from "../api.js";
+import { errorBox, field, h, toast } from "../dom.js";
+import { items } from "../util.js";
+
+// Per kind and type: the keys of one item. "device", "attribute", "command" get pickers;
+// "json" keys (nested lists, params, data) are edited as JSON text.
+const KEYS = {
+  triggers: {
+    state: ["device", "attribute", "from:value", "to:value", "for"],
+    numeric: ["device", "attribute", "above:number", "below:number", "for"],
+    event: ["device", "event"], availability: ["device", "to", "for"], time: ["at"],
+    cron: ["cron"], sun: ["event", "offset"], hub_start: [],
+  },
+  conditions: {
+    state: ["device", "attribute", "state:value"],
+    numeric: ["device", "attribute", "above:number", "below:number"],
+    time: ["after", "before", "weekdays:json"], weekday: ["weekdays:json"],
+    sun: ["after", "before", "after_offset", "before_offset"],
+    and: ["conditions:json"], or: ["conditions:json"], not: ["conditions:json"],
+  },
+  actions: {
+    command: ["device", "command", "params:json"], scene: ["entries:json"], delay: ["seconds"],
+    wait: ["triggers:json", "timeout", "continue_on_timeout:value"],
+    if: ["conditions:json", "then:json", "else:json"], choose: ["options:json", "default:json"],
+    event: ["event", "data:json"], enable: ["automation"], disable: ["automation"],
+    notify: ["message", "title", "severity"],
+  },
+};
+
+export async function editor(box, existing, done) {
+  const devices = items(await get("/api/devices"), "devices");
+  const def = existing ? structuredClone(existing) : { id: "", name: "", mode: "single", triggers: [{ type: "state" }], conditions: [], actions: [{ type: "command" }] };
+  const inputs = new Map();  // API field path -> input
+  const id = h("input", { name: "id", value: def.id || "", required: true, pattern: "[a-z0-9_.\\-]+", disabled: !!existing });
+  const name = h("input", { name: "name", value: def.name || "" });
+  const mode = h("select", { name: "mode" }, ["single", "restart", "queued", "parallel"].map((m) => h("option", { value: m, selected: m === (def.mode || "single") }, m)));
+  inputs.set("id", id); inputs.set("name", name); inputs.set("mode", mode);
+  const lists = {};
+  const out = h("div", { "aria-live": "polite" });
+  const yaml = h("pre", { id: "automation-yaml", hidden: true });
+  const collect = () => {
+    const d = { id: id.value.trim(), name: name.value.trim() || undefined, mode: mode.value };
+    for (const kind of ["triggers", "conditions", "actions"]) d[kind] = lists[kind].read();
+    if (!d.conditions.length) delete d.conditions;
+    if (!d.name) delete d.name;
+    return d;
+  };
+  const form = h("form", { id: "automation-form", onsubmit: async (e) => {
+    e.preventDefault();
+    for (const el of form.querySelectorAll(".field-error")) el.remove();
+    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    out.replaceChildren();
+    let body;
+    try { body = collect(); } catch (err) { out.replaceChildren(errorBox(err)); return; }
+    try {
+      if (existing) await api("PUT", `/api/automations/${encodeURIComponent(existing.id)}`, body);
+      else await post("/api/automations", body);
+      toast(`Saved ${body.name || body.id}`);
+      done();
+    } catch (err) { showOnField(err, inputs, out); }
+  } },
+  h("div", { class: "inline" }, field("Id", id), field("Name", name), field("Mode", mode)),
+  ...["triggers", "conditions", "actions"].map((kind) => { lists[kind] = itemList(kind, def[kind] || [], devices, inputs); return lists[kind].el; }),
+  h("div", { class: "row" }, h("button", { type: "submit" }, "Save automation"),
+    h("button", { type: "button", class: "secondary", onclick: () => {
+      try { yaml.textContent = toYaml([collect()]); yaml.hidden = !yaml.hidden; } catch (err) { out.replaceChildren(errorBox(err)); }
+    } }, "YAML view"),
+    h("button", { type: "button", class: "link", onclick: () => done() }, "Cancel")), out, yaml);
+  box.replaceChildren(h("h2", {}, existing ? `Edit ${existing.name || existing.id}` : "New automation"), form);
+}
+
+function itemList(kind, initial, devices, inputs) {
+  const rows = [];
+  const list = h("ol", { class: "items", "data-list": kind });
+  const add = (item) => {
+    const row = itemRow(kind, item, devices, () => { rows.splice(rows.indexOf(row), 1); row.el.remove(); reindex(); });
+    rows.push(row); list.append(row.el); reindex();
+  };
+  const reindex = () => {
+    for (const [k, v] of [...inputs]) if (k.startsWith(`${kind}[`)) inputs.delete(k);
+    rows.forEach((r, i) => { for (const [key, input] of r.inputs) inputs.set(`${kind}[${i}].${key}`, input); inputs.set(`${kind}[${i}]`, r.typeSel); });
+  };
+  for (const item of initial) add(item);
+  const label = kind[0].toUpperCase() + kind.slice(1);
+  return {
+    el: h("fieldset", { "data-kind": kind }, h("legend", {}, label), list,
+      h("button", { type: "button", class: "secondary", onclick: () => add({ type: Object.keys(KEYS[kind])[0] }) }, `Add ${kind.slice(0, -1).replace("condition", "condition")}`)),
+    read: () => rows.map((r, i) => r.read(`${kind}[${i}]`)),
+  };
+}
+
+function itemRow(kind, item, devices, remove) {
+  const typeSel = h("select", { "aria-label": `${kind.slice(0, -1)} type`, "data-type": "" },
+    Object.keys(KEYS[kind]).map((t) => h("option", { value: t, selected: t === item.type }, t)));
+  const body = h("div", { class: "inline" });
+  const el = h("li", { class: "card" }, h("div", { class: "row" }, typeSel,
+    h("button", { type: "button", class: "link", "aria-label": `Remove this ${kind.slice(0, -1)}`, onclick: remove }, "Remove")), body);
+  const row = { el, typeSel, inputs: new Map(), read: null };
+  const draw = (values) => {
+    row.inputs.clear();
+    const fields = KEYS[kind][typeSel.value].map((spec) => {
+      const [key, as] = spec.split(":");
+      const v = values[key];
+      let input;
+      if (key === "device") {
+        input = h("select", { name: key }, h("option", { value: "" }, "— device —"),
+          devices.map((d) => h("option", { value: d.id, selected: d.id === v }, `${d.name} (${d.id})`)));
+        input.addEventListener("change", () => { const cur = read(); draw(cur); });
+      } else if ((key === "attribute" || key === "command") && values.device) {
+        const d = devices.find((x) => x.id === values.device);
+        const opts = key === "attribute" ? (d?.attributes || []) : (d?.commands || []).map((c) => c.name);
+        input = h("select", { name: key }, h("option", { value: "" }, `— ${key} —`), opts.map((o) => h("option", { value: o, selected: o === v }, o)));
+      } else if (as === "json") {
+        input = h("textarea", { name: key, rows: 2, placeholder: "JSON, e.g. [] or {}" }, v === undefined ? "" : JSON.stringify(v));
+      } else {
+        input = h("input", { name: key, value: v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : String(v),
+          inputmode: as === "number" ? "decimal" : undefined });
+      }
+      input.dataset.as = as || "text";
+      row.inputs.set(key, input);
+      return field(key.replace("_", " "), input);
+    });
+    body.replaceChildren(...fields);
+  };
+  const read = (path = "") => {
+    const out = { type: typeSel.value };
+    for (const [key, input] of row.inputs) {
+      const raw = input.value.trim();
+      if (raw === "") continue;
+      const as = input.dataset.as;
+      if (as === "json") {
+        try { out[key] = JSON.parse(raw); } catch { throw new Error(`${path}.${key}: not valid JSON`); }
+      } else if (as === "number") out[key] = Number(raw);
+      else if (as === "value") out[key] = raw === "true" ? true : raw === "false" ? false : raw !== "" && !Number.isNaN(Number(raw)) ? Number(raw) : raw;
+      else out[key] = raw;
+    }
+    return out;
+  };
+  row.read = read;
+  typeSel.addEventListener("change", () => draw({}));
+  draw(item);
+  return row;
+}
+
+// The API names the bad field (e.g. actions[0].device): the message goes next to that input,
+// or next to the item (actions[0]) or the form when no input matches.
+function showOnField(err, inputs, out) {
+  const path = err.field || "";
+  let input;
+  for (let p = path; p;) {
+    input = inputs.get(p);
+    if (input) break;
+    const up = p.replace(/(\.[^.[\]]+|\[\d+\])$/, "");
+    if (up === p) break;
+    p = up;
+  }
+  if (!input) { out.replaceChildren(errorBox(err)); return; }
+  input.setAttribute("aria-invalid", "true");
+  (input.closest("label") || input).after(h("span", { class: "field-error", role: "alert", "data-field": path }, err.message));
+  input.focus();
+}
+
+// A small YAML emitter for the view (the API takes JSON; YAML files take this as it is).
+export function toYaml(value, indent = "") {
+  if (Array.isArray(value)) {
+    if (!value.length) return "[]";
+    return value.map((v) => {
+      const inner = toYaml(v, `${indent}  `);
+      return `${indent}- ${typeof v === "object" && v !== null && !Array.isArray(v) ? inner.trimStart() : inner.trim()}`;
+    }).join("\n");
+  }
+  if (value && typeof value === "object") {
+    const keys = Object.keys(value);
+    if (!keys.length) return "{}";
+    return keys.map((k) => {
+      const v = value[k];
+      if (v && typeof v === "object" && (Array.isArray(v) ? v.length : Object.keys(v).length)) return `${indent}${k}:\n${toYaml(v, `${indent}  `)}`;
+      return `${indent}${k}: ${scalar(v)}`;
+    }).join("\n");
+  }
+  return scalar(value);
+}
+
+function scalar(v) {
+  if (Array.isArray(v)) return "[]";
+  if (v && typeof v === "object") return "{}";
+  if (typeof v === "string" && (/^[\w./-][\w ./-]*$/.test(v) && !/^(true|false|null|yes|no|on|off|~|[\d.]+)$/i.test(v))) return v;
+  return JSON.stringify(v);
+}
