@@ -7,6 +7,14 @@ from playwright.async_api import expect
 from tests.dashboard.conftest import RunningHub, open_page, screenshot, sign_in
 
 
+def test_whole_dashboard_stays_under_150_kb() -> None:
+    from pathlib import Path
+
+    web = Path(__file__).resolve().parents[2] / "hub" / "web"
+    total = sum(p.stat().st_size for p in web.rglob("*") if p.is_file())
+    assert 0 < total < 150 * 1024, f"hub/web weighs {total} bytes"
+
+
 def _user(hub: RunningHub, name: str) -> dict:
     return next(u for u in hub.request("GET", "/api/users")["users"] if u["username"] == name)
 
