@@ -226,6 +226,8 @@ async def test_totp_enrolment_shows_a_scannable_qr_code(browser, running_hub: Ru
     context, page, watch = await open_page(browser, hub, width=390, height=844)
     await sign_in(page, hub, totp=False)
     await page.goto(hub.url + "/#/users")
+    await expect(page.locator("#tokens table")).to_be_visible()
+    await page.wait_for_load_state("networkidle")  # the page is drawn once, then clicked
     await page.get_by_role("button", name="Turn on").click()
     qr = page.locator("#totp-qr svg.qr")
     await expect(qr).to_be_visible()
