@@ -140,6 +140,14 @@ class Entity:
             raise CommandError("command", f"{self.component} {self.key} has no {topic_key}")
         return Publish(topic, payload, self.qos, self.retain)
 
+    def send(self, payload: str, assumed: Any) -> Outcome:
+        """Publish `payload` on the command topic; in optimistic mode (no state topic) the
+        hub takes `assumed` as the new value at once."""
+        out = Outcome([self.publish("command_topic", payload)])
+        if self.optimistic:
+            out.optimistic[self.attribute()] = assumed
+        return out
+
     def _chain(self, previous: Handler | None, part: str, template: str,
                convert: Callable[[str], Any]) -> Handler:
         """A handler for one more part read from a topic (one topic may carry several:
@@ -612,10 +620,7 @@ class Lock(Entity):
             return super().command(name, params)
         payload = self.config.get(f"payload_{name}", name.upper())
         payload = self.render_command("command_template", payload, payload)
-        out = Outcome([self.publish("command_topic", payload)])
-        if self.optimistic:
-            out.optimistic[self.attribute()] = "locked" if name == "lock" else "unlocked"
-        return out
+        return self.send(payload, "locked" if name == "lock" else "unlocked")
 
 
 class Button(Entity):
@@ -661,10 +666,7 @@ class Number(Entity):
                 self.config.get("step", 1), int):
             value = int(value)
         payload = self.render_command("command_template", value, str(value))
-        out = Outcome([self.publish("command_topic", payload)])
-        if self.optimistic:
-            out.optimistic[self.attribute()] = value
-        return out
+        return self.send(payload, value)
 
 
 class Select(Entity):
@@ -694,10 +696,7 @@ class Select(Entity):
         if option not in (self.config.get("options") or []):
             raise CommandError("params.option", f"unknown option {option!r}")
         payload = self.render_command("command_template", option, str(option))
-        out = Outcome([self.publish("command_topic", payload)])
-        if self.optimistic:
-            out.optimistic[self.attribute()] = option
-        return out
+        return self.send(payload, option)
 
 
 class Fan(Entity):
