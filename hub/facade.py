@@ -21,6 +21,7 @@ from hub.loader import Integration, IntegrationContext
 from hub.manifests import BleMatcher
 from hub.provisioning.evidence import Attestation, Evidence
 from hub.reconnect import BackoffPolicy, ReconnectLoop, ReconnectState
+from hub.thirdparty import mqtt_client_class
 
 __all__ = [
     "Attestation",
@@ -50,6 +51,7 @@ __all__ = [
     "TransportChoice",
     "ValidationError",
     "choose_transport",
+    "mqtt_client_class",
     "normalize_mac",
     "probe_lan",
 ]

@@ -47,6 +47,11 @@ PRIVATE_PARTS = (
     PrivatePart("aiomqtt.client", "Client", "_client_connect", False,
                 "aiomqtt connects in an executor thread that does not inherit context "
                 "variables; the egress purpose must be set inside it"),
+    PrivatePart("aiomqtt.client", "Client", "_connected", True,
+                "aiomqtt 2.5 leaves it cancelled (and the socket open) when the connect is "
+                "cancelled before CONNACK; its disconnect callback then raises on the loop"),
+    PrivatePart("aiomqtt.client", "Client", "_lock", True,
+                "the reusability lock, released after a cancelled connect"),
 )
 
 
@@ -125,6 +130,23 @@ async def drop_improv_client(client: Any) -> None:
 Purpose = Callable[[], AbstractContextManager[object]]
 
 
+def _abandon_connect(client: Any) -> None:
+    """Undo a connect cancelled before the broker's CONNACK (aiomqtt 2.5 does not).
+
+    aiomqtt leaves its `_connected` future cancelled and the socket open; when the broker later
+    answers or hangs up, its disconnect callback calls `.exception()` on that future and raises
+    CancelledError on the loop. A fresh future makes the callbacks return early; disconnecting
+    closes the socket (paho's socket-close callback drops the loop's reader)."""
+    connected = getattr(client, "_connected", None)
+    if isinstance(connected, asyncio.Future) and connected.cancelled():
+        client._connected = asyncio.get_running_loop().create_future()
+    with contextlib.suppress(Exception):
+        client._client.disconnect()
+    lock = getattr(client, "_lock", None)
+    if isinstance(lock, asyncio.Lock) and lock.locked():
+        lock.release()
+
+
 @functools.cache
 def mqtt_client_class() -> Any:
     """aiomqtt.Client whose threaded connect runs under `client.purpose()` (a context manager
@@ -137,6 +159,13 @@ def mqtt_client_class() -> Any:
         def _client_connect(self) -> None:
             with self.purpose():
                 super()._client_connect()
+
+        async def __aenter__(self) -> Any:
+            try:
+                return await super().__aenter__()
+            except asyncio.CancelledError:
+                _abandon_connect(self)
+                raise
 
     if not hasattr(aiomqtt.Client, "_client_connect"):
         _changed("aiomqtt", "Client._client_connect",

@@ -18,6 +18,7 @@ from hub.facade import (
     IntegrationContext,
     ReconnectLoop,
     ReconnectState,
+    mqtt_client_class,
 )
 
 AUTH_REASONS = frozenset({4, 5, 134, 135, 138})  # bad user/password, not authorized, banned
@@ -184,7 +185,7 @@ class Connection:
                     raise LookupError(f"the vault has no secret "
                                       f"{self.settings.password_secret!r} "
                                       "(integrations.mqtt.password_secret)")
-            client = aiomqtt.Client(
+            client = mqtt_client_class()(
                 self.settings.host, self.settings.port, username=self.settings.username,
                 password=password, identifier=self.identifier, clean_session=False,
                 keepalive=self.settings.keepalive, tls_context=self._tls, timeout=10.0,

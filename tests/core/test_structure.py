@@ -15,7 +15,7 @@ FACADE = {
     "AttributeMeta", "AvailabilityChanged", "BleMatcher", "CommandSpec", "Device", "DeviceEvent",
     "DeviceUnavailable", "Event", "HubError", "Integration", "IntegrationContext",
     "PrivacyScope", "StateChanged", "ValidationError",
-    "BackoffPolicy", "ReconnectLoop", "ReconnectState",
+    "BackoffPolicy", "ReconnectLoop", "ReconnectState", "mqtt_client_class",
 }
 
 

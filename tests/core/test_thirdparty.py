@@ -61,6 +61,40 @@ async def test_mqtt_client_class_runs_the_connect_under_its_purpose() -> None:
     assert entered == ["in", "connect", "out"]
 
 
+async def test_mqtt_connect_cancelled_before_connack_leaves_nothing_behind() -> None:
+    """aiomqtt 2.5 alone leaves the socket open and a cancelled future behind: the broker's
+    late CONNACK then raises CancelledError on the loop (the hygiene fixture fails on that)."""
+    got_connect = asyncio.Event()
+    peers: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append((reader, writer))
+        await reader.read(2)  # the CONNECT packet's first bytes: no CONNACK yet
+        got_connect.set()
+
+    server = await asyncio.start_server(broker, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = thirdparty.mqtt_client_class()("127.0.0.1", port, timeout=30)
+    entering = asyncio.ensure_future(client.__aenter__())
+    await asyncio.wait_for(got_connect.wait(), 10)
+    entering.cancel()
+    try:
+        await entering
+    except asyncio.CancelledError:
+        pass
+    reader, writer = peers[0]
+    writer.write(bytes([0x20, 2, 0, 5]))  # the late answer: CONNACK "not authorized"
+    await writer.drain()
+    rest = await asyncio.wait_for(reader.read(), 10)  # until the client closed its socket
+    assert rest.startswith(b"\x00\x04MQTT")  # the rest of CONNECT, then EOF: closed
+    assert not client._lock.locked()  # the client can be used again
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    for _ in range(3):
+        await asyncio.sleep(0)  # let any late callback run: the hygiene fixture checks
+
+
 def test_no_private_library_attribute_is_read_elsewhere() -> None:
     """`obj._name` on objects that are not ours lives only in hub/thirdparty.py."""
     listed = {p.name for p in thirdparty.PRIVATE_PARTS} | {"_server", "_global_instances"}
