@@ -2,7 +2,7 @@
 
 It is what the owner's phone app would do: read the stream in sequence order dropping
 duplicates, keep the retained latest states, and send sealed commands. The tests and the
-benchmark use it as the far end; it imports only the wire format (hub.cloud.crypto/topics).
+benchmark use it as the far end; it imports only the wire format (hub.cloud.crypto/topics) and the hub's aiomqtt fix.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import aiomqtt
 
 from hub.cloud.crypto import EnvelopeError, Pairing, command_key, open_envelope, seal
 from hub.cloud.topics import Topics
+from hub.thirdparty import mqtt_client_class
 
 DEDUP_WINDOW = 1_000_000  # seqs this far below the highest seen are forgotten
 
@@ -76,7 +77,7 @@ class CloudPeer:
 
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600 if self._persistent else 0
-        self._client = aiomqtt.Client(
+        self._client = mqtt_client_class()(  # (a cancelled connect cleans up)
             self._host, self._port, username=self._username, password=self._password,
             identifier=self.identifier, protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=not self._persistent, properties=props, tls_context=tls, timeout=10,
