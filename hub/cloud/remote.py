@@ -2,7 +2,8 @@
 
 It is what the owner's phone app would do: read the stream in sequence order dropping
 duplicates, keep the retained latest states, and send sealed commands. The tests and the
-benchmark use it as the far end; it imports only the wire format (hub.cloud.crypto/topics) and the hub's aiomqtt fix.
+benchmark use it as the far end; it imports only the wire format (hub.cloud.crypto/topics)
+and the hub's aiomqtt fix.
 """
 
 from __future__ import annotations
