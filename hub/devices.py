@@ -148,7 +148,8 @@ class AttributeMeta:
 
     Filled by the integration from the device's own definition (a virtual sensor's `unit:`
     in the config, the units BTHome objects carry, MQTT discovery's `unit_of_measurement`,
-    ESPHome's entity info...). Every field is optional; absent ones are left out of JSON.
+    ESPHome's entity info...). Every field is optional; absent ones are left out of JSON,
+    so rows stored before a field existed read back unchanged.
     """
 
     unit: str | None = None  # as the device states it: "°C", "%", "hPa", "W"
@@ -156,18 +157,27 @@ class AttributeMeta:
     minimum: float | None = None
     maximum: float | None = None
     step: float | None = None
+    # how values add up over time (for statistics): "measurement", "total",
+    # "total_increasing" (a meter that only resets to zero)
+    state_class: str | None = None
+    options: tuple[str, ...] | None = None  # the values a select/enum attribute can take
 
     def to_json(self) -> dict[str, Any]:
-        return {key: value for key, value in zip(_META_KEYS, (
-            self.unit, self.device_class, self.minimum, self.maximum, self.step), strict=True)
-            if value is not None}
+        out = {key: value for key, value in zip(_META_KEYS, (
+            self.unit, self.device_class, self.minimum, self.maximum, self.step,
+            self.state_class), strict=True) if value is not None}
+        if self.options is not None:
+            out["options"] = list(self.options)
+        return out
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> AttributeMeta:
-        return cls(*(raw.get(key) for key in _META_KEYS))
+        options = raw.get("options")
+        return cls(*(raw.get(key) for key in _META_KEYS),
+                   options=tuple(str(o) for o in options) if options is not None else None)
 
 
-_META_KEYS = ("unit", "device_class", "min", "max", "step")
+_META_KEYS = ("unit", "device_class", "min", "max", "step", "state_class")
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,12 +255,10 @@ class DeviceLink:
 
 def attribute_meta(attrs: dict[str, dict[str, Any]]) -> dict[str, AttributeMeta]:
     """The hub's attribute metadata from what the entities announced (unit, device class,
-    range); state class and precision stay in the discovered item's view of the device."""
+    state class, range, a select's options); precision stays in the discovered item."""
     out = {}
     for name, raw in attrs.items():
-        meta = AttributeMeta(unit=raw.get("unit"), device_class=raw.get("device_class"),
-                             minimum=raw.get("min"), maximum=raw.get("max"),
-                             step=raw.get("step"))
+        meta = AttributeMeta.from_json(raw)
         if meta.to_json():
             out[name] = meta
     return out

@@ -555,10 +555,8 @@ class Bridge:
 
 def _attribute_meta(meta: dict[str, Any]) -> AttributeMeta | None:
     """The hub's metadata of an attribute from what the entity announced (unit, device
-    class, range); None when nothing is known."""
-    found = AttributeMeta(unit=meta.get("unit"), device_class=meta.get("device_class"),
-                          minimum=meta.get("min"), maximum=meta.get("max"),
-                          step=meta.get("step"))
+    class, state class, range, options); None when nothing is known."""
+    found = AttributeMeta.from_json(meta)
     return found if found.to_json() else None
 
 

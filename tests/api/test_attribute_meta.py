@@ -100,6 +100,32 @@ async def test_metadata_is_stored_with_the_device(hub: Hub) -> None:
         "power": {"unit": "W", "device_class": "power", "min": 0, "step": 0.1}}
 
 
+async def test_state_class_and_options_are_stored_and_old_rows_still_read(hub: Hub) -> None:
+    """state_class and options (added later) round-trip through the database; a row stored
+    before they existed reads back with them absent, and they stay out of its JSON."""
+    meta = {"energy": AttributeMeta(unit="kWh", device_class="energy",
+                                    state_class="total_increasing"),
+            "mode": AttributeMeta(options=("eco", "comfort", "boost"))}
+    hub.devices.add(Device("test.meter", "Meter", "test", attributes=("energy", "mode"),
+                           attribute_meta=meta))
+    await hub.db.flush()
+    old = ('{"commands": [], "attributes": ["power"], "events": [], '
+           '"attribute_meta": {"power": {"unit": "W", "min": 0}}}')
+    await hub.db.write(
+        "INSERT INTO devices(id, name, integration, created_at, updated_at, capabilities) "
+        "VALUES('test.old', 'Old', 'test', 1, 1, ?)", (old,))
+    again = DeviceRegistry(hub.db, EventBus(), SystemClock())
+    await again.load()
+    assert again.get("test.meter").attribute_meta == meta
+    assert again.get("test.meter").to_json()["attribute_meta"] == {
+        "energy": {"unit": "kWh", "device_class": "energy", "state_class": "total_increasing"},
+        "mode": {"options": ["eco", "comfort", "boost"]}}
+    assert again.get("test.old").attribute_meta == {"power": AttributeMeta(unit="W",
+                                                                            minimum=0)}
+    assert again.get("test.old").to_json()["attribute_meta"] == {"power": {"unit": "W",
+                                                                           "min": 0}}
+
+
 async def test_the_documented_example_holds_for_the_example_config(config_factory) -> None:
     """docs/api.md shows virtual.living_temp of config.example.yaml with its unit."""
     example = yaml.safe_load((ROOT / "config.example.yaml").read_text())

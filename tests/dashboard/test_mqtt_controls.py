@@ -98,7 +98,12 @@ async def test_mqtt_device_controls(browser, tmp_path: Path) -> None:
             await page.click(f'{vent} [data-command="stop"]')
             await _set_value(page, f"{thermo} [data-control=climate_target_temperature]",
                              "22.5")
-            await page.locator(f'{select} [data-command="select_option"] input').fill("light")
+            # the select is a list of the announced options, showing the current one
+            choice = page.locator(f'{select} [data-command="select_option"] select')
+            assert await choice.locator("option").all_inner_texts() == ["light", "shutter",
+                                                                         "disabled"]
+            assert await choice.input_value() == "shutter"
+            await choice.select_option("light")
             await page.click(f'{select} [data-command="select_option"] button')
 
             got: list[tuple[str, str]] = []

@@ -122,6 +122,18 @@ async def test_discover_adopt_read_and_command_every_entity_type(
             "thermostat_current_temperature", "brightness_limit", "scene", "door",
             "room_temperature"} <= set(ctrl_device.attributes)
 
+    # what the entity info says of the values: units, state classes, a select's options
+    plug_meta = (await (await api_client.get(f"/api/devices/{PLUG_ID}")).json())[
+        "attribute_meta"]
+    assert plug_meta["energy"] == {"unit": "kWh", "device_class": "energy",
+                                   "state_class": "total_increasing"}
+    assert plug_meta["power"]["state_class"] == "measurement"
+    ctrl_meta = (await (await api_client.get(f"/api/devices/{CTRL_ID}")).json())[
+        "attribute_meta"]
+    assert ctrl_meta["scene"] == {"options": ["day", "evening", "night"]}
+    assert ctrl_meta["room_temperature"] == {"unit": "°C", "device_class": "temperature",
+                                             "state_class": "measurement"}
+
     # state as the firmware reports it
     await _until(api_client, PLUG_ID, relay=False, power=0.0, energy=12.25, overload=False,
                  status="off")

@@ -81,9 +81,10 @@ async def test_zigbee2mqtt_models_replayed(hub, broker, api_client) -> None:
         assert r.status == 400 and "params.color_temp" in json.dumps(body), body
         weather = hub.devices.get(dev_id("0x0017880104e45522"))
         assert weather.attribute_meta["temperature"].to_json() == {
-            "unit": "°C", "device_class": "temperature"}
+            "unit": "°C", "device_class": "temperature", "state_class": "measurement"}
         assert weather.attribute_meta["pressure"].to_json() == {
-            "unit": "hPa", "device_class": "atmospheric_pressure"}
+            "unit": "hPa", "device_class": "atmospheric_pressure",
+            "state_class": "measurement"}
         assert {a: hub.states.value(weather.id, a) for a in weather.attributes} == {
             "temperature": 21.5, "humidity": 48, "pressure": 1002.5, "battery": 97,
             "linkquality": 120}
@@ -108,6 +109,12 @@ async def test_zigbee2mqtt_models_replayed(hub, broker, api_client) -> None:
 
         select = hub.devices.get(dev_id("0x18fc26000000cafe"))
         assert hub.states.value(select.id, "device_mode") == "shutter"
+        # state class and a select's options reach the API (and are stored with the device)
+        body = await (await api_client.get(f"/api/devices/{select.id}")).json()
+        assert body["attribute_meta"]["device_mode"] == {"options": ["light", "shutter",
+                                                                     "disabled"]}
+        body = await (await api_client.get(f"/api/devices/{weather.id}")).json()
+        assert body["attribute_meta"]["temperature"]["state_class"] == "measurement"
 
         async def command(device_id: str, name: str, **params) -> None:
             r = await api_client.post(f"/api/devices/{device_id}/commands",

@@ -33,7 +33,8 @@ SCOPE_SCHEMA = {"type": ["object", "null"],
 ATTRIBUTE_META_SCHEMA = {
     "type": "object", "description": "Per attribute, what its values mean (only what is "
     "known; absent fields are left out)",
-    "additionalProperties": obj(unit=STR, device_class=STR, min=NUM, max=NUM, step=NUM),
+    "additionalProperties": obj(unit=STR, device_class=STR, min=NUM, max=NUM, step=NUM,
+                                state_class=STR, options=array(STR)),
 }
 DEVICE_SCHEMA = obj(
     ["id", "name", "integration"], extra=True,

@@ -15,6 +15,8 @@ const SLIDERS = [
   { suffix: "_target_temperature", command: "set_temperature", param: "temperature", min: 5, max: 35, step: 0.5, number: true },
 ];
 const HVAC_MODES = ["off", "heat", "cool", "auto", "dry", "fan_only"];
+// parts of other entities that also list options (a light's effect, a fan's preset...)
+const NOT_SELECT = /_(effect|preset_mode|direction|color_mode|action)$/;
 
 function meta(d, attr) {
   return (d.attribute_meta || {})[attr] || {};
@@ -46,6 +48,21 @@ export function deviceControls(d, attrs, send) {
   for (const cmd of d.commands || []) {
     const required = cmd.required || [];
     if (!required.length || handled.has(cmd.name)) continue;
+    if (cmd.name === "select_option" && selectAttributes(d).length) {
+      for (const attr of selectAttributes(d)) {
+        const input = h("select", { "aria-label": `${attr.replaceAll("_", " ")} of ${d.name}` },
+          meta(d, attr).options.map((o) => h("option", { value: o }, o)));
+        input.value = attrs[attr]?.value ?? "";
+        inputs.set(attr, input);
+        const params = () => ({ ...("entity" in (cmd.params || {}) ? { entity: attr } : {}),
+          option: input.value });
+        elements.push(h("form", { class: "row control", dataset: { command: cmd.name, entity: attr },
+          onsubmit: (ev) => { ev.preventDefault(); send(cmd.name, params()); } },
+          input, h("button", { type: "submit", class: "secondary" }, attr.replaceAll("_", " "))));
+      }
+      handled.add(cmd.name);
+      continue;
+    }
     const param = required[0];
     const type = cmd.params?.[param];
     let input;
@@ -75,4 +92,12 @@ export function deviceControls(d, attrs, send) {
       }
     },
   };
+}
+
+// The attributes a select_option command sets: those with options that are an entity's
+// own value, not a part of another one (a cover's or thermostat's state has parts).
+function selectAttributes(d) {
+  const names = d.attributes || [];
+  return names.filter((a) => Array.isArray(meta(d, a).options) && !NOT_SELECT.test(a)
+    && !names.some((b) => b.startsWith(a + "_") && !b.endsWith("_attributes")));
 }
