@@ -163,7 +163,7 @@ class AttributeMeta:
     options: tuple[str, ...] | None = None  # the values a select/enum attribute can take
 
     def to_json(self) -> dict[str, Any]:
-        out = {key: value for key, value in zip(_META_KEYS, (
+        out: dict[str, Any] = {key: value for key, value in zip(_META_KEYS, (
             self.unit, self.device_class, self.minimum, self.maximum, self.step,
             self.state_class), strict=True) if value is not None}
         if self.options is not None:
@@ -173,7 +173,9 @@ class AttributeMeta:
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> AttributeMeta:
         options = raw.get("options")
-        return cls(*(raw.get(key) for key in _META_KEYS),
+        return cls(unit=raw.get("unit"), device_class=raw.get("device_class"),
+                   minimum=raw.get("min"), maximum=raw.get("max"), step=raw.get("step"),
+                   state_class=raw.get("state_class"),
                    options=tuple(str(o) for o in options) if options is not None else None)
 
 
