@@ -21,6 +21,7 @@ from hub.facade import (
 from integrations.mqtt.bridge import Bridge
 from integrations.mqtt.connection import Connection, Settings, SettingsError
 from integrations.mqtt.entities import CommandError
+from integrations.mqtt.tasmota import DEFAULT_PREFIX, Broker, Tasmota, TasmotaCommandError
 from integrations.mqtt.templates import TemplateError
 
 
@@ -33,6 +34,7 @@ class MqttIntegration:
     bridge: Bridge | None = None
     connection: Connection | None = None
     settings: Settings | None = field(default=None)
+    tasmota: Tasmota | None = None  # Tasmota's native discovery (tasmota_discovery)
 
     async def setup(self, ctx: IntegrationContext) -> None:
         try:
@@ -51,8 +53,18 @@ class MqttIntegration:
         for device in ctx.devices():  # adopted before: unavailable until the broker says so
             ctx.set_available(device.id, False)
         ctx.on_adopt(self._adopt)
+        if cfg.get("tasmota_discovery", True):
+            broker = Broker(self.connection.subscribe, self.connection.unsubscribe,
+                            self.connection.publish,
+                            lambda detail: ctx.report_malformed("Tasmota message", detail))
+            self.tasmota = Tasmota(ctx, cfg.get("tasmota_discovery_prefix", DEFAULT_PREFIX),
+                                   broker, max_payload=self.bridge.max_payload,
+                                   max_rate=self.bridge.max_rate)
+            await self.tasmota.start()
         self.connection.start()
         ctx.on_unload(self.connection.stop)
+        if self.tasmota is not None:
+            ctx.on_unload(self.tasmota.stop)
 
     async def unload(self, ctx: IntegrationContext) -> None:
         for device in ctx.devices():
@@ -63,6 +75,12 @@ class MqttIntegration:
         assert self.bridge is not None and self.connection is not None
         if self.connection.client is None:
             raise DeviceUnavailable("the MQTT broker is not connected")
+        if self.tasmota is not None and self.tasmota.owns(device.id):
+            try:
+                sent = await self.tasmota.command(device.id, command, params)
+            except TasmotaCommandError as exc:
+                raise ValidationError(exc.field, str(exc)) from None
+            return {"published": [{"topic": t, "payload": p} for t, p in sent]}
         try:
             messages = self.bridge.command(device.id, command, params)
         except CommandError as exc:
@@ -79,23 +97,32 @@ class MqttIntegration:
         announced on the broker, so it is offered for adoption again)."""
         if self.bridge is not None:
             self.bridge.forget(device.id)
+        if self.tasmota is not None:
+            self.tasmota.forget(device.id)
 
     # what the bridge and the connection call
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         assert self.bridge is not None
+        if self.tasmota is not None and self.tasmota.on_message(topic, payload):
+            return
         self.bridge.on_message(topic, payload)
 
     def _on_connected(self, connected: bool) -> None:
         assert self.bridge is not None
         self.bridge.set_connected(connected)
+        if self.tasmota is not None:
+            self.tasmota.set_connected(connected)
 
     def _topics(self) -> list[str]:
         assert self.bridge is not None
-        return self.bridge.topics()
+        tasmota = self.tasmota.broker.topics() if self.tasmota is not None else []
+        return self.bridge.topics() + tasmota
 
     async def _adopt(self, item: DiscoveredDevice, name: str | None) -> Device:
         assert self.bridge is not None
+        if self.tasmota is not None and item.id in self.tasmota.by_discovery_id:
+            return self.tasmota.adopt(self.tasmota.by_discovery_id[item.id], name)
         key = self.bridge.by_discovery_id.get(item.id)
         if key is None:
             raise ValidationError("id", "this MQTT device is not announced any more")
@@ -106,4 +133,5 @@ class MqttIntegration:
         assert self.bridge is not None and self.connection is not None
         return {"state": self.connection.state, "last_error": self.connection.last_error,
                 "connects": self.connection.connects, "devices": len(self.bridge.devices),
-                "stats": self.bridge.stats.as_dict()}
+                "stats": self.bridge.stats.as_dict(),
+                **({"tasmota": self.tasmota.stats.as_dict()} if self.tasmota else {})}

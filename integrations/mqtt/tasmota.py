@@ -1,0 +1,556 @@
+"""Tasmota's native discovery (`tasmota/discovery/<MAC>/config` and `.../sensors`, retained),
+read with hatasmota, the library Home Assistant uses, on the MQTT integration's connection.
+
+hatasmota parses the firmware's discovery messages into entities (relays, lights, fans,
+shutters, switch inputs, sensors, status sensors, button and switch triggers), reads their
+state and publishes their commands; this module gives it the broker (`Broker`: hatasmota's
+subscribe/publish interface over our connection) and turns its entities into hub devices
+listed in /api/discovered (source `mqtt`) for adoption. As for the convention's devices,
+values are held in memory only until the owner adopts a device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any
+
+from hatasmota.discovery import (
+    TasmotaDiscovery,
+    get_device_config,
+    get_entities_for_platform,
+    get_entity,
+    get_trigger,
+    get_triggers,
+)
+from hatasmota.entity import TasmotaAvailability
+from hatasmota.mqtt import ReceiveMessage, TasmotaMQTTClient
+from hatasmota.trigger import TasmotaTrigger
+from paho.mqtt.client import topic_matches_sub
+
+from hub.facade import (
+    AttributeMeta,
+    CommandSpec,
+    Device,
+    DeviceUnavailable,
+    DiscoveryInfo,
+    IntegrationContext,
+    ValidationError,
+    normalize_mac,
+)
+from integrations.mqtt.tasmota_parts import Part, PartError, make_part
+
+SOURCE = "mqtt"
+DEFAULT_PREFIX = "tasmota/discovery"
+PLATFORMS = ("switch", "light", "fan", "cover", "binary_sensor", "sensor")
+MAX_DEVICES = 2000
+
+
+class TasmotaCommandError(ValueError):
+    """A command the device cannot carry out as asked; names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(slots=True)
+class TasmotaStats:
+    messages: int = 0
+    oversize: int = 0
+    flood_dropped: int = 0
+    refused: int = 0
+    devices: int = 0
+    removed: int = 0
+    commands: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+@dataclass(slots=True)
+class _Sub:
+    owner: str
+    topic: str
+    callback: Callable[[ReceiveMessage], Any]
+
+
+class Broker:
+    """hatasmota's MQTT client interface on the integration's connection: subscriptions
+    (shared by topic, a late subscriber gets the topic's last message as a retained copy
+    would come), publishes, and hatasmota's coroutine callbacks run in arrival order."""
+
+    def __init__(self, subscribe: Callable[[str], None], unsubscribe: Callable[[str], None],
+                 publish: Callable[[str, str, int, bool], Awaitable[None]],
+                 on_error: Callable[[str], None]) -> None:
+        self._subscribe = subscribe
+        self._unsubscribe = unsubscribe
+        self._publish_raw = publish
+        self._on_error = on_error
+        self.subs: dict[str, list[_Sub]] = {}  # topic filter -> subscriptions
+        self._wild: list[str] = []  # filters with + or #
+        self._last: dict[str, bytes] = {}
+        self._jobs: deque[Coroutine[Any, Any, Any]] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._clients: list[TasmotaMQTTClient] = []
+        # what a command publishes (each command task sees its own list)
+        self.recording: contextvars.ContextVar[list[tuple[str, str]] | None] = \
+            contextvars.ContextVar("tasmota_recording", default=None)
+
+    def client(self, owner: str) -> TasmotaMQTTClient:
+        """A hatasmota client whose subscriptions belong to `owner` (a device's MAC)."""
+        c = TasmotaMQTTClient(self._publish, partial(self._subscribe_topics, owner),
+                              self._unsubscribe_topics)
+        self._clients.append(c)
+        return c
+
+    def topics(self) -> list[str]:
+        return list(self.subs)
+
+    def matches(self, topic: str) -> list[_Sub]:
+        found = list(self.subs.get(topic, ()))
+        for pattern in self._wild:
+            if (topic.startswith(pattern[:-1]) if pattern.endswith("/#") and "+" not in pattern
+                    else topic_matches_sub(pattern, topic)):
+                found.extend(self.subs[pattern])
+        return found
+
+    def dispatch(self, subs: list[_Sub], topic: str, payload: bytes) -> None:
+        self._last[topic] = payload
+        self._deliver(subs, topic, payload)
+
+    async def stop(self) -> None:
+        for c in self._clients:  # hatasmota's debounce timers (status polls)
+            for timer in list(c._pending_messages.values()):
+                timer.cancel()
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        while self._jobs:
+            self._jobs.popleft().close()
+
+    # hatasmota's interface
+
+    async def _publish(self, topic: str, payload: Any, qos: int | None = 0,
+                       retain: bool | None = False) -> None:
+        text = "" if payload is None else (payload.decode() if isinstance(payload, bytes)
+                                           else str(payload))
+        recording = self.recording.get()
+        if recording is not None:
+            recording.append((topic, text))
+        try:
+            await self._publish_raw(topic, text, qos or 0, bool(retain))
+        except DeviceUnavailable:
+            if recording is not None:
+                raise  # a command: the owner is told
+            self._on_error(f"status poll on {topic} not sent: the broker is not connected")
+
+    async def _subscribe_topics(self, owner: str, state: dict[str, _Sub] | None,
+                                topics: dict[str, dict[str, Any]]) -> dict[str, _Sub]:
+        old = dict(state or {})
+        new: dict[str, _Sub] = {}
+        fresh: list[_Sub] = []
+        for name, spec in topics.items():
+            sub = old.pop(name, None)
+            if sub is not None and sub.topic == spec["topic"]:
+                sub.callback = spec["msg_callback"]  # same subscription, a new closure
+            else:
+                if sub is not None:
+                    old[name] = sub
+                sub = _Sub(owner, spec["topic"], spec["msg_callback"])
+                fresh.append(sub)
+            new[name] = sub
+        self._drop(old.values())
+        for sub in fresh:
+            subs = self.subs.setdefault(sub.topic, [])
+            if not subs:
+                if "+" in sub.topic or "#" in sub.topic:
+                    self._wild.append(sub.topic)
+                self._subscribe(sub.topic)
+            subs.append(sub)
+            last = self._last.get(sub.topic)
+            if last is not None:  # the broker sends a retained copy only once
+                self._deliver([sub], sub.topic, last)
+        return new
+
+    async def _unsubscribe_topics(self, state: dict[str, _Sub] | None) -> dict[str, _Sub]:
+        self._drop((state or {}).values())
+        return {}
+
+    def _drop(self, subs: Any) -> None:
+        for sub in list(subs):
+            listed = self.subs.get(sub.topic, [])
+            if sub in listed:
+                listed.remove(sub)
+            if not listed and sub.topic in self.subs:
+                del self.subs[sub.topic]
+                if sub.topic in self._wild:
+                    self._wild.remove(sub.topic)
+                self._last.pop(sub.topic, None)
+                self._unsubscribe(sub.topic)
+
+    def _deliver(self, subs: list[_Sub], topic: str, payload: bytes) -> None:
+        msg = ReceiveMessage(topic, payload.decode("utf-8", errors="replace"), 0, False)
+        for sub in subs:
+            try:
+                result = sub.callback(msg)
+            except Exception as exc:  # hatasmota on a payload it cannot read
+                self._on_error(f"{topic[:120]}: {type(exc).__name__}: {exc}")
+                continue
+            if inspect.iscoroutine(result):
+                self._jobs.append(result)
+                if self._worker is None or self._worker.done():
+                    self._worker = asyncio.get_running_loop().create_task(
+                        self._work(), name="mqtt:tasmota")
+
+    async def _work(self) -> None:
+        while self._jobs:
+            job = self._jobs.popleft()
+            try:
+                await job
+            except Exception as exc:
+                self._on_error(f"{type(exc).__name__}: {exc}")
+
+
+@dataclass(slots=True)
+class TasmotaDevice:
+    mac: str
+    config: dict[str, Any]
+    client: TasmotaMQTTClient
+    parts: dict[str, Part] = field(default_factory=dict)  # hatasmota unique id -> part
+    triggers: dict[str, tuple[TasmotaTrigger, str]] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    online: bool | None = None
+    device_id: str | None = None
+    window_start: float = 0.0
+    window_count: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"tasmota:{self.mac}"
+
+    @property
+    def deep_sleep(self) -> bool:
+        return bool(self.config.get("dslp"))
+
+    def part(self, key: str) -> Part | None:
+        return next((p for p in self.parts.values() if p.key == key), None)
+
+
+class Tasmota:
+    """Tasmota devices from their native discovery, on the integration's broker."""
+
+    def __init__(self, ctx: IntegrationContext, prefix: str, broker: Broker, *,
+                 max_payload: int, max_rate: float) -> None:
+        self.ctx = ctx
+        self.prefix = prefix
+        self.broker = broker
+        self.max_payload = max_payload
+        self.max_rate = max_rate
+        self.stats = TasmotaStats()
+        self.devices: dict[str, TasmotaDevice] = {}  # MAC -> device
+        self.by_discovery_id: dict[str, str] = {}  # DiscoveredDevice id -> MAC
+        self.connected = False
+        self._discovery = TasmotaDiscovery(prefix, broker.client("discovery"))
+
+    async def start(self) -> None:
+        await self._discovery.start_discovery(self._device_discovered,
+                                              self._sensors_discovered)
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+    def on_message(self, topic: str, payload: bytes) -> bool:
+        """Hand a message to hatasmota if one of its subscriptions wants it (never raises);
+        False when none does."""
+        subs = self.broker.matches(topic)
+        if not subs:
+            return False
+        self.stats.messages += 1
+        if len(payload) > self.max_payload:
+            self.stats.oversize += 1
+            self._refuse(f"{len(payload)} bytes on {topic[:80]} is over the "
+                         f"{self.max_payload}-byte limit")
+            return True
+        device = self.devices.get(subs[0].owner)
+        if device is not None and not self._admit(device):
+            return True
+        try:
+            self.broker.dispatch(subs, topic, payload)
+        except Exception:  # a bug here must not take the connection down
+            self.ctx.log.exception("Tasmota message on %s could not be handled", topic[:120])
+        return True
+
+    def set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        for device in list(self.devices.values()):
+            self._publish_device(device)
+
+    # -- discovery (hatasmota's callbacks) -----------------------------------------------------
+
+    async def _device_discovered(self, payload: dict[str, Any], mac: str) -> None:
+        device = self.devices.get(mac)
+        if not payload:  # the empty retained config: Tasmota was reset or SetOption19 1
+            if device is not None:
+                await self._remove(device)
+            return
+        if device is None:
+            if len(self.devices) >= MAX_DEVICES:
+                self._refuse(f"Tasmota device {mac}: more than {MAX_DEVICES} devices")
+                return
+            device = self.devices[mac] = TasmotaDevice(mac, dict(payload),
+                                                       self.broker.client(mac))
+            self.stats.devices += 1
+        device.config = dict(payload)
+        wanted: dict[str, Any] = {}
+        for platform in PLATFORMS:
+            for config, _hash in get_entities_for_platform(payload, platform):
+                if config is not None:
+                    wanted[config.unique_id] = config
+        await self._sync_parts(device, wanted, origin="config")
+        triggers = {t.trigger_id: t for t in get_triggers(payload) if t.is_active}
+        for tid in set(device.triggers) - set(triggers):
+            await device.triggers.pop(tid)[0].unsubscribe_topics()
+        for tid, tconfig in triggers.items():
+            known = device.triggers.get(tid)
+            if known is not None and known[0].config_same(tconfig):
+                continue
+            if known is not None:
+                await known[0].unsubscribe_topics()
+            trigger = get_trigger(tconfig, device.client)
+            if trigger is None:
+                continue
+            name = _slug(f"{tconfig.type}_{tconfig.subtype}")
+            trigger.set_on_trigger_callback(partial(self._fired, device, name, tconfig))
+            device.triggers[tid] = (trigger, name)
+            await trigger.subscribe_topics()
+        self._publish_device(device)
+
+    async def _sensors_discovered(self, sensors: list[tuple[Any, Any]], mac: str) -> None:
+        device = self.devices.get(mac)
+        if device is None:
+            return
+        wanted = {config.unique_id: config for config, _hash in sensors
+                  if config.endpoint == "sensor"}  # status sensors come with the config
+        await self._sync_parts(device, wanted, origin="sensors")
+        self._publish_device(device)
+
+    async def _sync_parts(self, device: TasmotaDevice, wanted: dict[str, Any],
+                          origin: str) -> None:
+        for uid in [u for u, p in device.parts.items() if p.origin == origin
+                    and u not in wanted]:
+            part = device.parts.pop(uid)
+            await part.entity.unsubscribe_topics()
+            for name in part.attributes():
+                device.values.pop(name, None)
+        for uid, config in wanted.items():
+            known = device.parts.get(uid)
+            if known is not None and known.entity.config_same(config):
+                continue
+            if known is not None:
+                await known.entity.unsubscribe_topics()
+            entity = get_entity(config, device.client)
+            if entity is None:
+                continue
+            part = make_part(entity)
+            device.parts[uid] = part
+            entity.set_on_state_callback(partial(self._state, device, part))
+            if isinstance(entity, TasmotaAvailability):
+                entity.set_on_availability_callback(partial(self._availability, device))
+            await entity.subscribe_topics()
+
+    async def _remove(self, device: TasmotaDevice) -> None:
+        self.stats.removed += 1
+        for part in device.parts.values():
+            await part.entity.unsubscribe_topics()
+        for trigger, _name in device.triggers.values():
+            await trigger.unsubscribe_topics()
+        device.parts.clear()
+        device.triggers.clear()
+        self.ctx.withdraw_discovered(device.key, source=SOURCE)
+        if device.device_id is not None and self.ctx.device(device.device_id) is not None:
+            self.ctx.set_available(device.device_id, False)
+        del self.devices[device.mac]
+
+    # -- state (hatasmota's entity callbacks) ----------------------------------------------------
+
+    def _state(self, device: TasmotaDevice, part: Part, *args: Any, **kwargs: Any) -> None:
+        if self.devices.get(device.mac) is not device or part not in device.parts.values():
+            return
+        try:
+            values = part.state(*args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            self._refuse(f"{device.mac}/{part.key}: {exc}")
+            return
+        self._set_values(device, values)
+
+    async def _availability(self, device: TasmotaDevice, online: bool) -> None:
+        if device.online != online:
+            device.online = online
+            self._publish_device(device)
+
+    def _fired(self, device: TasmotaDevice, name: str, config: Any) -> None:
+        if device.device_id is not None and self.ctx.device(device.device_id) is not None:
+            self.ctx.fire_event(device.device_id, name, {"type": config.type,
+                                                         "subtype": config.subtype})
+
+    def _set_values(self, device: TasmotaDevice, values: dict[str, Any]) -> None:
+        if not values:
+            return
+        device.values.update(values)
+        if device.device_id is not None and self.ctx.device(device.device_id) is not None:
+            self.ctx.set_state(device.device_id, values)
+
+    def _admit(self, device: TasmotaDevice) -> bool:
+        now = self.ctx.clock.monotonic()
+        if now - device.window_start >= 1.0:
+            device.window_start, device.window_count = now, 0
+        device.window_count += 1
+        if device.window_count > self.max_rate:
+            self.stats.flood_dropped += 1
+            return False
+        return True
+
+    # -- the hub's side: discovered items, adoption, commands ------------------------------------
+
+    def available(self, device: TasmotaDevice) -> bool:
+        return self.connected and bool(device.parts) and (device.deep_sleep
+                                                          or device.online is True)
+
+    def discovery_info(self, device: TasmotaDevice) -> DiscoveryInfo:
+        info = get_device_config(device.config)
+        parts = [{"key": p.key, "component": type(p).__name__.removesuffix("Part").lower()}
+                 for p in device.parts.values()]
+        return DiscoveryInfo(
+            name=info.get("name") or device.mac, mac=normalize_mac(device.mac),
+            model=info.get("md") or device.config.get("md"), fw=info.get("sw"),
+            data={"manufacturer": "Tasmota", "identifiers": [device.mac],
+                  "protocol": "tasmota", "topic": device.config.get("t"),
+                  "ip": device.config.get("ip"),
+                  "entities": sorted(parts, key=lambda p: p["key"]),
+                  "events": sorted(name for _t, name in device.triggers.values())})
+
+    def adopt(self, mac: str, name: str | None) -> Device:
+        device = self.devices.get(mac)
+        if device is None or not device.parts:
+            raise ValidationError("id", "this Tasmota device withdrew its announcement")
+        device_id = "mqtt.tasmota_" + mac.lower()
+        existing = self.ctx.device(device_id)
+        info = self.discovery_info(device)
+        base = Device(id=device_id, integration=self.ctx.name,
+                      name=name or (existing.name if existing else None) or info.name
+                      or mac, mac=info.mac, model=info.model, manufacturer="Tasmota",
+                      fw_version=info.fw, transport="mqtt",
+                      area=existing.area if existing else None)
+        if existing is not None:
+            base = replace(base, scope=existing.scope)
+        device.device_id = device_id
+        registered = self._register(device, base)
+        known = {k: v for k, v in device.values.items() if k in registered.attributes}
+        if known:
+            self.ctx.set_state(device_id, known)
+        self.ctx.set_available(device_id, self.available(device))
+        return registered
+
+    async def command(self, device_id: str, name: str,
+                      params: dict[str, Any]) -> list[tuple[str, str]]:
+        """Carry out a command through hatasmota; returns what it published."""
+        device = self._by_device_id(device_id)
+        if device is None:
+            raise TasmotaCommandError("command", "the Tasmota device is not announced")
+        params = dict(params)
+        wanted = params.pop("entity", None)
+        if wanted is not None:
+            part = device.part(wanted)
+            if part is None or name not in part.commands:
+                raise TasmotaCommandError("params.entity", f"no entity {wanted!r} accepts "
+                                                           f"{name}")
+        else:
+            part = next((p for p in device.parts.values() if name in p.commands), None)
+            if part is None:
+                raise TasmotaCommandError("command", f"no entity accepts {name}")
+        unknown = set(params) - set(part.commands[name])
+        if unknown:
+            raise TasmotaCommandError(f"params.{sorted(unknown)[0]}",
+                                      f"{part.key} does not take it")
+        recording: list[tuple[str, str]] = []
+        token = self.broker.recording.set(recording)
+        try:
+            assumed = await part.command(name, params)
+        except PartError as exc:
+            raise TasmotaCommandError(exc.field, str(exc)) from None
+        finally:
+            self.broker.recording.reset(token)
+        self.stats.commands += 1
+        self._set_values(device, assumed)
+        return recording
+
+    def forget(self, device_id: str) -> None:
+        device = self._by_device_id(device_id)
+        if device is not None:
+            device.device_id = None
+            device.values.clear()
+            self._publish_device(device)
+
+    def owns(self, device_id: str) -> bool:
+        return device_id.startswith("mqtt.tasmota_")
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _publish_device(self, device: TasmotaDevice) -> None:
+        ctx = self.ctx
+        available = self.available(device)
+        item = ctx.report_discovered(device.key, self.discovery_info(device), source=SOURCE,
+                                     present=available)
+        self.by_discovery_id[item.id] = device.mac
+        if device.device_id is not None and ctx.device(device.device_id) is None:
+            device.device_id = None  # removed or erased: nothing more is kept
+        if item.device_id is not None and item.state == "adopted":
+            device.device_id = item.device_id
+            existing = ctx.device(item.device_id)
+            if existing is not None:
+                info = self.discovery_info(device)
+                self._register(device, replace(existing, model=info.model or existing.model,
+                                               fw_version=info.fw or existing.fw_version,
+                                               mac=info.mac or existing.mac))
+                ctx.set_available(item.device_id, available)
+
+    def _register(self, device: TasmotaDevice, base: Device) -> Device:
+        commands: dict[str, dict[str, str]] = {}
+        required: dict[str, tuple[str, ...]] = {}
+        ranges: dict[str, dict[str, tuple[float, float]]] = {}
+        attributes: dict[str, dict[str, Any]] = {}
+        for part in device.parts.values():
+            for cmd, params in part.commands.items():
+                commands.setdefault(cmd, {"entity": "string"}).update(params)
+                required.setdefault(cmd, part.required.get(cmd, ()))
+                for param, (lo, hi) in part.ranges().get(cmd, {}).items():
+                    if param in params:
+                        old = ranges.setdefault(cmd, {}).get(param, (lo, hi))
+                        ranges[cmd][param] = (min(lo, old[0]), max(hi, old[1]))
+            attributes.update(part.attributes())
+        specs = tuple(CommandSpec(n, p, required[n], dict(ranges.get(n, {})))
+                      for n, p in sorted(commands.items()))
+        meta = {a: AttributeMeta.from_json(m) for a, m in attributes.items() if m}
+        events = tuple(sorted({name for _t, name in device.triggers.values()}))
+        return self.ctx.register_device(replace(
+            base, commands=specs, attributes=tuple(attributes), events=events,
+            attribute_meta={a: m for a, m in meta.items() if m.to_json()}))
+
+    def _by_device_id(self, device_id: str) -> TasmotaDevice | None:
+        return next((d for d in self.devices.values() if d.device_id == device_id), None)
+
+    def _refuse(self, detail: str) -> None:
+        self.stats.refused += 1
+        self.ctx.report_malformed("Tasmota message", detail)
+
+
+def _slug(text: str) -> str:
+    out = "".join(c if c.isalnum() else "_" for c in text.lower())
+    return "_".join(p for p in out.split("_") if p)
+
