@@ -79,7 +79,7 @@ class RelayPart(Part):
     """A relay as a switch, or as an on/off light (SetOption30, the iFan's light)."""
 
     commands = {"turn_on": {}, "turn_off": {}, "toggle": {}}
-    entity: TasmotaRelay
+    entity: TasmotaRelay | TasmotaLight
 
     def __init__(self, entity: TasmotaEntity, key: str) -> None:
         super().__init__(entity, key)
@@ -91,7 +91,10 @@ class RelayPart(Part):
 
     async def command(self, name: str, params: dict[str, Any]) -> Values:
         on = {"turn_on": True, "turn_off": False}.get(name, not self.is_on)
-        await self.entity.set_state(on)
+        if isinstance(self.entity, TasmotaLight):  # a relay light (hatasmota's light class)
+            await self.entity.set_state(on, {})
+        else:
+            await self.entity.set_state(on)
         return {}
 
 
