@@ -6,11 +6,23 @@ availability, device triggers as hub events, removal and erasure."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from hub.config import load_config
+from hub.errors import ConfigError
 from hub.facade import DeviceEvent
 from tests.mqtt import tasmota_firmware as fw
-from tests.mqtt.conftest import device_client, mqtt_discovered, recording, status, wait_until
+from tests.mqtt.conftest import (
+    device_client,
+    mqtt_discovered,
+    mqtt_section,
+    recording,
+    status,
+    wait_until,
+)
 
 
 def tasmota_items(hub) -> list[Any]:
@@ -317,3 +329,32 @@ async def test_bad_tasmota_messages_are_refused_and_counted(hub, broker) -> None
         await wait_until(lambda: any(d.values.get("light_1") is True for d in
                                      hub.integrations.instance("mqtt").tasmota.devices.values()))
         assert status(hub)["state"] == "connected"
+
+
+def test_settings_are_checked_with_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("integrations:\n  mqtt:\n    broker_url: mqtt://127.0.0.1:1883\n"
+                    "    tasmota_discovery: \"yes\"\n"
+                    "    tasmota_discovery_prefix: \"tasmota/#\"\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:4:24: integrations.mqtt.tasmota_discovery: expected a boolean, got str "
+        "'yes'",
+        f"{path}:5:31: integrations.mqtt.tasmota_discovery_prefix: must match "
+        "'^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$', got 'tasmota/#'"]
+
+
+async def test_tasmota_discovery_can_be_turned_off(broker, make_hub) -> None:
+    async with make_hub(mqtt_section(broker, tasmota_discovery=False)) as hub, \
+            device_client(broker) as tasmota:
+        await wait_until(lambda: status(hub)["state"] == "connected")
+        assert "tasmota" not in status(hub)
+        assert not any(t.startswith("tasmota/") for t in
+                       hub.integrations.instance("mqtt").connection.subscribed)
+        await announce(tasmota, fw.PLUG)
+        # then a device of the convention: once it is listed, the Tasmota one would be too
+        await tasmota.publish("homeassistant/switch/plug9/relay/config",
+                              '{"cmd_t": "p9/set", "dev": {"ids": "plug9"}}', qos=1)
+        await wait_until(lambda: mqtt_discovered(hub))
+        assert tasmota_items(hub) == [] and len(mqtt_discovered(hub)) == 1
