@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -277,7 +278,11 @@ class Tasmota:
             self._refuse(f"{len(payload)} bytes on {topic[:80]} is over the "
                          f"{self.max_payload}-byte limit")
             return True
-        device = self.devices.get(subs[0].owner)
+        owner = subs[0].owner
+        if owner == "discovery" and payload and not _is_json(payload):  # hatasmota would
+            self._refuse(f"{topic[:120]}: not JSON")  # only log it
+            return True
+        device = self.devices.get(owner)
         if device is not None and not self._admit(device):
             return True
         try:
@@ -548,6 +553,14 @@ class Tasmota:
     def _refuse(self, detail: str) -> None:
         self.stats.refused += 1
         self.ctx.report_malformed("Tasmota message", detail)
+
+
+def _is_json(payload: bytes) -> bool:
+    try:
+        json.loads(payload)
+    except ValueError:
+        return False
+    return True
 
 
 def _slug(text: str) -> str:
