@@ -8,7 +8,7 @@ states become hub state and its commands MQTT messages. See docs/mqtt.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hub.facade import (
@@ -21,7 +21,7 @@ from hub.facade import (
 from integrations.mqtt.bridge import Bridge
 from integrations.mqtt.connection import Connection, Settings, SettingsError
 from integrations.mqtt.entities import CommandError
-from integrations.mqtt.tasmota import DEFAULT_PREFIX, Broker, Tasmota, TasmotaCommandError
+from integrations.mqtt.tasmota import DEFAULT_PREFIX, Broker, Tasmota
 from integrations.mqtt.templates import TemplateError
 
 
@@ -78,7 +78,7 @@ class MqttIntegration:
         if self.tasmota is not None and self.tasmota.owns(device.id):
             try:
                 sent = await self.tasmota.command(device.id, command, params)
-            except TasmotaCommandError as exc:
+            except CommandError as exc:
                 raise ValidationError(exc.field, str(exc)) from None
             return {"published": [{"topic": t, "payload": p} for t, p in sent]}
         try:
@@ -134,4 +134,4 @@ class MqttIntegration:
         return {"state": self.connection.state, "last_error": self.connection.last_error,
                 "connects": self.connection.connects, "devices": len(self.bridge.devices),
                 "stats": self.bridge.stats.as_dict(),
-                **({"tasmota": self.tasmota.stats.as_dict()} if self.tasmota else {})}
+                **({"tasmota": asdict(self.tasmota.stats)} if self.tasmota else {})}

@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from hub.facade import (
-    AttributeMeta,
-    CommandSpec,
     Device,
     DiscoveryInfo,
     IntegrationContext,
@@ -38,9 +37,17 @@ from integrations.mqtt.entities import (
     StateError,
     make_entity,
 )
+from integrations.mqtt.hubdevice import (
+    RateWindow,
+    adopted,
+    capabilities,
+    pick_entity,
+    refreshed,
+    report,
+    withdraw,
+)
 from integrations.mqtt.templates import TemplateError, Templates
 
-SOURCE = "mqtt"
 _EVENT = "__event__"
 MAX_ENTITIES_PER_DEVICE = 256
 MAX_ENTITIES = 20_000  # all devices together: a broker full of junk cannot exhaust memory
@@ -92,15 +99,8 @@ class MqttDevice:
     values: dict[str, Any] = field(default_factory=dict)  # last values, adopted or not
     availability: dict[str, _Availability] = field(default_factory=dict)
     device_id: str | None = None  # once adopted
-    window_start: float = 0.0
-    window_count: int = 0
+    window: RateWindow = field(default_factory=RateWindow)
     refused: int = 0
-
-    def entity_by_key(self, key: str) -> Entity | None:
-        for entity in self.entities.values():
-            if entity.key == key:
-                return entity
-        return None
 
 
 class Bridge:
@@ -351,13 +351,9 @@ class Bridge:
     # -- flood control ------------------------------------------------------------------------
 
     def _admit(self, device: MqttDevice) -> bool:
-        now = self.ctx.clock.monotonic()
-        if now - device.window_start >= 1.0:
-            device.window_start, device.window_count = now, 0
-        device.window_count += 1
-        if device.window_count > self.max_rate:
+        if not device.window.admit(self.ctx.clock.monotonic(), self.max_rate):
             self.stats.flood_dropped += 1
-            if device.window_count == int(self.max_rate) + 1:
+            if device.window.count == int(self.max_rate) + 1:
                 self.log.warning("MQTT device %s sends more than %d messages/s; dropping the "
                                  "excess", device.key[:80], self.max_rate)
             return False
@@ -402,31 +398,22 @@ class Bridge:
     def _publish_device(self, device: MqttDevice) -> None:
         ctx = self.ctx
         if not device.entities:
-            ctx.withdraw_discovered(device.key, source=SOURCE)
-            if device.device_id is not None and ctx.device(device.device_id) is not None:
-                ctx.set_available(device.device_id, False)
+            withdraw(ctx, device.key, device.device_id)
             del self.devices[device.key]
             return
         available = self.available(device)
-        item = ctx.report_discovered(device.key, self.discovery_info(device), source=SOURCE,
-                                     present=available)
+        item, device.device_id, existing = report(ctx, device.key, self.discovery_info(device),
+                                                  available, device.device_id)
         self.by_discovery_id[item.id] = device.key
-        if device.device_id is not None and ctx.device(device.device_id) is None:
-            device.device_id = None  # removed or erased: nothing more is kept
-        if item.device_id is not None and item.state == "adopted":
-            device.device_id = item.device_id
-            existing = ctx.device(item.device_id)
-            if existing is not None:
-                block = device.block
-                if block is not None:  # what the device says of itself may change (firmware)
-                    existing = replace(
-                        existing, model=block.model or existing.model,
-                        manufacturer=block.manufacturer or existing.manufacturer,
-                        fw_version=block.sw_version or existing.fw_version,
-                        mac=block.mac or existing.mac)
-                self._register(device, existing)
-                ctx.set_available(item.device_id, available)
-                ctx.set_problems(item.device_id, self.errors(item.device_id))
+        if existing is not None:
+            block = device.block
+            if block is not None:
+                existing = refreshed(existing, model=block.model,
+                                     manufacturer=block.manufacturer,
+                                     fw_version=block.sw_version, mac=block.mac)
+            self._register(device, existing)
+            ctx.set_available(existing.id, available)
+            ctx.set_problems(existing.id, self.errors(existing.id))
 
     def discovery_info(self, device: MqttDevice) -> DiscoveryInfo:
         block = device.block
@@ -462,39 +449,14 @@ class Bridge:
             fw_version=block.sw_version if block else None, transport="mqtt",
             area=existing.area if existing else (block.suggested_area if block else None),
         )
-        if existing is not None:
-            base = replace(base, scope=existing.scope)
         device.device_id = device_id
-        registered = self._register(device, base)
-        known = {k: v for k, v in device.values.items() if k in registered.attributes}
-        if known:
-            self.ctx.set_state(device_id, known)
+        registered = adopted(self.ctx, base, existing, partial(self._register, device),
+                             device.values)
         self.ctx.set_problems(device_id, self.errors(device_id))
         return registered
 
     def _register(self, device: MqttDevice, base: Device) -> Device:
-        commands: dict[str, dict[str, str]] = {}
-        required: dict[str, tuple[str, ...]] = {}
-        ranges: dict[str, dict[str, tuple[float, float]]] = {}
-        attributes: dict[str, dict[str, Any]] = {}
-        events: dict[str, None] = {}
-        for entity in device.entities.values():
-            entity_ranges = entity.ranges()
-            for name, params in entity.accepts().items():
-                commands.setdefault(name, {"entity": "string"}).update(params)
-                required.setdefault(name, entity.required.get(name, ()))
-                for param, (lo, hi) in entity_ranges.get(name, {}).items():
-                    if param in params:  # several entities: the widest range, each checks its own
-                        old = ranges.setdefault(name, {}).get(param, (lo, hi))
-                        ranges[name][param] = (min(lo, old[0]), max(hi, old[1]))
-            attributes.update(entity.all_attributes())
-            events.update(dict.fromkeys(entity.events()))
-        specs = tuple(CommandSpec(n, p, required[n], dict(ranges.get(n, {})))
-                      for n, p in sorted(commands.items()))
-        return self.ctx.register_device(replace(
-            base, commands=specs, attributes=tuple(attributes), events=tuple(events),
-            attribute_meta={a: m for a, m in ((a, _attribute_meta(meta))
-                                              for a, meta in attributes.items()) if m}))
+        return self.ctx.register_device(replace(base, **capabilities(device.entities.values())))
 
     def metadata(self, device_id: str) -> dict[str, dict[str, Any]]:
         """Per-attribute metadata (unit, device_class, state_class, range, options)."""
@@ -516,20 +478,7 @@ class Bridge:
         device = self._by_device_id(device_id)
         if device is None:
             raise CommandError("command", "the device has no announced entities")
-        params = dict(params)
-        wanted = params.pop("entity", None)
-        if wanted is not None:
-            entity = device.entity_by_key(wanted)
-            if entity is None or name not in entity.accepts():
-                raise CommandError("params.entity", f"no entity {wanted!r} accepts {name}")
-        else:
-            entity = next((e for e in device.entities.values() if name in e.accepts()), None)
-            if entity is None:
-                raise CommandError("command", f"no entity accepts {name}")
-        unknown = set(params) - set(entity.accepts()[name])
-        if unknown:
-            raise CommandError(f"params.{sorted(unknown)[0]}",
-                               f"{entity.component} {entity.key} does not take it")
+        entity, params = pick_entity(device.entities.values(), name, params)
         outcome = entity.command(name, params)
         self.stats.commands += 1
         if outcome.optimistic:
@@ -551,13 +500,6 @@ class Bridge:
 
     def _refuse(self, what: str, detail: str) -> None:
         self.ctx.report_malformed(f"MQTT {what}", detail)
-
-
-def _attribute_meta(meta: dict[str, Any]) -> AttributeMeta | None:
-    """The hub's metadata of an attribute from what the entity announced (unit, device
-    class, state class, range, options); None when nothing is known."""
-    found = AttributeMeta.from_json(meta)
-    return found if found.to_json() else None
 
 
 def _device_key(config: EntityConfig) -> str:

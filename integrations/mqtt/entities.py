@@ -428,7 +428,7 @@ class Light(Entity):
         effect = params.get("effect")
         if effect is not None and effect not in (self.config.get("effect_list") or []):
             raise CommandError("params.effect", f"unknown effect {effect!r}")
-        rgb = _parse_rgb(params["rgb"]) if "rgb" in params else None
+        rgb = parse_rgb(params["rgb"]) if "rgb" in params else None
         out = self._json_command(on, params, rgb) if self.json else \
             self._default_command(on, params, rgb)
         if self.optimistic:
@@ -995,7 +995,7 @@ def _floats(text: str, n: int) -> list[float]:
     return [float(_number(p.strip())) for p in parts]
 
 
-def _parse_rgb(text: str) -> tuple[int, int, int]:
+def parse_rgb(text: str) -> tuple[int, int, int]:
     t = text.strip()
     try:
         if t.startswith("#") and len(t) == 7:

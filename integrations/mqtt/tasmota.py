@@ -35,8 +35,6 @@ from hatasmota.trigger import TasmotaTrigger
 from paho.mqtt.client import topic_matches_sub
 
 from hub.facade import (
-    AttributeMeta,
-    CommandSpec,
     Device,
     DeviceUnavailable,
     DiscoveryInfo,
@@ -44,20 +42,21 @@ from hub.facade import (
     ValidationError,
     normalize_mac,
 )
-from integrations.mqtt.tasmota_parts import Part, PartError, make_part
+from integrations.mqtt.entities import CommandError
+from integrations.mqtt.hubdevice import (
+    RateWindow,
+    adopted,
+    capabilities,
+    pick_entity,
+    refreshed,
+    report,
+    withdraw,
+)
+from integrations.mqtt.tasmota_parts import Part, make_part, slug
 
-SOURCE = "mqtt"
 DEFAULT_PREFIX = "tasmota/discovery"
 PLATFORMS = ("switch", "light", "fan", "cover", "binary_sensor", "sensor")
 MAX_DEVICES = 2000
-
-
-class TasmotaCommandError(ValueError):
-    """A command the device cannot carry out as asked; names the field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
 
 
 @dataclass(slots=True)
@@ -69,9 +68,6 @@ class TasmotaStats:
     devices: int = 0
     removed: int = 0
     commands: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self.__slots__}
 
 
 @dataclass(slots=True)
@@ -228,8 +224,7 @@ class TasmotaDevice:
     values: dict[str, Any] = field(default_factory=dict)
     online: bool | None = None
     device_id: str | None = None
-    window_start: float = 0.0
-    window_count: int = 0
+    window: RateWindow = field(default_factory=RateWindow)
 
     @property
     def key(self) -> str:
@@ -239,8 +234,6 @@ class TasmotaDevice:
     def deep_sleep(self) -> bool:
         return bool(self.config.get("dslp"))
 
-    def part(self, key: str) -> Part | None:
-        return next((p for p in self.parts.values() if p.key == key), None)
 
 
 class Tasmota:
@@ -330,7 +323,7 @@ class Tasmota:
             trigger = get_trigger(tconfig, device.client)
             if trigger is None:
                 continue
-            name = _slug(f"{tconfig.type}_{tconfig.subtype}")
+            name = slug(f"{tconfig.type}_{tconfig.subtype}")
             trigger.set_on_trigger_callback(partial(self._fired, device, name, tconfig))
             device.triggers[tid] = (trigger, name)
             await trigger.subscribe_topics()
@@ -377,9 +370,7 @@ class Tasmota:
             await trigger.unsubscribe_topics()
         device.parts.clear()
         device.triggers.clear()
-        self.ctx.withdraw_discovered(device.key, source=SOURCE)
-        if device.device_id is not None and self.ctx.device(device.device_id) is not None:
-            self.ctx.set_available(device.device_id, False)
+        withdraw(self.ctx, device.key, device.device_id)
         del self.devices[device.mac]
 
     # -- state (hatasmota's entity callbacks) ----------------------------------------------------
@@ -412,14 +403,10 @@ class Tasmota:
             self.ctx.set_state(device.device_id, values)
 
     def _admit(self, device: TasmotaDevice) -> bool:
-        now = self.ctx.clock.monotonic()
-        if now - device.window_start >= 1.0:
-            device.window_start, device.window_count = now, 0
-        device.window_count += 1
-        if device.window_count > self.max_rate:
-            self.stats.flood_dropped += 1
-            return False
-        return True
+        if device.window.admit(self.ctx.clock.monotonic(), self.max_rate):
+            return True
+        self.stats.flood_dropped += 1
+        return False
 
     # -- the hub's side: discovered items, adoption, commands ------------------------------------
 
@@ -452,13 +439,9 @@ class Tasmota:
                       or mac, mac=info.mac, model=info.model, manufacturer="Tasmota",
                       fw_version=info.fw, transport="mqtt",
                       area=existing.area if existing else None)
-        if existing is not None:
-            base = replace(base, scope=existing.scope)
         device.device_id = device_id
-        registered = self._register(device, base)
-        known = {k: v for k, v in device.values.items() if k in registered.attributes}
-        if known:
-            self.ctx.set_state(device_id, known)
+        registered = adopted(self.ctx, base, existing, partial(self._register, device),
+                             device.values)
         self.ctx.set_available(device_id, self.available(device))
         return registered
 
@@ -467,28 +450,12 @@ class Tasmota:
         """Carry out a command through hatasmota; returns what it published."""
         device = self._by_device_id(device_id)
         if device is None:
-            raise TasmotaCommandError("command", "the Tasmota device is not announced")
-        params = dict(params)
-        wanted = params.pop("entity", None)
-        if wanted is not None:
-            part = device.part(wanted)
-            if part is None or name not in part.commands:
-                raise TasmotaCommandError("params.entity", f"no entity {wanted!r} accepts "
-                                                           f"{name}")
-        else:
-            part = next((p for p in device.parts.values() if name in p.commands), None)
-            if part is None:
-                raise TasmotaCommandError("command", f"no entity accepts {name}")
-        unknown = set(params) - set(part.commands[name])
-        if unknown:
-            raise TasmotaCommandError(f"params.{sorted(unknown)[0]}",
-                                      f"{part.key} does not take it")
+            raise CommandError("command", "the Tasmota device is not announced")
+        part, params = pick_entity(device.parts.values(), name, params)
         recording: list[tuple[str, str]] = []
         token = self.broker.recording.set(recording)
         try:
             assumed = await part.command(name, params)
-        except PartError as exc:
-            raise TasmotaCommandError(exc.field, str(exc)) from None
         finally:
             self.broker.recording.reset(token)
         self.stats.commands += 1
@@ -508,44 +475,20 @@ class Tasmota:
     # -- helpers -------------------------------------------------------------------------------
 
     def _publish_device(self, device: TasmotaDevice) -> None:
-        ctx = self.ctx
         available = self.available(device)
-        item = ctx.report_discovered(device.key, self.discovery_info(device), source=SOURCE,
-                                     present=available)
+        info = self.discovery_info(device)
+        item, device.device_id, existing = report(self.ctx, device.key, info, available,
+                                                  device.device_id)
         self.by_discovery_id[item.id] = device.mac
-        if device.device_id is not None and ctx.device(device.device_id) is None:
-            device.device_id = None  # removed or erased: nothing more is kept
-        if item.device_id is not None and item.state == "adopted":
-            device.device_id = item.device_id
-            existing = ctx.device(item.device_id)
-            if existing is not None:
-                info = self.discovery_info(device)
-                self._register(device, replace(existing, model=info.model or existing.model,
-                                               fw_version=info.fw or existing.fw_version,
-                                               mac=info.mac or existing.mac))
-                ctx.set_available(item.device_id, available)
+        if existing is not None:
+            self._register(device, refreshed(existing, model=info.model, manufacturer=None,
+                                             fw_version=info.fw, mac=info.mac))
+            self.ctx.set_available(existing.id, available)
 
     def _register(self, device: TasmotaDevice, base: Device) -> Device:
-        commands: dict[str, dict[str, str]] = {}
-        required: dict[str, tuple[str, ...]] = {}
-        ranges: dict[str, dict[str, tuple[float, float]]] = {}
-        attributes: dict[str, dict[str, Any]] = {}
-        for part in device.parts.values():
-            for cmd, params in part.commands.items():
-                commands.setdefault(cmd, {"entity": "string"}).update(params)
-                required.setdefault(cmd, part.required.get(cmd, ()))
-                for param, (lo, hi) in part.ranges().get(cmd, {}).items():
-                    if param in params:
-                        old = ranges.setdefault(cmd, {}).get(param, (lo, hi))
-                        ranges[cmd][param] = (min(lo, old[0]), max(hi, old[1]))
-            attributes.update(part.attributes())
-        specs = tuple(CommandSpec(n, p, required[n], dict(ranges.get(n, {})))
-                      for n, p in sorted(commands.items()))
-        meta = {a: AttributeMeta.from_json(m) for a, m in attributes.items() if m}
-        events = tuple(sorted({name for _t, name in device.triggers.values()}))
-        return self.ctx.register_device(replace(
-            base, commands=specs, attributes=tuple(attributes), events=events,
-            attribute_meta={a: m for a, m in meta.items() if m.to_json()}))
+        events = sorted({name for _trigger, name in device.triggers.values()})
+        return self.ctx.register_device(replace(base, **capabilities(device.parts.values(),
+                                                                     events)))
 
     def _by_device_id(self, device_id: str) -> TasmotaDevice | None:
         return next((d for d in self.devices.values() if d.device_id == device_id), None)
@@ -561,9 +504,3 @@ def _is_json(payload: bytes) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _slug(text: str) -> str:
-    out = "".join(c if c.isalnum() else "_" for c in text.lower())
-    return "_".join(p for p in out.split("_") if p)
-

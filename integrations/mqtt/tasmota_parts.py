@@ -33,21 +33,16 @@ from hatasmota.shutter import TasmotaShutter
 from hatasmota.status_sensor import TasmotaStatusSensor
 from hatasmota.switch import TasmotaSwitch
 
+from integrations.mqtt.entities import CommandError, parse_rgb
+
 Values = dict[str, Any]
 Meta = dict[str, Any]
 
 
-class PartError(ValueError):
-    """A command the part cannot carry out as asked; names the parameter."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
-
-
 class Part:
-    """One hatasmota entity of a device."""
+    """One hatasmota entity of a device (hubdevice.EntityLike, as the convention's)."""
 
+    component = ""
     commands: dict[str, dict[str, str]] = {}
     required: dict[str, tuple[str, ...]] = {}
 
@@ -62,6 +57,15 @@ class Part:
     def attributes(self) -> dict[str, Meta]:
         return {self.attribute(): {}}
 
+    def accepts(self) -> dict[str, dict[str, str]]:
+        return self.commands
+
+    def all_attributes(self) -> dict[str, Meta]:
+        return self.attributes()
+
+    def events(self) -> tuple[str, ...]:
+        return ()  # Tasmota's triggers are the device's, not a part's
+
     def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
         return {}
 
@@ -72,11 +76,13 @@ class Part:
     async def command(self, name: str, params: dict[str, Any]) -> Values:
         """Carry out a command through hatasmota; returns values to assume at once (none:
         Tasmota answers every command on stat/RESULT)."""
-        raise PartError("command", f"{self.key} does not accept {name}")
+        raise CommandError("command", f"{self.key} does not accept {name}")
 
 
 class RelayPart(Part):
     """A relay as a switch, or as an on/off light (SetOption30, the iFan's light)."""
+
+    component = "switch"
 
     commands = {"turn_on": {}, "turn_off": {}, "toggle": {}}
     entity: TasmotaRelay | TasmotaLight
@@ -100,6 +106,8 @@ class RelayPart(Part):
 
 class LightPart(Part):
     """A PWM light: dimmer, CT, RGB, RGBW, RGBCCT (brightness is Tasmota's Dimmer, 0-100)."""
+
+    component = "light"
 
     entity: TasmotaLight
 
@@ -176,15 +184,15 @@ class LightPart(Part):
             if "color_temp" in params:
                 attributes["color_temp"] = round(params["color_temp"])
             if "rgb" in params:
-                attributes["color"] = _parse_rgb(params["rgb"])
+                attributes["color"] = parse_rgb(params["rgb"])
             if ("hue" in params) != ("saturation" in params):
-                raise PartError("params.hue" if "hue" not in params else "params.saturation",
+                raise CommandError("params.hue" if "hue" not in params else "params.saturation",
                                 "hue and saturation go together")
             if "hue" in params:
                 attributes["color_hs"] = (params["hue"], params["saturation"])
             if "effect" in params:
                 if params["effect"] not in (self.entity.effect_list or []):
-                    raise PartError("params.effect", f"unknown effect {params['effect']!r}")
+                    raise CommandError("params.effect", f"unknown effect {params['effect']!r}")
                 attributes["effect"] = params["effect"]
             if "white" in params:
                 attributes["white_value"] = round(params["white"])
@@ -194,6 +202,8 @@ class LightPart(Part):
 
 class FanPart(Part):
     """The Sonoff iFan's fan: FanSpeed 0-3, as a percentage (0, 33, 67, 100)."""
+
+    component = "fan"
 
     commands = {"turn_on": {"percentage": "number"}, "turn_off": {}, "toggle": {},
                 "set_percentage": {"percentage": "number"}}
@@ -231,6 +241,8 @@ class FanPart(Part):
 
 class ShutterPart(Part):
     """A shutter (two relays): open/close/stop, position, tilt when configured."""
+
+    component = "cover"
 
     required = {"set_position": ("position",), "set_tilt": ("tilt",)}
     entity: TasmotaShutter
@@ -281,12 +293,16 @@ class ShutterPart(Part):
 class BinaryPart(Part):
     """A switch input (SetOption114) in a mode Tasmota reports as a binary sensor."""
 
+    component = "binary_sensor"
+
     def state(self, *args: Any, **kwargs: Any) -> Values:
         return {self.attribute(): bool(args[0])}
 
 
 class SensorPart(Part):
     """A reading of the `sensors` message (ENERGY Power, AM2301 Temperature...)."""
+
+    component = "sensor"
 
     entity: TasmotaSensor
 
@@ -311,6 +327,8 @@ class SensorPart(Part):
 class StatusPart(Part):
     """One of Tasmota's status sensors (RSSI, signal, IP, SSID, version, restart...)."""
 
+    component = "sensor"
+
     entity: TasmotaStatusSensor
 
     def attributes(self) -> dict[str, Meta]:
@@ -333,7 +351,9 @@ def make_part(entity: TasmotaEntity) -> Part:
     cfg: Any = entity._cfg  # hatasmota keeps an entity's config there (no public accessor)
     if isinstance(entity, TasmotaLight):
         if cfg.endpoint == "relay":
-            return RelayPart(entity, f"light_{cfg.idx + 1}")
+            part: Part = RelayPart(entity, f"light_{cfg.idx + 1}")
+            part.component = "light"
+            return part
         return LightPart(entity, f"light_{cfg.idx + 1}")
     if isinstance(entity, TasmotaRelay):
         return RelayPart(entity, f"relay_{cfg.idx + 1}")
@@ -347,9 +367,9 @@ def make_part(entity: TasmotaEntity) -> Part:
         return StatusPart(entity, cfg.sensor.removeprefix("status_"))
     if isinstance(entity, TasmotaSensor):
         path = [str(p + 1) if isinstance(p, int) else p for p in cfg.value_path]
-        part = SensorPart(entity, _slug("_".join(path)))
-        part.origin = "sensors"
-        return part
+        sensor = SensorPart(entity, slug("_".join(path)))
+        sensor.origin = "sensors"
+        return sensor
     raise TypeError(f"no part for {type(entity).__name__}")
 
 
@@ -408,20 +428,6 @@ def _number(value: Any) -> float | int:
     return int(number) if number.is_integer() and not isinstance(value, float) else number
 
 
-def _parse_rgb(text: Any) -> tuple[int, int, int]:
-    t = str(text).strip()
-    try:
-        if t.startswith("#") and len(t) == 7:
-            parts = [int(t[i:i + 2], 16) for i in (1, 3, 5)]
-        else:
-            parts = [int(p) for p in t.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) != 3 or not all(0 <= p <= 255 for p in parts):
-        raise PartError("params.rgb", "expected #rrggbb or r,g,b with 0-255 each")
-    return parts[0], parts[1], parts[2]
-
-
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     out = "".join(c if c.isalnum() else "_" for c in text.lower())
     return "_".join(p for p in out.split("_") if p)
