@@ -91,6 +91,8 @@ class Broker:
         self._on_error = on_error
         self.subs: dict[str, list[_Sub]] = {}  # topic filter -> subscriptions
         self._wild: list[str] = []  # filters with + or #
+        self._prefixes: tuple[str, ...] = ()  # what the `.../#` ones start with
+        self._any_plus = False
         self._last: dict[str, bytes] = {}
         self._jobs: deque[Coroutine[Any, Any, Any]] = deque()
         self._worker: asyncio.Task[None] | None = None
@@ -109,12 +111,14 @@ class Broker:
     def topics(self) -> list[str]:
         return list(self.subs)
 
-    def matches(self, topic: str) -> list[_Sub]:
-        found = list(self.subs.get(topic, ()))
-        for pattern in self._wild:
-            if (topic.startswith(pattern[:-1]) if pattern.endswith("/#") and "+" not in pattern
-                    else topic_matches_sub(pattern, topic)):
-                found.extend(self.subs[pattern])
+    def matches(self, topic: str) -> list[_Sub] | None:
+        """The subscriptions a topic reaches (None: none; every MQTT message asks this, so a
+        topic outside the wildcards' prefixes costs one lookup and one startswith)."""
+        found = self.subs.get(topic)
+        if self._wild and (self._any_plus or topic.startswith(self._prefixes)):
+            for pattern in self._wild:
+                if topic_matches_sub(pattern, topic):
+                    found = [*(found or ()), *self.subs[pattern]]
         return found
 
     def dispatch(self, subs: list[_Sub], topic: str, payload: bytes) -> None:
@@ -168,6 +172,7 @@ class Broker:
             if not subs:
                 if "+" in sub.topic or "#" in sub.topic:
                     self._wild.append(sub.topic)
+                    self._index_wild()
                 self._subscribe(sub.topic)
             subs.append(sub)
             last = self._last.get(sub.topic)
@@ -188,8 +193,13 @@ class Broker:
                 del self.subs[sub.topic]
                 if sub.topic in self._wild:
                     self._wild.remove(sub.topic)
+                    self._index_wild()
                 self._last.pop(sub.topic, None)
                 self._unsubscribe(sub.topic)
+
+    def _index_wild(self) -> None:
+        self._any_plus = any("+" in w for w in self._wild)
+        self._prefixes = tuple(w[:-1] for w in self._wild if w.endswith("#"))
 
     def _deliver(self, subs: list[_Sub], topic: str, payload: bytes) -> None:
         msg = ReceiveMessage(topic, payload.decode("utf-8", errors="replace"), 0, False)
