@@ -426,7 +426,7 @@ class Tasmota:
 
     def discovery_info(self, device: TasmotaDevice) -> DiscoveryInfo:
         info = get_device_config(device.config)
-        parts = [{"key": p.key, "component": type(p).__name__.removesuffix("Part").lower()}
+        parts = [{"key": p.key, "component": p.component}
                  for p in device.parts.values()]
         return DiscoveryInfo(
             name=info.get("name") or device.mac, mac=normalize_mac(device.mac),

@@ -22,8 +22,9 @@ def config(*, mac: str, topic: str, device_name: str, friendly: list[str], modul
            relays: list[int], switchmodes: list[int] | None = None,
            switchnames: list[str] | None = None, buttons: list[int] | None = None,
            so: dict[str, int] | None = None, light_linked: int = 0, light_subtype: int = 0,
-           ifan: int = 0, version: str = "14.3.0(release-tasmota)",
-           ip: str = "192.168.1.50") -> str:
+           ifan: int = 0, shutter_options: list[int] | None = None,
+           shutter_tilts: list[list[int]] | None = None,
+           version: str = "14.3.0(release-tasmota)", ip: str = "192.168.1.50") -> str:
     """The retained tasmota/discovery/<MAC>/config payload."""
     devices_present = len(relays)
     maxfn = min(devices_present, MAX_FRIENDLYNAMES) or 1
@@ -39,6 +40,8 @@ def config(*, mac: str, topic: str, device_name: str, friendly: list[str], modul
     btn = ",".join(str(keys[i] if i < len(keys) else 0) for i in range(MAX_KEYS_SET))
     options = {k: (so or {}).get(k, 0) for k in SO_KEYS}
     so_text = ",".join(f'"{k}":{v}' for k, v in options.items())
+    sho = ",".join(str(o) for o in shutter_options or [])  # one per shutter present
+    sht = ",".join(f"[{a},{b},{c}]" for a, b, c in shutter_tilts or [])
     hostname = f"{topic.replace('_', '-')}-{int(mac[-4:], 16) & 0x1FFF:04d}"
     return (
         f'{{"ip":"{ip}","dn":{json.dumps(device_name)},"fn":[{fn}],'
@@ -47,7 +50,7 @@ def config(*, mac: str, topic: str, device_name: str, friendly: list[str], modul
         f'"state":["OFF","ON","TOGGLE","HOLD"],"sw":"{version}","t":"{topic}",'
         f'"ft":"%prefix%/%topic%/","tp":["cmnd","stat","tele"],"rl":[{rl}],'
         f'"swc":[{swc}],"swn":[{swn}],"btn":[{btn}],"so":{{{so_text}}},'
-        f'"lk":{light_linked},"lt_st":{light_subtype},"bat":0,"dslp":0,"sho":[],"sht":[],'
+        f'"lk":{light_linked},"lt_st":{light_subtype},"bat":0,"dslp":0,"sho":[{sho}],"sht":[{sht}],'
         f'"ver":1}}')
 
 
@@ -115,4 +118,17 @@ IFAN = {
     "sensors": sensors({}),
 }
 
+# a Shelly 2.5 in shutter mode (SetOption80 1, ShutterRelay1 1): relays 1+2 drive shutter 1,
+# tilt configured (ShutterTiltConfig 0 90 10: min, max, duration)
+BLIND_MAC, BLIND_TOPIC = "3C6105B11D00", "blind_B11D00"
+BLIND = {
+    "config": config(mac=BLIND_MAC, topic=BLIND_TOPIC, device_name="Bedroom blind",
+                     friendly=["Bedroom blind", "Bedroom blind 2"], module="Shelly 2.5",
+                     relays=[3, 3], shutter_options=[0], shutter_tilts=[[0, 90, 10]]),
+    "sensors": sensors({"Shutter1": {"Position": 100, "Direction": 0, "Target": 100,
+                                     "Tilt": 90}}),
+}
+
 MODELS = {PLUG_MAC: PLUG, BULB_MAC: BULB, SHELLY_MAC: SHELLY, IFAN_MAC: IFAN}
+TOPICS = {PLUG_MAC: PLUG_TOPIC, BULB_MAC: BULB_TOPIC, SHELLY_MAC: SHELLY_TOPIC,
+          IFAN_MAC: IFAN_TOPIC, BLIND_MAC: BLIND_TOPIC}

@@ -30,20 +30,18 @@ def tasmota_items(hub) -> list[Any]:
 
 
 async def announce(client, *models: dict[str, str]) -> None:
-    for mac, model in fw.MODELS.items():
-        if models and model not in models:
+    """Publish what the firmware publishes on connecting (LWT, then discovery), retained;
+    the four models of MODELS unless some are named."""
+    everything = {**fw.MODELS, fw.BLIND_MAC: fw.BLIND}
+    for mac, model in everything.items():
+        if model not in (models or fw.MODELS.values()):
             continue
-        topic = _topic(mac)
+        topic = fw.TOPICS[mac]
         await client.publish(f"tele/{topic}/LWT", "Online", qos=1, retain=True)
         await client.publish(f"tasmota/discovery/{mac}/config", model["config"], qos=1,
                              retain=True)
         await client.publish(f"tasmota/discovery/{mac}/sensors", model["sensors"], qos=1,
                              retain=True)
-
-
-def _topic(mac: str) -> str:
-    return {fw.PLUG_MAC: fw.PLUG_TOPIC, fw.BULB_MAC: fw.BULB_TOPIC,
-            fw.SHELLY_MAC: fw.SHELLY_TOPIC, fw.IFAN_MAC: fw.IFAN_TOPIC}[mac]
 
 
 PLUG_ID, BULB_ID = "mqtt.tasmota_a4cf12abcdef", "mqtt.tasmota_c45bbe123456"
@@ -359,3 +357,38 @@ async def test_tasmota_discovery_can_be_turned_off(broker, make_hub) -> None:
                               '{"cmd_t": "p9/set", "dev": {"ids": "plug9"}}', qos=1)
         await wait_until(lambda: mqtt_discovered(hub))
         assert tasmota_items(hub) == [] and len(mqtt_discovered(hub)) == 1
+
+
+async def test_shutter_with_tilt(hub, broker, api_client) -> None:
+    blind_id = "mqtt.tasmota_3c6105b11d00"
+    async with device_client(broker) as tasmota:
+        await announce(tasmota, fw.BLIND)
+        item = (await wait_until(lambda: [i for i in tasmota_items(hub)
+                                          if len(i.data["entities"]) > 9]))[0]
+        assert [e["key"] for e in item.data["entities"] if e["component"] == "cover"] == [
+            "shutter_1"]  # two relays, one shutter
+        r = await api_client.post(f"/api/discovered/{item.id}/adopt", json={})
+        assert r.status == 201, await r.text()
+        blind = hub.devices.get(blind_id)
+        assert {"shutter_1", "shutter_1_position", "shutter_1_tilt"} <= set(blind.attributes)
+        assert not {"relay_1", "relay_2"} & set(blind.attributes)
+        assert {c.name for c in blind.commands} == {"open", "close", "stop", "set_position",
+                                                    "set_tilt"}
+        # moving down, then stopped at 30 %, tilt 45 of 0-90 (50 %)
+        await tasmota.publish(f"stat/{fw.BLIND_TOPIC}/RESULT", fw.compact(
+            {"Shutter1": {"Position": 60, "Direction": -1, "Target": 30, "Tilt": 90}}), qos=1)
+        await wait_until(lambda: hub.states.value(blind_id, "shutter_1") == "closing")
+        await tasmota.publish(f"tele/{fw.BLIND_TOPIC}/SENSOR", fw.compact(
+            {"Time": "2026-12-03T08:06:00", "Shutter1": {"Position": 30, "Direction": 0,
+                                                         "Target": 30, "Tilt": 45}}), qos=1)
+        want = {"shutter_1": "open", "shutter_1_position": 30, "shutter_1_tilt": 50}
+        await wait_until(lambda: {a: hub.states.value(blind_id, a) for a in want} == want)
+        async with recording(broker, f"cmnd/{fw.BLIND_TOPIC}/#") as rec:
+            for name, params in (("open", {}), ("stop", {}), ("close", {}),
+                                 ("set_position", {"position": 40}), ("set_tilt", {"tilt": 50})):
+                await command(api_client, blind_id, name, **params)
+            sent = [("cmnd/blind_B11D00/ShutterOpen1", ""), ("cmnd/blind_B11D00/ShutterStop1", ""),
+                    ("cmnd/blind_B11D00/ShutterClose1", ""),
+                    ("cmnd/blind_B11D00/ShutterPosition1", "40"),
+                    ("cmnd/blind_B11D00/ShutterTilt1", "45")]
+            await wait_until(lambda: [m for m in rec.messages if m in sent] == sent)
