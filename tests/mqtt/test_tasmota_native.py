@@ -14,6 +14,8 @@ import pytest
 from hub.config import load_config
 from hub.errors import ConfigError
 from hub.facade import DeviceEvent
+from hub.hub import Hub
+from tests.conftest import write_config
 from tests.mqtt import tasmota_firmware as fw
 from tests.mqtt.conftest import (
     device_client,
@@ -392,3 +394,25 @@ async def test_shutter_with_tilt(hub, broker, api_client) -> None:
                     ("cmnd/blind_B11D00/ShutterPosition1", "40"),
                     ("cmnd/blind_B11D00/ShutterTilt1", "45")]
             await wait_until(lambda: [m for m in rec.messages if m in sent] == sent)
+
+
+async def test_hub_restart_keeps_adopted_tasmota_devices(broker, make_hub, tmp_path) -> None:
+    async with device_client(broker) as tasmota:
+        await announce(tasmota, fw.PLUG)
+        await tasmota.publish(f"tele/{fw.PLUG_TOPIC}/STATE", fw.state(POWER="ON"), qos=1,
+                              retain=True)  # with StateRetain 1
+    async with make_hub(mqtt_section(broker)) as hub:
+        item = (await wait_until(lambda: tasmota_items(hub)))[0]
+        device = await hub.discovery.adopt(item.id, "Plug")
+        await wait_until(lambda: hub.states.value(device.id, "relay_1") is True)
+    async with device_client(broker) as tasmota:  # changed while the hub was down
+        await tasmota.publish(f"tele/{fw.PLUG_TOPIC}/STATE", fw.state(POWER="OFF"), qos=1,
+                              retain=True)
+    async with Hub(load_config(write_config(tmp_path, {
+            "integrations": {"mqtt": mqtt_section(broker)}}))) as hub:
+        assert hub.devices.get(PLUG_ID).name == "Plug"
+        await wait_until(lambda: hub.states.available(PLUG_ID) is True
+                         and hub.states.value(PLUG_ID, "relay_1") is False)
+        items = tasmota_items(hub)
+        assert len(items) == 1 and items[0].state == "adopted"
+        assert hub.devices.get(PLUG_ID).attributes == device.attributes
