@@ -416,3 +416,16 @@ async def test_hub_restart_keeps_adopted_tasmota_devices(broker, make_hub, tmp_p
         items = tasmota_items(hub)
         assert len(items) == 1 and items[0].state == "adopted"
         assert hub.devices.get(PLUG_ID).attributes == device.attributes
+
+
+async def test_a_flooding_tasmota_device_is_limited(broker, make_hub) -> None:
+    async with make_hub(mqtt_section(broker, max_messages_per_device=5)) as hub, \
+            device_client(broker) as tasmota:
+        await wait_until(lambda: status(hub)["state"] == "connected")
+        await announce(tasmota, fw.PLUG)
+        await wait_until(lambda: tasmota_items(hub))
+        for n in range(50):  # one burst: far more than 5 in the same second
+            await tasmota.publish(f"tele/{fw.PLUG_TOPIC}/STATE",
+                                  fw.state(POWER="ON" if n % 2 else "OFF"), qos=0)
+        await wait_until(lambda: status(hub)["tasmota"]["flood_dropped"] > 0)
+        assert status(hub)["state"] == "connected"
