@@ -3,20 +3,15 @@ read with hatasmota, the library Home Assistant uses, on the MQTT integration's 
 
 hatasmota parses the firmware's discovery messages into entities (relays, lights, fans,
 shutters, switch inputs, sensors, status sensors, button and switch triggers), reads their
-state and publishes their commands; this module gives it the broker (`Broker`: hatasmota's
-subscribe/publish interface over our connection) and turns its entities into hub devices
-listed in /api/discovered (source `mqtt`) for adoption. As for the convention's devices,
-values are held in memory only until the owner adopts a device.
+state and publishes their commands; tasmota_broker.Broker gives it our broker connection,
+and this module turns its entities (tasmota_parts) into hub devices listed in
+/api/discovered (source `mqtt`) for adoption. As for the convention's devices, values are
+held in memory only until the owner adopts a device.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import inspect
 import json
-from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -30,13 +25,11 @@ from hatasmota.discovery import (
     get_triggers,
 )
 from hatasmota.entity import TasmotaAvailability
-from hatasmota.mqtt import ReceiveMessage, TasmotaMQTTClient
+from hatasmota.mqtt import TasmotaMQTTClient
 from hatasmota.trigger import TasmotaTrigger
-from paho.mqtt.client import topic_matches_sub
 
 from hub.facade import (
     Device,
-    DeviceUnavailable,
     DiscoveryInfo,
     IntegrationContext,
     ValidationError,
@@ -52,6 +45,7 @@ from integrations.mqtt.hubdevice import (
     report,
     withdraw,
 )
+from integrations.mqtt.tasmota_broker import Broker
 from integrations.mqtt.tasmota_parts import Part, make_part, slug
 
 DEFAULT_PREFIX = "tasmota/discovery"
@@ -68,160 +62,6 @@ class TasmotaStats:
     devices: int = 0
     removed: int = 0
     commands: int = 0
-
-
-@dataclass(slots=True)
-class _Sub:
-    owner: str
-    topic: str
-    callback: Callable[[ReceiveMessage], Any]
-
-
-class Broker:
-    """hatasmota's MQTT client interface on the integration's connection: subscriptions
-    (shared by topic, a late subscriber gets the topic's last message as a retained copy
-    would come), publishes, and hatasmota's coroutine callbacks run in arrival order."""
-
-    def __init__(self, subscribe: Callable[[str], None], unsubscribe: Callable[[str], None],
-                 publish: Callable[[str, str, int, bool], Awaitable[None]],
-                 on_error: Callable[[str], None]) -> None:
-        self._subscribe = subscribe
-        self._unsubscribe = unsubscribe
-        self._publish_raw = publish
-        self._on_error = on_error
-        self.subs: dict[str, list[_Sub]] = {}  # topic filter -> subscriptions
-        self._wild: list[str] = []  # filters with + or #
-        self._prefixes: tuple[str, ...] = ()  # what the `.../#` ones start with
-        self._any_plus = False
-        self._last: dict[str, bytes] = {}
-        self._jobs: deque[Coroutine[Any, Any, Any]] = deque()
-        self._worker: asyncio.Task[None] | None = None
-        self._clients: list[TasmotaMQTTClient] = []
-        # what a command publishes (each command task sees its own list)
-        self.recording: contextvars.ContextVar[list[tuple[str, str]] | None] = \
-            contextvars.ContextVar("tasmota_recording", default=None)
-
-    def client(self, owner: str) -> TasmotaMQTTClient:
-        """A hatasmota client whose subscriptions belong to `owner` (a device's MAC)."""
-        c = TasmotaMQTTClient(self._publish, partial(self._subscribe_topics, owner),
-                              self._unsubscribe_topics)
-        self._clients.append(c)
-        return c
-
-    def topics(self) -> list[str]:
-        return list(self.subs)
-
-    def matches(self, topic: str) -> list[_Sub] | None:
-        """The subscriptions a topic reaches (None: none; every MQTT message asks this, so a
-        topic outside the wildcards' prefixes costs one lookup and one startswith)."""
-        found = self.subs.get(topic)
-        if self._wild and (self._any_plus or topic.startswith(self._prefixes)):
-            for pattern in self._wild:
-                if topic_matches_sub(pattern, topic):
-                    found = [*(found or ()), *self.subs[pattern]]
-        return found
-
-    def dispatch(self, subs: list[_Sub], topic: str, payload: bytes) -> None:
-        self._last[topic] = payload
-        self._deliver(subs, topic, payload)
-
-    async def stop(self) -> None:
-        for c in self._clients:  # hatasmota's debounce timers (status polls)
-            for timer in list(c._pending_messages.values()):
-                timer.cancel()
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-        while self._jobs:
-            self._jobs.popleft().close()
-
-    # hatasmota's interface
-
-    async def _publish(self, topic: str, payload: Any, qos: int | None = 0,
-                       retain: bool | None = False) -> None:
-        text = "" if payload is None else (payload.decode() if isinstance(payload, bytes)
-                                           else str(payload))
-        recording = self.recording.get()
-        if recording is not None:
-            recording.append((topic, text))
-        try:
-            await self._publish_raw(topic, text, qos or 0, bool(retain))
-        except DeviceUnavailable:
-            if recording is not None:
-                raise  # a command: the owner is told
-            self._on_error(f"status poll on {topic} not sent: the broker is not connected")
-
-    async def _subscribe_topics(self, owner: str, state: dict[str, _Sub] | None,
-                                topics: dict[str, dict[str, Any]]) -> dict[str, _Sub]:
-        old = dict(state or {})
-        new: dict[str, _Sub] = {}
-        fresh: list[_Sub] = []
-        for name, spec in topics.items():
-            sub = old.pop(name, None)
-            if sub is not None and sub.topic == spec["topic"]:
-                sub.callback = spec["msg_callback"]  # same subscription, a new closure
-            else:
-                if sub is not None:
-                    old[name] = sub
-                sub = _Sub(owner, spec["topic"], spec["msg_callback"])
-                fresh.append(sub)
-            new[name] = sub
-        self._drop(old.values())
-        for sub in fresh:
-            subs = self.subs.setdefault(sub.topic, [])
-            if not subs:
-                if "+" in sub.topic or "#" in sub.topic:
-                    self._wild.append(sub.topic)
-                    self._index_wild()
-                self._subscribe(sub.topic)
-            subs.append(sub)
-            last = self._last.get(sub.topic)
-            if last is not None:  # the broker sends a retained copy only once
-                self._deliver([sub], sub.topic, last)
-        return new
-
-    async def _unsubscribe_topics(self, state: dict[str, _Sub] | None) -> dict[str, _Sub]:
-        self._drop((state or {}).values())
-        return {}
-
-    def _drop(self, subs: Any) -> None:
-        for sub in list(subs):
-            listed = self.subs.get(sub.topic, [])
-            if sub in listed:
-                listed.remove(sub)
-            if not listed and sub.topic in self.subs:
-                del self.subs[sub.topic]
-                if sub.topic in self._wild:
-                    self._wild.remove(sub.topic)
-                    self._index_wild()
-                self._last.pop(sub.topic, None)
-                self._unsubscribe(sub.topic)
-
-    def _index_wild(self) -> None:
-        self._any_plus = any("+" in w for w in self._wild)
-        self._prefixes = tuple(w[:-1] for w in self._wild if w.endswith("#"))
-
-    def _deliver(self, subs: list[_Sub], topic: str, payload: bytes) -> None:
-        msg = ReceiveMessage(topic, payload.decode("utf-8", errors="replace"), 0, False)
-        for sub in subs:
-            try:
-                result = sub.callback(msg)
-            except Exception as exc:  # hatasmota on a payload it cannot read
-                self._on_error(f"{topic[:120]}: {type(exc).__name__}: {exc}")
-                continue
-            if inspect.iscoroutine(result):
-                self._jobs.append(result)
-                if self._worker is None or self._worker.done():
-                    self._worker = asyncio.get_running_loop().create_task(
-                        self._work(), name="mqtt:tasmota")
-
-    async def _work(self) -> None:
-        while self._jobs:
-            job = self._jobs.popleft()
-            try:
-                await job
-            except Exception as exc:
-                self._on_error(f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(slots=True)
