@@ -21,7 +21,7 @@ from hub.facade import (
 from integrations.mqtt.bridge import Bridge
 from integrations.mqtt.connection import Connection, Settings, SettingsError
 from integrations.mqtt.entities import CommandError
-from integrations.mqtt.tasmota import DEFAULT_PREFIX, Broker, Tasmota
+from integrations.mqtt.tasmota import DEFAULT_PREFIX, Tasmota
 from integrations.mqtt.templates import TemplateError
 
 
@@ -54,11 +54,8 @@ class MqttIntegration:
             ctx.set_available(device.id, False)
         ctx.on_adopt(self._adopt)
         if cfg.get("tasmota_discovery", True):
-            broker = Broker(self.connection.subscribe, self.connection.unsubscribe,
-                            self.connection.publish,
-                            lambda detail: ctx.report_malformed("Tasmota message", detail))
             self.tasmota = Tasmota(ctx, cfg.get("tasmota_discovery_prefix", DEFAULT_PREFIX),
-                                   broker, max_payload=self.bridge.max_payload,
+                                   self.connection, max_payload=self.bridge.max_payload,
                                    max_rate=self.bridge.max_rate)
             await self.tasmota.start()
         self.connection.start()

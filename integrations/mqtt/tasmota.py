@@ -35,6 +35,7 @@ from hub.facade import (
     ValidationError,
     normalize_mac,
 )
+from integrations.mqtt.connection import Connection
 from integrations.mqtt.entities import CommandError
 from integrations.mqtt.hubdevice import (
     RateWindow,
@@ -85,22 +86,22 @@ class TasmotaDevice:
         return bool(self.config.get("dslp"))
 
 
-
 class Tasmota:
     """Tasmota devices from their native discovery, on the integration's broker."""
 
-    def __init__(self, ctx: IntegrationContext, prefix: str, broker: Broker, *,
+    def __init__(self, ctx: IntegrationContext, prefix: str, connection: Connection, *,
                  max_payload: int, max_rate: float) -> None:
         self.ctx = ctx
         self.prefix = prefix
-        self.broker = broker
+        self.broker = Broker(connection.subscribe, connection.unsubscribe, connection.publish,
+                             self.refuse, ctx.log)
         self.max_payload = max_payload
         self.max_rate = max_rate
         self.stats = TasmotaStats()
         self.devices: dict[str, TasmotaDevice] = {}  # MAC -> device
         self.by_discovery_id: dict[str, str] = {}  # DiscoveredDevice id -> MAC
         self.connected = False
-        self._discovery = TasmotaDiscovery(prefix, broker.client("discovery"))
+        self._discovery = TasmotaDiscovery(prefix, self.broker.client("discovery"))
 
     async def start(self) -> None:
         await self._discovery.start_discovery(self._device_discovered,
@@ -118,12 +119,12 @@ class Tasmota:
         self.stats.messages += 1
         if len(payload) > self.max_payload:
             self.stats.oversize += 1
-            self._refuse(f"{len(payload)} bytes on {topic[:80]} is over the "
+            self.refuse(f"{len(payload)} bytes on {topic[:80]} is over the "
                          f"{self.max_payload}-byte limit")
             return True
         owner = subs[0].owner
         if owner == "discovery" and payload and not _is_json(payload):  # hatasmota would
-            self._refuse(f"{topic[:120]}: not JSON")  # only log it
+            self.refuse(f"{topic[:120]}: not JSON")  # only log it
             return True
         device = self.devices.get(owner)
         if device is not None and not self._admit(device):
@@ -149,7 +150,7 @@ class Tasmota:
             return
         if device is None:
             if len(self.devices) >= MAX_DEVICES:
-                self._refuse(f"Tasmota device {mac}: more than {MAX_DEVICES} devices")
+                self.refuse(f"Tasmota device {mac}: more than {MAX_DEVICES} devices")
                 return
             device = self.devices[mac] = TasmotaDevice(mac, dict(payload),
                                                        self.broker.client(mac))
@@ -231,7 +232,7 @@ class Tasmota:
         try:
             values = part.state(*args, **kwargs)
         except (TypeError, ValueError) as exc:
-            self._refuse(f"{device.mac}/{part.key}: {exc}")
+            self.refuse(f"{device.mac}/{part.key}: {exc}")
             return
         self._set_values(device, values)
 
@@ -343,7 +344,8 @@ class Tasmota:
     def _by_device_id(self, device_id: str) -> TasmotaDevice | None:
         return next((d for d in self.devices.values() if d.device_id == device_id), None)
 
-    def _refuse(self, detail: str) -> None:
+    def refuse(self, detail: str) -> None:
+        """Bad input from a Tasmota device or a hostile client: counted, logged at debug."""
         self.stats.refused += 1
         self.ctx.report_malformed("Tasmota message", detail)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -38,11 +39,12 @@ class Broker:
 
     def __init__(self, subscribe: Callable[[str], None], unsubscribe: Callable[[str], None],
                  publish: Callable[[str, str, int, bool], Awaitable[None]],
-                 on_error: Callable[[str], None]) -> None:
+                 refuse: Callable[[str], None], log: logging.Logger) -> None:
         self._subscribe = subscribe
         self._unsubscribe = unsubscribe
         self._publish_raw = publish
-        self._on_error = on_error
+        self._refuse = refuse  # hatasmota failed on what a device sent
+        self._log = log
         self.subs: dict[str, list[_Sub]] = {}  # topic filter -> subscriptions
         self._wild: list[str] = []  # filters with + or #
         self._prefixes: tuple[str, ...] = ()  # what the `.../#` ones start with
@@ -103,7 +105,8 @@ class Broker:
         except DeviceUnavailable:
             if recording is not None:
                 raise  # a command: the owner is told
-            self._on_error(f"status poll on {topic} not sent: the broker is not connected")
+            self._log.debug("Tasmota status poll on %s not sent: the broker is not connected",
+                            topic[:120])
 
     async def _subscribe_topics(self, owner: str, state: dict[str, _Sub] | None,
                                 topics: dict[str, dict[str, Any]]) -> dict[str, _Sub]:
@@ -161,7 +164,7 @@ class Broker:
             try:
                 result = sub.callback(msg)
             except Exception as exc:  # hatasmota on a payload it cannot read
-                self._on_error(f"{topic[:120]}: {type(exc).__name__}: {exc}")
+                self._failed(f"{topic[:120]}: {type(exc).__name__}: {exc}")
                 continue
             if inspect.iscoroutine(result):
                 self._jobs.append(result)
@@ -175,4 +178,10 @@ class Broker:
             try:
                 await job
             except Exception as exc:
-                self._on_error(f"{type(exc).__name__}: {exc}")
+                self._failed(f"{type(exc).__name__}: {exc}")
+
+    def _failed(self, detail: str) -> None:
+        """hatasmota raised on a message: counted as refused input, the traceback at debug
+        (hatasmota reads what devices send without checking its shape)."""
+        self._log.debug("hatasmota failed: %s", detail, exc_info=True)
+        self._refuse(detail)
