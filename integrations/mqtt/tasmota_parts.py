@@ -163,8 +163,8 @@ class LightPart(Part):
         for name, part, convert in (
                 ("brightness", "brightness", _number),
                 ("color_temp", "color_temp", _number),
-                ("color", "rgb", lambda v: [round(float(c)) for c in v]),
-                ("color_hs", "hs", lambda v: [float(c) for c in v]),
+                ("color", "rgb", lambda v: [round(_number(c)) for c in v]),
+                ("color_hs", "hs", lambda v: [float(_number(c)) for c in v]),
                 ("effect", "effect", str),
                 ("white_value", "white", _number)):
             if name in attrs and self.attribute(part) in self.attributes():
@@ -270,8 +270,8 @@ class ShutterPart(Part):
         values: Values = {}
         direction, position = kwargs.get("direction"), kwargs.get("position")
         if position is not None:
-            self.position = position
-            values[self.attribute("position")] = position
+            self.position = _number(position)
+            values[self.attribute("position")] = self.position
         if kwargs.get("tilt") is not None and self.entity.supports_tilt:
             values[self.attribute("tilt")] = round(kwargs["tilt"])
         if direction is not None or position is not None:
@@ -316,10 +316,9 @@ class SensorPart(Part):
     def state(self, *args: Any, **kwargs: Any) -> Values:
         value = args[0] if args else None
         if isinstance(value, str) and self.entity.discovered_as_numeric:
-            try:
-                value = _number(value)
-            except ValueError:
-                value = None
+            value = _number(value)  # SetOption4 decimal text: "23.5"
+        elif isinstance(value, float):
+            value = _number(value)  # refuses NaN and infinities
         return {self.attribute(): value if isinstance(value, (int, float, type(None)))
                 else str(value)[:255]}
 
@@ -343,6 +342,10 @@ class StatusPart(Part):
             value = value.isoformat(timespec="seconds")
         elif isinstance(value, str) and value.lstrip("-").isdigit():
             value = int(value)  # Tasmota sends RSSI and Signal as text
+        elif isinstance(value, float):
+            value = _number(value)
+        elif not isinstance(value, (str, int, type(None))):
+            value = str(value)[:255]
         return {self.attribute(): value}
 
 

@@ -113,7 +113,7 @@ async def _run(messages: list[tuple[str, bytes]],
     assert ctx.log.bugs == []
     assert len(ctx.listed) == len(MODELS)  # JSON is not an empty retained config
     for device in tasmota.devices.values():
-        json.dumps(device.values, allow_nan=True)  # plain values only
+        json.dumps(device.values, allow_nan=False)  # plain values, finite numbers
     await tasmota.stop()
 
 
