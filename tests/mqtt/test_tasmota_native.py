@@ -277,8 +277,11 @@ async def test_erasure_restriction_and_broker_loss(hub, broker, api_client) -> N
         assert [h["value"] for h in await hub.states.history(IFAN_ID)
                 if h["attribute"] == "fan_percentage"] == [33]
 
-        # restriction is the owner's: a new announcement (a firmware update) re-registers
-        # the device without lifting it
+        # scope and restriction are the owner's: a new announcement (a firmware update)
+        # re-registers the device without changing them
+        r = await api_client.patch(f"/api/devices/{IFAN_ID}", json={
+            "name": "Bedroom fan", "scope": {"attributes": ["fan"], "events": []}})
+        assert r.status == 200, await r.text()
         await hub.privacy.restrict_device(IFAN_ID, True, "owner")
         await tasmota.publish(f"tasmota/discovery/{fw.IFAN_MAC}/config", fw.IFAN[
             "config"].replace("14.3.0(release-tasmota)", "14.4.1(release-tasmota)"), qos=1,
@@ -286,6 +289,9 @@ async def test_erasure_restriction_and_broker_loss(hub, broker, api_client) -> N
         await wait_until(lambda: hub.devices.get(IFAN_ID).fw_version
                          == "14.4.1(release-tasmota)")
         assert hub.devices.get(IFAN_ID).restricted is True
+        fan = hub.devices.get(IFAN_ID)
+        assert fan.name == "Bedroom fan" and fan.scope.attributes == frozenset({"fan"})
+        assert fan.scope.events == frozenset()
         assert hub.privacy.device_usable(IFAN_ID) is False
         await hub.privacy.restrict_device(IFAN_ID, False, "owner")
 
