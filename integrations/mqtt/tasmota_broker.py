@@ -52,16 +52,18 @@ class Broker:
         self._last: dict[str, bytes] = {}
         self._jobs: deque[Coroutine[Any, Any, Any]] = deque()
         self._worker: asyncio.Task[None] | None = None
-        self._clients: list[TasmotaMQTTClient] = []
+        self._clients: dict[str, TasmotaMQTTClient] = {}  # owner -> its client
         # what a command publishes (each command task sees its own list)
         self.recording: contextvars.ContextVar[list[tuple[str, str]] | None] = \
             contextvars.ContextVar("tasmota_recording", default=None)
 
     def client(self, owner: str) -> TasmotaMQTTClient:
-        """A hatasmota client whose subscriptions belong to `owner` (a device's MAC)."""
-        c = TasmotaMQTTClient(self._publish, partial(self._subscribe_topics, owner),
-                              self._unsubscribe_topics)
-        self._clients.append(c)
+        """The hatasmota client whose subscriptions belong to `owner` (a device's MAC, or
+        "discovery"); one per owner, kept while the integration runs."""
+        c = self._clients.get(owner)
+        if c is None:
+            c = self._clients[owner] = TasmotaMQTTClient(
+                self._publish, partial(self._subscribe_topics, owner), self._unsubscribe_topics)
         return c
 
     def topics(self) -> list[str]:
@@ -82,7 +84,7 @@ class Broker:
         self._deliver(subs, topic, payload)
 
     async def stop(self) -> None:
-        for c in self._clients:  # hatasmota's debounce timers (status polls)
+        for c in self._clients.values():  # hatasmota's debounce timers (status polls)
             for timer in list(c._pending_messages.values()):
                 timer.cancel()
         if self._worker is not None:
