@@ -46,7 +46,7 @@ from integrations.mqtt.hubdevice import (
     report,
     withdraw,
 )
-from integrations.mqtt.tasmota_broker import Broker
+from integrations.mqtt.tasmota_broker import RECORDING, Broker
 from integrations.mqtt.tasmota_parts import Part, make_part, slug
 
 DEFAULT_PREFIX = "tasmota/discovery"
@@ -304,11 +304,11 @@ class Tasmota:
             raise CommandError("command", "the Tasmota device is not announced")
         part, params = pick_entity(device.parts.values(), name, params)
         recording: list[tuple[str, str]] = []
-        token = self.broker.recording.set(recording)
+        token = RECORDING.set(recording)
         try:
             assumed = await part.command(name, params)
         finally:
-            self.broker.recording.reset(token)
+            RECORDING.reset(token)
         self.stats.commands += 1
         self._set_values(device, assumed)
         return recording

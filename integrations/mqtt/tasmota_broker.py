@@ -24,6 +24,9 @@ from paho.mqtt.client import topic_matches_sub
 
 from hub.facade import DeviceUnavailable
 
+# what a command publishes: the command's task sets a list, its publishes go in it
+RECORDING: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
+    "tasmota_recording", default=None)
 
 @dataclass(slots=True)
 class _Sub:
@@ -53,9 +56,6 @@ class Broker:
         self._jobs: deque[Coroutine[Any, Any, Any]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._clients: dict[str, TasmotaMQTTClient] = {}  # owner -> its client
-        # what a command publishes (each command task sees its own list)
-        self.recording: contextvars.ContextVar[list[tuple[str, str]] | None] = \
-            contextvars.ContextVar("tasmota_recording", default=None)
 
     def client(self, owner: str) -> TasmotaMQTTClient:
         """The hatasmota client whose subscriptions belong to `owner` (a device's MAC, or
@@ -99,7 +99,7 @@ class Broker:
                        retain: bool | None = False) -> None:
         text = "" if payload is None else (payload.decode() if isinstance(payload, bytes)
                                            else str(payload))
-        recording = self.recording.get()
+        recording = RECORDING.get()
         if recording is not None:
             recording.append((topic, text))
         try:
