@@ -28,6 +28,7 @@ from hub.facade import DeviceUnavailable
 RECORDING: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
     "tasmota_recording", default=None)
 
+
 @dataclass(slots=True)
 class _Sub:
     owner: str
