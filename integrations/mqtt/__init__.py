@@ -3,7 +3,9 @@ ESPHome (MQTT mode), OpenMQTTGateway, rtl_433, Valetudo... on the home's broker.
 
 The hub subscribes to `<discovery_prefix>/#/config`, groups the announced entities into
 devices (listed in /api/discovered with source `mqtt`), and once the owner adopts one, its
-states become hub state and its commands MQTT messages. See docs/mqtt.md.
+states become hub state and its commands MQTT messages. Tasmota's own discovery
+(`tasmota/discovery/...`, what standard builds publish) is read on the same connection by
+tasmota.py with hatasmota. See docs/mqtt.md.
 """
 
 from __future__ import annotations
