@@ -25,7 +25,8 @@ Protocol (JSON text frames):
   Assistant's `coalesce_messages`). Without it every message is a frame of its own.
 - Back-pressure: each connection has a bounded queue (auth.ws_queue_size). When it
   overflows the client is too slow: the hub closes with 4008 "slow consumer" rather than
-  slow down. Revoking the token closes with 4401 "token revoked", its expiry with 4401
+  slow down; likewise when the client reads nothing for SEND_TIMEOUT while the socket is
+  full. Revoking the token closes with 4401 "token revoked", its expiry with 4401
   "token expired". Guests receive only events of the devices and areas they were granted.
 """
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import weakref
 from typing import Any
 
@@ -59,6 +61,7 @@ _LOG = logging.getLogger(__name__)
 AUTH_TIMEOUT = 10.0
 SEND_TIMEOUT = 5.0
 BURST = 256
+HIGH_WATER = 64 * 1024  # bytes unsent in the socket's buffer before writes wait (the pump)
 COMMANDS_IN_FLIGHT = 256
 COMMAND_MESSAGE_FIELDS = frozenset({"type", "id", "device_id", *COMMAND_FIELDS})
 MAX_MESSAGE = 64 * 1024
@@ -117,7 +120,7 @@ class Connection:
     """One client: its principal, its filter and its bus subscription."""
 
     def __init__(self, hub: Hub, ws: web.WebSocketResponse, who: Principal,
-                 encoded: EncodedEvents) -> None:
+                 encoded: EncodedEvents, transport: asyncio.Transport | None = None) -> None:
         self.hub = hub
         self.ws = ws
         self.who = who
@@ -129,7 +132,12 @@ class Connection:
         self.close_reason = ""
         self.coalesce = False
         self._out: list[str] = []  # answers waiting for the writer (events wait in `sub`)
-        self._wake = asyncio.Event()  # the writer has something to do
+        self._transport = transport  # frames written straight to it (None: all via the pump)
+        self._loop = asyncio.get_running_loop()
+        self._flush_handle: asyncio.Handle | None = None
+        self._held: list[str] = []  # a batch the pump writes (the socket's buffer was full)
+        self._pumping = False  # the pump owns the writes until it has caught up
+        self._wake = asyncio.Event()  # the pump has something to do (or stop)
         self._stopped = False
         self._room = asyncio.Event()  # set when a command slot frees while the reader waits
         self._send_limit = Deadlines(SEND_TIMEOUT)  # one timer, not one per burst sent
@@ -157,10 +165,10 @@ class Connection:
         types = [t for k in (kinds or known) for t in known[k]]
         old, self.sub = self.sub, self.hub.bus.listen(
             types, maxsize=self.hub.config.auth.ws_queue_size, predicate=self._wanted,
-            name=f"ws:{self.who.username}", notify=self._wake.set)
+            name=f"ws:{self.who.username}", notify=self._ready)
         if old is not None:
             old.close()
-        self._wake.set()
+        self._ready()
 
     def unsubscribe(self) -> None:
         if self.sub is not None:
@@ -170,7 +178,7 @@ class Connection:
     def send(self, text: str) -> None:
         """Queue one message for the writer (sync: no task waits on each frame)."""
         self._out.append(text)
-        self._wake.set()
+        self._ready()
 
     def command(self, msg: dict[str, Any]) -> None:
         """Start one command message as a task: the reader goes on at once (it waits in
@@ -244,40 +252,98 @@ class Connection:
             return True
         return device_id in self.devices or (area is not None and area in self.areas)
 
+    def _ready(self) -> None:
+        """Something is queued: write it when this turn of the loop is over, in one batch
+        with everything else ready by then (a burst of MQTT messages read at once: one
+        write). No task wakes for it; the pump writes only while the client lags."""
+        if self._flush_handle is None and not self._pumping and not self._stopped:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if self._stopped or self._pumping:
+            return
+        texts = self._take()
+        if not texts:
+            return
+        if self._writable():
+            self._write_now(texts)
+            sub = self.sub
+            if self._out or (sub is not None and sub.backlog):  # more than a BURST
+                self._ready()
+        else:  # the client lags (or frames are compressed): the pump waits for it
+            self._held = texts
+            self._pumping = True
+            self._wake.set()
+
+    def _take(self) -> list[str]:
+        """Answers, then up to BURST queued events, encoded; stops a client that lost
+        events (its queue overflowed)."""
+        texts, self._out = self._out, []
+        sub = self.sub
+        if sub is not None:
+            encode = self.encoded.text
+            for _ in range(BURST):
+                event = sub.get_nowait()
+                if event is None:
+                    break  # empty, or closed: re-subscribed, unsubscribed or stopped
+                texts.append(encode(event))
+            if sub.dropped:
+                self.stop(CLOSE_SLOW, f"slow consumer: {sub.dropped} events dropped")
+                return []
+        return texts
+
+    def _writable(self) -> bool:
+        """True when frames can go straight to the socket: uncompressed, open, and what was
+        written before has mostly left (a client that does not read fills the buffer)."""
+        transport = self._transport
+        return (transport is not None and not self.ws.closed and not self.ws.compress
+                and not transport.is_closing()
+                and transport.get_write_buffer_size() < HIGH_WATER)
+
+    def _write_now(self, texts: list[str]) -> None:
+        """Every message its own frame (or arrays of them, coalescing), all in one write
+        to the transport: one system call for the batch instead of one per frame.
+
+        aiohttp has no call to send several frames at once, nor one that does not await.
+        Its writer puts each uncompressed frame on this same transport whole and at once
+        (it keeps no buffer of its own), so frames written here and its own (pong, close)
+        never interleave within a frame; compressed connections go through aiohttp."""
+        assert self._transport is not None
+        self._transport.write(_frames(self._coalesced(texts) if self.coalesce else texts))
+
     async def pump(self) -> None:
-        """The connection's one writer: answers and queued events, a batch per wake-up, until
-        stopped; drops the client if it falls behind."""
+        """The connection's slow path and end: writes through aiohttp what `_flush` left
+        (the socket's buffer was full, or frames are compressed), waiting for the client at
+        most SEND_TIMEOUT, until it has caught up; drops the client if it falls behind.
+        Once stopped, sends the last answers and closes."""
         try:
             while not self._stopped:
-                sub = self.sub
-                if not self._out and (sub is None or not sub.backlog):
+                if not self._held:
+                    self._pumping = False
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                texts, self._out = self._out, []
-                if sub is not None:
-                    encode = self.encoded.text
-                    for _ in range(BURST):
-                        event = sub.get_nowait()
-                        if event is None:
-                            break  # empty, or closed: re-subscribed, unsubscribed or stopped
-                        texts.append(encode(event))
-                    if sub.dropped:
-                        self.stop(CLOSE_SLOW, f"slow consumer: {sub.dropped} events dropped")
-                        break
+                texts, self._held = self._held, []
                 try:
                     async with self._send_limit.limit():
                         await self._write(texts)
                 except (TimeoutError, ConnectionError):
                     self.stop(CLOSE_SLOW, "slow consumer: send timed out")
                     break
-            if self._out and self.close_code != CLOSE_SLOW:  # answers to the last commands
+                if not self._stopped:
+                    self._held = self._take()  # what came meanwhile, in order, still here
+            rest = self._held + self._out
+            if rest and self.close_code != CLOSE_SLOW:  # answers to the last commands
                 async with self._send_limit.limit():
-                    await self._write(self._out)
+                    await self._write(rest)
         except (TimeoutError, ConnectionError):
             pass
         finally:
             self._send_limit.close()
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+                self._flush_handle = None
         if not self.ws.closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -287,13 +353,40 @@ class Connection:
     async def _write(self, texts: list[str]) -> None:
         if self.ws.closed:
             return
-        if not self.coalesce or len(texts) == 1:
-            for text in texts:
-                await self.ws.send_str(text)
-            return
+        for text in self._coalesced(texts) if self.coalesce else texts:
+            await self.ws.send_str(text)
+
+    @staticmethod
+    def _coalesced(texts: list[str]) -> list[str]:
+        """Messages as JSON arrays of at most BURST (a single message stays an object)."""
+        if len(texts) == 1:
+            return texts
+        out = []
         for i in range(0, len(texts), BURST):  # frames of a bounded size
             chunk = texts[i:i + BURST]
-            await self.ws.send_str(chunk[0] if len(chunk) == 1 else f"[{','.join(chunk)}]")
+            out.append(chunk[0] if len(chunk) == 1 else f"[{','.join(chunk)}]")
+        return out
+
+
+_LEN16 = struct.Struct("!BBH").pack
+_LEN64 = struct.Struct("!BBQ").pack
+_TEXT = 0x81  # FIN and the text opcode (RFC 6455 5.2); a server's frames are not masked
+
+
+def _frames(texts: list[str]) -> bytearray:
+    """Unmasked text frames, one per message, back to back."""
+    out = bytearray()
+    for text in texts:
+        data = text.encode()
+        n = len(data)
+        if n < 126:
+            out += bytes((_TEXT, n))
+        elif n < 65536:
+            out += _LEN16(_TEXT, 126, n)
+        else:
+            out += _LEN64(_TEXT, 127, n)
+        out += data
+    return out
 
 
 @requires(Role.GUEST)
@@ -304,7 +397,9 @@ class Connection:
                       "a first message {\"type\":\"auth\",\"token\":...}. See the README.")
 async def websocket(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_MESSAGE)
+    # no permessage-deflate: on a LAN, zlib on every small frame costs the Pi more CPU than
+    # the bytes it saves, and uncompressed frames can be batched into one write (_flush)
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_MESSAGE, compress=False)
     if not ws.can_prepare(request).ok:
         raise ValidationError(None, "expected a websocket upgrade")
     await ws.prepare(request)
@@ -313,7 +408,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         who = await _first_message_auth(hub, ws)
         if who is None:
             return ws
-    conn = Connection(hub, ws, who, request.app[ENCODED_KEY])
+    conn = Connection(hub, ws, who, request.app[ENCODED_KEY], request.transport)
     sockets = request.app[SOCKETS_KEY]
     sockets.add(ws)
     unrevoke = (hub.auth.on_revoke(who.token_id,
