@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import socket
 import subprocess
 import sys
@@ -34,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from bench.common import env_with_repo, free_port, percentile, repo_root, table
+from bench.common import free_port, percentile, table
+from bench.hubproc import HubProcess, cpu_seconds, serve
 
 SERVICE_TYPE = "_esphomelib._tcp.local."
 
@@ -43,44 +43,37 @@ SERVICE_TYPE = "_esphomelib._tcp.local."
 
 
 async def _serve(config: str) -> None:
-    """The hub: prints its port and a token, then answers JSON commands on stdin."""
-    from hub.api.server import ApiServer
-    from hub.auth.principal import Role
-    from hub.config import load_config
+    """The hub (bench.hubproc), answering this benchmark's commands."""
     from hub.discovery.models import MdnsService, mdns_id
-    from hub.hub import Hub
 
-    async with Hub(load_config(config)) as hub:
-        owner = await hub.auth.create_user("bench", "bench password", Role.OWNER)
-        token, _ = await hub.auth.create_token(owner.id, "bench")
-        feeders: list[asyncio.Task[None]] = []
-        async with ApiServer(hub) as server:
-            print(json.dumps({"port": server.port, "token": token}), flush=True)
-            loop = asyncio.get_running_loop()
-            while line := await loop.run_in_executor(None, sys.stdin.readline):
-                cmd = json.loads(line)
-                out: Any = None
-                if cmd["op"] == "cpu":
-                    usage = resource.getrusage(resource.RUSAGE_SELF)
-                    out = usage.ru_utime + usage.ru_stime
-                elif cmd["op"] == "announce":
-                    name = f"{cmd['node']}.{SERVICE_TYPE}"
-                    hub.discovery.handle_mdns(MdnsService(
-                        SERVICE_TYPE, name, f"{cmd['node']}.local.", ("127.0.0.1",),
-                        cmd["port"], {"mac": cmd["mac"].replace(":", ""),
-                                      "version": "2026.6.5", "board": "host",
-                                      "friendly_name": cmd["node"]}))
-                    out = mdns_id(SERVICE_TYPE, name)
-                elif cmd["op"] == "stats":
-                    esphome: Any = hub.integrations.instance("esphome")
-                    out = {"discovery": hub.discovery.stats.as_dict(),
-                           "states": sum(link.states for link in esphome.links.values()),
-                           "connected": sum(link.connected for link in esphome.links.values())}
-                elif cmd["op"] == "local":  # the local adapter hearing the same addresses
-                    feeders.append(loop.create_task(_local(hub, cmd["batch"], cmd["seconds"])))
-                print(json.dumps(out), flush=True)
+    feeders: list[asyncio.Task[None]] = []
+
+    def answer(hub: Any, cmd: dict[str, Any]) -> Any:
+        if cmd["op"] == "cpu":
+            return cpu_seconds()
+        if cmd["op"] == "announce":
+            name = f"{cmd['node']}.{SERVICE_TYPE}"
+            hub.discovery.handle_mdns(MdnsService(
+                SERVICE_TYPE, name, f"{cmd['node']}.local.", ("127.0.0.1",),
+                cmd["port"], {"mac": cmd["mac"].replace(":", ""),
+                              "version": "2026.6.5", "board": "host",
+                              "friendly_name": cmd["node"]}))
+            return mdns_id(SERVICE_TYPE, name)
+        if cmd["op"] == "stats":
+            esphome: Any = hub.integrations.instance("esphome")
+            return {"discovery": hub.discovery.stats.as_dict(),
+                    "states": sum(link.states for link in esphome.links.values()),
+                    "connected": sum(link.connected for link in esphome.links.values())}
+        if cmd["op"] == "local":  # the local adapter hearing the same addresses
+            feeders.append(asyncio.get_running_loop().create_task(
+                _local(hub, cmd["batch"], cmd["seconds"])))
+        return None
+
+    def cancel_feeders() -> None:
         for task in feeders:
             task.cancel()
+
+    await serve(config, answer, cleanup=cancel_feeders)
 
 
 async def _local(hub: Any, batch: list[list[Any]], seconds: float) -> None:
@@ -92,29 +85,6 @@ async def _local(hub: Any, batch: list[list[Any]], seconds: float) -> None:
         for address, rssi, (name, uuids, sd, md, tx) in parsed:
             hub.discovery.handle_advertisement(address, name, rssi - 5, tuple(uuids), sd, md, tx)
         await asyncio.sleep(0.01)
-
-
-class HubProcess:
-    def __init__(self, config: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.esphome", "_serve", str(config)], cwd=repo_root(),
-            env=env_with_repo(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        info = json.loads(self.proc.stdout.readline())
-        self.port, self.token = info["port"], info["token"]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.headers = {"Authorization": f"Bearer {self.token}"}
-
-    def ask(self, **cmd: Any) -> Any:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def stop(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        self.proc.wait(60)
 
 
 # -- firmware instances --------------------------------------------------------------------
@@ -333,7 +303,7 @@ async def main(args: argparse.Namespace) -> None:
                              "ble": {"enabled": False}},
                "integrations": {"esphome": {}, "bthome": {}}}
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
-        hub = HubProcess(tmp / "config.yaml")
+        hub = HubProcess("bench.esphome", tmp / "config.yaml")
         nodes = [Node(binary, i, tmp, port) for i, port in enumerate(_ports(args.instances))]
         try:
             for node in nodes:
@@ -358,7 +328,7 @@ async def main(args: argparse.Namespace) -> None:
             for node in nodes:
                 node.kill()
             with contextlib.suppress(Exception):
-                hub.stop()
+                hub.stop(60)
     print(table(f"bench.esphome (ESPHome {firmware.ESPHOME_VERSION} firmware for Linux, "
                 f"{os.cpu_count()} cores)", rows))
 

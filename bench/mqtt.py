@@ -3,7 +3,9 @@ namespace like the other benchmarks).
 
 A real mosquitto on loopback; the hub runs in its own process (so its CPU and RSS are its
 own) with the API and the MQTT integration; this process plays the devices (aiomqtt) and a
-dashboard (a websocket subscribed to state changes):
+dashboard (a websocket subscribed to state changes). While the latency is measured, the
+devices' messages come from a process of their own, so that publishing never delays the
+moment the dashboard reads an event (both stamp with the system-wide monotonic clock):
 1. N devices (a switch and a sensor each) announce at once -> all listed in /api/discovered;
 2. after adopting them, state messages at a steady rate -> hub state -> websocket event:
    p50/p99 from publish to the websocket, and the hub's CPU time per message;
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import resource
 import shutil
@@ -27,41 +28,30 @@ from typing import Any
 
 import yaml
 
-from bench.common import env_with_repo, free_port, percentile, repo_root, rss_mib, table
+from bench.common import env_with_repo, free_port, percentile, repo_root, table
+from bench.hubproc import HubProcess, serve
 from tests.doubles import mosquitto
 
 
 async def _serve(config: str, breakdown: bool) -> None:
-    """The hub process: prints its port and a token, then answers stdin commands."""
-    from hub.api.server import ApiServer
-    from hub.auth.principal import Role
-    from hub.config import load_config
-    from hub.hub import Hub
-
+    """The hub (bench.hubproc): answers `cpu` and `status`."""
     if breakdown:
         _time_parts()
-    async with Hub(load_config(config)) as hub:
-        owner = await hub.auth.create_user("bench", "bench password", Role.OWNER)
-        token, _ = await hub.auth.create_token(owner.id, "bench")
-        async with ApiServer(hub) as server:
-            gc.collect()
-            gc.freeze()  # as hub.daemon does once started
-            print(json.dumps({"port": server.port, "token": token}), flush=True)
-            loop = asyncio.get_running_loop()
-            while line := await loop.run_in_executor(None, sys.stdin.readline):
-                cmd = line.strip()
-                if cmd == "cpu":
-                    out: Any = _cpu(breakdown)
-                elif cmd == "status":
-                    out = hub.integrations.instance("mqtt").status()  # type: ignore[union-attr]
-                else:
-                    out = None
-                print(json.dumps(out), flush=True)
+
+    def answer(hub: Any, cmd: dict[str, Any]) -> Any:
+        if cmd["op"] == "cpu":
+            return _cpu(breakdown)
+        if cmd["op"] == "status":
+            return hub.integrations.instance("mqtt").status()
+        return None
+
+    await serve(config, answer, freeze=True)
 
 
 _PARTS: dict[str, float] = {}  # part -> CPU seconds (--breakdown)
 _ORDER = ("mqtt read (paho, aiomqtt, bridge, state)", "  bridge (integration, state)",
-          "    state set (history row, bus)", "websocket: encode", "websocket: send")
+          "    state set (history row, bus)", "websocket: batch (encode, frames, write)",
+          "  encode", "websocket: lagging client (aiohttp send)")
 
 
 def _cpu(breakdown: bool) -> dict[str, float]:
@@ -106,35 +96,9 @@ def _time_parts() -> None:
     timed(paho.Client, "loop_read", "mqtt read (paho, aiomqtt, bridge, state)")
     timed(Bridge, "on_message", "  bridge (integration, state)")
     timed(StateStore, "set", "    state set (history row, bus)")
-    timed(websocket.EncodedEvents, "text", "websocket: encode")
-    timed(websocket.Connection, "_write", "websocket: send")
-
-
-class HubProcess:
-    def __init__(self, config: Path, breakdown: bool = False) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.mqtt", "_serve", str(config),
-             "breakdown" if breakdown else "-"], cwd=repo_root(),
-            env=env_with_repo(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        info = json.loads(self.proc.stdout.readline())
-        self.port, self.token = info["port"], info["token"]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.headers = {"Authorization": f"Bearer {self.token}"}
-
-    def ask(self, cmd: str) -> Any:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(cmd + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def rss(self) -> float:
-        return rss_mib(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        self.proc.wait(30)
+    timed(websocket.Connection, "_flush", "websocket: batch (encode, frames, write)")
+    timed(websocket.EncodedEvents, "text", "  encode")
+    timed(websocket.Connection, "_write", "websocket: lagging client (aiohttp send)")
 
 
 def _config(tmp: Path, name: str, broker: mosquitto.Mosquitto,
@@ -194,16 +158,15 @@ async def _announce_and_adopt(session: Any, hub: HubProcess, client: Any, n: int
     return elapsed
 
 
-async def _stream(session: Any, hub: HubProcess, client: Any, n_devices: int, rate: float,
-                  seconds: float, warmup: float, profile: str | None = None
+async def _stream(session: Any, hub: HubProcess, broker_port: int, n_devices: int,
+                  rate: float, seconds: float, warmup: float, profile: str | None = None
                   ) -> dict[str, float]:
     """Sensor readings at `rate`/s; publish -> websocket event latency and hub CPU.
 
     A warm-up of `warmup` seconds at the same rate goes first and is not counted (caches,
-    first history batches, the websocket's buffers). Each message is stamped right before
-    its publish and when its event is read from the websocket; the hub's CPU is read over
-    the measured messages only."""
-    sent: dict[float, float] = {}
+    first history batches, the websocket's buffers). A publisher process (`_publish`)
+    stamps each message right before its publish; this process stamps each event as it
+    reads it from the websocket; the hub's CPU is read over the measured messages only."""
     got: dict[float, float] = {}
     warm = asyncio.Event()
     ws = await session.ws_connect(f"ws://127.0.0.1:{hub.port}/api/ws", headers=hub.headers,
@@ -214,37 +177,30 @@ async def _stream(session: Any, hub: HubProcess, client: Any, n_devices: int, ra
     first, total = int(rate * warmup), int(rate * warmup) + int(rate * seconds)
 
     async def reader() -> None:
+        clock = time.monotonic
         while len(got) < total:
             try:
                 msg = await ws.receive(timeout=5)
             except TimeoutError:
                 return
-            now = time.perf_counter()
+            now = clock()
             if msg.type.name != "TEXT":
                 return
             data = json.loads(msg.data)
             for item in data if isinstance(data, list) else [data]:  # coalesced frames
                 value = item["event"].get("new")
-                if value in sent:
+                if isinstance(value, float) and value >= _BASE:
                     got.setdefault(value, now)
             if len(got) >= first:
                 warm.set()
 
-    async def publish(k0: int, k1: int) -> float:
-        """Messages k0..k1-1 at `rate`; the rate actually kept."""
-        start = time.perf_counter()
-        for k in range(k0, k1):
-            value = 100_000.0 + k + 0.5  # unique, so each message is a change
-            topic, body = f"bench/{k % n_devices}/power", json.dumps({"w": value})
-            sent[value] = time.perf_counter()
-            await client.publish(topic, body, qos=0)
-            delay = start + (k - k0 + 1) / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        return (k1 - k0) / (time.perf_counter() - start)
-
     task = asyncio.create_task(reader())
-    await publish(0, first)
+    publisher = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.mqtt", "_publish", str(broker_port), str(n_devices),
+        str(rate), str(first), str(total), cwd=repo_root(), env=env_with_repo(),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, limit=1 << 24)  # stamps: one line
+    assert publisher.stdin is not None and publisher.stdout is not None
+    await publisher.stdout.readline()  # warm-up sent
     await asyncio.wait_for(warm.wait(), 30)
     spy = None
     if profile:
@@ -253,21 +209,61 @@ async def _stream(session: Any, hub: HubProcess, client: Any, n_devices: int, ra
             str(hub.proc.pid), "-r", "500", "-f", "raw", "-o", profile,
             "-d", str(int(seconds) + 1), stdout=subprocess.DEVNULL)
         await asyncio.sleep(0.5)
-    cpu0 = hub.ask("cpu")
-    kept = await publish(first, total)
+    cpu0 = hub.ask(op="cpu")
+    publisher.stdin.write(b"go\n")
+    await publisher.stdin.drain()
+    result = json.loads(await publisher.stdout.readline())
+    await publisher.wait()
     await asyncio.wait_for(task, 30)
-    cpu1 = hub.ask("cpu")
+    cpu1 = hub.ask(op="cpu")
     await ws.close()
     if spy is not None:
         await spy.wait()
-    measured = [v for v in got if v >= 100_000.0 + first]
-    lat = [(got[v] - sent[v]) * 1000 for v in measured]
-    n = max(1, len(measured))
-    out = {"sent": total - first, "received": len(measured), "kept": kept,
+    sent = dict(zip(result["values"], result["stamps"], strict=True))
+    lat = [(got[v] - sent[v]) * 1000 for v in sent if v in got]
+    n = max(1, len(lat))
+    out = {"sent": len(sent), "received": len(lat), "kept": result["kept"],
            "p50": percentile(lat, 50), "p99": percentile(lat, 99)}
     for key in cpu1:
         out[key] = (cpu1[key] - cpu0.get(key, 0.0)) / n * 1e6
     return out
+
+
+_BASE = 100_000.0  # streamed values: _BASE + k + 0.5, unique so that each one is a change
+
+
+async def _publish(broker_port: int, n_devices: int, rate: float, first: int,
+                   total: int) -> None:
+    """The devices' side of `_stream`, in a process of its own: the warm-up messages,
+    then (after a `go` line on stdin) the measured ones, each stamped right before its
+    publish; prints the measured values, their stamps and the rate kept."""
+    import aiomqtt
+
+    loop = asyncio.get_running_loop()
+    clock = time.monotonic
+    async with aiomqtt.Client("127.0.0.1", broker_port,
+                              max_queued_outgoing_messages=0) as client:
+
+        async def publish(k0: int, k1: int, stamps: list[float]) -> float:
+            """Messages k0..k1-1 at `rate`; the rate actually kept."""
+            start = clock()
+            for k in range(k0, k1):
+                topic = f"bench/{k % n_devices}/power"
+                body = json.dumps({"w": _BASE + k + 0.5})
+                stamps.append(clock())
+                await client.publish(topic, body, qos=0)
+                delay = start + (k - k0 + 1) / rate - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            return (k1 - k0) / (clock() - start)
+
+        await publish(0, first, [])
+        print("warm", flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)
+        stamps: list[float] = []
+        kept = await publish(first, total, stamps)
+    print(json.dumps({"values": [_BASE + k + 0.5 for k in range(first, total)],
+                      "stamps": stamps, "kept": kept}), flush=True)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -285,15 +281,16 @@ async def run(args: argparse.Namespace) -> int:
     try:
         async with aiohttp.ClientSession() as session, aiomqtt.Client(
                 "127.0.0.1", broker.plain_port, max_queued_outgoing_messages=0) as client:
-            hub = HubProcess(_config(tmp, "a", broker, args.commit_interval), args.breakdown)
+            hub = HubProcess("bench.mqtt", _config(tmp, "a", broker, args.commit_interval),
+                             "breakdown" if args.breakdown else "-")
             try:
                 await asyncio.sleep(0.5)
                 seconds = await _announce_and_adopt(session, hub, client, args.devices)
                 rows.append((f"{args.devices} devices announce at once -> all in "
                              "/api/discovered", f"{seconds:.2f} s", "<= 2 s"))
                 await asyncio.sleep(1.0)
-                r = await _stream(session, hub, client, args.devices, args.rate, args.seconds,
-                                  args.warmup, args.profile)
+                r = await _stream(session, hub, broker.plain_port, args.devices, args.rate,
+                                  args.seconds, args.warmup, args.profile)
                 rows.append((f"{args.rate:.0f} state msgs/s: publish -> websocket p50 / p99",
                              f"{r['p50']:.2f} / {r['p99']:.2f} ms", "p99 <= 5 ms"))
                 rows.append(("  delivered (after a warm-up)",
@@ -306,7 +303,7 @@ async def run(args: argparse.Namespace) -> int:
                 for part in _ORDER:  # --breakdown
                     if part in r:
                         rows.append((f"    {part}", f"{r[part]:.0f} µs", "-"))
-                stats = hub.ask("status")["stats"]
+                stats = hub.ask(op="status")["stats"]
                 rows.append(("  refused / dropped by the hub",
                              f"{stats['refused_state'] + stats['flood_dropped']}", "0"))
             finally:
@@ -315,7 +312,7 @@ async def run(args: argparse.Namespace) -> int:
             for i in range(args.devices):
                 for topic, _ in _announcements(i):
                     await client.publish(topic, b"", qos=1, retain=True)
-            hub = HubProcess(_config(tmp, "b", broker))
+            hub = HubProcess("bench.mqtt", _config(tmp, "b", broker), "-")
             try:
                 await asyncio.sleep(1.0)
                 before = hub.rss()
@@ -341,6 +338,10 @@ async def run(args: argparse.Namespace) -> int:
 def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "_serve":
         asyncio.run(_serve(sys.argv[2], sys.argv[3:] == ["breakdown"]))
+        return 0
+    if len(sys.argv) == 7 and sys.argv[1] == "_publish":
+        port, n, rate, first, total = sys.argv[2:]
+        asyncio.run(_publish(int(port), int(n), float(rate), int(first), int(total)))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=200)
