@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ AUTH_REASONS = frozenset({4, 5, 134, 135, 138})  # bad user/password, not author
 AUTH_FLOOR = 30.0
 STABLE_AFTER = 60.0
 READ_SIZE = 65536
+MQTT_V5 = 5  # paho's MQTTProtocolVersion.MQTTv5: PUBLISH packets carry properties
 EXTERNAL_PURPOSE = "external_broker"  # the consent that lets an off-LAN broker through
 
 
@@ -313,6 +315,42 @@ class _ReadBuffer:
         inner = self._inner_pending
         return len(self._buf) - self._pos + (inner() if inner is not None else 0)
 
+    def fill(self) -> bool:
+        """Read what has arrived unless something is still buffered; False when nothing
+        was read (would block, end of stream, an error: paho's own read meets it again)."""
+        if self._pos < len(self._buf):
+            return True
+        try:
+            data = self._sock.recv(READ_SIZE)
+        except Exception:  # paho reads again and handles it
+            return False
+        self._buf, self._pos = data, 0
+        return bool(data)
+
+    def publish(self) -> tuple[bytes, bytes] | None:
+        """The next packet's topic and payload if it is a QoS 0 PUBLISH read whole, taken
+        out of the buffer; else None and nothing taken (paho reads it)."""
+        buf, pos = self._buf, self._pos
+        end = len(buf)
+        if end - pos < 5 or buf[pos] & 0xF6 != 0x30:  # type PUBLISH, QoS bits 0
+            return None
+        length, shift, i = 0, 0, pos + 1
+        while True:  # the remaining length: up to four 7-bit bytes
+            byte = buf[i]
+            length |= (byte & 0x7F) << shift
+            i += 1
+            if byte < 0x80:
+                break
+            shift += 7
+            if shift > 21 or i >= end:
+                return None
+        stop = i + length
+        topic_end = i + 2 + ((buf[i] << 8) | buf[i + 1]) if i + 1 < end else end + 1
+        if stop > end or topic_end > stop or topic_end == i + 2:  # or an empty topic
+            return None
+        self._pos = stop
+        return buf[i + 2:topic_end], buf[topic_end:stop]
+
     def __getattr__(self, name: str) -> Any:  # send, fileno, close, ...
         return getattr(self._sock, name)
 
@@ -320,8 +358,8 @@ class _ReadBuffer:
 def _tune_paho(client: Any, handle: Callable[[str, bytes], None]) -> None:
     """Under aiomqtt, on its paho client: a _ReadBuffer under the socket, and each message
     handed on as paho decodes it (topic and payload, without aiomqtt's Message and Topic
-    objects and their checks: ~8 µs a message); a QoS 0 PUBLISH (what devices send for
-    state) is taken straight from paho's packet buffer (_publish_reader). All are internals
+    objects and their checks: ~8 µs a message); a whole QoS 0 PUBLISH (what devices send
+    for state) is taken straight from the buffer (_packet_reader). All are internals
     of the libraries: if a later version moves them, messages still come through
     _DirectQueue, one recv at a time.
     """
@@ -340,43 +378,46 @@ def _tune_paho(client: Any, handle: Callable[[str, bytes], None]) -> None:
         handle(topic, message.payload)
 
     paho.on_message = on_message  # type: ignore[union-attr]
-    original = getattr(paho, "_handle_publish", None)
-    if isinstance(getattr(paho, "_in_packet", None), dict) and callable(original):
-        paho._handle_publish = _publish_reader(paho, original, handle)  # type: ignore[union-attr]
+    if isinstance(getattr(paho, "_in_packet", None), dict) and hasattr(paho, "_logger") \
+            and getattr(paho, "_protocol", None) != MQTT_V5:
+        paho.loop_read = _packet_reader(paho, paho._sock, paho.loop_read, handle)  # type: ignore[union-attr]
 
 
-def _publish_reader(paho: Any, original: Callable[[], Any],
-                    handle: Callable[[str, bytes], None]) -> Callable[[], Any]:
-    """paho's PUBLISH handler with a shortcut for QoS 0 under MQTT 3.1.1.
+def _packet_reader(paho: Any, buffer: _ReadBuffer, original: Callable[[int], Any],
+                   handle: Callable[[str, bytes], None]) -> Callable[[int], Any]:
+    """paho's loop_read, with every whole QoS 0 PUBLISH already read cut out here.
 
-    paho decodes every PUBLISH into an MQTTMessage and an MQTTMessageInfo, formats a debug
-    log line, takes two locks and matches per-topic callbacks (which aiomqtt does not use):
-    ~30 µs a message on the hub's loop. A QoS 0 packet is only a topic and a payload (no
-    acknowledgement, no packet id), so they are cut out here and handed on. Anything else
-    (QoS 1 and 2: paho answers them; MQTT 5 properties; a malformed packet: paho's error;
-    paho's debug logging switched on) goes through paho's own handler."""
-    from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+    For each PUBLISH paho makes three reads into the buffer, builds an MQTTMessage and an
+    MQTTMessageInfo, formats a debug log line, takes three locks and matches per-topic
+    callbacks (which aiomqtt does not use): ~40 µs a message on the hub's loop. A QoS 0
+    PUBLISH (what devices send for state) is a topic and a payload, with no
+    acknowledgement and no packet id, so they are handed on from the buffer directly.
+    Everything else goes to paho as before: other packets, QoS 1 and 2 (paho answers
+    them), a packet not read whole, malformed ones (paho's error), MQTT 5 (properties)
+    and all packets while paho's debug logging is on."""
+    from paho.mqtt.enums import MQTTErrorCode
 
     success = MQTTErrorCode.MQTT_ERR_SUCCESS
-    if getattr(paho, "_protocol", None) == MQTTProtocolVersion.MQTTv5:
-        return original
     debug = logging.DEBUG
+    clock = time.monotonic  # paho's clock for keepalive
 
-    def handle_publish() -> Any:
-        packet_in = paho._in_packet
-        packet = packet_in["packet"]
+    def loop_read(max_packets: int = 1) -> Any:
         logger = paho._logger
-        if packet_in["command"] & 0x06 or len(packet) < 3 or paho.on_log is not None or (
-                logger is not None and logger.isEnabledFor(debug)):
-            return original()
-        end = 2 + ((packet[0] << 8) | packet[1])
-        if end == 2 or end > len(packet):  # empty topic or past the end: paho refuses it
-            return original()
-        try:
-            topic = packet[2:end].decode()
-        except UnicodeDecodeError:  # MQTT requires UTF-8 (as on_message: not handled)
-            return success
-        handle(topic, bytes(packet[end:]))
-        return success
+        if paho._in_packet["command"] or paho._sock is not buffer or paho.on_log is not None \
+                or (logger is not None and logger.isEnabledFor(debug)) or not buffer.fill():
+            return original(max_packets)
+        taken = False
+        while (packet := buffer.publish()) is not None:
+            taken = True
+            try:
+                topic = packet[0].decode()
+            except UnicodeDecodeError:  # MQTT requires UTF-8; aiomqtt would end the session
+                continue
+            handle(topic, packet[1])
+        if taken:
+            paho._last_bytes_received = clock()
+            if not buffer.pending():
+                return success
+        return original(max_packets)
 
-    return handle_publish
+    return loop_read

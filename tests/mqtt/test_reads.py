@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -15,8 +14,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from integrations.mqtt.connection import (
     READ_SIZE,
     _direct_queue,
-    _publish_reader,
+    _packet_reader,
     _ReadBuffer,
+    _tune_paho,
 )
 from tests.mqtt.conftest import (
     device_client,
@@ -42,7 +42,7 @@ async def test_burst_arrives_whole_and_in_order(hub, broker, api_client) -> None
         paho = hub.integrations.instance("mqtt").connection.client._client
         assert isinstance(paho._sock, _ReadBuffer)
         assert paho.on_message.__qualname__.startswith("_tune_paho")
-        assert paho._handle_publish.__qualname__.startswith("_publish_reader")
+        assert paho.loop_read.__qualname__.startswith("_packet_reader")
         before = status(hub)["stats"]["messages"]
         # 150 x 1 KB without pauses (under the device's flood limit): more than one
         # read's worth, and packets cut at the read's edge
@@ -116,54 +116,85 @@ async def test_direct_queue_hands_messages_on_at_once() -> None:
     assert got == ["a", "b"] and queue.empty()
 
 
-def _publish_packet(topic: bytes, payload: bytes, qos: int = 0) -> dict[str, Any]:
-    """paho's state once it has read a PUBLISH (fixed header byte, then the rest)."""
-    mid = b"\x00\x07" if qos else b""
-    return {"command": 0x30 | qos << 1, "packet": bytearray(
-        len(topic).to_bytes(2, "big") + topic + mid + payload)}
+def _publish(topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -> bytes:
+    """A whole PUBLISH packet as it comes off the wire (MQTT 3.1.1)."""
+    body = len(topic).to_bytes(2, "big") + topic + (b"\x00\x07" if qos else b"") + payload
+    n, length = len(body), bytearray()
+    while True:
+        n, digit = n >> 7, n & 0x7F
+        length.append(digit | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes((0x30 | qos << 1 | retain,)) + bytes(length) + body
 
 
-def _paho() -> tuple[mqtt.Client, list[tuple[str, bytes]], list[tuple[str, bytes]]]:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    via_paho: list[tuple[str, bytes]] = []
-    client.on_message = lambda _c, _u, m: via_paho.append((m.topic, m.payload))
-    return client, via_paho, []
+class _Paho:
+    """A paho client on one end of a socketpair, read through _ReadBuffer and
+    _packet_reader as _tune_paho sets them up; messages from either way are recorded."""
+
+    def __init__(self, protocol: int = mqtt.MQTTv311) -> None:
+        self.peer, self.sock = socket.socketpair()
+        self.sock.setblocking(False)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=protocol)
+        self.via_paho: list[tuple[str, bytes]] = []
+        self.fast: list[tuple[str, bytes]] = []
+        self.client.on_message = lambda _c, _u, m: self.via_paho.append((m.topic, m.payload))
+        self.client._sock = _ReadBuffer(self.sock)  # type: ignore[assignment]
+        self.read = _packet_reader(self.client, self.client._sock, self.client.loop_read,
+                                   lambda topic, payload: self.fast.append((topic, payload)))
+
+    def feed(self, data: bytes) -> None:
+        """Send data and read it as aiomqtt's read callback does."""
+        self.peer.sendall(data)
+        while True:
+            self.read()
+            if not self.client._sock.pending():  # type: ignore[union-attr]
+                break
+
+    def close(self) -> None:
+        self.peer.close()
+        self.sock.close()
 
 
-def test_publish_reader_cuts_qos0_out_and_leaves_the_rest_to_paho() -> None:
-    client, via_paho, handled = _paho()
-    read = _publish_reader(client, client._handle_publish,
-                           lambda topic, payload: handled.append((topic, payload)))
-    client._in_packet = _publish_packet("zigbee/plug é".encode(), b'{"w": 1.5}')
-    assert read() == MQTTErrorCode.MQTT_ERR_SUCCESS
-    assert handled == [("zigbee/plug é", b'{"w": 1.5}')] and not via_paho
-    assert type(handled[0][1]) is bytes
-    client._in_packet = _publish_packet(b"a/b", b"", qos=0)
-    read()
-    assert handled[-1] == ("a/b", b"")
-    client._in_packet = _publish_packet(b"\xff\xfe", b"x")  # not UTF-8: not handled
-    assert read() == MQTTErrorCode.MQTT_ERR_SUCCESS and len(handled) == 2
-    client._in_packet = _publish_packet(b"q/1", b"on", qos=1)  # paho acknowledges it
-    read()
-    assert via_paho == [("q/1", b"on")] and len(handled) == 2
-    client._in_packet = _publish_packet(b"", b"x")  # empty topic: paho's refusal
-    with pytest.raises(mqtt.MalformedPacket):
-        read()
-    client._in_packet = {"command": 0x30, "packet": bytearray(b"\x00\x09ab")}  # too short
-    with pytest.raises(mqtt.MalformedPacket):
-        read()
-    assert len(handled) == 2 and len(via_paho) == 1
+def test_packet_reader_takes_whole_qos0_publishes_and_leaves_the_rest_to_paho() -> None:
+    p = _Paho()
+    try:
+        big = bytes(range(256)) * 40  # a 10 KB payload: a two-byte remaining length
+        p.feed(_publish("zigbee/plug é".encode(), b'{"w": 1.5}') + _publish(b"a/b", b"")
+               + _publish(b"r/t", big, retain=True))
+        assert p.fast == [("zigbee/plug é", b'{"w": 1.5}'), ("a/b", b""), ("r/t", big)]
+        assert all(type(payload) is bytes for _, payload in p.fast) and not p.via_paho
+        p.feed(_publish(b"\xff\xfe", b"x"))  # not UTF-8: not handled
+        p.feed(_publish(b"q/1", b"on", qos=1))  # paho decodes and acknowledges it
+        assert p.via_paho == [("q/1", b"on")] and len(p.fast) == 3
+        assert p.peer.recv(16) == b"\x40\x02\x00\x07"  # paho's PUBACK
+        # a packet cut by the read: paho reads it whole, then the shortcut goes on
+        packet = _publish(b"cut", b"1234567890")
+        p.peer.sendall(packet[:6])
+        p.read()
+        p.feed(packet[6:] + _publish(b"next", b"2"))
+        assert p.via_paho[-1] == ("cut", b"1234567890") and p.fast[-1] == ("next", b"2")
+        # an empty topic: paho's refusal (the connection ends)
+        p.peer.sendall(_publish(b"", b"x"))
+        assert p.read() == MQTTErrorCode.MQTT_ERR_PROTOCOL and p.client._sock is None
+    finally:
+        p.close()
 
 
-def test_publish_reader_leaves_debug_logging_and_mqtt5_to_paho() -> None:
-    client, via_paho, handled = _paho()
-    logger = logging.getLogger("test.mqtt.paho")
-    logger.setLevel(logging.DEBUG)
-    client.enable_logger(logger)
-    read = _publish_reader(client, client._handle_publish,
-                           lambda topic, payload: handled.append((topic, payload)))
-    client._in_packet = _publish_packet(b"a/b", b"1")
-    read()  # paho logs "Received PUBLISH" as it would without the shortcut
-    assert via_paho == [("a/b", b"1")] and not handled
-    v5 = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    assert _publish_reader(v5, v5._handle_publish, handled.append) == v5._handle_publish
+def test_packet_reader_leaves_debug_logging_and_mqtt5_to_paho() -> None:
+    p = _Paho()
+    try:
+        logger = logging.getLogger("test.mqtt.paho")
+        logger.setLevel(logging.DEBUG)
+        p.client.enable_logger(logger)
+        p.feed(_publish(b"a/b", b"1"))  # paho logs "Received PUBLISH" as without the shortcut
+        assert p.via_paho == [("a/b", b"1")] and not p.fast
+    finally:
+        p.close()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client._sock = socket.socket()  # type: ignore[assignment]
+    try:
+        _tune_paho(type("Aiomqtt", (), {"_client": client})(), lambda t, p: None)
+        assert client.loop_read.__qualname__ == "Client.loop_read"  # paho's own
+    finally:
+        client._sock.close()  # type: ignore[union-attr]
