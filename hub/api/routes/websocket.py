@@ -89,6 +89,12 @@ def event_types() -> dict[str, list[type[Event]]]:
     return out
 
 
+# An event's identity as a number, like id(): but id() raises an audit event, and the egress
+# guard's audit hook (hub.egress) is a Python call on every one. The cache holds the event,
+# so no other object can take its identity while it is cached.
+_identity = object.__hash__
+
+
 class EncodedEvents:
     """Serialize each event once for all connections (fan-out to many clients). A state
     change carries the attribute's unit when its device states one."""
@@ -100,7 +106,8 @@ class EncodedEvents:
 
     def text(self, event: Event) -> str:
         cache = self._cache
-        hit = cache.get(id(event))
+        key = _identity(event)
+        hit = cache.get(key)
         if hit is not None and hit[0] is event:
             return hit[1]
         body = event.to_json()
@@ -110,7 +117,7 @@ class EncodedEvents:
             if unit is not None:
                 body["unit"] = unit
         text = dumps({"type": "event", "event": body})
-        cache[id(event)] = (event, text)
+        cache[key] = (event, text)
         if len(cache) > self._size:
             del cache[next(iter(cache))]
         return text
