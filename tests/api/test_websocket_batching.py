@@ -6,6 +6,9 @@ dropped once a send waited SEND_TIMEOUT."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 
@@ -19,6 +22,18 @@ BIG = "x" * 32_000  # events this size fill the socket's buffers within a few hu
 
 def _publish(hub: Hub, device_id: str, i: int, new: object) -> None:
     hub.bus.publish(StateChanged(device_id, "value", i, new, 0.0))
+
+
+@contextlib.asynccontextmanager
+async def _slow_and_fine(api_client: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """Two clients: one subscribed to virtual.temp (big frames allowed), one to the lamp."""
+    async with api_client.ws_connect("/api/ws", max_msg_size=1 << 20) as slow, \
+            api_client.ws_connect("/api/ws") as fine:
+        await ready(slow)
+        await ready(fine)
+        await subscribe(slow, devices=["virtual.temp"])
+        await subscribe(fine, devices=["virtual.lamp"])
+        yield slow, fine
 
 
 async def test_a_burst_is_one_write_per_batch_in_order(api_client, hub: Hub,
@@ -62,12 +77,7 @@ async def test_a_lagging_client_gets_everything_in_order_and_stalls_no_one(
 
     monkeypatch.setattr(websocket.Connection, "_write", counted)
     n = 600  # under auth.ws_queue_size: nothing may be dropped
-    async with api_client.ws_connect("/api/ws", max_msg_size=1 << 20) as lagging, \
-            api_client.ws_connect("/api/ws") as fine:
-        await ready(lagging)
-        await ready(fine)
-        await subscribe(lagging, devices=["virtual.temp"])
-        await subscribe(fine, devices=["virtual.lamp"])
+    async with _slow_and_fine(api_client) as (lagging, fine):
         pumped.clear()
         for i in range(n):  # the lagging client reads none of these yet
             _publish(hub, "virtual.temp", i, f"{i}:{BIG}")
@@ -84,12 +94,7 @@ async def test_a_lagging_client_gets_everything_in_order_and_stalls_no_one(
 async def test_a_client_that_reads_nothing_is_dropped(api_client, hub: Hub,
                                                       monkeypatch) -> None:
     monkeypatch.setattr(websocket, "SEND_TIMEOUT", 0.5)
-    async with api_client.ws_connect("/api/ws", max_msg_size=1 << 20) as stuck, \
-            api_client.ws_connect("/api/ws") as fine:
-        await ready(stuck)
-        await ready(fine)
-        await subscribe(stuck, devices=["virtual.temp"])
-        await subscribe(fine, devices=["virtual.lamp"])
+    async with _slow_and_fine(api_client) as (stuck, fine):
         for i in range(900):  # more than the socket's buffers hold, under the queue's size
             _publish(hub, "virtual.temp", i, f"{i}:{BIG}")
             if i % 100 == 99:
