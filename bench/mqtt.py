@@ -41,6 +41,11 @@ async def _serve(config: str, breakdown: bool) -> None:
     def answer(hub: Any, cmd: dict[str, Any]) -> Any:
         if cmd["op"] == "cpu":
             return _cpu(breakdown)
+        if cmd["op"] == "inside":  # (--breakdown) latencies since the last `inside`
+            lat = [(_OUT[v] - t) * 1000 for v, t in _IN.items() if v in _OUT]
+            _IN.clear()
+            _OUT.clear()
+            return [percentile(lat, 50), percentile(lat, 99), len(lat)]
         if cmd["op"] == "status":
             return hub.integrations.instance("mqtt").status()
         return None
@@ -49,7 +54,9 @@ async def _serve(config: str, breakdown: bool) -> None:
 
 
 _PARTS: dict[str, float] = {}  # part -> CPU seconds (--breakdown)
-_ORDER = ("mqtt read (paho, aiomqtt, bridge, state)", "  bridge (integration, state)",
+_IN: dict[float, float] = {}  # streamed value -> when the bridge got it (--breakdown)
+_OUT: dict[float, float] = {}  # streamed value -> when its websocket frame was written
+_ORDER = ("mqtt read (paho, bridge, state)", "  bridge (integration, state)",
           "    state set (history row, bus)", "websocket: batch (encode, frames, write)",
           "  encode", "websocket: lagging client (aiohttp send)")
 
@@ -67,11 +74,11 @@ def _cpu(breakdown: bool) -> dict[str, float]:
 
 
 def _time_parts() -> None:
-    """Wrap the stages of a message's way in a thread-CPU clock (adds ~1 µs each)."""
-    import paho.mqtt.client as paho
-
+    """Wrap the stages of a message's way in a thread-CPU clock (adds ~1 µs each), and
+    stamp each streamed value as the bridge gets it and as its frame is written (~3 µs)."""
     from hub.api.routes import websocket
     from hub.state import StateStore
+    from integrations.mqtt import connection
     from integrations.mqtt.bridge import Bridge
 
     def timed(cls: Any, name: str, part: str) -> None:
@@ -93,12 +100,40 @@ def _time_parts() -> None:
                     _PARTS[part] = _PARTS.get(part, 0.0) + clock() - t0
         setattr(cls, name, wrapper)
 
-    timed(paho.Client, "loop_read", "mqtt read (paho, aiomqtt, bridge, state)")
+    make_reader = connection._packet_reader
+
+    class Reader:  # times the loop_read that _tune_paho sets on paho's client
+        def __init__(self, *args: Any) -> None:
+            self.read = make_reader(*args)
+
+        def loop_read(self, max_packets: int = 1) -> Any:
+            return self.read(max_packets)
+
+    timed(Reader, "loop_read", "mqtt read (paho, bridge, state)")
+    connection._packet_reader = lambda *args: Reader(*args).loop_read  # type: ignore[assignment]
     timed(Bridge, "on_message", "  bridge (integration, state)")
     timed(StateStore, "set", "    state set (history row, bus)")
     timed(websocket.Connection, "_flush", "websocket: batch (encode, frames, write)")
     timed(websocket.EncodedEvents, "text", "  encode")
     timed(websocket.Connection, "_write", "websocket: lagging client (aiohttp send)")
+    on_message, write_now, clock = Bridge.on_message, websocket.Connection._write_now, \
+        time.monotonic
+
+    def stamp_in(self: Any, topic: str, payload: bytes) -> None:
+        if topic.startswith("bench/"):
+            _IN[json.loads(payload)["w"]] = clock()
+        on_message(self, topic, payload)
+
+    def stamp_out(self: Any, texts: list[str]) -> None:
+        write_now(self, texts)
+        now = clock()
+        for text in texts:
+            new = json.loads(text).get("event", {}).get("new")
+            if isinstance(new, float):
+                _OUT[new] = now
+
+    Bridge.on_message = stamp_in  # type: ignore[method-assign]
+    websocket.Connection._write_now = stamp_out  # type: ignore[method-assign]
 
 
 def _config(tmp: Path, name: str, broker: mosquitto.Mosquitto,
@@ -159,8 +194,8 @@ async def _announce_and_adopt(session: Any, hub: HubProcess, client: Any, n: int
 
 
 async def _stream(session: Any, hub: HubProcess, broker_port: int, n_devices: int,
-                  rate: float, seconds: float, warmup: float, profile: str | None = None
-                  ) -> dict[str, float]:
+                  rate: float, seconds: float, warmup: float, profile: str | None = None,
+                  breakdown: bool = False) -> dict[str, Any]:
     """Sensor readings at `rate`/s; publish -> websocket event latency and hub CPU.
 
     A warm-up of `warmup` seconds at the same rate goes first and is not counted (caches,
@@ -210,12 +245,15 @@ async def _stream(session: Any, hub: HubProcess, broker_port: int, n_devices: in
             "-d", str(int(seconds) + 1), stdout=subprocess.DEVNULL)
         await asyncio.sleep(0.5)
     cpu0 = hub.ask(op="cpu")
+    if breakdown:
+        hub.ask(op="inside")  # (clears the warm-up's)
     publisher.stdin.write(b"go\n")
     await publisher.stdin.drain()
     result = json.loads(await publisher.stdout.readline())
     await publisher.wait()
     await asyncio.wait_for(task, 30)
     cpu1 = hub.ask(op="cpu")
+    inside = hub.ask(op="inside") if breakdown else None
     await ws.close()
     if spy is not None:
         await spy.wait()
@@ -226,6 +264,8 @@ async def _stream(session: Any, hub: HubProcess, broker_port: int, n_devices: in
            "p50": percentile(lat, 50), "p99": percentile(lat, 99)}
     for key in cpu1:
         out[key] = (cpu1[key] - cpu0.get(key, 0.0)) / n * 1e6
+    if inside is not None:
+        out["inside"] = inside
     return out
 
 
@@ -290,9 +330,12 @@ async def run(args: argparse.Namespace) -> int:
                              "/api/discovered", f"{seconds:.2f} s", "<= 2 s"))
                 await asyncio.sleep(1.0)
                 r = await _stream(session, hub, broker.plain_port, args.devices, args.rate,
-                                  args.seconds, args.warmup, args.profile)
+                                  args.seconds, args.warmup, args.profile, args.breakdown)
                 rows.append((f"{args.rate:.0f} state msgs/s: publish -> websocket p50 / p99",
                              f"{r['p50']:.2f} / {r['p99']:.2f} ms", "p99 <= 5 ms"))
+                if "inside" in r:  # --breakdown
+                    rows.append(("    of which inside the hub (bridge -> frame written)",
+                                 "{:.2f} / {:.2f} ms".format(*r.pop("inside")), "-"))
                 rows.append(("  delivered (after a warm-up)",
                              f"{r['received']} / {r['sent']}", "all"))
                 rows.append(("  rate the publisher kept", f"{r['kept']:.0f} /s",
