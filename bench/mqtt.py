@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import resource
 import shutil
@@ -62,12 +63,15 @@ _ORDER = ("mqtt read (paho, bridge, state)", "  bridge (integration, state)",
 
 
 def _cpu(breakdown: bool) -> dict[str, float]:
-    """CPU seconds of the hub process: all, in the kernel, its event loop's thread, and
-    the timed parts (--breakdown)."""
+    """CPU seconds of the hub process: all, in the kernel, its event loop's thread, the
+    time that thread was ready to run but waited for a CPU (the machine's load), and the
+    timed parts (--breakdown)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     loop_thread = resource.getrusage(resource.RUSAGE_THREAD)  # asked on the loop's thread
     out = {"cpu": usage.ru_utime + usage.ru_stime, "kernel": usage.ru_stime,
            "loop": loop_thread.ru_utime + loop_thread.ru_stime}
+    with contextlib.suppress(OSError, ValueError, IndexError):  # Linux schedstat: ns
+        out["waited"] = int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
     if breakdown:
         out.update(_PARTS)
     return out
@@ -343,6 +347,9 @@ async def run(args: argparse.Namespace) -> int:
                 rows.append(("  hub CPU per message", f"{r.pop('cpu'):.0f} µs", "-"))
                 rows.append(("    in the kernel", f"{r.pop('kernel'):.0f} µs", "-"))
                 rows.append(("    on the event loop's thread", f"{r.pop('loop'):.0f} µs", "-"))
+                if "waited" in r:
+                    rows.append(("  time the loop's thread waited for a CPU, per message",
+                                 f"{r.pop('waited'):.0f} µs", "the machine's load"))
                 for part in _ORDER:  # --breakdown
                     if part in r:
                         rows.append((f"    {part}", f"{r[part]:.0f} µs", "-"))
