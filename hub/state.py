@@ -82,6 +82,13 @@ def _json(value: object) -> str:
     return dumps(value)
 
 
+def _event_mark(row: Any) -> dict[str, Any]:
+    out = {"event_type": row["event_type"], "ts": row["ts"], "n": row["n"]}
+    if row["n"] == 1:
+        out["data"] = json.loads(row["data"])
+    return out
+
+
 @dataclass(slots=True)
 class AttributeState:
     """One attribute's current value."""
@@ -231,7 +238,8 @@ class StateStore:
         """History downsampled in SQL, so a week of a busy sensor stays small on the wire:
         numbers as min/max/avg per bucket (`points` buckets over the range), everything else
         (on/off, text) as its transitions only, capped at `points` * 4; events counted per
-        type and bucket (`n`, with the first one's time and data), capped likewise."""
+        type in buckets four times as wide (marks a few pixels apart: `n`, with the first
+        one's time, and its data when it is alone), capped likewise."""
         bucket = max((until - since) / points, 1e-3)
         where = f"FROM ({HISTORY_ROWS}) WHERE device_id = ? AND ts >= ? AND ts <= ?"
         args = (device_id, since, until)
@@ -251,7 +259,7 @@ class StateStore:
             "SELECT event_type, MIN(ts) AS ts, data, COUNT(*) AS n FROM events "
             "WHERE device_id = ? AND ts >= ? AND ts <= ? "
             "GROUP BY event_type, CAST((ts - ?) / ? AS INTEGER) ORDER BY ts LIMIT ?",
-            (*args, since, bucket, points * 4))
+            (*args, since, bucket * 4, points * 4))
         return {
             "bucket": bucket,
             "series": [{"attribute": r["attribute"], "ts": r["ts"], "min": r["lo"],
@@ -259,8 +267,8 @@ class StateStore:
                        for r in numbers],
             "changes": [{"attribute": r["attribute"], "value": json.loads(r["value"]),
                          "ts": r["ts"]} for r in changes],
-            "events": [{"event_type": r["event_type"], "ts": r["ts"], "n": r["n"],
-                        "data": json.loads(r["data"])} for r in events],
+            "event_bucket": bucket * 4,
+            "events": [_event_mark(r) for r in events],
         }
 
     def _flush_rows(self) -> list[tuple[str, list[Any]]]:

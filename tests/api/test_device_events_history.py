@@ -46,7 +46,11 @@ async def test_events_are_capped_per_bucket(api_client, hub: Hub) -> None:
     )).json()
     assert 1 <= len(body["events"]) <= 40
     assert sum(e["n"] for e in body["events"]) == 500
-    assert body["events"][0]["data"] == {"i": 0}
+    assert body["events"][0]["ts"] == now - 500 * 60
+    singles = await (await api_client.get(
+        f"/api/devices/virtual.button/history?since={now - 600}&until={now}&points=100"
+    )).json()  # 10 presses in buckets of 24 s: one each, with its data
+    assert [e["data"] for e in singles["events"]] == [{"i": i} for i in range(490, 500)]
 
 
 async def test_events_follow_grants_like_history(hub: Hub, client_for) -> None:
