@@ -9,7 +9,8 @@ from pathlib import Path
 
 from playwright.async_api import expect
 
-from tests.dashboard.conftest import RunningHub, open_page, screenshot, sign_in
+from tests.conftest import free_port
+from tests.dashboard.conftest import RunningHub, open_page, screenshot, sign_in, start_hub, stop_hub
 
 
 async def test_device_events_are_marks_on_the_history_graph(browser,
@@ -42,3 +43,132 @@ async def test_device_events_are_marks_on_the_history_graph(browser,
     await screenshot(page, "32-device-events-phone")
     assert watch.errors == [] and watch.foreign == []
     await context.close()
+
+
+AREAS = [{"id": "lamp", "name": "Lamp", "kind": "switch", "area": "Living room"},
+         {"id": "button", "name": "Button", "kind": "button", "area": "Hall"},
+         {"id": "motion", "name": "Motion", "kind": "binary_sensor", "area": "Hall"}]
+
+
+async def test_wifi_provisioning_status_prints_no_null(browser, fake_bluez,
+                                                       tmp_path: Path) -> None:
+    from tests.discovery.conftest import ble_config
+    from tests.provisioning.improv_device import ImprovDevice
+
+    extra = ble_config()
+    extra["integrations"] = {"virtual": {"devices": AREAS}, "improv": {}}
+    extra["provisioning"] = {"ble_timeout": 10.0, "authorization_timeout": 5.0}
+    hub = await asyncio.to_thread(start_hub, tmp_path, extra)  # inherits the fake bus
+    # no redirect, no device id, no attestation reason: the fields a job leaves null
+    device = ImprovDevice(fake_bluez, "A4:C1:38:55:00:02", needs_button=False,
+                          redirect_url=None)
+    await device.start()
+    try:
+        hub.request("PUT", "/api/wifi/networks/Home-Net", {"password": "correct-horse-1"})
+        context, page, watch = await open_page(browser, hub)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/discovery")
+        setup = page.get_by_role("button", name="Set up Wi-Fi for esphome-plug")
+        await expect(setup).to_be_visible(timeout=15000)
+        await setup.click()
+        await page.get_by_role("button", name="Provision").click()
+        status = page.locator("#provision-status")
+        await expect(status.locator("[data-job-state]")).to_have_attribute(
+            "data-job-state", "succeeded", timeout=20000)
+        await expect(status.locator("[data-steps] li").first).to_be_visible()
+        text = await status.inner_text()
+        assert "null" not in text and "undefined" not in text, text
+        assert "unencrypted" in text  # Improv sends the password in the clear: said so
+        job = hub.request("GET", "/api/provisioning")
+        jobs = job["jobs"] if isinstance(job, dict) else job
+        assert jobs[-1]["state"] == "succeeded" and jobs[-1]["redirect_url"] is None
+        await screenshot(page, "33-provisioning-status")
+        # areas by name everywhere: Home's sections and the automation device picker
+        await page.goto(hub.url + "/#/home")
+        await expect(page.locator('section[aria-label="Living room"] h2')).to_have_text(
+            "Living room")
+        await page.goto(hub.url + "/#/automations")
+        await page.get_by_role("button", name="New automation").click()
+        picker = page.locator('#automation-form [data-list="actions"] select[name=device]')
+        await expect(picker.locator('option[value="virtual.lamp"]')).to_have_text(
+            "Lamp — Living room")
+        assert watch.foreign == []
+        assert all("null" not in e for e in watch.errors), watch.errors
+        await context.close()
+    finally:
+        await device.stop()
+        await asyncio.to_thread(stop_hub, hub)
+
+
+async def test_guest_granted_an_area_from_the_users_page(browser, tmp_path: Path) -> None:
+    hub = await asyncio.to_thread(start_hub, tmp_path,
+                                  {"integrations": {"virtual": {"devices": AREAS}}})
+    try:
+        hub.request("POST", "/api/users", {"username": "gus", "password": "gus's long pass",
+                                           "role": "guest"})
+        context, page, watch = await open_page(browser, hub)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/users")
+        await page.locator('[data-user="gus"]').get_by_role("button", name="Manage gus").click()
+        grants = page.locator("#grants")
+        await grants.get_by_label("Hall").check()
+        await grants.get_by_role("button", name="Save access").click()
+        await expect(page.locator('[data-user="gus"] [data-grants]')).to_have_text("area Hall")
+        gus = next(u for u in hub.request("GET", "/api/users")["users"]
+                   if u["username"] == "gus")
+        assert gus["granted_areas"] == ["Hall"] and gus["granted_devices"] == []
+        await screenshot(page, "34-users-area-grant")
+        # the guest sees exactly the devices of that area
+        token = hub.request("POST", "/api/auth/login",
+                            {"username": "gus", "password": "gus's long pass"},
+                            token="")["access_token"]
+        seen = sorted(d["id"] for d in hub.request("GET", "/api/devices", token=token)["devices"])
+        assert seen == ["virtual.button", "virtual.motion"]
+        # and the grant is undone the same way
+        await page.locator('[data-user="gus"]').get_by_role("button", name="Manage gus").click()
+        await page.locator("#grants").get_by_label("Hall").uncheck()
+        await page.locator("#grants").get_by_role("button", name="Save access").click()
+        await expect(page.locator('[data-user="gus"] [data-grants]')).to_have_text("nothing yet")
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+    finally:
+        await asyncio.to_thread(stop_hub, hub)
+
+
+async def test_cloud_pairing_code_is_a_scannable_qr_code(browser, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if not shutil.which("zbarimg"):
+        pytest.skip("zbarimg (zbar-tools) is not installed; scripts/test.sh installs it")
+    # nothing listens on the broker's port: pairing needs the sync key, not a connection
+    cloud = {"broker_url": f"mqtts://127.0.0.1:{free_port()}", "username": "hub"}
+    hub = await asyncio.to_thread(start_hub, tmp_path, {"cloud": cloud})
+    try:
+        context, page, watch = await open_page(browser, hub, width=390, height=844)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/cloud")
+        await page.get_by_role("button", name="Opt in").click()
+        await expect(page.locator("#cloud-status")).to_contain_text("Enabledyes")
+        await page.get_by_role("button", name="Show pairing code").click()
+        qr = page.locator("#pairing svg.qr")
+        await expect(qr).to_be_visible()
+        shot = tmp_path / "pairing.png"
+        await qr.screenshot(path=str(shot))
+        await screenshot(page, "35-cloud-pairing-qr-phone")
+        scanned = await asyncio.to_thread(subprocess.run, ["zbarimg", "--raw", "-q", str(shot)],
+                                          capture_output=True, text=True, timeout=30)
+        code = scanned.stdout.strip()
+        shown = ((await page.locator("#pairing pre").text_content()) or "").strip()
+        assert code and code == shown
+        # the code is the hub's: a second one from the API carries the same sync key
+        again = hub.request("POST", "/api/cloud/pairing", {})["pairing_code"]
+        assert again == code
+        actions = [e["action"] for e in hub.request("GET", "/api/audit?limit=50")["entries"]]
+        assert actions.count("cloud.pairing_code") == 2
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+    finally:
+        await asyncio.to_thread(stop_hub, hub)

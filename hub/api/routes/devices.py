@@ -319,8 +319,9 @@ async def post_command(request: web.Request) -> web.Response:
                       "`series` (min/max/avg per bucket of `bucket` seconds), other values "
                       "as their `changes` only, device events (button presses...) as "
                       "`events` counted per type in buckets of `event_bucket` seconds (`n`, "
-                      "the first one's `ts`, `data` when alone); `since` defaults to 24 h ago. Without `points`, `history` "
-                      "and `events` hold the rows themselves, each up to `limit`.",
+                      "the first one's `ts`, `data` when alone); `since` defaults to 24 h "
+                      "ago. Without `points`, `history` and `events` hold the rows "
+                      "themselves, each up to `limit`.",
           response=obj(["device_id"], device_id=STR, history=array(obj(
               ["attribute", "ts"], attribute=STR, value=ANY, ts=NUM)),
               events=array(obj(["event_type", "ts"], event_type=STR, ts=NUM, data=ANY,

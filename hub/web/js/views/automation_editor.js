@@ -107,7 +107,7 @@ function itemRow(kind, item, devices, remove) {
       let input;
       if (key === "device") {
         input = h("select", { name: key }, h("option", { value: "" }, "— device —"),
-          devices.map((d) => h("option", { value: d.id, selected: d.id === v }, `${d.name} (${d.id})`)));
+          devices.map((d) => h("option", { value: d.id, selected: d.id === v }, d.area ? `${d.name} — ${d.area}` : d.name || d.id)));
         input.addEventListener("change", () => { const cur = read(); draw(cur); });
       } else if ((key === "attribute" || key === "command") && values.device) {
         const d = devices.find((x) => x.id === values.device);
