@@ -279,7 +279,7 @@ async def test_automation_form_yaml_view_and_readable_trace(browser,
     await second.locator("select[data-type]").select_option("notify")
     await second.locator("input[name=message]").fill("Someone is on the porch")
     await form.get_by_role("button", name="YAML view").click()
-    yaml_text = await page.locator("#automation-yaml").inner_text()
+    yaml_text = await page.locator("#automation-yaml").input_value()
     assert "- type: state" in yaml_text and "device: virtual.motion" in yaml_text, yaml_text
     assert 'attribute: "on"' in yaml_text and "to: true" in yaml_text, yaml_text
     await screenshot(page, "29-automation-form-yaml")

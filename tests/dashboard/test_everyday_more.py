@@ -172,3 +172,63 @@ async def test_cloud_pairing_code_is_a_scannable_qr_code(browser, tmp_path: Path
         await context.close()
     finally:
         await asyncio.to_thread(stop_hub, hub)
+
+
+async def test_automation_saved_from_its_yaml(browser, running_hub: RunningHub) -> None:
+    hub = running_hub
+    hub.request("POST", "/api/automations", {
+        "id": "porch", "name": "Porch light",
+        "triggers": [{"type": "state", "device": "virtual.motion", "attribute": "on",
+                      "to": True}],
+        "actions": [{"type": "command", "device": "virtual.lamp", "command": "turn_on"}]})
+    context, page, watch = await open_page(browser, hub)
+    await sign_in(page, hub, totp=False)
+    await page.goto(hub.url + "/#/automations")
+    await page.locator('[data-automation="porch"]').get_by_role(
+        "button", name="Edit Porch light").click()
+    form = page.locator("#automation-form")
+    await form.get_by_role("button", name="YAML view").click()
+    yaml_box = page.locator("#automation-yaml")
+    text = await yaml_box.input_value()
+    assert "name: Porch light" in text and "device: virtual.lamp" in text, text
+    # a device that does not exist: the hub names the field and its line, shown in the page
+    await yaml_box.fill(text.replace("device: virtual.lamp", "device: virtual.nope")
+                        .replace("name: Porch light", "name: Porch light at night"))
+    await form.get_by_role("button", name="Save YAML").click()
+    err = page.locator("[data-yaml-error]")
+    await expect(err).to_contain_text("actions[0]")
+    line = int(await err.get_attribute("data-yaml-error") or 0)
+    assert "virtual.nope" in (await yaml_box.input_value()).splitlines()[line - 1]
+    await expect(err).to_contain_text(f"line {line}:")
+    await expect(yaml_box).to_have_attribute("aria-invalid", "true")
+    assert hub.request("GET", "/api/automations/porch")["definition"]["name"] == "Porch light"
+    await screenshot(page, "36-automation-yaml-error")
+    # broken YAML: the syntax error and its line
+    await yaml_box.fill("id: porch\ntriggers: [\n")
+    await form.get_by_role("button", name="Save YAML").click()
+    await expect(err).to_contain_text("YAML syntax")
+    # fixed: saved, read back through the API
+    await yaml_box.fill(text.replace("name: Porch light", "name: Porch light at night")
+                        .replace("turn_on", "turn_off"))
+    await form.get_by_role("button", name="Save YAML").click()
+    await expect(page.locator('[data-automation="porch"]')).to_contain_text(
+        "Porch light at night")
+    saved = hub.request("GET", "/api/automations/porch")["definition"]
+    assert saved["name"] == "Porch light at night"
+    assert saved["actions"] == [{"type": "command", "device": "virtual.lamp",
+                                 "command": "turn_off"}]
+    assert saved["triggers"][0]["attribute"] == "on"  # quoted in the YAML: a string
+    assert all("400" in e for e in watch.errors), watch.errors
+    assert watch.foreign == []
+    await context.close()
+    # on a phone the YAML view fits the screen
+    context, page, watch = await open_page(browser, hub, width=390, height=844)
+    await sign_in(page, hub, totp=False)
+    await page.goto(hub.url + "/#/automations")
+    await page.get_by_role("button", name="New automation").click()
+    await page.locator("#automation-form").get_by_role("button", name="YAML view").click()
+    await expect(page.locator("#automation-yaml")).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, width
+    await screenshot(page, "37-automation-yaml-phone")
+    await context.close()

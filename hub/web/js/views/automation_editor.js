@@ -1,6 +1,7 @@
 // The automation form: triggers, conditions and actions of every documented type
 // (docs/automation.md), device/attribute/command pickers from the registry, the API's
-// validation errors shown on the field it names, and a YAML view of the same definition.
+// validation errors shown on the field it names, and a YAML view of the same definition that
+// can be edited and saved as it is (the hub parses it; an error names its line).
 import { api, get, post } from "../api.js";
 import { errorBox, field, h, toast } from "../dom.js";
 import { items } from "../util.js";
@@ -40,7 +41,28 @@ export async function editor(box, existing, done) {
   inputs.set("id", id); inputs.set("name", name); inputs.set("mode", mode);
   const lists = {};
   const out = h("div", { "aria-live": "polite" });
-  const yaml = h("pre", { id: "automation-yaml", hidden: true });
+  const yaml = h("textarea", { id: "automation-yaml", "aria-label": "Automation as YAML", rows: 14, spellcheck: false });
+  const yamlOut = h("div", { "aria-live": "polite" });
+  const saveYaml = async () => {
+    yamlOut.replaceChildren();
+    yaml.removeAttribute("aria-invalid");
+    const path = existing ? `/api/automations/${encodeURIComponent(existing.id)}` : "/api/automations";
+    try {
+      const r = await api(existing ? "PUT" : "POST", path, yaml.value, { type: "application/yaml" });
+      toast(`Saved ${r.name || r.id}`);
+      done();
+    } catch (err) {
+      yamlOut.replaceChildren(h("div", { class: "error", role: "alert", "data-yaml-error": err.line || "" }, err.message));
+      yaml.setAttribute("aria-invalid", "true");
+      if (err.line) {  // put the cursor on the line the hub names
+        const start = yaml.value.split("\n").slice(0, err.line - 1).join("\n").length + (err.line > 1 ? 1 : 0);
+        yaml.focus();
+        yaml.setSelectionRange(start, start);
+      }
+    }
+  };
+  const yamlBox = h("section", { hidden: true, "data-yaml": "" }, yaml,
+    h("div", { class: "row" }, h("button", { type: "button", onclick: saveYaml }, "Save YAML")), yamlOut);
   const collect = () => {
     const d = { id: id.value.trim(), name: name.value.trim() || undefined, mode: mode.value };
     for (const kind of ["triggers", "conditions", "actions"]) d[kind] = lists[kind].read();
@@ -66,9 +88,12 @@ export async function editor(box, existing, done) {
   ...["triggers", "conditions", "actions"].map((kind) => { lists[kind] = itemList(kind, def[kind] || [], devices, inputs); return lists[kind].el; }),
   h("div", { class: "row" }, h("button", { type: "submit" }, "Save automation"),
     h("button", { type: "button", class: "secondary", onclick: () => {
-      try { yaml.textContent = toYaml([collect()]); yaml.hidden = !yaml.hidden; } catch (err) { out.replaceChildren(errorBox(err)); }
+      try {
+        if (yamlBox.hidden) yaml.value = `${toYaml(collect())}\n`;
+        yamlBox.hidden = !yamlBox.hidden;
+      } catch (err) { out.replaceChildren(errorBox(err)); }
     } }, "YAML view"),
-    h("button", { type: "button", class: "link", onclick: () => done() }, "Cancel")), out, yaml);
+    h("button", { type: "button", class: "link", onclick: () => done() }, "Cancel")), out, yamlBox);
   box.replaceChildren(h("h2", {}, existing ? `Edit ${existing.name || existing.id}` : "New automation"), form);
 }
 
@@ -163,7 +188,7 @@ function showOnField(err, inputs, out) {
   input.focus();
 }
 
-// A small YAML emitter for the view (the API takes JSON; YAML files take this as it is).
+// A small YAML emitter for the view (the API and YAML files take this as it is).
 export function toYaml(value, indent = "") {
   if (Array.isArray(value)) {
     if (!value.length) return "[]";
@@ -187,6 +212,6 @@ export function toYaml(value, indent = "") {
 function scalar(v) {
   if (Array.isArray(v)) return "[]";
   if (v && typeof v === "object") return "{}";
-  if (typeof v === "string" && (/^[\w./-][\w ./-]*$/.test(v) && !/^(true|false|null|yes|no|on|off|~|[\d.]+)$/i.test(v))) return v;
+  if (typeof v === "string" && (/^[\w./-][\w ./-]*$/.test(v) && !/^(true|false|null|yes|no|on|off|y|n|~|[\d.].*)$/i.test(v))) return v;
   return JSON.stringify(v);
 }
