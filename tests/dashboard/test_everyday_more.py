@@ -232,3 +232,44 @@ async def test_automation_saved_from_its_yaml(browser, running_hub: RunningHub) 
     assert width <= 390, width
     await screenshot(page, "37-automation-yaml-phone")
     await context.close()
+
+
+async def test_homekit_setup_qr_is_drawn_in_the_page(browser, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if not shutil.which("zbarimg"):
+        pytest.skip("zbarimg (zbar-tools) is not installed; scripts/test.sh installs it")
+    # mDNS on loopback only (the suite runs in its own network namespace); advertising on:
+    # with no mDNS integration configured the hub starts no zeroconf otherwise
+    extra = {"discovery": {"mdns": {"enabled": True, "advertise": True, "interfaces": ["lo"]},
+                           "ble": {"enabled": False}},
+             "homekit_bridge": {"enabled": True, "port": free_port(),
+                                "devices": ["virtual.lamp"]}}
+    hub = await asyncio.to_thread(start_hub, tmp_path, extra)
+    try:
+        for _ in range(100):
+            bridge = hub.request("GET", "/api/homekit/bridge")
+            if bridge["setup_uri"]:
+                break
+            await asyncio.sleep(0.1)
+        assert bridge["setup_uri"], bridge
+        context, page, watch = await open_page(browser, hub, width=390, height=844)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/homekit")
+        qr = page.locator("#homekit-qr svg.qr")
+        await expect(qr).to_be_visible()
+        shot = tmp_path / "homekit.png"
+        await qr.screenshot(path=str(shot))
+        await screenshot(page, "38-homekit-qr-phone")
+        scanned = await asyncio.to_thread(subprocess.run, ["zbarimg", "--raw", "-q", str(shot)],
+                                          capture_output=True, text=True, timeout=30)
+        assert scanned.stdout.strip() == bridge["setup_uri"]
+        await expect(page.locator("#homekit-code")).to_have_text(bridge["setup_code"])
+        assert not [u for u in watch.requests if "qr.svg" in u]  # nothing fetched for it
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+    finally:
+        await asyncio.to_thread(stop_hub, hub)
