@@ -273,3 +273,78 @@ async def test_homekit_setup_qr_is_drawn_in_the_page(browser, tmp_path: Path) ->
         await context.close()
     finally:
         await asyncio.to_thread(stop_hub, hub)
+
+
+async def test_nested_actions_edited_with_the_form_widgets(browser,
+                                                           running_hub: RunningHub) -> None:
+    hub = running_hub
+    context, page, watch = await open_page(browser, hub)
+    await sign_in(page, hub, totp=False)
+    await page.goto(hub.url + "/#/automations")
+    await page.get_by_role("button", name="New automation").click()
+    form = page.locator("#automation-form")
+    await form.locator("input[name=id]").fill("hall")
+    trig = form.locator('[data-list="triggers"] > li').first
+    await trig.locator("select[name=device]").select_option("virtual.motion")
+    await trig.locator("select[name=attribute]").select_option("on")
+    await trig.locator("input[name=to]").fill("true")
+    act = form.locator('[data-list="actions"] > li').first
+    await act.locator("select[data-type]").select_option("if")
+    # if: its conditions, then and else are lists with the same pickers, one level down
+    cond = act.locator('[data-nested="conditions"]')
+    await cond.get_by_role("button", name="Add condition").click()
+    await cond.locator("li select[name=device]").select_option("virtual.lamp")
+    await cond.locator("li select[name=attribute]").select_option("on")
+    await cond.locator("li input[name=state]").fill("false")
+    then = act.locator('[data-nested="then"]')
+    await then.get_by_role("button", name="Add action to then").click()
+    # left without its device: the API's error lands on that nested item
+    await form.get_by_role("button", name="Save automation").click()
+    err = form.locator('.field-error[data-field="actions[0].then[0]"]')
+    await expect(err).to_contain_text("missing required key 'device'")
+    await expect(then.locator("li select[data-type]")).to_have_attribute("aria-invalid", "true")
+    await then.locator("select[name=device]").select_option("virtual.lamp")
+    await then.locator("select[name=command]").select_option("turn_on")
+    otherwise = act.locator('[data-nested="else"]')
+    await otherwise.get_by_role("button", name="Add action to else").click()
+    await otherwise.locator("li select[data-type]").select_option("choose")
+    options = otherwise.locator('[data-nested="options"]')
+    await options.get_by_role("button", name="Add option").click()
+    option = options.locator("li").first
+    await option.locator('[data-kind="conditions"] select[data-type]').select_option("weekday")
+    await option.locator('[data-kind="conditions"] textarea[name=weekdays]').fill('["sat"]')
+    await option.locator('[data-kind="actions"] select[data-type]').select_option("notify")
+    await option.locator('[data-kind="actions"] input[name=message]').fill("Weekend")
+    await screenshot(page, "39-automation-nested")
+    await form.get_by_role("button", name="Save automation").click()
+    await expect(page.locator('[data-automation="hall"]')).to_be_visible()
+    saved = hub.request("GET", "/api/automations/hall")["definition"]
+    assert saved["actions"] == [{
+        "type": "if",
+        "conditions": [{"type": "state", "device": "virtual.lamp", "attribute": "on",
+                        "state": False}],
+        "then": [{"type": "command", "device": "virtual.lamp", "command": "turn_on"}],
+        "else": [{"type": "choose", "options": [{
+            "conditions": [{"type": "weekday", "weekdays": ["sat"]}],
+            "actions": [{"type": "notify", "message": "Weekend"}]}]}]}], saved
+    # opened again, the nested items come back in their widgets
+    await page.locator('[data-automation="hall"]').get_by_role("button", name="Edit hall").click()
+    nested = form.locator('[data-nested="options"] [data-kind="actions"] input[name=message]')
+    await expect(nested).to_have_value("Weekend")
+    await expect(form.locator('[data-nested="then"] select[name=command]')).to_have_value(
+        "turn_on")
+    assert all("400" in e for e in watch.errors), watch.errors
+    assert watch.foreign == []
+    await context.close()
+    # three levels down still fits a phone
+    context, page, watch = await open_page(browser, hub, width=390, height=844)
+    await sign_in(page, hub, totp=False)
+    await page.goto(hub.url + "/#/automations")
+    await page.locator('[data-automation="hall"]').get_by_role("button", name="Edit hall").click()
+    await expect(page.locator('[data-nested="options"] input[name=message]')).to_have_value(
+        "Weekend")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, width
+    await screenshot(page, "40-automation-nested-phone")
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
