@@ -213,16 +213,12 @@ async def test_roles_shape_navigation_and_phone_automations(browser,
 
 async def test_totp_enrolment_shows_a_scannable_qr_code(browser, running_hub: RunningHub,
                                                         tmp_path) -> None:
-    import asyncio
     import base64
-    import shutil
-    import subprocess
     from urllib.parse import parse_qs, urlparse
 
-    import pytest
+    from tests.dashboard.conftest import need_zbarimg, scan_qr
 
-    if not shutil.which("zbarimg"):
-        pytest.skip("zbarimg (zbar-tools) is not installed; scripts/test.sh installs it")
+    need_zbarimg()
     hub = running_hub
     context, page, watch = await open_page(browser, hub, width=390, height=844)
     await sign_in(page, hub, totp=False)
@@ -230,14 +226,8 @@ async def test_totp_enrolment_shows_a_scannable_qr_code(browser, running_hub: Ru
     await expect(page.locator("#tokens table")).to_be_visible()
     await page.wait_for_load_state("networkidle")  # the page is drawn once, then clicked
     await page.get_by_role("button", name="Turn on").click()
-    qr = page.locator("#totp-qr svg.qr")
-    await expect(qr).to_be_visible()
-    shot = tmp_path / "qr.png"
-    await qr.screenshot(path=str(shot))
+    uri = await scan_qr(page, "#totp-qr svg.qr", tmp_path / "qr.png")
     await screenshot(page, "27-totp-qr-phone")
-    scanned = await asyncio.to_thread(subprocess.run, ["zbarimg", "--raw", "-q", str(shot)],
-                                      capture_output=True, text=True, timeout=30)
-    uri = scanned.stdout.strip()
     assert uri == ((await page.locator("#otpauth-uri").text_content()) or "").strip()
     assert uri.startswith("otpauth://totp/")
     # the scanned secret is the one the hub holds: its code completes the enrolment

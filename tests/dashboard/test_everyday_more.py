@@ -10,7 +10,16 @@ from pathlib import Path
 from playwright.async_api import expect
 
 from tests.conftest import free_port
-from tests.dashboard.conftest import RunningHub, open_page, screenshot, sign_in, start_hub, stop_hub
+from tests.dashboard.conftest import (
+    RunningHub,
+    need_zbarimg,
+    open_page,
+    scan_qr,
+    screenshot,
+    sign_in,
+    start_hub,
+    stop_hub,
+)
 
 
 async def test_device_events_are_marks_on_the_history_graph(browser,
@@ -136,13 +145,7 @@ async def test_guest_granted_an_area_from_the_users_page(browser, tmp_path: Path
 
 
 async def test_cloud_pairing_code_is_a_scannable_qr_code(browser, tmp_path: Path) -> None:
-    import shutil
-    import subprocess
-
-    import pytest
-
-    if not shutil.which("zbarimg"):
-        pytest.skip("zbarimg (zbar-tools) is not installed; scripts/test.sh installs it")
+    need_zbarimg()
     # nothing listens on the broker's port: pairing needs the sync key, not a connection
     cloud = {"broker_url": f"mqtts://127.0.0.1:{free_port()}", "username": "hub"}
     hub = await asyncio.to_thread(start_hub, tmp_path, {"cloud": cloud})
@@ -153,14 +156,8 @@ async def test_cloud_pairing_code_is_a_scannable_qr_code(browser, tmp_path: Path
         await page.get_by_role("button", name="Opt in").click()
         await expect(page.locator("#cloud-status")).to_contain_text("Enabledyes")
         await page.get_by_role("button", name="Show pairing code").click()
-        qr = page.locator("#pairing svg.qr")
-        await expect(qr).to_be_visible()
-        shot = tmp_path / "pairing.png"
-        await qr.screenshot(path=str(shot))
+        code = await scan_qr(page, "#pairing svg.qr", tmp_path / "pairing.png")
         await screenshot(page, "35-cloud-pairing-qr-phone")
-        scanned = await asyncio.to_thread(subprocess.run, ["zbarimg", "--raw", "-q", str(shot)],
-                                          capture_output=True, text=True, timeout=30)
-        code = scanned.stdout.strip()
         shown = ((await page.locator("#pairing pre").text_content()) or "").strip()
         assert code and code == shown
         # the code is the hub's: a second one from the API carries the same sync key
@@ -235,13 +232,7 @@ async def test_automation_saved_from_its_yaml(browser, running_hub: RunningHub) 
 
 
 async def test_homekit_setup_qr_is_drawn_in_the_page(browser, tmp_path: Path) -> None:
-    import shutil
-    import subprocess
-
-    import pytest
-
-    if not shutil.which("zbarimg"):
-        pytest.skip("zbarimg (zbar-tools) is not installed; scripts/test.sh installs it")
+    need_zbarimg()
     # mDNS on loopback only (the suite runs in its own network namespace); advertising on:
     # with no mDNS integration configured the hub starts no zeroconf otherwise
     extra = {"discovery": {"mdns": {"enabled": True, "advertise": True, "interfaces": ["lo"]},
@@ -259,14 +250,9 @@ async def test_homekit_setup_qr_is_drawn_in_the_page(browser, tmp_path: Path) ->
         context, page, watch = await open_page(browser, hub, width=390, height=844)
         await sign_in(page, hub, totp=False)
         await page.goto(hub.url + "/#/homekit")
-        qr = page.locator("#homekit-qr svg.qr")
-        await expect(qr).to_be_visible()
-        shot = tmp_path / "homekit.png"
-        await qr.screenshot(path=str(shot))
+        scanned = await scan_qr(page, "#homekit-qr svg.qr", tmp_path / "homekit.png")
         await screenshot(page, "38-homekit-qr-phone")
-        scanned = await asyncio.to_thread(subprocess.run, ["zbarimg", "--raw", "-q", str(shot)],
-                                          capture_output=True, text=True, timeout=30)
-        assert scanned.stdout.strip() == bridge["setup_uri"]
+        assert scanned == bridge["setup_uri"]
         await expect(page.locator("#homekit-code")).to_have_text(bridge["setup_code"])
         assert not [u for u in watch.requests if "qr.svg" in u]  # nothing fetched for it
         assert watch.errors == [] and watch.foreign == []
