@@ -64,12 +64,13 @@ export default async function device({ main, live }) {
     h("h2", {}, "History"), picker, graphs,
     h("h2", {}, "Settings"), settings(d, path, title), remove(d, path));
   await draw();
+  let redraw = null;
   return live.on((msg) => {
     const ev = eventOf(msg);
     if (!ev || ev.device_id !== id) return;
     if (ev.type === "state_changed" && values.has(ev.attribute)) values.get(ev.attribute).textContent = show(ev.attribute, ev.new);
     else if (ev.type === "availability_changed") setAvail(ev.available);
-    else if (ev.type === "device_event") draw();
+    else if (ev.type === "device_event" && !redraw) redraw = setTimeout(() => { redraw = null; draw(); }, 500);  // a burst: one fetch
   });
 }
 
