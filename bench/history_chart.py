@@ -1,9 +1,10 @@
 """History graph benchmark: a week of a busy sensor (100,000 rows) on the device page.
 
-    python -m bench.history_chart [--rows 100000] [--points 200]
+    python -m bench.history_chart [--rows 100000] [--events 10000] [--points 200]
 
-A hub process with one virtual sensor whose history holds `--rows` readings spread over
-7 days (written into its database while it is stopped). Measured:
+A hub process with one virtual sensor whose history holds `--rows` readings and `--events`
+device events (drawn as marks) spread over 7 days (written into its database while it is
+stopped). Measured:
 1. GET /api/devices/virtual.temp/history?points=N (downsampled in SQL): body size, time;
    the raw history (`limit=10000`, the most the API gives) for comparison.
 2. Debian's Chromium (Playwright) opening the device page with the 7 d range: time from the
@@ -29,7 +30,7 @@ from bench.common import table
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _seed(db: Path, rows: int) -> None:
+def _seed(db: Path, rows: int, events: int) -> None:
     now = time.time()
     step = 7 * 86400 / rows
     with sqlite3.connect(db) as conn:
@@ -37,6 +38,11 @@ def _seed(db: Path, rows: int) -> None:
             "INSERT INTO history(device_id, attribute, value, ts) VALUES(?, ?, ?, ?)",
             ((("virtual.temp", "value", f"{20 + 5 * math.sin(i / 2000) + (i % 7) / 10:.2f}",
                now - 7 * 86400 + i * step)) for i in range(rows)))
+        estep = 7 * 86400 / max(events, 1)
+        conn.executemany(
+            "INSERT INTO events(device_id, event_type, data, ts) VALUES(?, ?, ?, ?)",
+            (("virtual.temp", ("press", "double_press", "long_press")[i % 3], '{"n": 1}',
+              now - 7 * 86400 + i * estep) for i in range(events)))
 
 
 def _get(hub, path: str) -> tuple[int, float]:
@@ -47,7 +53,7 @@ def _get(hub, path: str) -> tuple[int, float]:
     return len(body), time.perf_counter() - t0
 
 
-async def _browser(hub) -> tuple[float, int]:
+async def _browser(hub, events: int) -> tuple[float, int]:
     from playwright.async_api import async_playwright
 
     from tests.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS, open_page, sign_in
@@ -58,26 +64,24 @@ async def _browser(hub) -> tuple[float, int]:
         await sign_in(page, hub, totp=False)
         await page.goto(hub.url + "/#/device/virtual.temp")
         await page.wait_for_selector("#history svg.chart")
-        sizes: list[int] = []
-
-        async def on_response(resp) -> None:
-            if "/history?" in resp.url:
-                sizes.append(len(await resp.body()))
-
-        page.on("response", on_response)
         await page.evaluate("document.querySelector('#history svg.chart').dataset.old = '1'")
         t0 = time.perf_counter()
-        await page.click('[data-range="7 d"]')
+        async with page.expect_response(lambda r: "/history?" in r.url) as answer:
+            await page.click('[data-range="7 d"]')
+        size = len(await (await answer.value).body())
         await page.wait_for_selector("#history svg.chart:not([data-old])")
+        if events:
+            await page.wait_for_selector("#history svg.events")
         took = time.perf_counter() - t0
         await context.close()
         await b.close()
-        return took, sizes[-1] if sizes else 0
+        return took, size
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--events", type=int, default=10_000)
     ap.add_argument("--points", type=int, default=200)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -89,7 +93,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         hub = start_hub(Path(tmp), extra)
         stop_hub(hub)
-        _seed(Path(tmp) / "data" / "hub.db", args.rows)
+        _seed(Path(tmp) / "data" / "hub.db", args.rows, args.events)
         hub = start_hub(Path(tmp), extra, owner=False)
         req = urllib.request.Request(hub.url + "/api/auth/login", method="POST",
                                      headers={"Content-Type": "application/json"},
@@ -103,10 +107,11 @@ def main() -> None:
                                    f"&points={args.points}")
             raw_size, raw_took = _get(hub, f"/api/devices/virtual.temp/history?since={since}"
                                            "&limit=10000")
-            render, page_size = asyncio.run(_browser(hub))
+            render, page_size = asyncio.run(_browser(hub, args.events))
         finally:
             stop_hub(hub)
-    print(table(f"History graph: {args.rows:,} rows over 7 days, {args.points} points", [
+    print(table(f"History graph: {args.rows:,} rows and {args.events:,} events over 7 days, "
+                f"{args.points} points", [
         ("downsampled response", f"{size / 1024:.1f} KB", "< 100 KB"),
         ("downsampled response time", f"{took * 1000:.0f} ms", ""),
         ("raw response (first 10,000 rows only)", f"{raw_size / 1024:.1f} KB",

@@ -120,7 +120,8 @@ class IntegrationContext:
                    data: dict[str, Any] | None = None) -> None:
         ts = self.clock.time()
         payload = data or {}
-        self._host.states.record_event(device_id, event_type, payload, ts)
+        if self._host.devices.find(device_id) is not None:  # adopted: kept with its history
+            self._host.states.record_event(device_id, event_type, payload, ts)
         self._host.bus.publish(DeviceEvent(device_id, event_type, payload, ts))
 
     # attestation and device keys (the Uone integration re-attests at every reconnection)

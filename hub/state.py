@@ -82,6 +82,13 @@ def _json(value: object) -> str:
     return dumps(value)
 
 
+def _event_mark(row: Any) -> dict[str, Any]:
+    out = {"event_type": row["event_type"], "ts": row["ts"], "n": row["n"]}
+    if row["n"] == 1:
+        out["data"] = json.loads(row["data"])
+    return out
+
+
 @dataclass(slots=True)
 class AttributeState:
     """One attribute's current value."""
@@ -192,6 +199,8 @@ class StateStore:
 
     def record_event(self, device_id: str | None, event_type: str, data: dict[str, Any],
                      ts: float) -> None:
+        """Keep a device event (a button press) with the history: retention, export and
+        erasure treat the `events` table like history rows."""
         self._db.enqueue(
             "INSERT INTO events(device_id, event_type, data, ts) VALUES(?, ?, ?, ?)",
             (device_id, event_type, dumps(data), ts),
@@ -211,12 +220,26 @@ class StateStore:
         return [{"attribute": r["attribute"], "value": json.loads(r["value"]), "ts": r["ts"]}
                 for r in rows]
 
+    async def events(
+        self, device_id: str, since: float | None = None, until: float | None = None,
+        limit: int = 10_000,
+    ) -> list[dict[str, Any]]:
+        """A device's recorded events between `since` and `until`, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT event_type, data, ts FROM events WHERE device_id = ? AND ts >= ? "
+            "AND ts <= ? ORDER BY ts, id LIMIT ?",
+            (device_id, since or 0.0, until if until is not None else 1e18, limit))
+        return [{"event_type": r["event_type"], "data": json.loads(r["data"]), "ts": r["ts"]}
+                for r in rows]
+
     async def history_summary(
         self, device_id: str, since: float, until: float, points: int,
     ) -> dict[str, Any]:
         """History downsampled in SQL, so a week of a busy sensor stays small on the wire:
         numbers as min/max/avg per bucket (`points` buckets over the range), everything else
-        (on/off, text) as its transitions only, capped at `points` * 4 per attribute."""
+        (on/off, text) as its transitions only, capped at `points` * 4; events counted per
+        type in buckets four times as wide (marks a few pixels apart: `n`, with the first
+        one's time, and its data when it is alone), capped likewise."""
         bucket = max((until - since) / points, 1e-3)
         where = f"FROM ({HISTORY_ROWS}) WHERE device_id = ? AND ts >= ? AND ts <= ?"
         args = (device_id, since, until)
@@ -232,6 +255,11 @@ class StateStore:
             f"{where} AND json_type(value) NOT IN ('integer', 'real')) "
             "WHERE prev IS NULL OR prev != value ORDER BY ts LIMIT ?",
             (*args, points * 4))
+        events = await self._db.fetchall(  # (a bare column beside MIN(): the first row's)
+            "SELECT event_type, MIN(ts) AS ts, data, COUNT(*) AS n FROM events "
+            "WHERE device_id = ? AND ts >= ? AND ts <= ? "
+            "GROUP BY event_type, CAST((ts - ?) / ? AS INTEGER) ORDER BY ts LIMIT ?",
+            (*args, since, bucket * 4, points * 4))
         return {
             "bucket": bucket,
             "series": [{"attribute": r["attribute"], "ts": r["ts"], "min": r["lo"],
@@ -239,6 +267,8 @@ class StateStore:
                        for r in numbers],
             "changes": [{"attribute": r["attribute"], "value": json.loads(r["value"]),
                          "ts": r["ts"]} for r in changes],
+            "event_bucket": bucket * 4,
+            "events": [_event_mark(r) for r in events],
         }
 
     def _flush_rows(self) -> list[tuple[str, list[Any]]]:

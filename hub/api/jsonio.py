@@ -22,8 +22,8 @@ from hub.api.keys import HUB_KEY
 from hub.errors import RequestTimeout, ValidationError
 from hub.fastjson import dumpb, dumps
 
-__all__ = ["MAX_DEPTH", "dumps", "field", "json_response", "number", "parse", "read_json",
-           "reject_unknown"]
+__all__ = ["MAX_DEPTH", "check", "dumps", "field", "json_response", "number", "parse",
+           "read_body", "read_json", "reject_unknown"]
 
 MAX_DEPTH = 64
 """Deepest nesting of arrays and objects a client may send (an automation nested as deep as
@@ -40,16 +40,25 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body; a 400 naming the problem otherwise."""
     if request.content_type != "application/json":
         raise ValidationError(None, "expected Content-Type: application/json")
-    try:
-        async with asyncio.timeout(request.app[HUB_KEY].config.api.body_timeout):
-            raw = await request.read()
-    except TimeoutError:
-        raise RequestTimeout("the request body took too long to arrive "
-                             "(api.body_timeout)") from None
-    body = parse(raw)
+    body = parse(await read_body(request))
     if not isinstance(body, dict):
         raise ValidationError(None, "expected a JSON object")
     return body
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, within the size limit and `api.body_timeout`."""
+    try:
+        async with asyncio.timeout(request.app[HUB_KEY].config.api.body_timeout):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout("the request body took too long to arrive "
+                             "(api.body_timeout)") from None
+
+
+def check(value: Any) -> None:
+    """What `parse` refuses, for a value a client sent in another format (YAML)."""
+    _check(value)
 
 
 def parse(raw: bytes | str) -> Any:

@@ -55,17 +55,11 @@ async def erase_device(db: Database, devices: DeviceRegistry, states: StateStore
     states.forget(device_id)
     await db.flush()  # what was queued for it reaches the tables, then goes with it
     report.rows["history"] = report.rows["events"] = 0
-    # history_recent: history rows staged before they move into `history`
-    for table, kind in (("history", "history"), ("history_recent", "history"),
-                        ("events", "events")):
-        report.rows[kind] += await delete_in_batches(db, table, "device_id = ?",
-                                                     (device_id,), batch)
+    await _delete_device_rows(db, device_id, batch, report)
     await db.write("DELETE FROM states WHERE device_id = ?", (device_id,))
     await db.flush()
     # anything that slipped in meanwhile (a last report from the integration)
-    for table in ("history", "history_recent"):
-        report.rows["history"] += await delete_in_batches(db, table, "device_id = ?",
-                                                          (device_id,), batch)
+    await _delete_device_rows(db, device_id, batch, report)
     if not known and not any(report.rows.values()):
         raise NotFound(f"no device {device_id!r} and no data about it: nothing to erase")
     report.rows["devices"] = int(known)
@@ -152,3 +146,12 @@ def _overwrite(path: Path) -> None:
                 os.fsync(fh.fileno())
     except OSError:
         pass
+
+
+async def _delete_device_rows(db: Database, device_id: str, batch: int,
+                              report: ErasureReport) -> None:
+    # history_recent: history rows staged before they move into `history`
+    for table, kind in (("history", "history"), ("history_recent", "history"),
+                        ("events", "events")):
+        report.rows[kind] += await delete_in_batches(db, table, "device_id = ?",
+                                                     (device_id,), batch)

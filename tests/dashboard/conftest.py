@@ -210,3 +210,23 @@ async def sign_in(page: Any, hub: RunningHub, totp: bool = True) -> None:
         await page.fill("#login-form input[name=totp]", hub.totp_code(ahead=30))
     await page.click("#login-form button[type=submit]")
     await page.wait_for_selector("[data-device]")
+
+
+def need_zbarimg() -> None:
+    """Skip (saying why) where zbarimg, the QR reader the tests scan codes with, is missing."""
+    if not shutil.which("zbarimg"):
+        pytest.skip("zbarimg (zbar-tools) is not installed; scripts/test.sh installs it")
+
+
+async def scan_qr(page: Any, selector: str, shot: Path) -> str:
+    """What a phone's camera reads from the QR code at `selector`: zbarimg on its picture."""
+    import asyncio
+
+    from playwright.async_api import expect
+
+    qr = page.locator(selector)
+    await expect(qr).to_be_visible()
+    await qr.screenshot(path=str(shot))
+    scanned = await asyncio.to_thread(subprocess.run, ["zbarimg", "--raw", "-q", str(shot)],
+                                      capture_output=True, text=True, timeout=30)
+    return scanned.stdout.strip()

@@ -59,11 +59,10 @@ async def test_pair_from_discovery_then_show_it_in_apple_home(browser: Any,
         await page.wait_for_selector("[data-bridge-state=running]", timeout=20000)
         status = homekit_hub.request("GET", "/api/homekit/bridge")
         assert await page.text_content("#homekit-code") == status["setup_code"]
-        img = page.locator("#homekit-qr")
-        await page.wait_for_function(
-            "() => (document.querySelector('#homekit-qr')?.src || '').startsWith("
-            "'data:image/svg+xml')")
-        assert await img.evaluate("i => i.complete && i.naturalWidth > 0")
+        # the QR code is drawn in the page from the setup URI (scanned in
+        # tests/dashboard/test_everyday_more.py); nothing is fetched for it
+        qr = await page.wait_for_selector("#homekit-qr svg.qr path")
+        assert len(await qr.get_attribute("d") or "") > 100
         await page.select_option("select[name=device]", device_id)
         await page.click("text=Show in Apple Home >> nth=-1")
         await page.wait_for_selector(f"[data-shown='{device_id}']")

@@ -1,10 +1,15 @@
 """Automations: list, read, create, replace, delete, enable/disable, trigger, traces.
 
 YAML automations are visible here with their file:line and errors but read-only; the ones
-made here persist in the database and survive restarts.
+made here persist in the database and survive restarts. Create and replace take JSON, or
+YAML (`Content-Type: application/yaml`, what the dashboard's YAML view sends): then every
+error also names the line:column it concerns.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -12,8 +17,11 @@ from hub.api.access import requires
 from hub.api.jsonio import field, json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
 from hub.api.spec import ANY, BOOL, INT, STR, array, describe, nullable, obj
+from hub.api.yamlbody import YamlBody, is_yaml, read_yaml
 from hub.auth.principal import Role
+from hub.errors import ValidationError
 
+T = TypeVar("T")
 TAGS = ("automations",)
 STEP = {"type": "object", "required": ["type"], "properties": {"type": STR}}
 DEFINITION = obj(
@@ -56,12 +64,21 @@ async def list_automations(request: web.Request) -> web.Response:
                           "load_errors": engine.load_errors})
 
 
+YAML_NOTE = ("The body may be YAML instead of JSON (Content-Type: application/yaml; plain "
+             "YAML only: no anchors, aliases or tags); a 400 then also gives `line` and "
+             "`column`, in its message too (`line 4:9: ...`).")
+
+
 @requires(Role.ADMIN)
 @describe("Create an automation (validated; 400 names the field)", tags=TAGS, status=201,
-          errors=(409,), body=DEFINITION, response=AUTOMATION)
+          errors=(409,), body=DEFINITION, response=AUTOMATION, description=YAML_NOTE)
 async def create_automation(request: web.Request) -> web.Response:
     engine = request.app[HUB_KEY].automations
-    entry = await engine.create(await read_json(request))
+    if not is_yaml(request):
+        entry = await engine.create(await read_json(request))
+        return json_response(entry.to_json(), status=201)
+    body = await read_yaml(request)
+    entry = await _located(body, engine.create(body.value))
     return json_response(entry.to_json(), status=201)
 
 
@@ -74,10 +91,15 @@ async def get_automation(request: web.Request) -> web.Response:
 
 @requires(Role.ADMIN)
 @describe("Replace an API-made automation (YAML ones are read-only: 409)", tags=TAGS,
-          errors=(404, 409), body=DEFINITION, response=AUTOMATION)
+          errors=(404, 409), body=DEFINITION, response=AUTOMATION, description=YAML_NOTE)
 async def put_automation(request: web.Request) -> web.Response:
     engine = request.app[HUB_KEY].automations
-    entry = await engine.replace(request.match_info["automation_id"], await read_json(request))
+    automation_id = request.match_info["automation_id"]
+    if not is_yaml(request):
+        entry = await engine.replace(automation_id, await read_json(request))
+        return json_response(entry.to_json())
+    body = await read_yaml(request)
+    entry = await _located(body, engine.replace(automation_id, body.value))
     return json_response(entry.to_json())
 
 
@@ -143,3 +165,11 @@ def setup(app: web.Application) -> None:
     r.add_post("/api/automations/{automation_id}/disable", disable_automation)
     r.add_post("/api/automations/{automation_id}/trigger", trigger_automation)
     r.add_get("/api/automations/{automation_id}/traces", get_traces)
+
+
+async def _located(body: YamlBody, saving: Awaitable[T]) -> T:
+    """Await `saving`; a field it refuses is named with its line:column in the YAML."""
+    try:
+        return await saving
+    except ValidationError as exc:
+        raise body.located(exc) from None

@@ -309,7 +309,7 @@ async def post_command(request: web.Request) -> web.Response:
 
 
 @requires(Role.GUEST)
-@describe("A device's recorded values between since and until (epoch seconds)",
+@describe("A device's recorded values and events between since and until (epoch seconds)",
           tags=("devices",), errors=ID_ERRORS,
           query={"since": {"type": "number", "minimum": 0},
                  "until": {"type": "number", "minimum": 0},
@@ -317,10 +317,17 @@ async def post_command(request: web.Request) -> web.Response:
                  "points": {"type": "integer", "minimum": 10, "maximum": 2000}},
           description="With `points`, downsampled in the database for graphs: numbers as "
                       "`series` (min/max/avg per bucket of `bucket` seconds), other values "
-                      "as their `changes` only; `since` defaults to 24 h ago.",
+                      "as their `changes` only, device events (button presses...) as "
+                      "`events` counted per type in buckets of `event_bucket` seconds (`n`, "
+                      "the first one's `ts`, `data` when alone); `since` defaults to 24 h "
+                      "ago. Without `points`, `history` and `events` hold the rows "
+                      "themselves, each up to `limit`.",
           response=obj(["device_id"], device_id=STR, history=array(obj(
               ["attribute", "ts"], attribute=STR, value=ANY, ts=NUM)),
-              bucket=NUM, since=NUM, until=NUM, series=array(ANY), changes=array(ANY)))
+              events=array(obj(["event_type", "ts"], event_type=STR, ts=NUM, data=ANY,
+                               n=NUM)),
+              bucket=NUM, event_bucket=NUM, since=NUM, until=NUM, series=array(ANY),
+              changes=array(ANY)))
 async def get_history(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device = visible_device(request)
@@ -337,7 +344,8 @@ async def get_history(request: web.Request) -> web.Response:
         summary = await hub.states.history_summary(device.id, lo, hi, points)
         return json_response({"device_id": device.id, "since": lo, "until": hi, **summary})
     rows = await hub.states.history(device.id, since, until, limit)
-    return json_response({"device_id": device.id, "history": rows})
+    events = await hub.states.events(device.id, since, until, limit)
+    return json_response({"device_id": device.id, "history": rows, "events": events})
 
 
 def _with_unit(state: dict[str, Any], unit: str | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = err.code;
     this.field = err.field;
+    this.line = err.line;  // YAML bodies: where the problem is
   }
 }
 
@@ -24,12 +25,13 @@ export const session = {
 let onSignedOut = () => {};
 export function whenSignedOut(fn) { onSignedOut = fn; }
 
-async function raw(method, path, body, { auth = true, headers = {} } = {}) {
+// `type`: send `body` as it is (a string) with this Content-Type instead of as JSON.
+async function raw(method, path, body, { auth = true, headers = {}, type } = {}) {
   const h = { ...headers };
-  if (body !== undefined) h["Content-Type"] = "application/json";
+  if (body !== undefined) h["Content-Type"] = type || "application/json";
   if (auth && session.access) h.Authorization = `Bearer ${session.access}`;
   return fetch(path, {
-    method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
+    method, headers: h, body: body === undefined ? undefined : type ? body : JSON.stringify(body),
     credentials: "omit", cache: "no-store",
   });
 }

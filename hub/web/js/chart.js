@@ -85,3 +85,29 @@ export function bandChart(changes, { since, until, title = "" }) {
   timeAxis(svg, since, until, x, H - 6);
   return svg;
 }
+
+// events: [{ts, event_type, n}] — device events (button presses) as marks, one row per type;
+// a mark counts the events of its bucket (the server groups them, so a week stays small).
+export function eventChart(events, { since, until, title = "Events" }) {
+  const types = [...new Set(events.map((e) => e.event_type))].sort();
+  const H = 22 * types.length + 22;
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart events", role: "img",
+    "aria-label": `${title}: ${events.reduce((t, e) => t + (e.n || 1), 0)} events` });
+  const x = (ts) => PAD.l + ((Math.max(ts, since) - since) / (until - since)) * (W - PAD.l - PAD.r);
+  types.forEach((t, row) => {
+    const y = 4 + row * 22;
+    svg.append(s("text", { x: PAD.l - 4, y: y + 13, "text-anchor": "end", class: "axis" }, t.slice(0, 8)));
+    for (const e of events.filter((ev) => ev.event_type === t)) {
+      const cx = x(e.ts);
+      const mark = s("g", { class: "event", "data-event": t, "data-n": e.n || 1 },
+        s("path", { d: `M${(cx - 5).toFixed(1)},${y + 2} h10 l-5,8 z`, class: "mark-event" }),
+        s("line", { x1: cx, x2: cx, y1: y + 10, y2: y + 18, class: "mark" }),
+        s("title", {}, `${t}${e.n > 1 ? ` ×${e.n}` : ""} at ${new Date(e.ts * 1000).toLocaleString()}`));
+      const left = cx > W - 40;  // near the right edge the count goes before the mark
+      if (e.n > 1) mark.append(s("text", { x: cx + (left ? -7 : 7), y: y + 10, "text-anchor": left ? "end" : "start", class: "axis" }, `×${e.n}`));
+      svg.append(mark);
+    }
+  });
+  timeAxis(svg, since, until, x, H - 6);
+  return svg;
+}

@@ -31,8 +31,12 @@ export default async function cloud({ main }) {
     try { [status, secrets] = await Promise.all([get("/api/cloud/status"), get("/api/vault/secrets")]); }
     catch (err) { mount(main, h("h1", {}, "Cloud"), errorBox(err)); return; }
     const set = (on) => async () => {
-      try { await put("/api/privacy/consents", { cloud_sync: on, ...(on ? {} : { remote_access: false }) }); toast(on ? "Cloud sync on" : "Cloud sync off"); }
-      catch (err) { toast(err.message, "error"); }
+      try {
+        await put("/api/privacy/consents", { cloud_sync: on, ...(on ? {} : { remote_access: false }) });
+        toast(on ? "Cloud sync on" : "Cloud sync off");
+        // the hub starts or stops sync right after the consent: wait a moment for it
+        for (let i = 0; i < 20 && (await get("/api/cloud/status")).enabled !== on; i++) await new Promise((r) => setTimeout(r, 250));
+      } catch (err) { toast(err.message, "error"); }
       render();
     };
     const refs = secrets.referenced || [];

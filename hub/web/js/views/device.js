@@ -1,7 +1,7 @@
 // One device: rename, move to an area (by name, new ones made on the fly), remove; its
 // attributes with units, availability, connectivity, and its history as graphs.
 import { del, get, patch } from "../api.js";
-import { bandChart, lineChart } from "../chart.js";
+import { bandChart, eventChart, lineChart } from "../chart.js";
 import { errorBox, field, h, mount, toast, when } from "../dom.js";
 import { eventOf, fmt, items } from "../util.js";
 import { showError } from "./users.js";
@@ -53,6 +53,7 @@ export default async function device({ main, live }) {
         if (series.length) out.push(lineChart(series, { since: r.since, until: r.until, bucket: r.bucket, unit: unit(a), title: a }));
         if (changes.length) out.push(bandChart(changes, { since: r.since, until: r.until, title: a }));
       }
+      if (r.events?.length) out.push(h("h3", {}, "Events"), eventChart(r.events, { since: r.since, until: r.until }));
       graphs.replaceChildren(...(out.length ? out : [h("p", { class: "muted" }, "Nothing recorded in this range.")]));
     } catch (err) { graphs.replaceChildren(errorBox(err)); }
   };
@@ -63,11 +64,13 @@ export default async function device({ main, live }) {
     h("h2", {}, "History"), picker, graphs,
     h("h2", {}, "Settings"), settings(d, path, title), remove(d, path));
   await draw();
+  let redraw = null;
   return live.on((msg) => {
     const ev = eventOf(msg);
     if (!ev || ev.device_id !== id) return;
     if (ev.type === "state_changed" && values.has(ev.attribute)) values.get(ev.attribute).textContent = show(ev.attribute, ev.new);
     else if (ev.type === "availability_changed") setAvail(ev.available);
+    else if (ev.type === "device_event" && !redraw) redraw = setTimeout(() => { redraw = null; draw(); }, 500);  // a burst: one fetch
   });
 }
 

@@ -145,21 +145,29 @@ async function follow(job, status) {
   }
 }
 
+// A job's status: only what is known (a field the job has not reached yet is null: it is
+// left out, never printed), each step it went through with its message and time.
 function render(job, status) {
   const att = job.attestation;
-  const warnings = job.warnings || [];
-  status.replaceChildren(
+  const warnings = (job.warnings || []).filter(Boolean);
+  const err = job.error;
+  const errText = err && typeof err === "object"
+    ? [err.message, err.code ? `(${err.code})` : ""].filter(Boolean).join(" ") : err ? String(err) : "";
+  const steps = (job.history || []).filter((s) => s && s.state);
+  mount(status,
     job.encrypted === false ? h("div", { class: "notice", role: "alert" },
       warnings.length ? warnings.join(" ")
         : "This method sends the Wi-Fi password unencrypted over Bluetooth.") : null,
-    h("p", {}, "Progress: ", h("strong", { dataset: { jobState: job.state } }, job.state || "?")),
-    att ? h("p", {}, "Attestation: ",
+    h("p", {}, "Progress: ", h("strong", { dataset: { jobState: job.state || "" } }, (job.state || "starting").replaceAll("_", " "))),
+    steps.length ? h("ol", { class: "timeline", "data-steps": "" }, steps.map((s) => h("li", {},
+      s.state.replaceAll("_", " "), s.message ? ` — ${s.message}` : "",
+      s.ts ? h("span", { class: "muted" }, ` · ${new Date(s.ts * 1000).toLocaleTimeString()}`) : null))) : null,
+    att && att.outcome ? h("p", {}, "Attestation: ",
       h("strong", { class: att.outcome === "verified" ? "ok" : att.outcome === "failed" ? "bad" : "warn",
                     dataset: { attestation: att.outcome } }, att.outcome),
       att.reason ? ` — ${att.reason}` : "") : null,
     job.redirect_url ? h("p", {}, "The device says: continue at ",
       h("code", {}, job.redirect_url)) : null,
-    job.error ? h("div", { class: "error" },
-      typeof job.error === "object" ? `${job.error.message} (${job.error.code})` : String(job.error))
-      : null);
+    job.device_id ? h("p", {}, "Device: ", h("a", { href: `#/device/${encodeURIComponent(job.device_id)}` }, job.device_id)) : null,
+    errText ? h("div", { class: "error" }, errText) : null);
 }

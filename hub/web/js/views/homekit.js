@@ -1,7 +1,8 @@
 // HomeKit: the bridge page (setup code, QR code, which devices Apple Home sees) and the
 // setup-code form the Discovery page uses to pair a HomeKit accessory.
-import { api, del, get, post, put } from "../api.js";
+import { del, get, post, put } from "../api.js";
 import { errorBox, field, h, mount, toast } from "../dom.js";
+import { qrSvg } from "../qr.js";
 import { items } from "../util.js";
 
 export default async function homekit({ main }) {
@@ -19,8 +20,9 @@ async function render(body) {
     devices = items(await get("/api/devices"), "devices");
   } catch (err) { mount(body, errorBox(err)); return; }
   const shown = new Set(bridge.devices.map((d) => d.device_id));
-  const qr = h("img", { id: "homekit-qr", alt: "HomeKit setup QR code", width: 180, height: 180 });
-  if (bridge.setup_uri) loadQr(qr);
+  // drawn in the page from the setup URI, like every other QR code of the dashboard
+  const qr = bridge.setup_uri ? h("div", { id: "homekit-qr", class: "qr-box" },
+    qrSvg(bridge.setup_uri, { label: "HomeKit setup QR code" })) : null;
   const pairing = bridge.enabled ? h("section", { class: "card" },
     h("h2", {}, "Add the bridge to Apple Home"),
     h("p", {}, "State: ", h("strong", { dataset: { bridgeState: bridge.state } }, bridge.state),
@@ -28,7 +30,7 @@ async function render(body) {
     bridge.paired ? h("p", { class: "ok" }, "Paired with a phone.")
       : h("p", {}, "In the Home app: Add Accessory, then scan this code or enter ",
         h("code", { id: "homekit-code" }, bridge.setup_code || "…")),
-    bridge.setup_uri ? qr : null)
+    qr)
     : h("div", { class: "notice" }, "The bridge is off: set homekit_bridge.enabled: true in the "
       + "config to show devices in Apple Home. Devices picked now are shown once it runs.");
   const rows = bridge.devices.map((d) => h("li", { dataset: { shown: d.device_id } },
@@ -45,7 +47,7 @@ async function render(body) {
     }, "Remove") : h("span", { class: "muted" }, " (from the config file)")));
   const candidates = devices.filter((d) => !shown.has(d.id) && !d.restricted);
   const select = h("select", { name: "device" },
-    candidates.map((d) => h("option", { value: d.id }, `${d.name} (${d.id})`)));
+    candidates.map((d) => h("option", { value: d.id }, d.area ? `${d.name} — ${d.area}` : d.name || d.id)));
   const status = h("div", { "aria-live": "polite" });
   const form = h("form", {
     onsubmit: async (e) => {
@@ -61,15 +63,6 @@ async function render(body) {
     rows.length ? h("ul", { id: "homekit-devices" }, rows)
       : h("p", { class: "muted" }, "Nothing yet: pick devices below."),
     candidates.length ? form : null);
-}
-
-async function loadQr(img) {
-  try {
-    const blob = await api("GET", "/api/homekit/bridge/qr.svg", undefined, { blob: true });
-    const reader = new FileReader();  // a data: URL: the page's CSP allows no blob: images
-    reader.onload = () => { img.src = reader.result; };
-    reader.readAsDataURL(blob);
-  } catch (err) { img.replaceWith(errorBox(err)); }
 }
 
 // Discovery: a HomeKit accessory is adopted with the setup code printed on it.

@@ -24,7 +24,13 @@ export default async function users({ main, me }) {
 
 async function accounts(meNow, rerender) {
   let list;
-  try { list = items(await get("/api/users"), "users"); } catch (err) { return [errorBox(err)]; }
+  let devices = [];
+  try {
+    [list, devices] = await Promise.all([get("/api/users").then((r) => items(r, "users")),
+      get("/api/devices?fields=id,name,area").then((r) => items(r, "devices"))]);
+  } catch (err) { return [errorBox(err)]; }
+  const names = new Map(devices.map((d) => [d.id, d.name || d.id]));
+  const areas = [...new Set(devices.map((d) => d.area).filter(Boolean))].sort();
   const theirs = h("section", { id: "user-logins", "aria-live": "polite" });
   const detail = h("section", { id: "user-detail", "aria-live": "polite" });
   const show = async (u) => {
@@ -38,17 +44,19 @@ async function accounts(meNow, rerender) {
   h("tbody", {}, list.map((u) => h("tr", { "data-user": u.username },
     h("td", {}, u.username), h("td", {}, roleSelect(u, meNow, rerender, detail)),
     h("td", {}, u.totp_enabled ? "on" : "off"), h("td", {}, u.is_minor ? "yes" : ""),
-    h("td", { "data-grants": "" }, grantsText(u)),
+    h("td", { "data-grants": "" }, grantsText(u, names)),
     h("td", { class: "actions" },
       h("button", { type: "button", class: "secondary", onclick: () => show(u) }, "Sign-ins"),
       h("button", { type: "button", class: "secondary", "aria-label": `Manage ${u.username}`,
-        onclick: () => manage(u, meNow, detail, rerender) }, "Manage")))))));
+        onclick: () => manage(u, meNow, detail, rerender, areas) }, "Manage")))))));
   return [addForm(rerender), table, detail, theirs];
 }
 
-function grantsText(u) {
+// Devices by their names and areas by name (ids only for a device the list does not know).
+function grantsText(u, names) {
   if (u.role !== "guest") return "all devices";
-  const g = [...(u.granted_devices || []), ...(u.granted_areas || []).map((a) => `area ${a}`)];
+  const g = [...(u.granted_devices || []).map((id) => names.get(id) || id),
+    ...(u.granted_areas || []).map((a) => `area ${a}`)];
   return g.length ? g.join(", ") : "nothing yet";
 }
 
@@ -80,21 +88,26 @@ function addForm(rerender) {
   return h("details", { class: "card" }, h("summary", {}, "Add a user"), form);
 }
 
-function manage(u, meNow, box, rerender) {
+function manage(u, meNow, box, rerender, knownAreas = []) {
   const uid = encodeURIComponent(u.id);
   const parts = [h("h2", {}, `Manage ${u.username}`)];
   if (u.role === "guest") {
     const devs = h("input", { name: "granted_devices", value: (u.granted_devices || []).join(", "), placeholder: "virtual.lamp, …" });
-    const areas = h("input", { name: "granted_areas", value: (u.granted_areas || []).join(", ") });
+    const granted = new Set(u.granted_areas || []);
+    const areaBoxes = [...new Set([...knownAreas, ...granted])].map((a) => h("input", {
+      type: "checkbox", name: "granted_areas", value: a, checked: granted.has(a) }));
+    const areas = h("fieldset", { "data-areas": "" }, h("legend", {}, "Areas"),
+      areaBoxes.length ? areaBoxes.map((b) => h("label", { class: "check" }, b, ` ${b.value}`))
+        : h("p", { class: "muted" }, "No device is in an area yet."));
     const out = h("div", { "aria-live": "polite" });
     const form = h("form", { id: "grants", onsubmit: async (e) => {
       e.preventDefault();
       clearInvalid(form);
       try {
-        await patch(`/api/users/${uid}`, { granted_devices: split(devs.value), granted_areas: split(areas.value) });
+        await patch(`/api/users/${uid}`, { granted_devices: split(devs.value), granted_areas: areaBoxes.filter((b) => b.checked).map((b) => b.value) });
         toast(`Access of ${u.username} saved`); await rerender();
       } catch (err) { showError(form, out, err, { granted_devices: devs, granted_areas: areas }); }
-    } }, field("Devices (ids, comma separated)", devs), field("Areas (comma separated)", areas),
+    } }, field("Devices (ids, comma separated; names are suggested)", devs), areas,
     h("button", { type: "submit" }, "Save access"), out);
     deviceHints(devs);
     parts.push(form);
