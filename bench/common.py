@@ -83,6 +83,34 @@ def private_mib(pid: int) -> float:
     return total / 1024
 
 
+# Where a process's resident pages are, by what maps them (rss_by_kind).
+DISCOVERY_LIBS = ("/zeroconf/", "/dbus_fast/", "/bleak/", "/ifaddr/")
+
+
+def rss_by_kind(pid: int) -> dict[str, float]:
+    """RSS in MiB split by mapping: "objects" (anonymous memory and the malloc heap: Python
+    objects, code objects, SQLite's cache), "discovery" (the compiled modules of zeroconf,
+    dbus_fast and bleak), "python" (libpython and the standard library's extension modules),
+    "libraries" (every other file: OpenSSL, cryptography, SQLite, aiohttp...)."""
+    out = dict.fromkeys(("objects", "discovery", "python", "libraries"), 0.0)
+    kind = "objects"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if "-" in head[0] and not head[0].endswith(":"):  # a mapping's first line
+            path = head[5] if len(head) > 5 else ""
+            if not path.startswith("/"):
+                kind = "objects"  # anonymous, [heap], [stack]...
+            elif any(lib in path for lib in DISCOVERY_LIBS):
+                kind = "discovery"
+            elif "libpython" in path or "/lib-dynload/" in path:
+                kind = "python"
+            else:
+                kind = "libraries"
+        elif head[0] == "Rss:":
+            out[kind] += int(head[1]) / 1024
+    return out
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 

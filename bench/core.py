@@ -28,6 +28,7 @@ from bench.common import (
     in_private_netns,
     private_mib,
     repo_root,
+    rss_by_kind,
     rss_mib,
     run_in_private_netns,
     table,
@@ -75,6 +76,8 @@ class StartRun:
     steady_private: float  # of which private to the process (USS), MiB
     floor: float  # seconds from exec to READY=1 of bench.floor, just before
     floor_rss: float
+    steady_kinds: dict[str, float]  # steady RSS by mapping (bench.common.rss_by_kind)
+    floor_kinds: dict[str, float]
 
 
 def startup(devices: int, automations: int, runs: int, loop: str = "asyncio") -> list[StartRun]:
@@ -95,26 +98,27 @@ async def _startup_runs(devices: int, automations: int, runs: int,
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
             async with running_fake_bluez(tmp / "bluez"):
-                floor, floor_rss = await _start_floor(tmp)
+                floor, floor_rss, floor_kinds = await _start_floor(tmp)
                 config = virtual_config(
                     tmp, devices, automations=automations_config(automations, devices),
                     integrations=HOME_INTEGRATIONS,
                     extra={"discovery": {"mdns": {"enabled": True}, "ble": {"enabled": True}}})
                 port = yaml.safe_load(config.read_text())["api"]["port"]
-                out.append(await _start_hub(tmp, config, port, loop, floor, floor_rss))
+                out.append(await _start_hub(tmp, config, port, loop, floor, floor_rss,
+                                            floor_kinds))
     return out
 
 
-async def _start_floor(tmp: Path) -> tuple[float, float]:
+async def _start_floor(tmp: Path) -> tuple[float, float, dict[str, float]]:
     args = ["-m", "bench.floor", str(free_port()), str(tmp / "floor.db")]
     async with _Notified(tmp / "floor.sock", args) as child:
         took = await child.ready()
         await asyncio.sleep(1.0)
-        return took, rss_mib(child.proc.pid)
+        return took, rss_mib(child.proc.pid), rss_by_kind(child.proc.pid)
 
 
 async def _start_hub(tmp: Path, config: Path, port: int, loop: str, floor: float,
-                     floor_rss: float) -> StartRun:
+                     floor_rss: float, floor_kinds: dict[str, float]) -> StartRun:
     args = ["-m", "hub", "run", "--loop", loop, "-c", str(config)]
     async with _Notified(tmp / "notify.sock", args) as child:
         took = await child.ready()
@@ -128,8 +132,9 @@ async def _start_hub(tmp: Path, config: Path, port: int, loop: str, floor: float
             raise RuntimeError(f"discovery did not come up: {health}")
         up = time.perf_counter() - child.started
         await asyncio.sleep(STEADY_AFTER)
-        return StartRun(took, ready_rss, up, rss_mib(child.proc.pid),
-                        private_mib(child.proc.pid), floor, floor_rss)
+        pid = child.proc.pid
+        return StartRun(took, ready_rss, up, rss_mib(pid), private_mib(pid), floor,
+                        floor_rss, rss_by_kind(pid), floor_kinds)
 
 
 class _Notified:
@@ -268,6 +273,11 @@ def main() -> None:
     def med(attr: str) -> float:
         return statistics.median(getattr(r, attr) for r in runs)
 
+    def kind(name: str) -> str:
+        hub = statistics.median(r.steady_kinds[name] for r in runs)
+        floor = statistics.median(r.floor_kinds[name] for r in runs)
+        return f"{hub:.1f} MiB" + (f" (floor {floor:.1f})" if floor else "")
+
     print(table(
         f"Uone Hub core ({args.devices} devices, {args.automations} automations, "
         f"{args.changes} state changes, {args.loop} loop, {len(runs)} starts, "
@@ -289,6 +299,13 @@ def main() -> None:
             ("  of which private (USS), median", f"{med('steady_private'):.1f} MiB",
              "the rest: shared library pages"),
             ("  floor RSS", f"{med('floor_rss'):.1f} MiB", "same run (bench.floor)"),
+            ("  steady RSS: Python objects, code, malloc heap", kind("objects"),
+             "anonymous pages"),
+            ("  steady RSS: zeroconf, dbus_fast, bleak compiled modules", kind("discovery"),
+             "their .so pages"),
+            ("  steady RSS: libpython + stdlib extensions", kind("python"), ""),
+            ("  steady RSS: other libraries", kind("libraries"),
+             "OpenSSL, cryptography, SQLite..."),
             ("state changes into history", f"{res['hub_rate']:,.0f} /s", ""),
             ("raw SQLite executemany", f"{res['raw_rate']:,.0f} /s", ""),
             ("hub / raw", f"{res['hub_rate'] / res['raw_rate'] * 100:.0f} %", ">= 50 %"),

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -85,9 +86,8 @@ async def release_bleak_manager() -> None:
 
     The hub calls this when it stops so nothing of bleak outlives it; bleak opens a fresh
     one if BLE is used again on the same loop."""
-    try:
-        from bleak.backends.bluezdbus import manager as bluez_manager
-    except ImportError:
+    bluez_manager = sys.modules.get("bleak.backends.bluezdbus.manager")
+    if bluez_manager is None:  # bleak never scanned here (no adapter): nothing to release
         return
     instances = getattr(bluez_manager, "_global_instances", None)
     if not isinstance(instances, dict):

@@ -126,7 +126,8 @@ class DiscoveryService:
 
     async def start(self) -> None:
         """Build the matcher index from configured integrations; start browsing/scanning
-        in the background (zeroconf and bleak are imported only then, only if enabled)."""
+        in the background (zeroconf and bleak are imported only then, only if enabled; bleak
+        only once a Bluetooth adapter is there)."""
         manifests = self.manifests
         configured = [manifests[n] for n in self.configured if n in manifests]
         self.index = MatcherIndex(configured)
@@ -152,7 +153,8 @@ class DiscoveryService:
             if self._api is not None:
                 self.mdns.advertise_hub(*self._api)
         if self.config.ble.enabled and self.index.has_ble:
-            await asyncio.to_thread(importlib.import_module, "bleak")
+            # what the adapter probe uses; bleak follows once there is an adapter
+            await asyncio.to_thread(importlib.import_module, "dbus_fast.aio")
             from hub.discovery.ble import BleScanner
 
             self.ble = BleScanner(self)

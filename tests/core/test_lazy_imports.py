@@ -4,6 +4,7 @@ backup or a compressed device list uses are loaded on that use, so the daemon's 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import yaml
 
 from tests.core.test_daemon import ROOT, _config
 
@@ -44,6 +47,38 @@ def test_the_running_hub_leaves_on_use_modules_unloaded(tmp_path: Path) -> None:
     loaded = set(modules.read_text().split())
     assert "hub.api.routes.devices" in loaded and "hub.privacy.center" in loaded  # it ran
     assert sorted(set(NOT_AT_RUN) & loaded) == []
+
+
+def test_bleak_waits_for_a_bluetooth_adapter(tmp_path: Path) -> None:
+    """BLE on, a BLE integration configured, no BlueZ: the hub probes the system bus (and
+    keeps probing: tests/discovery/test_ble_recovery.py has an adapter appear later) but
+    loads bleak only once an adapter is there."""
+    config, port = _config(tmp_path)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["discovery"]["ble"] = {"enabled": True, "restart_min": 0.1, "restart_max": 0.2}
+    cfg["integrations"]["bthome"] = {}
+    config.write_text(yaml.safe_dump(cfg))
+    modules = tmp_path / "modules.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-bus"}
+    proc = subprocess.Popen([sys.executable, "-c", _RUN, str(config), str(modules)], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_healthy(port, proc)
+        for _ in range(600):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                ble = json.loads(r.read())["discovery"]["ble"]
+            if ble["state"] == "unavailable":
+                break
+            time.sleep(0.05)
+        assert ble["state"] == "unavailable" and "D-Bus" in ble["reason"], ble
+        time.sleep(0.5)  # a few more probes
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    loaded = set(modules.read_text().split())
+    assert "dbus_fast.aio" in loaded  # it probed
+    assert sorted(m for m in loaded if m == "bleak" or m.startswith("bleak.")) == []
 
 
 def test_the_commands_are_there_for_every_other_subcommand() -> None:

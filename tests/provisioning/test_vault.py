@@ -173,6 +173,25 @@ async def test_group_readable_key_file_is_refused(config_factory) -> None:
             pass
 
 
+def test_key_derivation_is_hkdf_sha256() -> None:
+    """The vault derives its keys with the standard library's HMAC: the bytes must be those of
+    cryptography's HKDF (keys already on disk keep opening) and of RFC 5869's vectors."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from hub.vault import _derive
+
+    # RFC 5869 test case 3: SHA-256, no salt, no info, 42 bytes (two blocks)
+    assert _derive(bytes([0x0B] * 22), b"", 42).hex() == (
+        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+        "9d201395faa4b61a96c8")
+    for info in (b"uone-vault key-id v1", b"uone-vault enc v1", b"uone-vault index v1"):
+        for length in (8, 32, 33, 64):
+            raw = os.urandom(32)
+            expected = HKDF(hashes.SHA256(), length, salt=None, info=info).derive(raw)
+            assert _derive(raw, info, length) == expected
+
+
 def test_ciphertext_is_not_in_sqlite_after_update(tmp_path: Path) -> None:
     """Sanity for the grep tests: sqlite3 secure_delete is on in this build."""
     conn = sqlite3.connect(tmp_path / "x.db")
