@@ -115,6 +115,8 @@ class DiscoveryService:
         self.own_services: set[str] = set()  # mDNS names the hub itself announces
         self._deferred = False
         self._go: asyncio.Event | None = None
+        self._mdns_asked = False  # a service (the HomeKit bridge) asked for zeroconf
+        self._mdns_lock = asyncio.Lock()
         self.running = False
 
     # lifecycle
@@ -144,14 +146,9 @@ class DiscoveryService:
     async def _start_finding(self) -> None:
         assert self._go is not None
         await self._go.wait()
-        if self.config.mdns.enabled and (self.index.mdns_types or self.config.mdns.advertise):
-            await asyncio.to_thread(importlib.import_module, "zeroconf.asyncio")
-            from hub.discovery.mdns import MdnsDiscovery
-
-            self.mdns = MdnsDiscovery(self)
-            await self.mdns.start()
-            if self._api is not None:
-                self.mdns.advertise_hub(*self._api)
+        if self.config.mdns.enabled and (self.index.mdns_types or self.config.mdns.advertise
+                                         or self._mdns_asked):
+            await self._start_mdns()
         if self.config.ble.enabled and self.index.has_ble:
             # what the adapter probe uses; bleak follows once there is an adapter
             await asyncio.to_thread(importlib.import_module, "dbus_fast.aio")
@@ -159,6 +156,18 @@ class DiscoveryService:
 
             self.ble = BleScanner(self)
             await self.ble.start()
+
+    async def _start_mdns(self) -> None:
+        async with self._mdns_lock:
+            if self.mdns is not None or not self.running:
+                return
+            await asyncio.to_thread(importlib.import_module, "zeroconf.asyncio")
+            from hub.discovery.mdns import MdnsDiscovery
+
+            self.mdns = MdnsDiscovery(self)  # set first: stop() closes a half-started one
+            await self.mdns.start()
+            if self._api is not None:
+                self.mdns.advertise_hub(*self._api)
 
     async def stop(self) -> None:
         self.running = False
@@ -182,7 +191,7 @@ class DiscoveryService:
     def health(self) -> dict[str, Any]:
         ble_wanted = self.config.ble.enabled and self.index.has_ble
         mdns_wanted = self.config.mdns.enabled and bool(
-            self.index.mdns_types or self.config.mdns.advertise)
+            self.index.mdns_types or self.config.mdns.advertise or self._mdns_asked)
         return {
             "ble": self.ble.status() if self.ble is not None else {
                 "state": "starting" if ble_wanted and self.running else "off",
@@ -243,6 +252,10 @@ class DiscoveryService:
         mDNS is off or not up by then (callers must then not open one of their own)."""
         if not self.config.mdns.enabled:
             return None
+        if not self._mdns_asked:  # no integration browses and the hub does not advertise:
+            self._mdns_asked = True  # mDNS starts for the one who asks
+            if self._go is not None and self._go.is_set() and self.mdns is None:
+                self._tasks.spawn(self._start_mdns(), "discovery-mdns")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:  # integrations load before discovery starts: wait for it too
