@@ -61,6 +61,21 @@ class StateChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class JobStep(Event):
+    """A long job (Wi-Fi provisioning, Matter commissioning) moved to a new step or ended:
+    one shape for every kind of job; each kind subclasses it with its own `kind`."""
+
+    kind: ClassVar[str] = "job_step"
+    job_id: str
+    state: str
+    job: dict[str, Any]
+
+    @property
+    def key(self) -> str | None:
+        return self.job_id
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceEvent(Event):
     """Something a device reported that is not a state: a button press, motion."""
 

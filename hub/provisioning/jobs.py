@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from hub.bus import Event
+from hub.bus import JobStep
 from hub.errors import HubError, ValidationError
 from hub.provisioning.evidence import Attestation
 
@@ -26,17 +26,10 @@ FINAL = ("succeeded", "failed")
 
 
 @dataclass(frozen=True, slots=True)
-class ProvisioningUpdate(Event):
+class ProvisioningUpdate(JobStep):
     """A provisioning job moved to a new step (or ended)."""
 
     kind: ClassVar[str] = "provisioning"
-    job_id: str
-    state: str
-    job: dict[str, Any]
-
-    @property
-    def key(self) -> str | None:
-        return self.job_id
 
 
 @dataclass(frozen=True, slots=True)

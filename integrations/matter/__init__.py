@@ -291,10 +291,13 @@ class MatterIntegration:
             if ctx.device(did) is not None:
                 ctx.set_available(did, False)
         elif kind == "event" and ctx.device(did) is not None:
-            named = clusters.event_name(data["cluster"], data["event"])
-            if named is not None:
-                ctx.fire_event(did, named[0], {"endpoint": data["endpoint"],
-                                               "action": named[1]})
+            node = self.client.node(node_id) if self.client is not None else None
+            if node is None:
+                return
+            for event_type, payload in clusters.events(node, data["endpoint"],
+                                                       data["cluster"], data["event"],
+                                                       data["data"]):
+                ctx.fire_event(did, event_type, payload)
 
     def _state_changed(self, state: ReconnectState) -> None:
         if state is not ReconnectState.CONNECTED:

@@ -37,6 +37,10 @@ class NodeView:
     def value(self, endpoint: int, cluster: int, attribute: int, default: Any = None) -> Any:
         return self.attributes.get(f"{endpoint}/{cluster}/{attribute}", default)
 
+    def has(self, endpoint: int, cluster: int, attribute: int) -> bool:
+        """Whether the endpoint reports the attribute at all (null included)."""
+        return f"{endpoint}/{cluster}/{attribute}" in self.attributes
+
     def endpoints_with(self, cluster: int) -> list[int]:
         """Endpoints that carry `cluster` (its ClusterRevision attribute is mandatory)."""
         found = set()

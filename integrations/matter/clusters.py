@@ -25,6 +25,11 @@ HVAC_MODES = {0: "off", 1: "auto", 3: "cool", 4: "heat", 5: "emergency_heat", 7:
               8: "dry", 9: "sleep"}
 SWITCH_EVENTS = {0: "switch_latched", 1: "initial_press", 2: "long_press", 3: "short_release",
                  4: "long_release", 5: "multi_press_ongoing", 6: "multi_press_complete"}
+FEATURE_MAP = 65532
+# Switch features (Matter 1.x 1.13.4): momentary release, long press, multi press
+SWITCH_RELEASE, SWITCH_LONG, SWITCH_MULTI = 0x04, 0x08, 0x10
+COLOR_MODES = {0: "hs", 1: "xy", 2: "color_temp"}
+XY_SCALE = 65536  # ColorControl CurrentX/Y: the CIE 1931 coordinate x 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,13 @@ class Cluster:
     commands: tuple[CommandSpec, ...] = ()
     build: Callable[[str, dict[str, Any]], Action] | None = None
     events: tuple[str, ...] = ()
+    # hub command -> the attribute it needs on the endpoint (a colour light without the XY
+    # feature has no CurrentX and is offered no set_xy)
+    needs: dict[str, int] = field(default_factory=dict)
+
+
+def _xy(v: Any) -> float | None:
+    return None if v is None else round(v / XY_SCALE, 4)
 
 
 def _hundredths(v: Any) -> float | None:
@@ -67,15 +79,25 @@ def _level(_command: str, params: dict[str, Any]) -> Action:
                                                   "optionsMask": 0, "optionsOverride": 0})
 
 
+# ColorControl's ExecuteIfOff option, set for this command: an off light takes the new colour
+# (shown when it is next turned on) instead of ignoring the command (Matter 3.2.6.4)
+_EVEN_IF_OFF = {"optionsMask": 1, "optionsOverride": 1}
+
+
 def _color(command: str, params: dict[str, Any]) -> Action:
     if command == "set_color_temp":
         return Action(COLOR, "MoveToColorTemperature", {
             "colorTemperatureMireds": int(params["mireds"]), "transitionTime": 0,
-            "optionsMask": 0, "optionsOverride": 0})
+            **_EVEN_IF_OFF})
+    if command == "set_xy":
+        return Action(COLOR, "MoveToColor", {
+            "colorX": min(65279, round(params["x"] * XY_SCALE)),
+            "colorY": min(65279, round(params["y"] * XY_SCALE)), "transitionTime": 0,
+            **_EVEN_IF_OFF})
     return Action(COLOR, "MoveToHueAndSaturation", {
         "hue": round(params["hue"] * 254 / 360), "saturation": round(
             params["saturation"] * 254 / 100), "transitionTime": 0,
-        "optionsMask": 0, "optionsOverride": 0})
+        **_EVEN_IF_OFF})
 
 
 def _thermostat(command: str, params: dict[str, Any]) -> Action:
@@ -119,11 +141,17 @@ CLUSTERS: dict[int, Cluster] = {c.cluster: c for c in (
             (_command("set_brightness", brightness=("number", 0, 100)),), _level),
     Cluster(COLOR, {0: ("hue", lambda v: None if v is None else round(v * 360 / 254)),
                     1: ("saturation", _level_percent),
-                    7: ("color_temp_mireds", lambda v: v)},
-            {"color_temp_mireds": AttributeMeta(unit="mired")},
+                    3: ("color_x", _xy), 4: ("color_y", _xy),
+                    7: ("color_temp_mireds", lambda v: v),
+                    8: ("color_mode", lambda v: COLOR_MODES.get(v, v))},
+            {"color_temp_mireds": AttributeMeta(unit="mired"),
+             "hue": AttributeMeta(unit="°", minimum=0, maximum=360, step=1),
+             "saturation": _PERCENT},
             (_command("set_color_temp", mireds=("number", 1, 65279)),
              _command("set_hue_saturation", hue=("number", 0, 360),
-                      saturation=("number", 0, 100))), _color),
+                      saturation=("number", 0, 100)),
+             _command("set_xy", x=("number", 0, 0.996), y=("number", 0, 0.996))), _color,
+            needs={"set_color_temp": 7, "set_hue_saturation": 0, "set_xy": 3}),
     Cluster(BOOLEAN_STATE, {0: ("contact", bool)}),
     Cluster(OCCUPANCY, {0: ("occupied", lambda v: bool(v & 1) if v is not None else None)}),
     Cluster(TEMPERATURE, {0: ("temperature", _hundredths)},
@@ -146,7 +174,8 @@ CLUSTERS: dict[int, Cluster] = {c.cluster: c for c in (
                                    else round(100 - v / 100))}, {"position": _PERCENT},
             (_command("open"), _command("close"), _command("stop"),
              _command("set_position", position=("number", 0, 100))), _cover),
-    Cluster(SWITCH, {1: ("switch_position", lambda v: v)}, events=("button",)),
+    Cluster(SWITCH, {1: ("switch_position", lambda v: v)},
+            events=("button", "press", "long_press", "multi_press")),
 )}
 
 
@@ -170,13 +199,18 @@ def model(node: NodeView) -> NodeModel:
     for cluster in CLUSTERS.values():
         endpoints = [ep for ep in node.endpoints_with(cluster.cluster) if ep != 0]
         for i, ep in enumerate(endpoints):
-            for name, _ in cluster.attributes.values():
+            for attr_id, (name, _) in cluster.attributes.items():
+                if not node.has(ep, cluster.cluster, attr_id):
+                    continue
                 full = _name(name, ep, i)
                 attributes.append(full)
                 if name in cluster.meta:
                     meta[full] = cluster.meta[name]
         if endpoints:
             for spec in cluster.commands:
+                needed = cluster.needs.get(spec.name)
+                if needed is not None and not node.has(endpoints[0], cluster.cluster, needed):
+                    continue
                 commands.append(spec)
                 targets[spec.name] = (endpoints[0], cluster)
             events.extend(e for e in cluster.events if e not in events)
@@ -205,11 +239,39 @@ def action(node_model: NodeModel, command: str, params: dict[str, Any]) -> tuple
     return endpoint, cluster.build(command, params)
 
 
-def event_name(cluster: int, event_id: int) -> tuple[str, str] | None:
-    """(hub event type, detail) of a node event the hub passes on, or None."""
-    if cluster == SWITCH:
-        return "button", SWITCH_EVENTS.get(event_id, str(event_id))
-    return None
+def events(node: NodeView, endpoint: int, cluster: int, event_id: int, data: Any
+           ) -> list[tuple[str, dict[str, Any]]]:
+    """The hub events (type, data) a node event becomes; [] for events the hub ignores.
+
+    A Switch event is passed on as `button` (every step, `action` names it) and, once a
+    gesture is complete, as the one event an automation wants: `press`, `long_press` or
+    `multi_press` (`presses` >= 2). Which step completes a press depends on the switch's
+    features: with multi-press, a press is only known to be single when the sequence ends."""
+    if cluster != SWITCH:
+        return []
+    fields = data if isinstance(data, dict) else {}
+    action = SWITCH_EVENTS.get(event_id, str(event_id))
+    out: dict[str, Any] = {"endpoint": endpoint, "action": action}
+    position = fields.get("newPosition", fields.get("previousPosition"))
+    if position is not None:
+        out["position"] = position
+    presses = fields.get("totalNumberOfPressesCounted")
+    if presses is not None:
+        out["presses"] = presses
+    found = [("button", out)]
+    features = node.value(endpoint, SWITCH, FEATURE_MAP) or 0
+    gesture = None
+    if action == "long_press":
+        gesture = "long_press"
+    elif features & SWITCH_MULTI:
+        if action == "multi_press_complete" and presses:
+            gesture = "press" if presses == 1 else "multi_press"
+    elif action == "short_release" or (action == "initial_press" and
+                                       not features & SWITCH_RELEASE):
+        gesture = "press"
+    if gesture is not None:
+        found.append((gesture, {k: v for k, v in out.items() if k != "action"}))
+    return found
 
 
 def _name(name: str, endpoint: int, index: int) -> str:

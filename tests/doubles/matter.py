@@ -217,12 +217,21 @@ class MatterDevice:
 
     async def set(self, values: dict[str, Any]) -> None:
         """Change the device's own state (as a person pressing its button would)."""
+        await self._ask({"set": values})
+
+    async def get(self, behavior: str) -> dict[str, Any]:
+        """The device's own state of one cluster (`colorControl`, `windowCovering`...)."""
+        state: dict[str, Any] = (await self._ask({"get": behavior}))["state"]
+        return state
+
+    async def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps({"set": values}) + "\n").encode())
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
         await self.proc.stdin.drain()
         reply = await asyncio.wait_for(self._replies.get(), 15)
         if "error" in reply:
-            raise RuntimeError(f"device refused {values}: {reply['error']}")
+            raise RuntimeError(f"device refused {request}: {reply['error']}")
+        return reply
 
     async def stop(self) -> None:
         proc, self.proc = self.proc, None

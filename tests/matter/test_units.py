@@ -119,4 +119,43 @@ def test_cover_lock_and_thermostat_actions() -> None:
     assert (act.attribute, act.value) == (18, 2150)
     with pytest.raises(ValidationError):
         clusters.action(model, "set_hvac_mode", {"mode": "sideways"})
-    assert clusters.event_name(clusters.SWITCH, 6) == ("button", "multi_press_complete")
+
+
+def _types(node, event_id, data):
+    return [(t, d.get("presses")) for t, d in clusters.events(node, 1, clusters.SWITCH,
+                                                                event_id, data)]
+
+
+def test_switch_events_become_gestures_by_the_switch_features() -> None:
+    multi = _node({"1/59/1": 0, "1/59/65532": 0x1E})  # momentary, release, long, multi
+    assert _types(multi, 1, {"newPosition": 1}) == [("button", None)]
+    assert _types(multi, 3, {"previousPosition": 1}) == [("button", None)]  # not yet known
+    assert _types(multi, 6, {"previousPosition": 1, "totalNumberOfPressesCounted": 1}) == [
+        ("button", 1), ("press", 1)]
+    assert _types(multi, 6, {"previousPosition": 1, "totalNumberOfPressesCounted": 2}) == [
+        ("button", 2), ("multi_press", 2)]
+    assert _types(multi, 2, {"newPosition": 1}) == [("button", None), ("long_press", None)]
+    plain = _node({"1/59/1": 0, "1/59/65532": 0x02})  # momentary only: the press is all
+    assert _types(plain, 1, {"newPosition": 1}) == [("button", None), ("press", None)]
+    release = _node({"1/59/1": 0, "1/59/65532": 0x06})
+    assert _types(release, 1, {"newPosition": 1}) == [("button", None)]
+    assert _types(release, 3, {"previousPosition": 1}) == [("button", None), ("press", None)]
+    assert clusters.events(plain, 1, clusters.ON_OFF, 0, {}) == []
+    model = clusters.model(multi)
+    assert set(model.events) == {"button", "press", "long_press", "multi_press"}
+
+
+def test_colour_commands_follow_the_light_features() -> None:
+    ct_only = _node({"1/6/0": True, "1/768/7": 250, "1/768/8": 2})
+    model = clusters.model(ct_only)
+    names = {c.name for c in model.commands}
+    assert "set_color_temp" in names and not names & {"set_xy", "set_hue_saturation"}
+    assert "hue" not in model.attributes and "color_temp_mireds" in model.attributes
+    full = _node({"1/768/0": 127, "1/768/1": 254, "1/768/3": 19661, "1/768/4": 39322,
+                  "1/768/7": 250, "1/768/8": 1})
+    state = clusters.state(full)
+    assert state["color_mode"] == "xy" and state["color_x"] == 0.3 and state["hue"] == 180
+    _, act = clusters.action(clusters.model(full), "set_xy", {"x": 0.3, "y": 0.6})
+    assert act.command == "MoveToColor"
+    assert (act.payload["colorX"], act.payload["colorY"]) == (19661, 39322)
+    assert act.payload["optionsMask"] == act.payload["optionsOverride"] == 1  # even if off

@@ -20,7 +20,7 @@ from hub.api.jsonio import json_response, read_json, reject_unknown
 from hub.api.keys import HUB_KEY
 from hub.api.spec import ANY, NUM, STR, array, describe, nullable, obj
 from hub.auth.principal import Role
-from hub.bus import Event
+from hub.bus import JobStep
 from hub.errors import Conflict, DeviceUnavailable, NotFound, ValidationError
 
 KEEP_JOBS = 50
@@ -29,17 +29,10 @@ JOB = obj(("id", "state"), extra=True, id=STR, state=STR, device_id=nullable(STR
 
 
 @dataclass(frozen=True, slots=True)
-class MatterCommissioning(Event):
+class MatterCommissioning(JobStep):
     """A Matter commissioning job moved to a new step (or ended)."""
 
     kind: ClassVar[str] = "matter_commissioning"
-    job_id: str
-    state: str
-    job: dict[str, Any]
-
-    @property
-    def key(self) -> str | None:
-        return self.job_id
 
 
 @dataclass
