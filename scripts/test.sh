@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PKGS="mosquitto libnl-3-200 libnl-route-3-200 avahi-daemon avahi-utils dbus libdbus-1-dev libglib2.0-dev pkg-config \
-chromium iproute2 openssl curl jq sqlite3 g++ zbar-tools"
+chromium iproute2 openssl curl jq sqlite3 g++ zbar-tools systemd"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     missing=""
     for pkg in $PKGS; do
@@ -36,6 +36,11 @@ if command -v g++ >/dev/null 2>&1; then
     "$VENV/bin/python" -m tests.esphome.firmware plug.yaml controller.yaml plug_v2.yaml \
         >/dev/null || echo "warning: building the ESPHome test firmware failed"
 fi
+
+# python-matter-server's venv and the matter.js devices for tests/matter (pinned, cached in
+# ~/.cache/uone-test/matter), fetched here while the network is still there.
+"$VENV/bin/python" -m tests.doubles.matter \
+    || echo "warning: building the Matter test doubles failed"
 
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1; then
     ns="uone-test-$$"

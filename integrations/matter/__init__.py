@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hub.facade import (
@@ -24,8 +25,8 @@ from hub.facade import (
     ReconnectState,
     ValidationError,
 )
-from integrations.matter import clusters
-from integrations.matter.attestation import attest
+from integrations.matter import clusters, memory
+from integrations.matter.attestation import DEFAULT_LOG, attest, log_size, refusal_in_log
 from integrations.matter.client import (
     MatterServerClient,
     NodeView,
@@ -34,14 +35,18 @@ from integrations.matter.client import (
 )
 
 DEFAULT_URL = "ws://127.0.0.1:5580/ws"
+MEMORY_EVERY = 30.0  # seconds between samples of the server's memory for health
 Progress = Callable[[str, str | None], None]  # (step, message)
 
 
 class CommissionError(Exception):
-    """Commissioning ended without a device; `code` says why for the API."""
+    """Commissioning ended without a device; `code` says why for the API, `attestation`
+    (JSON) when the device was refused for its attestation."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str,
+                 attestation: dict[str, Any] | None = None) -> None:
         self.code = code
+        self.attestation = attestation
         super().__init__(message)
 
 
@@ -84,12 +89,18 @@ class MatterIntegration:
     commission_timeout: float = 120.0
     # node -> Attestation.to_json() of the nodes this hub commissioned (kept across restarts)
     attestations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    memory_file: Path = memory.DEFAULT_CGROUP
+    server_log: Path = DEFAULT_LOG
+    memory: dict[str, Any] = field(default_factory=lambda: {
+        "server": {"bytes": None, "unknown": "not measured yet"}, "hub": {"bytes": None}})
 
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
         cfg = ctx.config
         self.url = str(cfg.get("server_url", DEFAULT_URL))
         self.commission_timeout = float(cfg.get("commission_timeout", 120.0))
+        self.memory_file = Path(cfg.get("server_memory", memory.DEFAULT_CGROUP))
+        self.server_log = Path(cfg.get("server_log", DEFAULT_LOG))
         for device in ctx.devices():  # known nodes: unavailable until the server says so
             ctx.set_available(device.id, False)
         for key, value in (await ctx.stored_values()).items():
@@ -102,6 +113,7 @@ class MatterIntegration:
             healthy_after=30.0, on_state=self._state_changed, describe=self._describe)
         self.loop.start()
         ctx.on_unload(self.loop.stop)
+        ctx.create_task(self._sample_memory(), "memory")
 
     async def unload(self, ctx: IntegrationContext) -> None:
         for device in ctx.devices():
@@ -155,6 +167,7 @@ class MatterIntegration:
         code = check_code(code)
         client = self._client()
         progress("commissioning", "the Matter server is looking for the device on the LAN")
+        log_mark = await asyncio.to_thread(log_size, self.server_log)
         try:
             node_id = await asyncio.wait_for(client.commission_with_code(code, True),
                                              self.commission_timeout)
@@ -162,9 +175,7 @@ class MatterIntegration:
             raise CommissionError("timeout", "the device did not answer in time; is it on "
                                   "and in pairing mode on this network?") from None
         except ServerError as exc:
-            raise CommissionError("commission_failed", "commissioning failed: the device "
-                                  "was not found, refused the code, or failed attestation "
-                                  f"({exc})") from None
+            raise await self._commission_failure(exc, log_mark) from None
         progress("interviewed", f"node {node_id} joined the hub's fabric")
         node = client.node(node_id)
         if node is None:
@@ -179,6 +190,22 @@ class MatterIntegration:
         if result.outcome == "failed":
             self.ctx.set_problems(device.id, {"attestation": result.reason or "failed"})
         return device
+
+    async def _commission_failure(self, exc: ServerError, log_mark: int) -> CommissionError:
+        """Why the server failed: an attestation refusal the SDK logged names the check
+        (a `failed` attestation); anything else stays `commission_failed`."""
+        try:
+            refused = await asyncio.to_thread(refusal_in_log, self.server_log, log_mark)
+        except OSError as err:
+            return CommissionError("commission_failed", "commissioning failed: the device "
+                                   "was not found, refused the code, or failed attestation "
+                                   f"({exc}; the server's log {self.server_log} that would "
+                                   f"say which is not readable: {err.strerror})")
+        if refused is not None:
+            return CommissionError("attestation_failed", f"{refused.reason}: not added",
+                                   refused.to_json())
+        return CommissionError("commission_failed", "commissioning failed: the device was "
+                               f"not found or refused the code ({exc})")
 
     def attestation(self, device: Device) -> dict[str, Any] | None:
         """The attestation of a node this hub commissioned, as JSON (None if not known)."""
@@ -197,7 +224,8 @@ class MatterIntegration:
         loop = self.loop
         state = loop.state.value if loop is not None else "stopped"
         out: dict[str, Any] = {"server_url": self.url, "server": state,
-                               "nodes": len(self.models), **self.server}
+                               "nodes": len(self.models), **self.server,
+                               "memory": self.memory}
         if state != "connected":
             out["problem"] = (f"Matter server {self.url} not reachable"
                               + (f": {loop.last_error}" if loop and loop.last_error else "")
@@ -298,6 +326,19 @@ class MatterIntegration:
                                                        data["cluster"], data["event"],
                                                        data["data"]):
                 ctx.fire_event(did, event_type, payload)
+
+    async def measure_memory(self) -> dict[str, Any]:
+        """Sample the server's memory (cgroup, else its process) beside the hub's RSS."""
+        server, hub = await asyncio.to_thread(
+            lambda: (memory.server_memory(self.url, self.memory_file), memory.own_rss()))
+        self.memory = {"server": server, "hub": {"bytes": hub}}
+        return self.memory
+
+    async def _sample_memory(self) -> None:
+        assert self.ctx is not None
+        while True:
+            await self.measure_memory()
+            await self.ctx.clock.sleep(MEMORY_EVERY)
 
     def _state_changed(self, state: ReconnectState) -> None:
         if state is not ReconnectState.CONNECTED:

@@ -279,4 +279,8 @@ async def running(*parts: MatterServer | MatterDevice) -> AsyncIterator[None]:
 
 
 if __name__ == "__main__":  # build the caches ahead: python -m tests.doubles.matter
-    print(server_venv(), npm_dir(), file=sys.stderr)
+    why = unavailable()
+    if why is not None:
+        print(f"Matter test doubles not built: {why}", file=sys.stderr)
+    else:
+        print(server_venv(), npm_dir(), file=sys.stderr)

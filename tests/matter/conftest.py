@@ -69,7 +69,7 @@ def matter_section(url: str, **over: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def hub(server: matter.MatterServer, tmp_path: Path) -> AsyncIterator[Hub]:
-    cfg = {"integrations": {"matter": matter_section(server.url)}}
+    cfg = {"integrations": {"matter": matter_section(server.url, server_log=str(server.log))}}
     async with Hub(load_config(write_config(tmp_path, cfg))) as h:
         await wait_until(lambda: detail(h).get("server") == "connected", 30)
         yield h

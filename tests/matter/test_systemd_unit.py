@@ -46,7 +46,8 @@ def test_unit_declares_what_the_issue_requires() -> None:
     for needle in ("Before=uone-hub.service", "Restart=on-failure",
                    "StateDirectory=uone-matter", "--listen-address 127.0.0.1",
                    "--paa-root-cert-dir %S/uone-matter/paa", "User=uone-matter",
-                   "IPAddressDeny=any", "NoNewPrivileges=yes", "ProtectSystem=strict"):
+                   "IPAddressDeny=any", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                   "--log-file %L/uone-matter/server.log", "LogsDirectoryMode=0750"):
         assert needle in text, needle
 
 

@@ -147,6 +147,7 @@ async def _run(app: web.Application, matter: Any, job: CommissionJob, code: str)
     except Exception as exc:  # the job ends failed, with why; never a crash of the API
         code_name = getattr(exc, "code", None) or type(exc).__name__
         job.error = {"code": str(code_name), "message": str(exc)}
+        job.attestation = getattr(exc, "attestation", None)  # refused for it: which check
         _step(app, job, "failed", str(exc))
         await hub.audit.record(job.actor, "matter.commission", None,
                                {"outcome": "failed", "code": job.error["code"]})

@@ -6,6 +6,16 @@ import { eventOf, fmt, items } from "../util.js";
 
 const QUICK = ["turn_on", "turn_off", "toggle", "open", "stop", "close", "lock", "unlock"];
 
+// "Memory: server 118 MiB, hub 64 MiB" (or why the server's is unknown)
+function memoryText(mem) {
+  if (!mem) return "";
+  const mib = (b) => `${(b / 1048576).toFixed(0)} MiB`;
+  const server = mem.server && mem.server.bytes != null ? mib(mem.server.bytes)
+    : `unknown (${(mem.server && mem.server.unknown) || "not measured"})`;
+  const hub = mem.hub && mem.hub.bytes != null ? `, hub ${mib(mem.hub.bytes)}` : "";
+  return ` Memory: server ${server}${hub}.`;
+}
+
 export default async function matter({ main, live }) {
   const status = h("p", { id: "matter-status", class: "muted" });
   const list = h("div", { id: "matter-devices" });
@@ -17,7 +27,7 @@ export default async function matter({ main, live }) {
     const health = await get("/api/health");
     const m = (health.integration_details || {}).matter;
     status.textContent = !m ? "Matter is not configured (integrations.matter)."
-      : m.problem ? m.problem : `Matter server connected (${m.nodes} devices).`;
+      : (m.problem ? m.problem : `Matter server connected (${m.nodes} devices).`) + memoryText(m.memory);
     const devices = items(await get("/api/devices"), "devices")
       .filter((d) => d.integration === "matter");
     const states = await Promise.all(devices.map((d) =>
