@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hub.facade import (
     BackoffPolicy,
@@ -37,6 +37,16 @@ from integrations.matter.client import (
 DEFAULT_URL = "ws://127.0.0.1:5580/ws"
 MEMORY_EVERY = 30.0  # seconds between samples of the server's memory for health
 Progress = Callable[[str, str | None], None]  # (step, message)
+
+
+class WifiSecret(Protocol):
+    """The home's Wi-Fi from the vault (hub.provisioning.wifi.WifiCredentials)."""
+
+    @property
+    def ssid(self) -> str: ...
+
+    @property
+    def password(self) -> str: ...
 
 
 class CommissionError(Exception):
@@ -162,19 +172,38 @@ class MatterIntegration:
         return self.client is not None and self.loop is not None and \
             self.loop.state is ReconnectState.CONNECTED
 
-    async def commission(self, code: str, progress: Progress) -> Device:
-        """Commission a device over IP with its pairing code; register it; return it."""
+    async def commission(self, code: str, progress: Progress, wifi: WifiSecret | None = None
+                         ) -> Device:
+        """Commission a device with its pairing code; register it; return it. Over IP, or
+        with `wifi` over BLE: the server hands the device the home's Wi-Fi from the vault."""
         code = check_code(code)
         client = self._client()
-        progress("commissioning", "the Matter server is looking for the device on the LAN")
+        if wifi is not None:
+            progress("wifi", f"the Matter server has the credentials of {wifi.ssid} for the "
+                     "device")
+            try:
+                await client.set_wifi_credentials(wifi.ssid, wifi.password)
+            except ServerError as exc:
+                raise CommissionError("wifi_refused", "the Matter server did not take the "
+                                      f"Wi-Fi credentials: {exc}") from None
+            progress("commissioning", "the Matter server is looking for the device over "
+                     f"Bluetooth LE; it will join {wifi.ssid}")
+        else:
+            progress("commissioning", "the Matter server is looking for the device on the LAN")
         log_mark = await asyncio.to_thread(log_size, self.server_log)
         try:
-            node_id = await asyncio.wait_for(client.commission_with_code(code, True),
-                                             self.commission_timeout)
+            node_id = await asyncio.wait_for(
+                client.commission_with_code(code, network_only=wifi is None),
+                self.commission_timeout)
         except TimeoutError:
             raise CommissionError("timeout", "the device did not answer in time; is it on "
                                   "and in pairing mode on this network?") from None
         except ServerError as exc:
+            if wifi is not None and "Bluetooth commissioning is not available" in str(exc):
+                raise CommissionError("ble_unavailable", "the Matter server cannot use "
+                                      "Bluetooth: it runs without --bluetooth-adapter or the "
+                                      "machine has no working BLE adapter, so it cannot hand "
+                                      "the device the Wi-Fi (docs/matter.md)") from None
             raise await self._commission_failure(exc, log_mark) from None
         progress("interviewed", f"node {node_id} joined the hub's fabric")
         node = client.node(node_id)
@@ -254,7 +283,7 @@ class MatterIntegration:
                 return
             self.client = client
             self.server = {"server_" + k: v for k, v in client.server_info().items()
-                           if k in ("sdk_version", "schema_version")}
+                           if k in ("sdk_version", "schema_version", "bluetooth_enabled")}
             self.loop.connected()  # type: ignore[union-attr]
             self._sync(client.nodes())
             await listening

@@ -73,7 +73,13 @@ class MatterServerClient(Protocol):
     def on_change(self, listener: Listener) -> Callable[[], None]: ...
 
     async def commission_with_code(self, code: str, network_only: bool = True) -> int:
-        """Commission a device with its manual pairing code or QR payload; its node id."""
+        """Commission a device with its manual pairing code or QR payload; its node id.
+        `network_only=False` also looks over BLE and hands the device the Wi-Fi set by
+        `set_wifi_credentials`."""
+        ...
+
+    async def set_wifi_credentials(self, ssid: str, password: str) -> None:
+        """The Wi-Fi the server gives devices it commissions over BLE (a secret)."""
         ...
 
     async def device_command(self, node_id: int, endpoint: int, cluster: int, command: str,
@@ -161,6 +167,10 @@ class PythonMatterServerClient:
                                 network_only=network_only)
         return int(data.node_id)
 
+    async def set_wifi_credentials(self, ssid: str, password: str) -> None:
+        # the library logs messages only with MATTER_VERBOSE_LOGGING set; the hub never sets it
+        await self._call(self._connected().set_wifi_credentials, ssid, password)
+
     async def device_command(self, node_id: int, endpoint: int, cluster: int, command: str,
                              payload: dict[str, Any], timed_ms: int | None = None) -> Any:
         from matter_server.common.models import APICommand
@@ -188,7 +198,8 @@ class PythonMatterServerClient:
         if info is None:
             return {}
         return {"sdk_version": info.sdk_version, "schema_version": info.schema_version,
-                "fabric_id": info.fabric_id, "compressed_fabric_id": info.compressed_fabric_id}
+                "fabric_id": info.fabric_id, "compressed_fabric_id": info.compressed_fabric_id,
+                "bluetooth_enabled": info.bluetooth_enabled}
 
     # -- internals -------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from its card, get a pairing code to share it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,10 @@ async def test_commission_and_control_from_the_dashboard(browser, tmp_path: Path
                 await sign_in(page, hub, totp=False)
                 await page.goto(hub.url + "/#/matter")
                 await expect(page.locator("#matter-status")).to_contain_text("connected")
+                # the server's memory beside the hub's (found by its loopback port here)
+                await expect(page.locator("#matter-status")).to_contain_text(
+                    re.compile(r"Memory: server \d+ MiB, hub \d+ MiB"))
+                await expect(page.locator("#matter-form select[name=ssid]")).to_have_value("")
                 await page.fill("#matter-form input[name=code]", light.manual_code)
                 await page.click("#matter-form button[type=submit]")
                 await expect(page.locator("#matter-progress [data-state=succeeded]")) \

@@ -79,9 +79,11 @@ def detail(hub: Hub) -> dict[str, Any]:
     return hub.integrations.status().get("matter", {}).get("detail", {})
 
 
-async def commission(api_client: Any, code: str, within: float = 60) -> dict[str, Any]:
-    """POST /api/matter/commission and follow the job to its end; the final job."""
-    resp = await api_client.post("/api/matter/commission", json={"code": code})
+async def commission(api_client: Any, code: str, within: float = 60, **body: Any
+                     ) -> dict[str, Any]:
+    """POST /api/matter/commission (`body`: more fields, `ssid`) and follow the job to its
+    end; the final job."""
+    resp = await api_client.post("/api/matter/commission", json={"code": code, **body})
     assert resp.status == 202, await resp.text()
     job = await resp.json()
     loop = asyncio.get_running_loop()

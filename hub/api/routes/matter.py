@@ -22,6 +22,7 @@ from hub.api.spec import ANY, NUM, STR, array, describe, nullable, obj
 from hub.auth.principal import Role
 from hub.bus import JobStep
 from hub.errors import Conflict, DeviceUnavailable, NotFound, ValidationError
+from hub.provisioning.wifi import WifiCredentials, check_ssid
 
 KEEP_JOBS = 50
 JOB = obj(("id", "state"), extra=True, id=STR, state=STR, device_id=nullable(STR),
@@ -59,9 +60,11 @@ _TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("matter_tasks")
 
 @requires(Role.ADMIN)
 @describe("Commission a Matter device over IP with its pairing code", status=202,
-          tags=("matter",), body=obj(("code",), code=STR), response=JOB,
+          tags=("matter",), body=obj(("code",), code=STR, ssid=STR), response=JOB,
           errors=(400, 409, 503),
           description="`code`: the 11/21-digit manual pairing code or the MT:... QR payload. "
+                      "`ssid` (optional): commission over BLE and give the device this Wi-Fi "
+                      "network from the vault (400 naming `ssid` when it is not there). "
                       "Starts a job; progress is `matter_commissioning` events on the "
                       "websocket and GET /api/matter/commission/{job_id}. A malformed code "
                       "is a 400 naming `code`; Matter not configured a 409; a server that is not "
@@ -69,10 +72,14 @@ _TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("matter_tasks")
 async def commission(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     body = await read_json(request)
-    reject_unknown(body, {"code"})
+    reject_unknown(body, {"code", "ssid"})
     code = body_field(body, "code", str)
+    ssid = body_field(body, "ssid", str, required=False, default=None)
     matter = _matter(request)
     code = matter.parse_code(code)  # 400 before anything starts
+    wifi = None
+    if ssid is not None:  # BLE commissioning: the device gets this network from the vault
+        wifi = await hub.provisioning.wifi.credentials(check_ssid(ssid))
     if not matter.connected:
         raise DeviceUnavailable(matter.health().get("problem", "Matter server not connected"))
     actor = principal(request).user_id
@@ -82,7 +89,7 @@ async def commission(request: web.Request) -> web.Response:
     for old in list(jobs)[:-KEEP_JOBS]:
         del jobs[old]
     _step(request.app, job, "pending", None)
-    task = asyncio.create_task(_run(request.app, matter, job, code))
+    task = asyncio.create_task(_run(request.app, matter, job, code, wifi))
     request.app[_TASKS].add(task)
     task.add_done_callback(request.app[_TASKS].discard)
     return json_response(job.to_json(), status=202,
@@ -139,11 +146,12 @@ def _matter(request: web.Request) -> Any:
     return instance
 
 
-async def _run(app: web.Application, matter: Any, job: CommissionJob, code: str) -> None:
+async def _run(app: web.Application, matter: Any, job: CommissionJob, code: str,
+               wifi: WifiCredentials | None) -> None:
     hub = app[HUB_KEY]
     try:
         device = await matter.commission(
-            code, lambda state, message: _step(app, job, state, message))
+            code, lambda state, message: _step(app, job, state, message), wifi)
     except Exception as exc:  # the job ends failed, with why; never a crash of the API
         code_name = getattr(exc, "code", None) or type(exc).__name__
         job.error = {"code": str(code_name), "message": str(exc)}

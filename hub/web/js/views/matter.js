@@ -80,17 +80,26 @@ export default async function matter({ main, live }) {
 
   const code = h("input", { name: "code", required: true, maxlength: 64, autocomplete: "off",
                             placeholder: "3497-011-2332 or MT:..." });
+  // a device already on the LAN, or a new one over Bluetooth given a Wi-Fi network of the vault
+  let networks = [];
+  try { networks = items(await get("/api/wifi/networks"), "networks"); } catch { /* IP only */ }
+  const via = h("select", { name: "ssid" },
+    h("option", { value: "" }, "it is already on this network"),
+    networks.map((n) => h("option", { value: n.ssid }, `over Bluetooth, give it ${n.ssid}`)));
   const form = h("form", {
     id: "matter-form",
     onsubmit: async (e) => {
       e.preventDefault();
       out.replaceChildren(); progress.replaceChildren();
       try {
-        const job = await post("/api/matter/commission", { code: code.value });
+        const body = { code: code.value };
+        if (via.value) body.ssid = via.value;
+        const job = await post("/api/matter/commission", body);
         jobId = job.id; showJob(job); code.value = "";
       } catch (err) { out.append(errorBox(err)); }
     },
-  }, field("Pairing code", code), h("button", { type: "submit" }, "Add Matter device"), out);
+  }, field("Pairing code", code), field("Network", via),
+  h("button", { type: "submit" }, "Add Matter device"), out);
 
   let pending = null;  // state changes of Matter devices: one refresh per burst
   const off = live.on((msg) => {
