@@ -7,7 +7,8 @@ tests/doubles/matter.py) with a hub in this process:
 1. commissioning time per device (pairing code -> hub device registered, attested);
 2. command -> state: `turn_on`/`turn_off` through the hub's command path until the device's
    report of the new value is hub state, p50/p99;
-3. the server's RSS beside the hub's (this process: hub, event loop, client) at the end.
+3. the server's RSS beside the hub's (this process: hub, event loop, client) at the end,
+   measured here and as /api/health shows them (integration.measure_memory).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ async def _measure(hub: Any, server: matter.MatterServer, lights: list[matter.Ma
         latencies.append(time.perf_counter() - start)
     server_pid = server.pid()
     assert server_pid is not None
+    health = (await integration.measure_memory())  # what /api/health shows
+    shown = health["server"]
     rows = [
         ("devices commissioned", str(len(ids)), ""),
         ("commissioning time p50", f"{percentile(commission, 50):.2f} s", "a few s"),
@@ -78,6 +81,9 @@ async def _measure(hub: Any, server: matter.MatterServer, lights: list[matter.Ma
         ("command -> state p99", f"{percentile(latencies, 99) * 1000:.1f} ms", "< 500 ms"),
         ("Matter server RSS", f"{rss_mib(server_pid):.1f} MiB", "~116 MB idle (x86-64)"),
         ("hub RSS (this process)", f"{rss_mib(os.getpid()):.1f} MiB", ""),
+        ("health: server memory", f"{shown['bytes'] / 2**20:.1f} MiB" if shown["bytes"]
+         else f"unknown ({shown['unknown']})", shown.get("source", "")),
+        ("health: hub RSS", f"{health['hub']['bytes'] / 2**20:.1f} MiB", ""),
     ]
     return table(f"bench.matter: {len(ids)} matter.js lights, {commands} commands", rows)
 
