@@ -5,12 +5,18 @@ veth, and a hub whose `matter` integration is a client of that server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from hub.config import load_config
 from hub.hub import Hub
@@ -79,6 +85,19 @@ def detail(hub: Hub) -> dict[str, Any]:
     return hub.integrations.status().get("matter", {}).get("detail", {})
 
 
+@contextlib.asynccontextmanager
+async def added(api_client: Any, device: matter.MatterDevice) -> AsyncIterator[str]:
+    """Start a matter.js device and commission it through the API: its hub device id. The
+    device stops on the way out."""
+    await device.start()
+    try:
+        job = await commission(api_client, device.manual_code)
+        assert job["state"] == "succeeded", job
+        yield str(job["device_id"])
+    finally:
+        await device.stop()
+
+
 async def commission(api_client: Any, code: str, within: float = 60, **body: Any
                      ) -> dict[str, Any]:
     """POST /api/matter/commission (`body`: more fields, `ssid`) and follow the job to its
@@ -93,3 +112,18 @@ async def commission(api_client: Any, code: str, within: float = 60, **body: Any
         await asyncio.sleep(0.1)
         job = await (await api_client.get(f"/api/matter/commission/{job['id']}")).json()
     return job
+
+
+def certificate(name: str, *, ca: bool, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None
+          = None) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """An X.509 certificate (self-signed unless `issuer` is given) and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_name, issuer_key = issuer or (subject, key)
+    now = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(issuer_key, hashes.SHA256()))
+    return cert, key

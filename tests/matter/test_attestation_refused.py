@@ -4,41 +4,30 @@ another maker's root. The job ends `failed` naming the check that failed."""
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
+from hub.cli import EXIT_OK, main
 from tests.doubles import matter
-from tests.matter.conftest import commission
+from tests.matter.conftest import certificate, commission
 
 
-def _foreign_paa(directory: Path) -> None:
-    """A PAA set with one self-signed root of another maker (not the Matter test PAA)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Other Maker PAA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-            .sign(key, hashes.SHA256()))
-    directory.mkdir(parents=True)
-    (directory / "other-maker-paa.der").write_bytes(cert.public_bytes(Encoding.DER))
-    (directory / ".version").write_text("1")
+def _foreign_paa(directory: Path, download: Path) -> None:
+    """A PAA set imported as the docs say (`uone-hub matter import-paa`) from a download that
+    holds one root of another maker, not the Matter test PAA."""
+    root, _ = certificate("Other Maker PAA", ca=True)
+    download.mkdir()
+    (download / "other-maker-paa.der").write_bytes(root.public_bytes(Encoding.DER))
+    assert main(["matter", "import-paa", str(download), "--to", str(directory)]) == EXIT_OK
 
 
 @pytest.fixture
 async def server(matter_parts, tmp_path, lan):
     """The server of this module's hub: its PAA set lacks the root of matter.js devices."""
     paa = tmp_path / "foreign-paa"
-    _foreign_paa(paa)
+    _foreign_paa(paa, tmp_path / "download")
     srv = matter.MatterServer(matter_parts[0], tmp_path / "server", paa)
     async with matter.running(srv):
         yield srv

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from hub.bus import DeviceEvent
-from tests.matter.conftest import commission, wait_until
+from tests.matter.conftest import added, wait_until
 
 
 def state(hub, device_id: str, name: str):
@@ -23,11 +23,7 @@ async def send(api_client, device_id: str, command: str, **params):
 async def test_colour_light_hue_saturation_xy_and_temperature_both_ways(
         hub, make_device, api_client) -> None:
     light = make_device("color")
-    await light.start()
-    try:
-        job = await commission(api_client, light.manual_code)
-        assert job["state"] == "succeeded", job
-        device_id = job["device_id"]
+    async with added(api_client, light) as device_id:
         device = await (await api_client.get(f"/api/devices/{device_id}")).json()
         assert {c["name"] for c in device["commands"]} >= {
             "set_hue_saturation", "set_xy", "set_color_temp", "set_brightness", "turn_on"}
@@ -64,17 +60,11 @@ async def test_colour_light_hue_saturation_xy_and_temperature_both_ways(
         resp = await api_client.post(f"/api/devices/{device_id}/commands", json={
             "command": "set_xy", "params": {"x": 1.5, "y": 0.2}})
         assert resp.status == 400 and "params.x" in await resp.text()
-    finally:
-        await light.stop()
 
 
 async def test_door_lock_lock_unlock_both_ways(hub, make_device, api_client) -> None:
     lock = make_device("lock")
-    await lock.start()
-    try:
-        job = await commission(api_client, lock.manual_code)
-        assert job["state"] == "succeeded", job
-        device_id = job["device_id"]
+    async with added(api_client, lock) as device_id:
         assert state(hub, device_id, "locked") is False
 
         await send(api_client, device_id, "lock")  # a timed invoke, as DoorLock requires
@@ -89,18 +79,12 @@ async def test_door_lock_lock_unlock_both_ways(hub, make_device, api_client) -> 
         await send(api_client, device_id, "unlock")
         await wait_until(lambda: state(hub, device_id, "locked") is False)
         assert (await lock.get("doorLock"))["lockState"] == 2
-    finally:
-        await lock.stop()
 
 
 async def test_window_covering_open_close_stop_position_both_ways(
         hub, make_device, api_client) -> None:
     cover = make_device("cover")  # its motor moves 5 % per 100 ms
-    await cover.start()
-    try:
-        job = await commission(api_client, cover.manual_code)
-        assert job["state"] == "succeeded", job
-        device_id = job["device_id"]
+    async with added(api_client, cover) as device_id:
         assert state(hub, device_id, "position") == 100  # Matter 0 % closed = hub 100 % open
 
         await send(api_client, device_id, "set_position", position=40)
@@ -121,8 +105,6 @@ async def test_window_covering_open_close_stop_position_both_ways(
 
         await cover.set({"windowCovering": {"currentPositionLiftPercent100ths": 2500}})
         await wait_until(lambda: state(hub, device_id, "position") == 75, 20)
-    finally:
-        await cover.stop()
 
 
 async def _until_stopped(cover) -> dict:
@@ -138,11 +120,7 @@ async def _until_stopped(cover) -> dict:
 async def test_button_presses_become_events_an_automation_uses(
         hub, make_device, api_client) -> None:
     button = make_device("switch")
-    await button.start()
-    try:
-        job = await commission(api_client, button.manual_code)
-        assert job["state"] == "succeeded", job
-        device_id = job["device_id"]
+    async with added(api_client, button) as device_id:
         device = await (await api_client.get(f"/api/devices/{device_id}")).json()
         assert set(device["events"]) >= {"button", "press", "long_press", "multi_press"}
         body = {"id": "double_press_lamp",
@@ -176,5 +154,3 @@ async def test_button_presses_become_events_an_automation_uses(
             await wait_until(lambda: state(hub, "virtual.lamp", "on") is True)
         finally:
             unsubscribe()
-    finally:
-        await button.stop()

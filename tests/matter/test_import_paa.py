@@ -3,37 +3,20 @@ marker that stops python-matter-server from emptying the directory; refusals are
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from hub.cli import EXIT_OK, EXIT_USAGE, main
-
-
-def _cert(name: str, *, ca: bool, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None
-          = None) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    issuer_name, issuer_key = issuer or (subject, key)
-    now = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(issuer_key, hashes.SHA256()))
-    return cert, key
+from tests.matter.conftest import certificate
 
 
 def test_import_keeps_roots_and_names_refusals(tmp_path: Path, capsys) -> None:
     src, dst = tmp_path / "download", tmp_path / "paa"
     src.mkdir()
-    root, root_key = _cert("Vendor PAA", ca=True)
-    pai, _ = _cert("Vendor PAI", ca=True, issuer=(root.subject, root_key))
+    root, root_key = certificate("Vendor PAA", ca=True)
+    pai, _ = certificate("Vendor PAI", ca=True, issuer=(root.subject, root_key))
     (src / "root.pem").write_bytes(root.public_bytes(Encoding.PEM))
     (src / "pai.der").write_bytes(pai.public_bytes(Encoding.DER))
     (src / "junk.der").write_bytes(b"not a certificate")
@@ -53,7 +36,7 @@ def test_import_keeps_roots_and_names_refusals(tmp_path: Path, capsys) -> None:
 def test_import_of_nothing_usable_fails(tmp_path: Path, capsys) -> None:
     src = tmp_path / "download"
     src.mkdir()
-    leaf, _ = _cert("A device", ca=False)
+    leaf, _ = certificate("A device", ca=False)
     (src / "dac.der").write_bytes(leaf.public_bytes(Encoding.DER))
     assert main(["matter", "import-paa", str(src), "--to", str(tmp_path / "paa")]) \
         == EXIT_USAGE

@@ -4,7 +4,7 @@ second ecosystem, removal from the hub's fabric)."""
 from __future__ import annotations
 
 from integrations.matter import check_code
-from tests.matter.conftest import commission, wait_until
+from tests.matter.conftest import added, commission, wait_until
 
 
 def state(hub, device_id: str, name: str):
@@ -13,28 +13,18 @@ def state(hub, device_id: str, name: str):
 
 async def test_contact_sensor_follows_the_device(hub, make_device, api_client) -> None:
     sensor = make_device("contact")
-    await sensor.start()
-    try:
-        job = await commission(api_client, sensor.manual_code)
-        assert job["state"] == "succeeded", job
-        device_id = job["device_id"]
+    async with added(api_client, sensor) as device_id:
         device = await (await api_client.get(f"/api/devices/{device_id}")).json()
         assert "contact" in device["attributes"] and device["commands"] == []
         await sensor.set({"booleanState": {"stateValue": True}})
         await wait_until(lambda: state(hub, device_id, "contact") is True)
         await sensor.set({"booleanState": {"stateValue": False}})
         await wait_until(lambda: state(hub, device_id, "contact") is False)
-    finally:
-        await sensor.stop()
 
 
 async def test_thermostat_setpoint_and_temperature(hub, make_device, api_client) -> None:
     thermostat = make_device("thermostat")
-    await thermostat.start()
-    try:
-        job = await commission(api_client, thermostat.manual_code)
-        assert job["state"] == "succeeded", job
-        device_id = job["device_id"]
+    async with added(api_client, thermostat) as device_id:
         assert state(hub, device_id, "current_temperature") == 20.0
         assert state(hub, device_id, "heating_setpoint") == 21.0
         assert state(hub, device_id, "hvac_mode") == "heat"
@@ -52,8 +42,6 @@ async def test_thermostat_setpoint_and_temperature(hub, make_device, api_client)
         resp = await api_client.post(f"/api/devices/{device_id}/commands", json={
             "command": "set_hvac_mode", "params": {"mode": "sideways"}})
         assert resp.status == 400 and "params.mode" in await resp.text()
-    finally:
-        await thermostat.stop()
 
 
 async def test_commissioning_window_and_removal(hub, make_device, api_client) -> None:
