@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -87,8 +88,20 @@ def npm_dir() -> Path:
                  "dependencies": NPM_PACKAGES}))
             subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
                            cwd=root, check=True)
-        shutil.copyfile(DEVICE_SCRIPT, root / DEVICE_SCRIPT.name)  # finds node_modules there
+        # beside node_modules (node finds the packages there), named by its content: the
+        # cache is shared by every checkout on the machine, whose scripts may differ
+        target = root / device_script_name()
+        if not target.exists():
+            tmp = target.with_suffix(f".{os.getpid()}.tmp")
+            shutil.copyfile(DEVICE_SCRIPT, tmp)
+            tmp.rename(target)
     return root
+
+
+def device_script_name() -> str:
+    """The device script's name in the npm cache: matter_device-<content hash>.mjs."""
+    digest = hashlib.sha256(DEVICE_SCRIPT.read_bytes()).hexdigest()[:12]
+    return f"{DEVICE_SCRIPT.stem}-{digest}.mjs"
 
 
 def write_test_paa(npm: Path, directory: Path) -> list[Path]:
@@ -201,7 +214,7 @@ class MatterDevice:
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         self.proc = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", self.ns, "node", str(self.npm / DEVICE_SCRIPT.name),
+            "ip", "netns", "exec", self.ns, "node", str(self.npm / device_script_name()),
             self.kind, str(self.port), str(self.discriminator), str(self.passcode),
             cwd=self.npm, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=log,
