@@ -220,22 +220,6 @@ class MatterIntegration:
             self.ctx.set_problems(device.id, {"attestation": result.reason or "failed"})
         return device
 
-    async def _commission_failure(self, exc: ServerError, log_mark: int) -> CommissionError:
-        """Why the server failed: an attestation refusal the SDK logged names the check
-        (a `failed` attestation); anything else stays `commission_failed`."""
-        try:
-            refused = await asyncio.to_thread(refusal_in_log, self.server_log, log_mark)
-        except OSError as err:
-            return CommissionError("commission_failed", "commissioning failed: the device "
-                                   "was not found, refused the code, or failed attestation "
-                                   f"({exc}; the server's log {self.server_log} that would "
-                                   f"say which is not readable: {err.strerror})")
-        if refused is not None:
-            return CommissionError("attestation_failed", f"{refused.reason}: not added",
-                                   refused.to_json())
-        return CommissionError("commission_failed", "commissioning failed: the device was "
-                               f"not found or refused the code ({exc})")
-
     def attestation(self, device: Device) -> dict[str, Any] | None:
         """The attestation of a node this hub commissioned, as JSON (None if not known)."""
         return self.attestations.get(_node_id(device))
@@ -247,6 +231,13 @@ class MatterIntegration:
         except ServerError as exc:
             raise DeviceUnavailable(f"the device did not open a commissioning window: "
                                     f"{exc}") from None
+
+    async def measure_memory(self) -> dict[str, Any]:
+        """Sample the server's memory (cgroup, else its process) beside the hub's RSS."""
+        server, hub = await asyncio.to_thread(
+            lambda: (memory.server_memory(self.url, self.memory_file), memory.own_rss()))
+        self.memory = {"server": server, "hub": {"bytes": hub}}
+        return self.memory
 
     def health(self) -> dict[str, Any]:
         """The server connection, for /api/health (no personal data)."""
@@ -356,12 +347,21 @@ class MatterIntegration:
                                                        data["data"]):
                 ctx.fire_event(did, event_type, payload)
 
-    async def measure_memory(self) -> dict[str, Any]:
-        """Sample the server's memory (cgroup, else its process) beside the hub's RSS."""
-        server, hub = await asyncio.to_thread(
-            lambda: (memory.server_memory(self.url, self.memory_file), memory.own_rss()))
-        self.memory = {"server": server, "hub": {"bytes": hub}}
-        return self.memory
+    async def _commission_failure(self, exc: ServerError, log_mark: int) -> CommissionError:
+        """Why the server failed: an attestation refusal the SDK logged names the check
+        (a `failed` attestation); anything else stays `commission_failed`."""
+        try:
+            refused = await asyncio.to_thread(refusal_in_log, self.server_log, log_mark)
+        except OSError as err:
+            return CommissionError("commission_failed", "commissioning failed: the device "
+                                   "was not found, refused the code, or failed attestation "
+                                   f"({exc}; the server's log {self.server_log} that would "
+                                   f"say which is not readable: {err.strerror})")
+        if refused is not None:
+            return CommissionError("attestation_failed", f"{refused.reason}: not added",
+                                   refused.to_json())
+        return CommissionError("commission_failed", "commissioning failed: the device was "
+                               f"not found or refused the code ({exc})")
 
     async def _sample_memory(self) -> None:
         assert self.ctx is not None

@@ -65,13 +65,15 @@ def listening_pid(port: int) -> int | None:
                 inodes.add(f"socket:[{fields[9]}]")
     if not inodes:
         return None
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    try:
+        processes = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return None
+    for pid in processes:
         try:
-            for fd in os.scandir(f"/proc/{entry.name}/fd"):
+            for fd in os.scandir(f"/proc/{pid}/fd"):
                 if os.readlink(fd.path) in inodes:
-                    return int(entry.name)
+                    return int(pid)
         except OSError:  # gone, or not ours to look at
             continue
     return None
