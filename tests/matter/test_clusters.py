@@ -107,6 +107,12 @@ async def test_window_covering_open_close_stop_position_both_ways(
         await wait_until(lambda: state(hub, device_id, "position") == 75, 20)
 
 
+def _actions_after_release(seen: list[tuple[str, dict]]) -> list[str]:
+    """The button steps after the first short release."""
+    actions = [d["action"] for t, d in seen if t == "button"]
+    return actions[actions.index("short_release") + 1:] if "short_release" in actions else []
+
+
 async def _until_stopped(cover) -> dict:
     """The device's WindowCovering state once its motor stands (target = current)."""
     for _ in range(200):
@@ -152,5 +158,18 @@ async def test_button_presses_become_events_an_automation_uses(
             assert [d["presses"] for t, d in seen if t == "multi_press"] == [2]
             assert not any(t == "press" for t, _ in seen)
             await wait_until(lambda: state(hub, "virtual.lamp", "on") is True)
+
+            seen.clear()  # held down: long_press while held (after the device's 2 s delay)
+            await button.set({"switch": {"rawPosition": 1}})
+            await wait_until(lambda: any(t == "long_press" for t, _ in seen), 20)
+            await button.set({"switch": {"rawPosition": 0}})
+            await wait_until(lambda: any(d.get("action") == "long_release" for _, d in seen), 20)
+            # then a short press, followed to the end of its sequence (the multi-press
+            # window): events come in order, so the long press's came before and gave no press
+            for position in (1, 0):
+                await button.set({"switch": {"rawPosition": position}})
+            await wait_until(lambda: "multi_press_complete" in _actions_after_release(seen), 20)
+            gestures = [t for t, _ in seen if t != "button"]
+            assert gestures == ["long_press", "press"], gestures
         finally:
             unsubscribe()
