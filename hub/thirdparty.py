@@ -51,6 +51,13 @@ PRIVATE_PARTS = (
     PrivatePart("aiomqtt.client", "Client", "_connected", True,
                 "aiomqtt 2.5 leaves it cancelled (and the socket open) when the connect is "
                 "cancelled before CONNACK; its disconnect callback then raises on the loop"),
+    PrivatePart("pyhap.accessory_driver", "AccessoryDriver", "_srp_verifier", True,
+                "HAP-python 5 hashes B, S and K without their leading zero bytes while Apple's "
+                "accessories and aiohomekit pad them: ~1 pair-setup in 85 failed; the bridge "
+                "sets a padded verifier"),
+    PrivatePart("pyhap.hsrp", "Server", "_padN", False, "the padded SRP verifier pads with it"),
+    PrivatePart("pyhap.hsrp", "Server", "_get_M", False, "recomputed from the padded S"),
+    PrivatePart("pyhap.hsrp", "Server", "_get_HAMK", False, "recomputed from the padded S"),
     PrivatePart("aiomqtt.client", "Client", "_lock", True,
                 "the reusability lock, released after a cancelled connect"),
 )
@@ -177,3 +184,58 @@ def mqtt_client_class() -> Any:
 def _changed(library: str, name: str, consequence: str) -> None:
     _LOG.warning("%s changed: %s is gone; %s (tests/core/test_thirdparty.py says so too)",
                  library, name, consequence)
+
+
+def install_padded_srp(driver: Any) -> None:
+    """Give a HAP-python AccessoryDriver an SRP verifier that pads as HomeKit peers do.
+
+    HAP-python 5.2 writes B, S and K as minimal big-endian integers; iOS, Apple's accessory
+    kit and aiohomekit (its PR #150) use them at full width (B and S 384 bytes, K 64). Each has
+    a leading zero byte 1 time in 256, and then the proofs differ: ~1.2 % of pair-setups end
+    with "authentication error" at M4 although the code was right. Called from the driver's
+    `setup_srp_verifier` (at each M1)."""
+    import hashlib
+
+    from pyhap.params import get_srp_context
+
+    driver._srp_verifier = padded_srp_server_class()(
+        get_srp_context(3072, hashlib.sha512, 16), b"Pair-Setup", driver.state.pincode)
+
+
+class _Wide(int):
+    """An int that `pyhap.util.long_to_bytes` writes at a fixed width (leading zeros kept)."""
+
+    width: int
+
+    def __new__(cls, value: int, width: int) -> _Wide:
+        obj = super().__new__(cls, value)
+        obj.width = width
+        return obj
+
+    def bit_length(self) -> int:
+        return self.width * 8
+
+
+@functools.cache
+def padded_srp_server_class() -> Any:
+    """pyhap.hsrp.Server with B, S and K at full width (see `install_padded_srp`)."""
+    from pyhap.hsrp import Server
+    from pyhap.util import long_to_bytes
+
+    class PaddedServer(Server):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.Bb = self._padN(self.Bb)
+
+        def get_challenge(self) -> tuple[bytes, Any]:
+            return self.s, _Wide(self.B, self.N_len // 8)  # sent padded in M2
+
+        def set_A(self, bytes_A: bytes) -> None:
+            super().set_A(bytes_A)  # checks A, computes S
+            self.Sb = self._padN(long_to_bytes(self.S))
+            self.Kb = self._digest(self.Sb)
+            self.K = _Wide(int.from_bytes(self.Kb, "big"), len(self.Kb))
+            self.M = self._get_M()
+            self.HAMK = self._get_HAMK()
+
+    return PaddedServer

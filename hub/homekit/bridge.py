@@ -38,6 +38,7 @@ from hub.homekit.config import HomekitBridgeConfig
 from hub.state import StateStore
 from hub.storage import Database, Schema
 from hub.tasks import BackgroundTasks
+from hub.thirdparty import install_padded_srp
 from hub.vault import Vault
 
 _LOG = logging.getLogger(__name__)
@@ -238,6 +239,9 @@ class HomekitBridge:
         save = self._snapshot
 
         class VaultDriver(AccessoryDriver):  # HAP-python's state: the vault, not a file
+            def setup_srp_verifier(self) -> None:  # padded like iOS (hub/thirdparty.py)
+                install_padded_srp(self)
+
             def persist(self) -> None:
                 save(self)
 

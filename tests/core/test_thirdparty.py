@@ -115,3 +115,47 @@ def test_no_private_library_attribute_is_read_elsewhere() -> None:
             if name in listed:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
     assert not offenders, offenders
+
+
+def _srp_pair(server_b: int, client_a: int, padded: bool) -> bool:
+    """One SRP exchange between aiohomekit's client and HAP-python's server; True when both
+    proofs verify and both sides hold the same session key."""
+    import hashlib
+
+    from aiohomekit.crypto.srp import SrpClient, pad_left, to_byte_array
+    from pyhap.hsrp import Server
+    from pyhap.params import get_srp_context
+    from pyhap.util import long_to_bytes
+
+    ctx = get_srp_context(3072, hashlib.sha512, 16)
+    cls = thirdparty.padded_srp_server_class() if padded else Server
+    server = cls(ctx, b"Pair-Setup", b"031-45-154", s=bytes(range(1, 17)), b=server_b)
+    salt, big_b = server.get_challenge()
+    client = SrpClient("Pair-Setup", "031-45-154")
+    client.a = client_a
+    client.A = pow(client.g, client_a, client.n)
+    client.A_b = pad_left(to_byte_array(client.A), 384)
+    client.set_salt(bytearray(salt))
+    client.set_server_public_key(long_to_bytes(big_b))  # as HAP-python sends it in M2
+    server.set_A(client.get_public_key_bytes())
+    hamk = server.verify(client.get_proof_bytes())
+    return (hamk is not None and client.verify_servers_proof_bytes(hamk)
+            and long_to_bytes(server.get_session_key()) == client.get_session_key_bytes())
+
+
+def test_padded_srp_pairs_where_stock_hap_python_fails() -> None:
+    """B, S or K with a leading zero byte (1 in 256 each): stock HAP-python and aiohomekit
+    disagree, the padded server agrees. Keys come from a fixed seed (deterministic)."""
+    import random
+
+    rng = random.Random(20261203)
+    plain = (rng.getrandbits(256), rng.getrandbits(256))
+    failing = None
+    for _ in range(4000):
+        b, a = rng.getrandbits(256), rng.getrandbits(256)
+        if not _srp_pair(b, a, padded=False):
+            failing = (b, a)
+            break
+    assert failing is not None, "no failing exchange in 4000: HAP-python fixed? see thirdparty"
+    assert _srp_pair(*failing, padded=True)
+    assert _srp_pair(*plain, padded=True) and _srp_pair(*plain, padded=False)

@@ -11,6 +11,10 @@ lines on stdin (one JSON answer each):
   {"op": "paired"}                             whether a controller is paired
   {"op": "exit"}
 `drop_on_pair`: the process dies in the middle of pair-setup (after M3 arrives).
+
+Its SRP verifier pads B, S and K to full width as Apple's accessory kit does (and as aiohomekit,
+the hub's controller, expects: its PR #150); stock HAP-python 5.2 does not, and ~1 pair-setup in
+85 then fails at M4 with a right code. hub/thirdparty.py has the fix; the hub's bridge uses it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Any
 from pyhap.accessory import Accessory
 from pyhap.accessory_driver import AccessoryDriver
 from pyhap.const import CATEGORY_LIGHTBULB, CATEGORY_OUTLET, CATEGORY_THERMOSTAT
+
+from hub.thirdparty import install_padded_srp
 
 WRITES: list[list[Any]] = []
 
@@ -87,6 +93,7 @@ async def main(kind: str, address: str, port: int, pincode: str, statedir: str,
             os._exit(3)  # the accessory drops mid-pairing (power cut, crash)
 
         HAPServerHandler._pairing_three = die  # type: ignore[method-assign]
+    AccessoryDriver.setup_srp_verifier = install_padded_srp  # type: ignore[method-assign]
     driver = AccessoryDriver(address=address, port=port, pincode=pincode.encode(),
                              persist_file=os.path.join(statedir, f"{kind}.state"),
                              loop=asyncio.get_running_loop())
