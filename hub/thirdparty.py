@@ -222,10 +222,10 @@ def padded_srp_server_class() -> Any:
     from pyhap.hsrp import Server
     from pyhap.util import long_to_bytes
 
-    class PaddedServer(Server):  # type: ignore[misc]
+    class PaddedServer(Server):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.Bb = self._padN(self.Bb)
+            self.Bb = self._padN(long_to_bytes(self.B))
 
         def get_challenge(self) -> tuple[bytes, Any]:
             return self.s, _Wide(self.B, self.N_len // 8)  # sent padded in M2
