@@ -305,7 +305,7 @@ def main() -> None:
              "their .so pages"),
             ("  steady RSS: libpython + stdlib extensions", kind("python"), ""),
             ("  steady RSS: other libraries", kind("libraries"),
-             "OpenSSL, cryptography, SQLite..."),
+             "OpenSSL, SQLite, libyaml..."),
             ("state changes into history", f"{res['hub_rate']:,.0f} /s", ""),
             ("raw SQLite executemany", f"{res['raw_rate']:,.0f} /s", ""),
             ("hub / raw", f"{res['hub_rate'] / res['raw_rate'] * 100:.0f} %", ">= 50 %"),

@@ -1,5 +1,6 @@
 """The floor of start-to-READY: a process that only imports the hub's stack (asyncio, aiohttp's
-server, aiosqlite, PyYAML, cryptography's AEAD, orjson), opens a SQLite file and listens, then
+server, aiosqlite, PyYAML, orjson; not cryptography, which the hub loads only to issue a
+certificate or open a secret), opens a SQLite file and listens, then
 says READY=1 like the hub. bench.core runs it beside the hub, in the same run, so the hub's
 start is shown against what Python and these libraries cost on this machine that day.
 
@@ -19,7 +20,6 @@ async def _serve(port: int, db_path: str) -> None:
     import orjson  # noqa: F401 - part of the stack the hub imports before READY
     import yaml  # noqa: F401
     from aiohttp import web
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401
 
     async with aiosqlite.connect(db_path) as db:
         await db.execute("PRAGMA journal_mode = WAL")

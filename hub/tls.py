@@ -3,6 +3,10 @@
 It names the addresses the API serves on, so `curl --cacert tls-cert.pem https://<LAN IP>/`
 verifies; when they change (a new DHCP lease) it is re-issued under the same key, so a client
 that pins the public key (`spki_pin`, curl --pinnedpubkey) needs no update.
+
+What a certificate names and its pin are also kept beside it (`tls-cert.json`, bound to the
+certificate's and key's bytes by SHA-256), so an ordinary start checks them with the standard
+library: cryptography (its own OpenSSL, +8 MiB of RSS) loads only to issue or re-issue.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import json
 import os
 import socket
 import ssl
@@ -19,6 +24,7 @@ from typing import Any
 
 CERT_FILE = "tls-cert.pem"
 KEY_FILE = "tls-key.pem"
+META_FILE = "tls-cert.json"
 LOOPBACK = ("127.0.0.1", "::1")
 
 
@@ -28,17 +34,23 @@ def ensure_self_signed(state_dir: Path, hostname: str | None = None,
     `<host>.local`, localhost, the loopback addresses and `addresses` (those the API serves
     on). Re-issued when that set changes, always with the same private key, so a client
     that pins the public key (`spki_pin`) keeps working. Blocking."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     cert_path, key_path = state_dir / CERT_FILE, state_dir / KEY_FILE
     host = hostname or socket.gethostname() or "uone-hub"
     dns = {host, f"{host}.local", "localhost"}
     ips = {ipaddress.ip_address(a) for a in (*LOOPBACK, *addresses)}
+    meta = _meta(cert_path, key_path)
+    if meta is not None and (set(meta["dns"]), {ipaddress.ip_address(a) for a in meta["ips"]}
+                             ) == (dns, ips):
+        return cert_path, key_path  # the usual start: nothing changed, nothing to load
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key: Any = None
     if key_path.exists():
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         if cert_path.exists() and _names(cert_path) == (dns, ips, _spki(key.public_key())):
+            _write_meta(cert_path, key_path, dns, ips)  # (a certificate from before the file)
             return cert_path, key_path
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if key is None:
@@ -52,6 +64,7 @@ def ensure_self_signed(state_dir: Path, hostname: str | None = None,
     tmp = cert_path.with_name(cert_path.name + ".new")
     tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     os.replace(tmp, cert_path)  # a reader sees the old certificate or the new, never half
+    _write_meta(cert_path, key_path, dns, ips)
     return cert_path, key_path
 
 
@@ -84,6 +97,9 @@ def serving_addresses(host: str) -> list[str]:
 def spki_pin(cert_path: Path) -> str:
     """The certificate's public key as curl's --pinnedpubkey takes it: sha256//<base64 of
     the SHA-256 of the DER SubjectPublicKeyInfo>. Stays the same across renewals."""
+    meta = _meta(cert_path, None)
+    if meta is not None:
+        return str(meta["pin"])
     from cryptography import x509
 
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
@@ -112,6 +128,39 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _meta(cert_path: Path, key_path: Path | None) -> dict[str, Any] | None:
+    """What `tls-cert.json` says of this certificate (and key), if it is about these bytes."""
+    try:
+        meta = json.loads((cert_path.parent / META_FILE).read_text())
+        if meta["cert_sha256"] != _sha256(cert_path) or (
+                key_path is not None and meta["key_sha256"] != _sha256(key_path)):
+            return None
+        if not (isinstance(meta["dns"], list) and isinstance(meta["ips"], list)
+                and isinstance(meta["pin"], str)):
+            return None
+        return dict(meta)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_meta(cert_path: Path, key_path: Path, dns: set[str], ips: set[Any]) -> None:
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    pin = "sha256//" + base64.b64encode(hashlib.sha256(_spki(cert.public_key())).digest()
+                                        ).decode()
+    meta = {"cert_sha256": _sha256(cert_path), "key_sha256": _sha256(key_path),
+            "dns": sorted(dns), "ips": sorted(str(a) for a in ips), "pin": pin}
+    path = cert_path.parent / META_FILE
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _spki(public_key: Any) -> bytes:

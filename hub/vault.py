@@ -29,14 +29,14 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Any, Literal
 
 from hub.clock import Clock
 from hub.errors import HubError, NotFound, ValidationError
 from hub.storage import Database, Schema
+
+if TYPE_CHECKING:  # cryptography (its own OpenSSL: +8 MiB of RSS) loads at the first secret
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _LOG = logging.getLogger(__name__)
 
@@ -253,6 +253,8 @@ class Vault:
 
     def _cipher(self) -> AESGCM:
         if self._aead is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
             self._aead = AESGCM(self._hub_key().enc_key())
         return self._aead
 
@@ -386,6 +388,8 @@ def rotate(db_path: Path, state_dir: Path, *, progress: Any = None) -> tuple[str
 
 
 def _reencrypt(conn: sqlite3.Connection, old: HubKey, new: HubKey, progress: Any) -> int:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     old_aead, new_aead = AESGCM(old.enc_key()), AESGCM(new.enc_key())
     rows = conn.execute(
         "SELECT id, kind, key_id, nonce, ciphertext, created_at, updated_at, last_used "
@@ -433,6 +437,8 @@ def open_row(
     aead: AESGCM, key: HubKey, kind: str, entry_id: str, nonce: bytes, ct: bytes
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """Decrypt a row and check it belongs where it is: (name, secret, public)."""
+    from cryptography.exceptions import InvalidTag
+
     try:
         plaintext = aead.decrypt(nonce, ct, _aad(kind, entry_id))
     except InvalidTag:

@@ -18,11 +18,6 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 VERSION = 1
 LABEL = b"uone-sync/1"
 HEADER = struct.Struct(">BQ12s")  # version, seq, nonce
@@ -46,7 +41,14 @@ def new_key() -> bytes:
     return os.urandom(32)
 
 
+# cryptography (with its own OpenSSL: +8 MiB of RSS) is imported at the first use: a hub that
+# never syncs never loads it.
+
+
 def _hkdf(root: bytes, info: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(hashes.SHA256(), 32, salt=None, info=LABEL + b"\0" + info.encode()).derive(root)
 
 
@@ -87,6 +89,8 @@ def aad(hub_id: str, topic: str, seq: int) -> bytes:
 
 def seal(key: bytes, hub_id: str, topic: str, seq: int, body: dict[str, Any]) -> bytes:
     """Encrypt a JSON body for `topic` as message number `seq`."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     nonce = os.urandom(12)
     plain = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     ct = AESGCM(key).encrypt(nonce, plain, aad(hub_id, topic, seq))
@@ -100,6 +104,9 @@ def open_envelope(key: bytes, hub_id: str, topic: str, payload: bytes) -> tuple[
     version, seq, nonce = HEADER.unpack_from(payload)
     if version != VERSION:
         raise EnvelopeError(f"unknown version {version}")
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     try:
         plain = AESGCM(key).decrypt(nonce, payload[HEADER.size:], aad(hub_id, topic, seq))
     except InvalidTag:

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -90,13 +91,57 @@ def test_the_commands_are_there_for_every_other_subcommand() -> None:
         assert f"    {command}" in out.stdout, out.stdout
 
 
-def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
+def _wait_healthy(port: int, proc: subprocess.Popen[bytes], scheme: str = "http",
+                  context: Any = None) -> None:
     for _ in range(600):
         if proc.poll() is not None:
             raise AssertionError(f"the hub exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/api/health", timeout=2,
+                                        context=context):
                 return
         except OSError:
             time.sleep(0.05)
     raise AssertionError("the hub did not answer /api/health")
+
+
+def test_a_tls_hub_signs_in_without_cryptography(tmp_path: Path) -> None:
+    """cryptography brings its own OpenSSL (+8 MiB of RSS): the first start issues the
+    certificate with it; later starts check the certificate from tls-cert.json, and a sign-in
+    hashes with the standard library's scrypt, so it stays unloaded."""
+    import ssl
+
+    config, port = _config(tmp_path)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["api"]["host"] = "0.0.0.0"  # not loopback: TLS with the self-signed certificate
+    config.write_text(yaml.safe_dump(cfg))
+    insecure = ssl.create_default_context()
+    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+
+    def run(modules: Path, signin: bool) -> set[str]:
+        proc = subprocess.Popen([sys.executable, "-c", _RUN, str(config), str(modules)],
+                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_healthy(port, proc, scheme="https", context=insecure)
+            if signin:
+                body = json.dumps({"username": "ann", "password": "a long test password"})
+                req = urllib.request.Request(
+                    f"https://127.0.0.1:{port}/api/auth/login", data=body.encode(),
+                    headers={"Content-Type": "application/json"}, method="POST")
+                with urllib.request.urlopen(req, timeout=10, context=insecure) as r:
+                    assert r.status == 200 and json.loads(r.read())["access_token"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        return set(modules.read_text().split())
+
+    first = run(tmp_path / "first.txt", signin=False)
+    assert "cryptography" in first  # it issued the certificate
+    assert (tmp_path / "data" / "tls-cert.json").exists()
+    subprocess.run([sys.executable, "-m", "hub", "user", "add", "ann", "--role", "owner",
+                    "--password-stdin", "-c", str(config)], input="a long test password\n",
+                   cwd=ROOT, capture_output=True, text=True, check=True, timeout=60)
+    second = run(tmp_path / "second.txt", signin=True)
+    assert "hub.auth.passwords" in second  # it signed in
+    assert sorted(m for m in second if m.split(".")[0] == "cryptography") == []
