@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import aiomqtt
-import pytest
 from playwright.async_api import expect
 
 from tests.dashboard.conftest import open_page, screenshot, sign_in, start_hub, stop_hub
+from tests.dashboard.mqtt_pages import broker_for, set_value
 from tests.doubles import mosquitto
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "mqtt" / "fixtures" /
@@ -30,18 +30,12 @@ STATES = {
 }
 
 
-async def _set_value(page, selector: str, value: str) -> None:
-    await page.locator(selector).evaluate(
-        "(el, v) => { el.value = v; el.dispatchEvent(new Event('change')); }", value)
-
-
 async def test_mqtt_device_controls(browser, tmp_path: Path) -> None:
-    reason = mosquitto.available()
-    if reason:
-        pytest.skip(reason)
-    broker = mosquitto.Mosquitto(tmp_path / "broker", mosquitto.make_pki(tmp_path / "pki"),
-                                 {"x": "y"})
-    broker.start()
+    with broker_for(tmp_path) as broker:
+        await _controls(browser, tmp_path, broker)
+
+
+async def _controls(browser, tmp_path: Path, broker: mosquitto.Mosquitto) -> None:
     hub = None
     try:
         async with aiomqtt.Client("127.0.0.1", broker.plain_port) as z2m:
@@ -92,11 +86,11 @@ async def test_mqtt_device_controls(browser, tmp_path: Path) -> None:
                                                    "would be too large")
             await screenshot(page, "mqtt-controls")
 
-            await _set_value(page, f"{bulb} [data-control=light_brightness]", "200")
-            await _set_value(page, f"{bulb} [data-control=light_color_temp]", "300")
-            await _set_value(page, f"{vent} [data-control=cover_position]", "25")
+            await set_value(page, f"{bulb} [data-control=light_brightness]", "200")
+            await set_value(page, f"{bulb} [data-control=light_color_temp]", "300")
+            await set_value(page, f"{vent} [data-control=cover_position]", "25")
             await page.click(f'{vent} [data-command="stop"]')
-            await _set_value(page, f"{thermo} [data-control=climate_target_temperature]",
+            await set_value(page, f"{thermo} [data-control=climate_target_temperature]",
                              "22.5")
             # the select is a list of the announced options, showing the current one
             choice = page.locator(f'{select} [data-command="select_option"] select')
@@ -127,4 +121,3 @@ async def test_mqtt_device_controls(browser, tmp_path: Path) -> None:
     finally:
         if hub is not None:
             stop_hub(hub)
-        broker.stop()
