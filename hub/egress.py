@@ -1,7 +1,8 @@
 """No egress unasked: the one place that decides whether the hub may connect somewhere.
 
-While neither `cloud_sync` nor `remote_access` consent is given, only loopback, link-local,
-private (RFC 1918, IPv6 ULA), multicast and unspecified addresses may be reached. Three
+Without the consent of a remote purpose (`cloud_sync`, `remote_access`, `external_broker`), only
+loopback, link-local, private (RFC 1918, IPv6 ULA), multicast and unspecified addresses may be
+reached; a refusal names the consent that would allow it. Three
 doors lead through here:
 - `EgressGuard.check_destination(host, purpose)`: resolve and check before connecting;
 - `guarded_connector(guard, purpose)` / `open_connection(guard, ...)`: aiohttp and raw asyncio;
@@ -99,7 +100,8 @@ class EgressGuard:
         public = [r for r in self.resolvers if not is_local(r)]
         if not public or any(self.remote_allowed(p) for p in REMOTE_PURPOSES):
             return
-        self._deny(public[0], None, f"name lookup of {name}")
+        self._deny(public[0], None, f"name lookup of {name}",
+                   needs=" or ".join(sorted(REMOTE_PURPOSES)))
 
     def check_address(self, address: str, purpose: str | None = None, where: str = "") -> None:
         """Raise EgressDenied unless `address` (an IP literal) may be reached for `purpose`."""
@@ -130,14 +132,21 @@ class EgressGuard:
                     self._granted[address.split("%", 1)[0]] = purpose
         return addresses
 
-    def _deny(self, address: str, purpose: str | None, where: str) -> None:
+    def _deny(self, address: str, purpose: str | None, where: str,
+              needs: str | None = None) -> None:
+        """Count, log (once per address), report and raise; the message names the consent
+        that would let it through (`needs`, else the purpose's own when it has one)."""
         self.denied += 1
+        if needs is None and purpose in REMOTE_PURPOSES:
+            needs = purpose
+        why = (f"the owner has not given the {needs} consent" if needs else
+               "no consent covers it (it was not made for a purpose the owner can consent to)")
         if address not in self._logged and len(self._logged) < 1024:
             self._logged.add(address)
             _LOG.warning(
-                "refused a connection to %s%s (purpose %s): no cloud_sync/remote_access "
-                "consent, only the local network may be reached",
-                address, f" ({where})" if where and where != address else "", purpose or "none",
+                "refused a connection to %s%s (purpose %s): %s, only the local network may "
+                "be reached", address, f" ({where})" if where and where != address else "",
+                purpose or "none", why,
             )
         if self.on_denied is not None:
             try:
@@ -147,7 +156,7 @@ class EgressGuard:
         context = f" ({where})" if where and where != address else ""
         raise EgressDenied(
             f"connection to {address}{context} refused: it is outside the local network and "
-            "neither cloud_sync nor remote_access consent is given"
+            f"{why}"
         )
 
 

@@ -23,6 +23,7 @@ from hub.devices import Device, DeviceRegistry
 from hub.errors import DeviceUnavailable, IntegrationError, NotFound
 from hub.integration_values import IntegrationValues
 from hub.manifests import Manifest
+from hub.privacy.consent import ConsentChanged
 from hub.reconnect import BackoffPolicy, ReconnectLoop, ReconnectState
 from hub.state import StateStore
 from hub.vault import Vault
@@ -216,6 +217,13 @@ class IntegrationContext:
         `purpose` consent (e.g. "external_broker"); returns its addresses. A library that
         connects from its own thread then passes the process-wide guard too."""
         return await self._host.egress.check_destination(host, purpose)
+
+    def on_consent_changed(self, purpose: str, callback: Callable[[bool], None]) -> None:
+        """`callback(allowed)` each time the owner grants or withdraws `purpose` (or a new
+        privacy notice pauses it), e.g. to drop a connection only that consent allowed
+        (check_egress says whether it still is). Undone on unload."""
+        self._undo.append(self._host.bus.subscribe(
+            ConsentChanged, lambda event: callback(event.allowed), key=purpose))
 
     # subscriptions and tasks
 

@@ -21,7 +21,12 @@ from hub.facade import (
     ValidationError,
 )
 from integrations.mqtt.bridge import Bridge
-from integrations.mqtt.connection import Connection, Settings, SettingsError
+from integrations.mqtt.connection import (
+    EXTERNAL_PURPOSE,
+    Connection,
+    Settings,
+    SettingsError,
+)
 from integrations.mqtt.entities import CommandError
 from integrations.mqtt.tasmota import DEFAULT_PREFIX, Tasmota
 from integrations.mqtt.templates import TemplateError
@@ -55,6 +60,7 @@ class MqttIntegration:
         for device in ctx.devices():  # adopted before: unavailable until the broker says so
             ctx.set_available(device.id, False)
         ctx.on_adopt(self._adopt)
+        ctx.on_consent_changed(EXTERNAL_PURPOSE, self.connection.consent_changed)
         if cfg.get("tasmota_discovery", True):
             self.tasmota = Tasmota(ctx, cfg.get("tasmota_discovery_prefix", DEFAULT_PREFIX),
                                    self.connection, max_payload=self.bridge.max_payload,
@@ -127,6 +133,28 @@ class MqttIntegration:
             raise ValidationError("id", "this MQTT device is not announced any more")
         return self.bridge.adopt(key, name)
 
+    def health(self) -> dict[str, Any]:
+        """For GET /api/health (integration_details.mqtt; no personal data: no topics,
+        names or values): the broker connection, why it is down, and the refusal counters.
+        `problem` (the hub then reports itself degraded) while the broker is not connected."""
+        assert self.bridge is not None and self.connection is not None
+        conn, s = self.connection, self.connection.settings
+        out: dict[str, Any] = {
+            "broker": f"{'mqtts' if s.tls else 'mqtt'}://{s.host}:{s.port}",
+            "state": conn.state, "connected": conn.client is not None,
+            "connects": conn.connects, "last_error": conn.last_error,
+            "devices": len(self.bridge.devices),
+            "adopted": sum(1 for d in self.bridge.devices.values() if d.device_id),
+            "refusals": self.bridge.stats.refusals(),
+        }
+        if self.tasmota is not None:
+            t = self.tasmota.stats
+            out["tasmota"] = {"devices": t.devices, "refused": t.refused,
+                              "oversize": t.oversize, "flood_dropped": t.flood_dropped}
+        if conn.client is None:
+            out["problem"] = f"MQTT broker {s.host}:{s.port} not connected: " + _why(conn)
+        return out
+
     def status(self) -> dict[str, Any]:
         """Connection state and refusal counts (for diagnostics and tests)."""
         assert self.bridge is not None and self.connection is not None
@@ -134,3 +162,20 @@ class MqttIntegration:
                 "connects": self.connection.connects, "devices": len(self.bridge.devices),
                 "stats": self.bridge.stats.as_dict(),
                 **({"tasmota": asdict(self.tasmota.stats)} if self.tasmota else {})}
+
+
+def _why(conn: Connection) -> str:
+    """Why the broker is not connected, in the owner's terms: what to do about it."""
+    s = conn.settings
+    error = conn.last_error
+    if conn.failure == "auth":
+        return ("the broker refused the credentials (integrations.mqtt.username and the "
+                f"password in the vault under {s.password_secret!r}, or the client "
+                f"certificate): {error}")
+    if conn.failure == "consent":
+        return (f"it is outside the local network and the owner has not given the "
+                f"{EXTERNAL_PURPOSE} consent (privacy center)")
+    if conn.failure == "secret":
+        return f"the vault has no secret {s.password_secret!r} (integrations.mqtt." \
+               "password_secret)"
+    return error or "connecting"

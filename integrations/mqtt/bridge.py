@@ -58,9 +58,11 @@ class Stats:
     messages: int = 0
     configs: int = 0
     removed: int = 0
-    refused_config: int = 0
+    refused_config: int = 0  # every discovery message refused, unknown_component included
+    unknown_component: int = 0  # of those: a component the hub does not model
     too_many: int = 0
     refused_state: int = 0
+    bad_availability: int = 0  # neither payload_available nor payload_not_available
     oversize: int = 0
     flood_dropped: int = 0
     template_errors: int = 0
@@ -68,8 +70,16 @@ class Stats:
     commands: int = 0
     ignored_keys: int = 0
 
+    #: the counters of refused or ignored input (what health() reports)
+    REFUSALS = ("refused_config", "unknown_component", "ignored_keys", "too_many",
+                "refused_state", "bad_availability", "oversize", "flood_dropped",
+                "template_errors")
+
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__slots__}
+
+    def refusals(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.REFUSALS}
 
 
 @dataclass(slots=True)
@@ -179,6 +189,8 @@ class Bridge:
                 configs = [parse_config(parsed, raw)]
         except DiscoveryError as exc:
             self.stats.refused_config += 1
+            if exc.key == "component":
+                self.stats.unknown_component += 1
             self._refuse("discovery", f"{topic[:120]}: {exc}")
             return
         for config in configs:
@@ -228,7 +240,10 @@ class Bridge:
         elif text == avail.payload_not_available:
             value = False
         else:
-            self.stats.refused_state += 1
+            self.stats.bad_availability += 1
+            self._refuse("availability", f"{avail.topic[:120]}: {text[:40]!r} is neither "
+                                         f"{avail.payload_available!r} nor "
+                                         f"{avail.payload_not_available!r}")
             return
         state.seen[avail.topic] = value
         state.latest = value

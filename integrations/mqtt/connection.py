@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from hub.facade import (
     BackoffPolicy,
     DeviceUnavailable,
+    EgressDenied,
     IntegrationContext,
     ReconnectLoop,
     ReconnectState,
@@ -33,6 +34,10 @@ EXTERNAL_PURPOSE = "external_broker"  # the consent that lets an off-LAN broker 
 
 class SettingsError(ValueError):
     """`integrations.mqtt` cannot be used as written; names the key."""
+
+
+class MissingSecret(LookupError):
+    """`password_secret` names no entry of the vault."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +126,11 @@ class Connection:
         self._pending: dict[str, bool] = {}  # topic -> subscribe (True) / unsubscribe
         self.subscribed: set[str] = set()  # acknowledged by the broker
         self._wake = asyncio.Event()
+        self._consent_withdrawn = asyncio.Event()  # check the egress again while serving
+        # why the last attempt failed, in the owner's terms: "auth" (the broker refused the
+        # credentials), "consent" (off the LAN without external_broker), "secret" (no such
+        # vault entry), "network" (anything else); None while connected
+        self.failure: str | None = None
 
     @property
     def identifier(self) -> str:
@@ -172,12 +182,34 @@ class Connection:
 
     def _state_changed(self, state: ReconnectState) -> None:
         self.state = state.value
+        if state is ReconnectState.CONNECTED:
+            self.failure = None
+
+    def consent_changed(self, allowed: bool) -> None:
+        """The owner granted or withdrew external_broker. Withdrawn: a session that is up
+        checks the egress again and ends if only that consent let it through (the devices
+        go unavailable). Granted: a wait after a refusal is cut short."""
+        if allowed:
+            if self.loop is not None and self.failure == "consent":
+                self.loop.wake()
+            return
+        self._consent_withdrawn.set()
 
     async def _session(self) -> None:
         """One connection: connect, subscribe, serve until it ends (raises why)."""
+        try:
+            await self._connect_and_serve()
+        except Exception as exc:
+            self.failure = ("auth" if is_auth_error(exc) else
+                            "consent" if isinstance(exc, EgressDenied) else
+                            "secret" if isinstance(exc, MissingSecret) else "network")
+            raise
+
+    async def _connect_and_serve(self) -> None:
         import aiomqtt
 
         try:
+            self._consent_withdrawn.clear()  # a withdrawal from now on is checked again
             await self.ctx.check_egress(self.settings.host, EXTERNAL_PURPOSE)
             if self.settings.tls and self._tls is None:
                 self._tls = await asyncio.to_thread(tls_context, self.settings)
@@ -185,7 +217,7 @@ class Connection:
             if self.settings.password_secret:
                 password = await self.ctx.named_secret(self.settings.password_secret)
                 if password is None:
-                    raise LookupError(f"the vault has no secret "
+                    raise MissingSecret(f"the vault has no secret "
                                       f"{self.settings.password_secret!r} "
                                       "(integrations.mqtt.password_secret)")
             client = mqtt_client_class()(
@@ -216,18 +248,28 @@ class Connection:
         self.loop.connected()
         self._on_connected(True)
         subscriber = asyncio.create_task(self._subscriptions(client), name="mqtt-subscribe")
+        egress = asyncio.create_task(self._egress_watch(), name="mqtt-egress")
         # messages go straight to on_message (_DirectQueue): this only waits for the end
         ended = asyncio.ensure_future(anext(aiter(client.messages)))
         try:
-            await asyncio.wait((ended, subscriber), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((ended, subscriber, egress), return_when=asyncio.FIRST_COMPLETED)
+            if egress.done():
+                egress.result()  # EgressDenied: the consent that let it through is withdrawn
             if subscriber.done():
                 subscriber.result()  # a failed SUBSCRIBE: reconnect
             ended.result()  # MqttError: disconnected
             raise OSError("the broker closed the connection")
         finally:
-            for task in (subscriber, ended):
+            for task in (subscriber, egress, ended):
                 task.cancel()
-            await asyncio.gather(subscriber, ended, return_exceptions=True)
+            await asyncio.gather(subscriber, egress, ended, return_exceptions=True)
+
+    async def _egress_watch(self) -> None:
+        """Raise EgressDenied once a consent withdrawal leaves the broker out of reach."""
+        while True:
+            await self._consent_withdrawn.wait()
+            self._consent_withdrawn.clear()
+            await self.ctx.check_egress(self.settings.host, EXTERNAL_PURPOSE)
 
     def _deliver(self, message: Any) -> None:
         """An aiomqtt Message (when _tune_paho could not reach paho)."""

@@ -4,6 +4,7 @@ exports are pinned."""
 from __future__ import annotations
 
 import ast
+import inspect
 from pathlib import Path
 
 import hub.facade
@@ -52,3 +53,13 @@ def test_facade_exports_are_pinned() -> None:
     ]
     for name in hub.facade.__all__:
         assert hasattr(hub.facade, name)
+
+
+def test_consent_reaches_integrations_as_one_narrow_callback() -> None:
+    """An integration hears of consent only through its context, for a purpose it names, as
+    allowed or not: never the privacy center, the ledger or its event type."""
+    assert "ConsentChanged" not in hub.facade.__all__
+    context = hub.facade.IntegrationContext
+    assert [n for n in dir(context) if "consent" in n.lower()] == ["on_consent_changed"]
+    assert list(inspect.signature(context.on_consent_changed).parameters) == [
+        "self", "purpose", "callback"]

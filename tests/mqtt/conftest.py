@@ -90,6 +90,18 @@ def subscribed(hub: Hub, *topics: str) -> bool:
     return instance is not None and set(topics) <= instance.connection.subscribed
 
 
+async def get_health(hub: Hub) -> dict[str, Any]:
+    """GET /api/health on the hub's real app (public: no sign-in needed)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from hub.api.app import make_app
+
+    async with TestClient(TestServer(make_app(hub))) as client:
+        r = await client.get("/api/health")
+        assert r.status == 200, await r.text()
+        return await r.json()
+
+
 def mqtt_discovered(hub: Hub) -> list[Any]:
     return [d for d in hub.discovery.registry if d.source == "mqtt"]
 

@@ -4,13 +4,24 @@ egress guard for a broker off the LAN, and privacy: history only once adopted, e
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
 from hub.config import load_config
 from hub.hub import Hub
 from hub.state import HISTORY_ROWS
 from tests.conftest import write_config
+from tests.discovery import netns
 from tests.mqtt.conftest import (
     USERS,
     device_client,
+    get_health,
     mqtt_discovered,
     mqtt_section,
     publish_json,
@@ -61,6 +72,14 @@ async def test_wrong_password_is_an_auth_refusal(broker, make_hub) -> None:
         await wait_until(lambda: "Not authorized" in (status(hub)["last_error"] or "")
                          or "not authorised" in (status(hub)["last_error"] or "").lower())
         assert status(hub)["state"] in ("waiting", "connecting")
+        # the owner sees why in /api/health: degraded, the credentials refused
+        body = await get_health(hub)
+        mqtt = body["integration_details"]["mqtt"]
+        assert body["status"] == "degraded" and mqtt["connected"] is False
+        assert "the broker refused the credentials" in mqtt["problem"]
+        assert "'mqtt/broker'" in mqtt["problem"]
+        assert f"integration mqtt: {mqtt['problem']}" in body["problems"]
+        assert "wrong" not in json.dumps(body)  # the password itself never shows
 
 
 async def test_broker_restart(hub, broker, api_client) -> None:
@@ -71,9 +90,15 @@ async def test_broker_restart(hub, broker, api_client) -> None:
     broker.stop()
     await wait_until(lambda: hub.states.available(device_id) is False)
     assert status(hub)["state"] in ("waiting", "connecting")
+    body = await (await api_client.get("/api/health")).json()
+    assert body["status"] == "degraded"
+    assert body["integration_details"]["mqtt"]["problem"].startswith(
+        f"MQTT broker 127.0.0.1:{broker.plain_port} not connected: ")
     broker.start()
     await wait_until(lambda: status(hub)["state"] == "connected")
     await wait_until(lambda: hub.states.available(device_id) is True)
+    body = await (await api_client.get("/api/health")).json()
+    assert body["status"] == "ok" and "problem" not in body["integration_details"]["mqtt"]
     async with device_client(broker) as dev:
         await dev.publish("lamps/l1/state", "OFF", qos=1, retain=True)
     await wait_until(lambda: hub.states.value(device_id, "switch") is False)
@@ -104,11 +129,120 @@ async def test_broker_off_the_lan_needs_consent(broker, make_hub) -> None:
         await wait_until(lambda: "EgressDenied" in (status(hub)["last_error"] or ""))
         assert "external_broker" not in [p for p in ("external_broker",)
                                          if hub.privacy.allowed(p)]
+        assert "the owner has not given the external_broker consent" in \
+            status(hub)["last_error"]
+        mqtt = (await get_health(hub))["integration_details"]["mqtt"]
+        assert "the owner has not given the external_broker consent" in mqtt["problem"]
         await hub.privacy.set_consent("external_broker", True, "owner")
         # with the owner's consent the guard lets that address through (nothing is
         # connected to here: the test's namespace has no route to it)
         assert await hub.privacy.egress.check_destination(
             "203.0.113.7", "external_broker") == ["203.0.113.7"]
+
+
+@pytest.fixture
+def off_lan_address() -> Iterator[str]:
+    """An address of TEST-NET-3 (outside the LAN to the egress guard) on lo, only inside the
+    private network namespace scripts/test.sh runs the suite in; removed after."""
+    reason = netns.unavailable()
+    if reason:
+        pytest.skip(reason)
+    address = f"203.0.113.{os.getpid() % 200 + 20}"
+    subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], check=True)
+    try:
+        yield address
+    finally:
+        subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False)
+
+
+class Relay:
+    """A TCP relay on `address` to the broker's loopback listener: the broker as the hub
+    sees it at an address off the LAN. Counts the connections open through it."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.open = 0
+        self.accepted = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self.open += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            self.open -= 1
+            writer.close()
+
+    def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.create_task(self._serve(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def relay(address: str, target_port: int) -> AsyncIterator[tuple[Relay, int]]:
+    r = Relay(target_port)
+    server = await asyncio.start_server(r.handle, address, 0)
+    try:
+        yield r, server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await r.close()
+        await server.wait_closed()
+
+
+async def test_withdrawing_the_consent_drops_a_broker_off_the_lan(broker, make_hub,
+                                                                  off_lan_address) -> None:
+    """The consent is checked when a session starts and again when it is withdrawn: the
+    session ends at once, the devices go unavailable, and it stays refused."""
+    async with relay(off_lan_address, broker.plain_port) as (r, port):
+        section = mqtt_section(broker, broker_url=f"mqtt://{off_lan_address}:{port}")
+        async with make_hub(section) as hub:
+            await wait_until(lambda: "external_broker consent" in (status(hub)["last_error"]
+                                                                   or ""))
+            assert r.accepted == 0  # refused before any packet left
+            await hub.privacy.set_consent("external_broker", True, "owner")
+            await wait_until(lambda: status(hub)["state"] == "connected")
+            await announce(broker)
+            item = (await wait_until(lambda: mqtt_discovered(hub)))[0]
+            device = await hub.discovery.adopt(item.id, "Lamp")
+            await wait_until(lambda: hub.states.available(device.id) is True)
+            assert r.open == 1
+
+            await hub.privacy.set_consent("external_broker", False, "owner")
+            await wait_until(lambda: hub.states.available(device.id) is False)
+            await wait_until(lambda: r.open == 0)  # the hub closed its connection
+            assert status(hub)["state"] in ("waiting", "connecting")
+            assert "the owner has not given the external_broker consent" in \
+                status(hub)["last_error"]
+            mqtt = (await get_health(hub))["integration_details"]["mqtt"]
+            assert "external_broker consent" in mqtt["problem"]
+            accepted = r.accepted
+            # the next attempts are refused before connecting (the backoff is short here)
+            attempts = hub.integrations.instance("mqtt").connection.loop.attempts
+            await wait_until(lambda: hub.integrations.instance("mqtt").connection.loop
+                             .attempts > attempts + 1)
+            assert r.accepted == accepted and r.open == 0
+            # given again, it comes back by itself
+            await hub.privacy.set_consent("external_broker", True, "owner")
+            await wait_until(lambda: hub.states.available(device.id) is True)
 
 
 async def test_history_only_once_adopted_and_erasure(hub, broker, api_client) -> None:

@@ -1,6 +1,7 @@
-"""Bad input through a real broker: every kind is refused and counted, nothing crashes, what
-is already known is kept; a hostile template marks only its entity as failing, with the
-reason shown in the API; a flood from one device is cut at its rate."""
+"""Bad input through a real broker: every kind is refused and counted (and the counts shown
+in GET /api/health), nothing crashes, what is already known is kept; a hostile template marks
+only its entity as failing, with the reason shown in the API; a flood from one device is cut
+at its rate."""
 
 from __future__ import annotations
 
@@ -21,12 +22,16 @@ SENSOR = {"name": "T", "uniq_id": "s1-t", "stat_t": "s1/t", "unit_of_meas": "°C
 
 async def test_bad_input_is_counted_and_harmless(hub, broker, api_client) -> None:
     async with device_client(broker) as dev:
-        await publish_json(dev, "homeassistant/sensor/s1/t/config", SENSOR)
+        # a key the hub does not know is ignored (and counted); the rest of the config holds
+        await publish_json(dev, "homeassistant/sensor/s1/t/config",
+                           {**SENSOR, "avty_t": "s1/avail", "frobnicate": True})
+        await dev.publish("s1/avail", "online", qos=1, retain=True)
         await dev.publish("s1/t", "20.5", qos=1, retain=True)
         item = (await wait_until(lambda: mqtt_discovered(hub)))[0]
         r = await api_client.post(f"/api/discovered/{item.id}/adopt", json={})
         device_id = (await r.json())["device"]["id"]
-        await wait_until(lambda: hub.states.value(device_id, "t") == 20.5)
+        await wait_until(lambda: hub.states.value(device_id, "t") == 20.5
+                         and hub.states.available(device_id) is True)
 
         garbage = [
             ("homeassistant/switch/x/config", b"{not json"),
@@ -36,18 +41,38 @@ async def test_bad_input_is_counted_and_harmless(hub, broker, api_client) -> Non
             ("homeassistant/switch/v/config", b"{" + b" " * (1024 * 1024) + b"}"),
             ("s1/t", b"hot"),                       # a state that does not parse
             ("s1/t", b"x" * (1024 * 1024)),          # a 1 MB state
+            ("s1/avail", b"maybe"),                  # neither online nor offline
         ]
         for topic, payload in garbage:
             await dev.publish(topic, payload, qos=1)
         await wait_until(lambda: status(hub)["stats"]["oversize"] == 2
                          and status(hub)["stats"]["refused_config"] == 4
-                         and status(hub)["stats"]["refused_state"] == 1)
-        # still connected, the known value kept, the device unchanged
+                         and status(hub)["stats"]["refused_state"] == 1
+                         and status(hub)["stats"]["bad_availability"] == 1)
+        # still connected, the known value and availability kept, the device unchanged
         assert status(hub)["state"] == "connected"
         assert hub.states.value(device_id, "t") == 20.5
+        assert hub.states.available(device_id) is True
         assert [d.name for d in mqtt_discovered(hub)] == ["Sensor one"]
         await dev.publish("s1/t", "21", qos=1)
         await wait_until(lambda: hub.states.value(device_id, "t") == 21)
+
+        # the owner sees the refusals in /api/health, counted by kind (and nothing of the
+        # devices: no topics, names or values in the public answer)
+        r = await api_client.get("/api/health")
+        body = await r.json()
+        mqtt = body["integration_details"]["mqtt"]
+        assert body["status"] == "ok" and "problems" not in body
+        assert mqtt["state"] == "connected" and mqtt["connected"] is True
+        assert mqtt["broker"] == f"mqtt://127.0.0.1:{broker.plain_port}"
+        assert mqtt["last_error"] is None and "problem" not in mqtt
+        assert (mqtt["devices"], mqtt["adopted"]) == (1, 1)
+        assert mqtt["refusals"] == {
+            "refused_config": 4, "unknown_component": 1, "ignored_keys": 1, "too_many": 0,
+            "refused_state": 1, "bad_availability": 1, "oversize": 2, "flood_dropped": 0,
+            "template_errors": 0}
+        text = await r.text()
+        assert "s1/" not in text and "Sensor one" not in text and "20.5" not in text
 
 
 async def test_hostile_template_marks_only_its_entity(hub, broker, api_client) -> None:
@@ -79,6 +104,8 @@ async def test_hostile_template_marks_only_its_entity(hub, broker, api_client) -
         assert status(hub)["stats"]["template_errors"] >= 1
         assert hub.states.value(device_id, "h") is None
         assert status(hub)["state"] == "connected"
+        health = await (await api_client.get("/api/health")).json()
+        assert health["integration_details"]["mqtt"]["refusals"]["template_errors"] >= 1
 
 
 async def test_flood_from_one_device_is_cut(hub, broker, api_client) -> None:
@@ -92,6 +119,8 @@ async def test_flood_from_one_device_is_cut(hub, broker, api_client) -> None:
             await dev.publish("s1/t", str(i), qos=0)
         await wait_until(lambda: status(hub)["stats"]["flood_dropped"] > 0)
         assert status(hub)["state"] == "connected"
+        health = await (await api_client.get("/api/health")).json()
+        assert health["integration_details"]["mqtt"]["refusals"]["flood_dropped"] > 0
 
 
 async def test_too_many_entities_from_one_device(hub, broker) -> None:

@@ -58,6 +58,19 @@ async def test_policy_follows_consent(hub: Hub) -> None:
         guard.check_address("8.8.4.4", "cloud_sync")
 
 
+async def test_a_refusal_names_the_consent_it_needs(hub: Hub) -> None:
+    guard = hub.privacy.egress
+    with pytest.raises(EgressDenied, match="has not given the external_broker consent"):
+        await guard.check_destination("203.0.113.7", "external_broker")
+    with pytest.raises(EgressDenied, match="has not given the cloud_sync consent"):
+        guard.check_address("8.8.4.4", "cloud_sync")
+    with pytest.raises(EgressDenied, match="no consent covers it"):
+        guard.check_address("8.8.4.4", "diagnostics")  # not a purpose that opens the way
+    await hub.privacy.set_consent("cloud_sync", True, "owner")
+    with pytest.raises(EgressDenied, match="has not given the external_broker consent"):
+        await guard.check_destination("203.0.113.7", "external_broker")  # not another's
+
+
 async def test_process_backstop_refuses_raw_sockets_and_logs(hub: Hub, caplog) -> None:
     before = hub.privacy.egress.denied
     caplog.set_level(logging.WARNING, logger="hub.egress")
