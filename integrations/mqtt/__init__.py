@@ -57,6 +57,7 @@ class MqttIntegration:
                              max_rate=float(cfg.get("max_messages_per_device", 200)),
                              subscribe=self.connection.subscribe,
                              unsubscribe=self.connection.unsubscribe)
+        ctx.on_unload(self.bridge.close)
         for device in ctx.devices():  # adopted before: unavailable until the broker says so
             ctx.set_available(device.id, False)
         ctx.on_adopt(self._adopt)

@@ -35,6 +35,7 @@ from integrations.mqtt.entities import (
     Entity,
     Publish,
     StateError,
+    Timer,
     make_entity,
 )
 from integrations.mqtt.hubdevice import (
@@ -138,6 +139,8 @@ class Bridge:
         # Zigbee2MQTT's shared bridge/state topic) gets it, as the retained copy came once
         self._last: dict[str, bytes] = {}
         self._flush_handle: asyncio.Handle | None = None
+        # (device key, entity key, timer name) -> its handle on the hub's clock
+        self._timers: dict[tuple[str, str, str], Any] = {}
         self.connected = False
         self.log = ctx.log
 
@@ -219,6 +222,9 @@ class Bridge:
             self.ctx.fire_event(device.device_id, event[0], event[1])
         if values:
             self._set_values(device, values)
+            timers = entity.timers(values)
+            if timers:
+                self._arm(device, entity, timers)
 
     def _on_availability(self, device_key: str, discovery_key: str, avail: Any,
                          payload: bytes) -> None:
@@ -275,6 +281,7 @@ class Bridge:
         old = device.entities.get(dkey)
         if old is not None:
             self._drop_routes(device, dkey, old)
+            self._disarm(device, old)
         key = _entity_key(config, device, old)
         try:
             entity = make_entity(config, key, self.templates)
@@ -305,6 +312,7 @@ class Bridge:
         device = self.devices[device_key]
         entity = device.entities.pop(dkey)
         self._drop_routes(device, dkey, entity)
+        self._disarm(device, entity)
         device.availability.pop(dkey, None)
         for name in entity.all_attributes():
             device.values.pop(name, None)
@@ -362,6 +370,43 @@ class Bridge:
         device.values.update(values)
         if device.device_id is not None and self.ctx.device(device.device_id) is not None:
             self.ctx.set_state(device.device_id, values)
+
+    # -- timers: expire_after, off_delay (on the hub's clock) --------------------------------
+
+    def _arm(self, device: MqttDevice, entity: Entity, timers: dict[str, Timer | None]
+             ) -> None:
+        clock = self.ctx.clock
+        for name, timer in timers.items():
+            key = (device.key, entity.key, name)
+            running = self._timers.pop(key, None)
+            if running is not None:
+                running.cancel()
+            if timer is not None:
+                self._timers[key] = clock.call_at(
+                    clock.time() + timer.seconds, partial(self._fire, key, entity, timer))
+
+    def _fire(self, key: tuple[str, str, str], entity: Entity, timer: Timer) -> None:
+        self._timers.pop(key, None)
+        device = self.devices.get(key[0])
+        if device is None or device.entities.get(entity.config.discovery.key) is not entity:
+            return  # removed or announced anew since
+        try:
+            self._set_values(device, dict(timer.values))
+        except Exception:  # a timer callback must not raise into the loop
+            self.log.exception("MQTT timer %s of %s failed", key[2], key[0][:80])
+
+    def _disarm(self, device: MqttDevice, entity: Entity) -> None:
+        for key in [k for k in self._timers if k[0] == device.key and k[1] == entity.key]:
+            self._timers.pop(key).cancel()
+
+    def close(self) -> None:
+        """Unloading: no timer fires after this."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
 
     # -- flood control ------------------------------------------------------------------------
 

@@ -328,6 +328,14 @@ def _number(value: Any) -> float:
     return value
 
 
+def _seconds(value: Any) -> float:
+    """A delay in seconds (expire_after, off_delay): a number, not negative."""
+    number = _number(value)
+    if number < 0:
+        raise DiscoveryError("", f"expected seconds (0 or more), got {number}")
+    return number
+
+
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise DiscoveryError("", f"expected an integer, got {type(value).__name__}")
@@ -391,7 +399,7 @@ _CHECKS: dict[str, Any] = {
     "precision": _number, "position_open": _number, "position_closed": _number,
     "tilt_min": _number, "tilt_max": _number, "tilt_opened_value": _number,
     "tilt_closed_value": _number, "speed_range_min": _number, "speed_range_max": _number,
-    "expire_after": _number, "off_delay": _number, "suggested_display_precision": _int,
+    "expire_after": _seconds, "off_delay": _seconds, "suggested_display_precision": _int,
     "options": _strings, "effect_list": _strings, "modes": _strings, "preset_modes": _strings,
     "fan_modes": _strings, "swing_modes": _strings, "supported_color_modes": _strings,
     "event_types": _strings,

@@ -42,6 +42,15 @@ class Publish:
     retain: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """Values an entity takes by itself `seconds` after a state message, unless another
+    message comes first (expire_after, off_delay)."""
+
+    seconds: float
+    values: Values
+
+
 @dataclass(slots=True)
 class Outcome:
     """What a command sends, and the values it sets at once in optimistic mode."""
@@ -105,6 +114,20 @@ class Entity:
 
     def command(self, name: str, params: dict[str, Any]) -> Outcome:
         raise CommandError("command", f"{self.component} {self.key} does not accept {name}")
+
+    def timers(self, values: Values) -> dict[str, Timer | None]:
+        """After a state message gave `values`: timers to arm (name -> Timer; one already
+        running under that name starts over) or to cancel (None). See expire_after and
+        off_delay."""
+        return {}
+
+    def _expiry(self, values: Values) -> dict[str, Timer | None]:
+        """expire_after (sensor, binary_sensor), as Home Assistant does: every value
+        received starts the time over; none for that long and the value is unknown (None)."""
+        seconds = self.config.get("expire_after")
+        if seconds and self.attribute() in values:
+            return {"expire": Timer(float(seconds), {self.attribute(): None})}
+        return {}
 
     # helpers
 
@@ -243,9 +266,23 @@ class Switch(_OnOff):
 class BinarySensor(_OnOff):
     component = "binary_sensor"
 
+    def timers(self, values: Values) -> dict[str, Timer | None]:
+        """expire_after, and off_delay as Home Assistant does: every state message cancels
+        the pending off; `on` sets it again, so the sensor turns off that many seconds after
+        the last `on` (motion sensors that only ever send `on`)."""
+        out = self._expiry(values)
+        seconds = self.config.get("off_delay")
+        if seconds and self.attribute() in values:
+            out["off"] = Timer(float(seconds), {self.attribute(): False}) \
+                if values[self.attribute()] is True else None
+        return out
+
 
 class Sensor(Entity):
     component = "sensor"
+
+    def timers(self, values: Values) -> dict[str, Timer | None]:
+        return self._expiry(values)
 
     def attributes(self) -> dict[str, dict[str, Any]]:
         return {self.attribute(): self._meta()}
@@ -440,6 +477,10 @@ class Light(Entity):
                 out.optimistic[self.attribute("color_temp")] = round(params["color_temp"])
             if rgb is not None:
                 out.optimistic[self.attribute("rgb")] = list(rgb)
+            if "hue" in params:
+                out.optimistic[self.attribute("hs")] = [params["hue"], params["saturation"]]
+            if "x" in params:
+                out.optimistic[self.attribute("xy")] = [params["x"], params["y"]]
             if effect is not None:
                 out.optimistic[self.attribute("effect")] = effect
         return out
@@ -484,16 +525,22 @@ class Light(Entity):
             value = round(params["color_temp"])
             messages.append(self.publish("color_temp_command_topic", self.render_command(
                 "color_temp_command_template", value, str(value))))
+        # the colour templates get the convention's variables besides `value` ("r,g,b",
+        # "h,s", "x,y"): red/green/blue, hue/sat, x/y
         if rgb is not None:
             text = ",".join(map(str, rgb))
             messages.append(self.publish("rgb_command_topic", self.render_command(
-                "rgb_command_template", text, text)))
+                "rgb_command_template", text, text, red=rgb[0], green=rgb[1], blue=rgb[2])))
         if "hue" in params:
-            text = f"{params['hue']},{params['saturation']}"
-            messages.append(self.publish("hs_command_topic", text))
+            hue, sat = params["hue"], params["saturation"]
+            text = f"{hue},{sat}"
+            messages.append(self.publish("hs_command_topic", self.render_command(
+                "hs_command_template", text, text, hue=hue, sat=sat)))
         if "x" in params:
-            text = f"{params['x']},{params['y']}"
-            messages.append(self.publish("xy_command_topic", text))
+            x, y = params["x"], params["y"]
+            text = f"{x},{y}"
+            messages.append(self.publish("xy_command_topic", self.render_command(
+                "xy_command_template", text, text, x=x, y=y)))
         if "effect" in params:
             messages.append(self.publish("effect_command_topic", self.render_command(
                 "effect_command_template", params["effect"], params["effect"])))
@@ -596,7 +643,7 @@ class Cover(Entity):
 
 class Lock(Entity):
     component = "lock"
-    commands = {"lock": {}, "unlock": {}}
+    commands = {"lock": {}, "unlock": {}, "open": {}}  # open: only with payload_open
     _STATES = ("locked", "unlocked", "locking", "unlocking", "jammed", "open", "opening")
 
     def attributes(self) -> dict[str, dict[str, Any]]:
@@ -618,9 +665,11 @@ class Lock(Entity):
     def command(self, name: str, params: dict[str, Any]) -> Outcome:
         if name not in self.commands:
             return super().command(name, params)
+        if name == "open" and self.config.get("payload_open") is None:
+            raise CommandError("command", f"lock {self.key} cannot open (no payload_open)")
         payload = self.config.get(f"payload_{name}", name.upper())
         payload = self.render_command("command_template", payload, payload)
-        return self.send(payload, "locked" if name == "lock" else "unlocked")
+        return self.send(payload, {"lock": "locked", "unlock": "unlocked"}.get(name, "open"))
 
 
 class Button(Entity):
@@ -784,28 +833,59 @@ class Fan(Entity):
 class Climate(Entity):
     component = "climate"
     commands = {"set_hvac_mode": {"hvac_mode": "string"},
-                "set_temperature": {"temperature": "number"},
+                "set_temperature": {"temperature": "number", "target_temp_low": "number",
+                                    "target_temp_high": "number"},
                 "set_preset_mode": {"preset_mode": "string"}}
-    required = {"set_hvac_mode": ("hvac_mode",), "set_temperature": ("temperature",),
-                "set_preset_mode": ("preset_mode",)}
+    _MODES = ["auto", "off", "cool", "heat", "dry", "fan_only"]
+    # set_temperature's parameters (Home Assistant's names) -> (attribute part, command
+    # topic, its template, state topic)
+    _SETPOINTS = {
+        "temperature": ("target_temperature", "temperature_command_topic",
+                        "temperature_command_template", "temperature_state_topic"),
+        "target_temp_low": ("target_temperature_low", "temperature_low_command_topic",
+                            "temperature_low_command_template", "temperature_low_state_topic"),
+        "target_temp_high": ("target_temperature_high", "temperature_high_command_topic",
+                             "temperature_high_command_template",
+                             "temperature_high_state_topic"),
+    }
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        # a thermostat with a low/high range may be given either end alone
+        ranged = any(self.config.get(self._SETPOINTS[p][1])
+                     for p in ("target_temp_low", "target_temp_high"))
+        self.required = {"set_hvac_mode": ("hvac_mode",), "set_preset_mode": ("preset_mode",),
+                         "set_temperature": () if ranged else ("temperature",)}
 
     def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
-        return {"set_temperature": {"temperature": (self.config.get("min_temp", 7),
-                                                    self.config.get("max_temp", 35))}}
-    _MODES = ["auto", "off", "cool", "heat", "dry", "fan_only"]
+        span = (self.config.get("min_temp", 7), self.config.get("max_temp", 35))
+        return {"set_temperature": dict.fromkeys(self._SETPOINTS, span)}
+
+    def accepts(self) -> dict[str, dict[str, str]]:
+        out = super().accepts()
+        out.pop("set_temperature", None)
+        setpoints = {p: "number" for p, (_, topic, _, _) in self._SETPOINTS.items()
+                     if self.config.get(topic)}
+        if setpoints:
+            out["set_temperature"] = setpoints
+        return out
 
     def attributes(self) -> dict[str, dict[str, Any]]:
         get = self.config.get
         unit = "°F" if get("temperature_unit") == "F" else "°C"
         attrs: dict[str, dict[str, Any]] = {
             self.attribute(): {"options": list(get("modes") or self._MODES)}}
-        if get("temperature_command_topic") or get("temperature_state_topic"):
-            attrs[self.attribute("target_temperature")] = {
-                "unit": unit, "min": get("min_temp", 7), "max": get("max_temp", 35),
-                "step": get("temp_step", get("precision", 0.5))}
+        for part, command_topic, _, state_topic in self._SETPOINTS.values():
+            if get(command_topic) or get(state_topic):
+                attrs[self.attribute(part)] = {
+                    "unit": unit, "min": get("min_temp", 7), "max": get("max_temp", 35),
+                    "step": get("temp_step", get("precision", 0.5))}
         if get("current_temperature_topic"):
             attrs[self.attribute("current_temperature")] = {"unit": unit,
                                                             "device_class": "temperature"}
+        if get("current_humidity_topic"):
+            attrs[self.attribute("current_humidity")] = {"unit": "%",
+                                                         "device_class": "humidity"}
         if get("action_topic"):
             attrs[self.attribute("action")] = {}
         if get("preset_mode_command_topic"):
@@ -819,8 +899,14 @@ class Climate(Entity):
             ("mode_state_topic", "mode_state_template", "", self._mode),
             ("temperature_state_topic", "temperature_state_template", "target_temperature",
              _number),
+            ("temperature_low_state_topic", "temperature_low_state_template",
+             "target_temperature_low", _number),
+            ("temperature_high_state_topic", "temperature_high_state_template",
+             "target_temperature_high", _number),
             ("current_temperature_topic", "current_temperature_template",
              "current_temperature", _number),
+            ("current_humidity_topic", "current_humidity_template", "current_humidity",
+             _number),
             ("action_topic", "action_template", "action", str),
             ("preset_mode_state_topic", "preset_mode_value_template", "preset_mode", str)]
         for topic_key, template, part, convert in parts:
@@ -846,16 +932,7 @@ class Climate(Entity):
                 out.optimistic[self.attribute()] = mode
             return out
         if name == "set_temperature":
-            value = params.get("temperature")
-            lo, hi = get("min_temp", 7), get("max_temp", 35)
-            if value is None or not lo <= value <= hi:
-                raise CommandError("params.temperature", f"must be within [{lo}, {hi}]")
-            text = _plain(value)
-            out = Outcome([self.publish("temperature_command_topic", self.render_command(
-                "temperature_command_template", value, text))])
-            if not get("temperature_state_topic"):
-                out.optimistic[self.attribute("target_temperature")] = value
-            return out
+            return self._set_temperature(params)
         if name == "set_preset_mode":
             mode = params.get("preset_mode")
             if mode not in (get("preset_modes") or []):
@@ -863,6 +940,30 @@ class Climate(Entity):
             return Outcome([self.publish("preset_mode_command_topic", self.render_command(
                 "preset_mode_command_template", mode, str(mode)))])
         return super().command(name, params)
+
+    def _set_temperature(self, params: dict[str, Any]) -> Outcome:
+        """One message per setpoint given (temperature, target_temp_low, target_temp_high),
+        each on its own topic, as Home Assistant sends them."""
+        get = self.config.get
+        lo, hi = get("min_temp", 7), get("max_temp", 35)
+        given = [p for p in self._SETPOINTS if params.get(p) is not None]
+        if not given:
+            raise CommandError("params.temperature", "give temperature, or target_temp_low "
+                                                     "and/or target_temp_high")
+        out = Outcome()
+        for param in given:
+            part, topic, template, state_topic = self._SETPOINTS[param]
+            value = params[param]
+            if not get(topic):
+                raise CommandError(f"params.{param}", f"climate {self.key} has no {topic}")
+            if not lo <= value <= hi:
+                raise CommandError(f"params.{param}", f"must be within [{lo}, {hi}]")
+            text = _plain(value)
+            out.messages.append(self.publish(topic, self.render_command(template, value,
+                                                                        text)))
+            if not get(state_topic):
+                out.optimistic[self.attribute(part)] = value
+        return out
 
 
 class Trigger(Entity):
@@ -929,7 +1030,8 @@ _COMMAND_TOPICS: dict[str, dict[str, tuple[str, ...]]] = {
                 "set_preset_mode": ("preset_mode_command_topic",)},
     "switch": {"turn_on": ("command_topic",), "turn_off": ("command_topic",),
                "toggle": ("command_topic",)},
-    "lock": {"lock": ("command_topic",), "unlock": ("command_topic",)},
+    "lock": {"lock": ("command_topic",), "unlock": ("command_topic",),
+             "open": ("command_topic", "payload_open")},
     "button": {"press": ("command_topic",)},
     "number": {"set_value": ("command_topic",)},
     "select": {"select_option": ("command_topic",)},

@@ -13,6 +13,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from hub.clock import Clock
 from hub.config import load_config
 from hub.hub import Hub
 from tests.conftest import write_config
@@ -36,9 +37,12 @@ def mqtt_section(b: mosquitto.Mosquitto, **over: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def make_hub(tmp_path: Path) -> Callable[..., Hub]:
-    def make(section: dict[str, Any], extra: dict[str, Any] | None = None) -> Hub:
+    """`make_hub(section, extra, clock=None)`: a hub (not started) with `section` as
+    integrations.mqtt; `clock` (a ManualClock) for tests that move time."""
+    def make(section: dict[str, Any], extra: dict[str, Any] | None = None, *,
+             clock: Clock | None = None) -> Hub:
         cfg = {"integrations": {"mqtt": section}, **(extra or {})}
-        return Hub(load_config(write_config(tmp_path, cfg)))
+        return Hub(load_config(write_config(tmp_path, cfg)), clock=clock)
     return make
 
 

@@ -8,7 +8,13 @@ import json
 import pytest
 
 from integrations.mqtt.discovery import DiscoveryTopic, parse_config
-from integrations.mqtt.entities import CommandError, Publish, StateError, make_entity
+from integrations.mqtt.entities import (
+    CommandError,
+    Publish,
+    StateError,
+    Timer,
+    make_entity,
+)
 from integrations.mqtt.templates import Templates
 
 
@@ -31,6 +37,23 @@ def test_lock() -> None:
     out = e.command("unlock", {})
     assert out.messages == [Publish("l/set", "U")] and out.optimistic == {}
     assert set(e.accepts()) == {"lock", "unlock"}
+
+
+def test_lock_open_with_payload_open() -> None:
+    """payload_open: the lock can open (unlatch); without it, it cannot."""
+    e = entity("lock", {"stat_t": "l/state", "cmd_t": "l/set", "pl_open": "UNLATCH",
+                        "cmd_tpl": '{"state": "{{ value }}"}'})
+    assert set(e.accepts()) == {"lock", "unlock", "open"}
+    out = e.command("open", {})
+    assert out.messages == [Publish("l/set", '{"state": "UNLATCH"}')] and out.optimistic == {}
+    assert state(e, "l/state", "OPEN") == {"e": "open"}
+    assert state(e, "l/state", "OPENING") == {"e": "opening"}
+    optimistic = entity("lock", {"cmd_t": "l/set", "pl_open": "O"})
+    assert optimistic.command("open", {}).optimistic == {"e": "open"}
+    plain = entity("lock", {"cmd_t": "l/set"})
+    assert set(plain.accepts()) == {"lock", "unlock"}
+    with pytest.raises(CommandError, match="no payload_open"):
+        plain.command("open", {})
 
 
 def test_optimistic_number_and_select() -> None:
@@ -66,15 +89,42 @@ def test_default_schema_light() -> None:
     assert "color_temp" not in e.accepts()["turn_on"]
 
 
+def test_default_schema_light_colour_templates_and_optimistic() -> None:
+    """hs/xy/rgb command templates get `value` ("h,s", "x,y", "r,g,b") and the convention's
+    variables (hue/sat, x/y, red/green/blue); without a state topic every part is set at
+    once."""
+    e = entity("light", {
+        "cmd_t": "l/set", "hs_cmd_t": "l/hs/set", "xy_cmd_t": "l/xy/set", "rgb_cmd_t": "l/rgb",
+        "hs_cmd_tpl": '{"h": {{ hue }}, "s": {{ sat }}, "v": "{{ value }}"}',
+        "xy_cmd_tpl": "{{ x }}|{{ y }}",
+        "rgb_cmd_tpl": "{{ '%02x%02x%02x' % (red, green, blue) }}"})
+    out = e.command("turn_on", {"hue": 10, "saturation": 20})
+    assert out.messages == [Publish("l/hs/set", '{"h": 10, "s": 20, "v": "10,20"}'),
+                            Publish("l/set", "ON")]
+    assert out.optimistic == {"e": True, "e_hs": [10, 20]}
+    out = e.command("turn_on", {"x": 0.31, "y": 0.32})
+    assert out.messages == [Publish("l/xy/set", "0.31|0.32"), Publish("l/set", "ON")]
+    assert out.optimistic == {"e": True, "e_xy": [0.31, 0.32]}
+    out = e.command("turn_on", {"rgb": "#ff8000"})
+    assert out.messages == [Publish("l/rgb", "ff8000"), Publish("l/set", "ON")]
+    assert out.optimistic == {"e": True, "e_rgb": [255, 128, 0]}
+    plain = entity("light", {"cmd_t": "p/set", "hs_cmd_t": "p/hs", "stat_t": "p/state",
+                             "hs_stat_t": "p/hs/state"})
+    out = plain.command("turn_on", {"hue": 10.5, "saturation": 20})
+    assert out.messages == [Publish("p/hs", "10.5,20"), Publish("p/set", "ON")]
+    assert out.optimistic == {}  # it reports its own state
+
+
 def test_json_light_colors_and_optimistic() -> None:
     e = entity("light", {"schema": "json", "cmd_t": "j/set", "brightness": True,
                          "sup_clrm": ["hs", "xy", "rgb"]})
     out = e.command("turn_on", {"hue": 120, "saturation": 50})
     assert json.loads(out.messages[0].payload) == {"state": "ON", "color": {"h": 120, "s": 50}}
-    assert out.optimistic == {"e": True}  # no state topic: optimistic
+    assert out.optimistic == {"e": True, "e_hs": [120, 50]}  # no state topic: optimistic
     out = e.command("turn_on", {"x": 0.3, "y": 0.4, "brightness": 10})
     assert json.loads(out.messages[0].payload) == {"state": "ON", "brightness": 10,
                                                    "color": {"x": 0.3, "y": 0.4}}
+    assert out.optimistic == {"e": True, "e_brightness": 10, "e_xy": [0.3, 0.4]}
     with pytest.raises(CommandError, match="go together"):
         e.command("turn_on", {"hue": 1})
 
@@ -92,6 +142,55 @@ def test_fan_and_climate_commands() -> None:
     with pytest.raises(CommandError):
         c.command("set_hvac_mode", {"hvac_mode": "cool"})
     assert set(c.accepts()) == {"set_hvac_mode", "set_temperature"}
+
+
+def test_climate_range_setpoints_and_humidity() -> None:
+    """temperature_low/high (a heating and a cooling setpoint) and current_humidity, as a
+    Zigbee2MQTT room thermostat announces them (one JSON state topic for all)."""
+    c = entity("climate", {
+        "mode_cmd_t": "t/set/mode", "modes": ["off", "heat", "cool"], "min_temp": "5",
+        "max_temp": "30", "temp_lo_cmd_t": "t/set/heat", "temp_hi_cmd_t": "t/set/cool",
+        "temp_lo_stat_t": "t", "temp_lo_stat_tpl": "{{ value_json.heat }}",
+        "temp_hi_stat_t": "t", "temp_hi_stat_tpl": "{{ value_json.cool }}",
+        "curr_hum_t": "t", "curr_hum_tpl": "{{ value_json.humidity }}",
+        "temp_hi_cmd_tpl": '{"cool": {{ value }}}'})
+    assert state(c, "t", json.dumps({"heat": 20.5, "cool": 26, "humidity": 48})) == {
+        "e_target_temperature_low": 20.5, "e_target_temperature_high": 26,
+        "e_current_humidity": 48}
+    attrs = c.attributes()
+    assert attrs["e_current_humidity"] == {"unit": "%", "device_class": "humidity"}
+    assert attrs["e_target_temperature_low"]["min"] == 5
+    assert "e_target_temperature" not in attrs  # no single setpoint announced
+    assert c.accepts()["set_temperature"] == {"target_temp_low": "number",
+                                              "target_temp_high": "number"}
+    assert c.required["set_temperature"] == ()  # either end alone will do
+    out = c.command("set_temperature", {"target_temp_low": 19, "target_temp_high": 24.5})
+    assert out.messages == [Publish("t/set/heat", "19"), Publish("t/set/cool", '{"cool": 24.5}')]
+    assert out.optimistic == {}  # both report their state
+    with pytest.raises(CommandError, match="no temperature_command_topic"):
+        c.command("set_temperature", {"temperature": 20})
+    with pytest.raises(CommandError, match=r"within \[5, 30\]"):
+        c.command("set_temperature", {"target_temp_high": 31})
+    with pytest.raises(CommandError, match="give temperature"):
+        c.command("set_temperature", {})
+    single = entity("climate", {"temp_cmd_t": "s/temp"})
+    assert single.required["set_temperature"] == ("temperature",)
+    assert single.command("set_temperature", {"temperature": 21}).optimistic == {
+        "e_target_temperature": 21}
+
+
+def test_expire_after_and_off_delay_timers() -> None:
+    """Which timers a state message starts or stops (the bridge runs them on the hub's
+    clock: tests/mqtt/test_timers.py)."""
+    s = entity("sensor", {"stat_t": "s", "unit_of_meas": "W", "exp_aft": 60})
+    values = state(s, "s", "5")
+    assert s.timers(values) == {"expire": Timer(60, {"e": None})}
+    assert entity("sensor", {"stat_t": "s"}).timers({"e": "x"}) == {}
+    b = entity("binary_sensor", {"stat_t": "b", "off_dly": 30, "exp_aft": 600})
+    assert b.timers(state(b, "b", "ON")) == {"expire": Timer(600, {"e": None}),
+                                             "off": Timer(30, {"e": False})}
+    assert b.timers(state(b, "b", "OFF")) == {"expire": Timer(600, {"e": None}), "off": None}
+    assert b.timers({"other": 1}) == {}  # a message that says nothing of it changes nothing
 
 
 def test_binary_sensor_and_cover_tilt() -> None:

@@ -81,6 +81,8 @@ def test_table_is_the_conventions() -> None:
     (json.dumps({"dev": {"ids": {"a": 1}}}).encode(), "device.identifiers"),
     (json.dumps({"min": "low"}).encode(), "min"),
     (json.dumps({"ops": "a,b"}).encode(), "options"),
+    (json.dumps({"exp_aft": -5}).encode(), "expire_after"),
+    (json.dumps({"off_dly": "soon"}).encode(), "off_delay"),
 ])
 def test_bad_configs_name_the_key(payload: bytes, key: str) -> None:
     with pytest.raises(DiscoveryError) as info:
@@ -137,6 +139,8 @@ def test_parser_never_crashes(component: str, raw: dict) -> None:
             except (StateError, TemplateError, ValueError):
                 continue
             assert isinstance(values, dict)
+            for timer in entity.timers(values).values():
+                assert timer is None or (timer.seconds > 0 and timer.values)
 
 
 @settings(max_examples=150, deadline=None)

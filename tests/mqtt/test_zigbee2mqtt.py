@@ -34,6 +34,10 @@ STATES = {
     "zigbee2mqtt/smart vent": {"state": "OPEN", "position": 60},
     "zigbee2mqtt/0x18fc26000000cafe": {"device_mode": "shutter"},
     "zigbee2mqtt/bosch_radiator": {"pi_heating_demand": 35},
+    "zigbee2mqtt/bosch_rm230z": {"operating_mode": "manual", "system_mode": "heat",
+                                 "occupied_heating_setpoint": 20.5,
+                                 "occupied_cooling_setpoint": 26, "local_temperature": 21.2,
+                                 "humidity": 45, "running_state": "idle"},
 }
 
 
@@ -99,6 +103,22 @@ async def test_zigbee2mqtt_models_replayed(hub, broker, api_client) -> None:
             "climate_current_temperature": 19.5, "climate_action": "heating",
             "climate_preset_mode": "manual"}
 
+        # a room thermostat with a heating and a cooling setpoint (temperature_low/high_*)
+        # and a humidity reading (current_humidity_*)
+        room = hub.devices.get(dev_id("0x18fc2600000d7ae3"))
+        await wait_until(lambda: hub.states.value(room.id, "climate_current_humidity") == 45)
+        assert {a: hub.states.value(room.id, a) for a in room.attributes} == {
+            "climate": "heat", "climate_target_temperature_low": 20.5,
+            "climate_target_temperature_high": 26, "climate_current_temperature": 21.2,
+            "climate_current_humidity": 45, "climate_action": "idle",
+            "local_temperature": 21.2}
+        assert room.attribute_meta["climate_current_humidity"].to_json() == {
+            "unit": "%", "device_class": "humidity"}
+        assert room.attribute_meta["climate_target_temperature_high"].to_json() == {
+            "unit": "°C", "min": 5, "max": 30, "step": 0.5}
+        spec = room.command("set_temperature")
+        assert set(spec.params) == {"entity", "target_temp_low", "target_temp_high"}
+
         fan = hub.devices.get(dev_id("0x0017880104e45548"))
         assert hub.states.value(fan.id, "fan") is True
         assert hub.states.value(fan.id, "fan_percentage") == 50
@@ -126,7 +146,9 @@ async def test_zigbee2mqtt_models_replayed(hub, broker, api_client) -> None:
                   "zigbee2mqtt/TS0601_thermostat/set/system_mode", "zigbee2mqtt/fan/set/fan_mode",
                   "zigbee2mqtt/smart vent/set", "zigbee2mqtt/0x18fc26000000cafe/set/device_mode",
                   "zigbee2mqtt/bosch_radiator/set",
-                  "zigbee2mqtt/bosch_radiator/set/pi_heating_demand"]
+                  "zigbee2mqtt/bosch_radiator/set/pi_heating_demand",
+                  "zigbee2mqtt/bosch_rm230z/set/occupied_heating_setpoint",
+                  "zigbee2mqtt/bosch_rm230z/set/occupied_cooling_setpoint"]
         async with recording(broker, *topics) as rec:
             await command(bulb.id, "turn_on", brightness=255, color_temp=250, transition=2)
             await command(bulb.id, "turn_off")
@@ -140,7 +162,9 @@ async def test_zigbee2mqtt_models_replayed(hub, broker, api_client) -> None:
             radiator = hub.devices.get(dev_id("0x18fc2600000d7ae2"))
             await command(radiator.id, "set_hvac_mode", hvac_mode="auto")
             await command(radiator.id, "set_value", value=40)
-            await wait_until(lambda: len(rec.messages) >= 11)
+            await command(room.id, "set_temperature", target_temp_low=19,
+                          target_temp_high=25.5)
+            await wait_until(lambda: len(rec.messages) >= 13)
         assert [json.loads(p) for p in rec.on("zigbee2mqtt/bulb/set")] == [
             {"state": "ON", "brightness": 254, "color_temp": 250, "transition": 2},
             {"state": "OFF"}]
@@ -154,6 +178,8 @@ async def test_zigbee2mqtt_models_replayed(hub, broker, api_client) -> None:
         assert [json.loads(p) for p in rec.on("zigbee2mqtt/bosch_radiator/set")] == [
             {"operating_mode": "schedule"}]
         assert rec.on("zigbee2mqtt/bosch_radiator/set/pi_heating_demand") == ["40"]
+        assert rec.on("zigbee2mqtt/bosch_rm230z/set/occupied_heating_setpoint") == ["19"]
+        assert rec.on("zigbee2mqtt/bosch_rm230z/set/occupied_cooling_setpoint") == ["25.5"]
 
         # the button: a device trigger and an event entity become hub device events
         button = hub.devices.get(dev_id("0x0017880104e45520"))
