@@ -539,11 +539,25 @@ class Bridge:
         if device is None:
             raise CommandError("command", "the device has no announced entities")
         entity, params = pick_entity(device.entities.values(), name, params)
-        outcome = entity.command(name, params)
+        error = entity.error
+        try:
+            outcome = entity.command(name, params)
+        except TemplateError:
+            # the entity now names the failing template: shown with the device at once
+            self.stats.template_errors += 1
+            self._problems_changed(device)
+            raise
         self.stats.commands += 1
+        if entity.error != error:  # a command template that failed works again
+            self._problems_changed(device)
         if outcome.optimistic:
             self._set_values(device, outcome.optimistic)
         return outcome.messages
+
+    def _problems_changed(self, device: MqttDevice) -> None:
+        if device.device_id is not None:
+            self.ctx.set_problems(device.device_id, self.errors(device.device_id))
+        self._mark_dirty(device.key)  # data.entities[].error of the discovered item
 
     def forget(self, device_id: str) -> None:
         device = self._by_device_id(device_id)

@@ -80,6 +80,8 @@ class DeviceBlock:
             return "id:" + self.identifiers[0]
         if self.connections:
             kind, value = self.connections[0]
+            if kind == "mac":  # one device whichever way a MAC is written (AA-BB..., aa:bb...)
+                value = normalize_mac(value) or value
             return f"{kind}:{value.lower()}"
         return None
 

@@ -152,10 +152,13 @@ class Entity:
         if source is None:
             return default
         try:
-            return self.templates.render(source, value=value, **extra)
+            text = self.templates.render(source, value=value, **extra)
         except TemplateError as exc:
             self.error = f"{template_key}: {exc}"
             raise
+        if self.error is not None and self.error.startswith(f"{template_key}: "):
+            self.error = None  # the same template works now
+        return text
 
     def publish(self, topic_key: str, payload: str) -> Publish:
         topic = self.config.get(topic_key)

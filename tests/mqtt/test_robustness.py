@@ -134,3 +134,39 @@ async def test_too_many_entities_from_one_device(hub, broker) -> None:
         item = mqtt_discovered(hub)[0]
         assert len(item.data["entities"]) == bridge.MAX_ENTITIES_PER_DEVICE
         assert status(hub)["state"] == "connected"
+
+
+async def test_a_failing_command_template_shows_in_problems_at_once(hub, broker,
+                                                                    api_client) -> None:
+    """A command whose template fails answers 503 and the device's `problems` (and its
+    discovered entity's error) say so at once; once the template works, they are cleared."""
+    relay = {"name": None, "uniq_id": "ct1", "cmd_t": "ct1/set", "stat_t": "ct1/state",
+             "cmd_tpl": "{{ 100 // (value == 'ON') }}",  # fails for OFF: 100 // False
+             "dev": {"ids": "ct1", "name": "Relay"}}
+    async with device_client(broker) as dev:
+        await publish_json(dev, "homeassistant/switch/ct1/config", relay)
+        item = (await wait_until(lambda: mqtt_discovered(hub)))[0]
+        r = await api_client.post(f"/api/discovered/{item.id}/adopt", json={})
+        device_id = (await r.json())["device"]["id"]
+        before = status(hub)["stats"]["template_errors"]
+
+        r = await api_client.post(f"/api/devices/{device_id}/commands",
+                                  json={"command": "turn_off"})
+        assert r.status == 503, await r.text()
+        assert "ZeroDivisionError" in json.dumps(await r.json())
+        device = await (await api_client.get(f"/api/devices/{device_id}")).json()
+        assert list(device.get("problems", {})) == ["switch"], device
+        assert device["problems"]["switch"].startswith("command_template: ZeroDivisionError")
+        assert status(hub)["stats"]["template_errors"] == before + 1
+        await wait_until(lambda: [e for e in mqtt_discovered(hub)[0].data["entities"]
+                                  if e.get("error", "").startswith("command_template")])
+
+        r = await api_client.post(f"/api/devices/{device_id}/commands",
+                                  json={"command": "turn_on"})
+        assert r.status == 200, await r.text()
+        assert (await r.json())["result"]["published"] == [{"topic": "ct1/set",
+                                                            "payload": "100"}]
+        device = await (await api_client.get(f"/api/devices/{device_id}")).json()
+        assert "problems" not in device
+        await wait_until(lambda: not [e for e in mqtt_discovered(hub)[0].data["entities"]
+                                      if e.get("error")])
