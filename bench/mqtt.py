@@ -82,7 +82,7 @@ def _time_parts() -> None:
     stamp each streamed value as the bridge gets it and as its frame is written (~3 µs)."""
     from hub.api.routes import websocket
     from hub.state import StateStore
-    from integrations.mqtt import connection
+    from integrations.mqtt import thirdparty as paho_parts
     from integrations.mqtt.bridge import Bridge
 
     def timed(cls: Any, name: str, part: str) -> None:
@@ -104,9 +104,9 @@ def _time_parts() -> None:
                     _PARTS[part] = _PARTS.get(part, 0.0) + clock() - t0
         setattr(cls, name, wrapper)
 
-    make_reader = connection._packet_reader
+    make_reader = paho_parts.packet_reader
 
-    class Reader:  # times the loop_read that _tune_paho sets on paho's client
+    class Reader:  # times the loop_read that tune_paho sets on paho's client
         def __init__(self, *args: Any) -> None:
             self.read = make_reader(*args)
 
@@ -114,7 +114,7 @@ def _time_parts() -> None:
             return self.read(max_packets)
 
     timed(Reader, "loop_read", "mqtt read (paho, bridge, state)")
-    connection._packet_reader = lambda *args: Reader(*args).loop_read  # type: ignore[assignment]
+    paho_parts.packet_reader = lambda *args: Reader(*args).loop_read  # type: ignore[assignment]
     timed(Bridge, "on_message", "  bridge (integration, state)")
     timed(StateStore, "set", "    state set (history row, bus)")
     timed(websocket.Connection, "_flush", "websocket: batch (encode, frames, write)")

@@ -21,7 +21,7 @@ from hub.loader import Integration, IntegrationContext
 from hub.manifests import BleMatcher
 from hub.provisioning.evidence import Attestation, Evidence
 from hub.reconnect import BackoffPolicy, ReconnectLoop, ReconnectState
-from hub.thirdparty import mqtt_client_class
+from hub.thirdparty import PrivatePart, mqtt_client_class
 
 __all__ = [
     "Attestation",
@@ -45,6 +45,7 @@ __all__ = [
     "LanProbe",
     "MdnsService",
     "PrivacyScope",
+    "PrivatePart",
     "ReconnectLoop",
     "ReconnectState",
     "StateChanged",

@@ -63,13 +63,15 @@ PRIVATE_PARTS = (
 )
 
 
-def missing_parts() -> list[str]:
-    """The listed parts the installed libraries no longer have (empty when all is well)."""
+def missing_parts(parts: tuple[PrivatePart, ...] = PRIVATE_PARTS) -> list[str]:
+    """The listed parts the installed libraries no longer have (empty when all is well).
+
+    The core's list by default; an integration's own `thirdparty.py` lists its parts too."""
     import importlib
     import inspect
 
     missing = []
-    for part in PRIVATE_PARTS:
+    for part in parts:
         where = f"{part.module}.{part.owner + '.' if part.owner else ''}{part.name}"
         try:
             module = importlib.import_module(part.module)

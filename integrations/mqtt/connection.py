@@ -6,9 +6,7 @@ broker refused our credentials). aiomqtt (paho underneath) is the MQTT client.
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +22,11 @@ from hub.facade import (
     mqtt_client_class,
 )
 
+from .thirdparty import tune_paho
+
 AUTH_REASONS = frozenset({4, 5, 134, 135, 138})  # bad user/password, not authorized, banned
 AUTH_FLOOR = 30.0
 STABLE_AFTER = 60.0
-READ_SIZE = 65536
-MQTT_V5 = 5  # paho's MQTTProtocolVersion.MQTTv5: PUBLISH packets carry properties
 EXTERNAL_PURPOSE = "external_broker"  # the consent that lets an off-LAN broker through
 
 
@@ -226,7 +224,7 @@ class Connection:
                 keepalive=self.settings.keepalive, tls_context=self._tls, timeout=10.0,
                 protocol=aiomqtt.ProtocolVersion.V311, queue_type=_direct_queue(self._deliver))
             async with client:
-                _tune_paho(client, self._handle)
+                tune_paho(client, self._handle)
                 await self._serve(client)
         finally:
             if self.client is not None:
@@ -272,7 +270,7 @@ class Connection:
             await self.ctx.check_egress(self.settings.host, EXTERNAL_PURPOSE)
 
     def _deliver(self, message: Any) -> None:
-        """An aiomqtt Message (when _tune_paho could not reach paho)."""
+        """An aiomqtt Message (when tune_paho could not reach paho)."""
         payload = message.payload
         if not isinstance(payload, bytes):
             payload = b"" if payload is None else (
@@ -322,144 +320,3 @@ def _direct_queue(deliver: Callable[[Any], None]) -> type[_DirectQueue]:
             deliver(item)
 
     return Queue
-
-
-class _ReadBuffer:
-    """paho's socket, read 64 KiB at a time.
-
-    paho reads each packet with three recv calls (type byte, length byte, rest) and handles
-    one packet per readiness callback, so a message costs three system calls and a turn of
-    the event loop. Behind this buffer one recv brings every packet that has arrived, and
-    `pending()` (which aiomqtt's read callback asks, as for TLS) makes it decode them all
-    in the same callback."""
-
-    __slots__ = ("_buf", "_inner_pending", "_pos", "_sock")
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._buf = b""
-        self._pos = 0
-        self._inner_pending = getattr(sock, "pending", None)  # TLS: decrypted, not read
-
-    def recv(self, size: int) -> bytes:
-        pos = self._pos
-        if pos >= len(self._buf):
-            data = self._sock.recv(max(size, READ_SIZE))  # BlockingIOError passes through
-            if len(data) <= size:
-                self._buf, self._pos = b"", 0
-                return data
-            self._buf, pos = data, 0
-        out = self._buf[pos:pos + size]
-        self._pos = pos + len(out)
-        return out
-
-    def pending(self) -> int:
-        inner = self._inner_pending
-        return len(self._buf) - self._pos + (inner() if inner is not None else 0)
-
-    def fill(self) -> bool:
-        """Read what has arrived unless something is still buffered; False when nothing
-        was read (would block, end of stream, an error: paho's own read meets it again)."""
-        if self._pos < len(self._buf):
-            return True
-        try:
-            data = self._sock.recv(READ_SIZE)
-        except Exception:  # paho reads again and handles it
-            return False
-        self._buf, self._pos = data, 0
-        return bool(data)
-
-    def publish(self) -> tuple[bytes, bytes] | None:
-        """The next packet's topic and payload if it is a QoS 0 PUBLISH read whole, taken
-        out of the buffer; else None and nothing taken (paho reads it)."""
-        buf, pos = self._buf, self._pos
-        end = len(buf)
-        if end - pos < 5 or buf[pos] & 0xF6 != 0x30:  # type PUBLISH, QoS bits 0
-            return None
-        length, shift, i = 0, 0, pos + 1
-        while True:  # the remaining length: up to four 7-bit bytes
-            byte = buf[i]
-            length |= (byte & 0x7F) << shift
-            i += 1
-            if byte < 0x80:
-                break
-            shift += 7
-            if shift > 21 or i >= end:
-                return None
-        stop = i + length
-        topic_end = i + 2 + ((buf[i] << 8) | buf[i + 1]) if i + 1 < end else end + 1
-        if stop > end or topic_end > stop or topic_end == i + 2:  # or an empty topic
-            return None
-        self._pos = stop
-        return buf[i + 2:topic_end], buf[topic_end:stop]
-
-    def __getattr__(self, name: str) -> Any:  # send, fileno, close, ...
-        return getattr(self._sock, name)
-
-
-def _tune_paho(client: Any, handle: Callable[[str, bytes], None]) -> None:
-    """Under aiomqtt, on its paho client: a _ReadBuffer under the socket, and each message
-    handed on as paho decodes it (topic and payload, without aiomqtt's Message and Topic
-    objects and their checks: ~8 µs a message); a whole QoS 0 PUBLISH (what devices send
-    for state) is taken straight from the buffer (_packet_reader). All are internals
-    of the libraries: if a later version moves them, messages still come through
-    _DirectQueue, one recv at a time.
-    """
-    paho = getattr(client, "_client", None)
-    sock = getattr(paho, "_sock", None)
-    if sock is None:
-        return
-    if not isinstance(sock, _ReadBuffer):
-        paho._sock = _ReadBuffer(sock)  # type: ignore[union-attr]
-
-    def on_message(_client: Any, _userdata: Any, message: Any) -> None:
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:  # MQTT requires UTF-8; aiomqtt would end the session
-            return
-        handle(topic, message.payload)
-
-    paho.on_message = on_message  # type: ignore[union-attr]
-    if isinstance(getattr(paho, "_in_packet", None), dict) and hasattr(paho, "_logger") \
-            and getattr(paho, "_protocol", None) != MQTT_V5:
-        paho.loop_read = _packet_reader(paho, paho._sock, paho.loop_read, handle)  # type: ignore[union-attr]
-
-
-def _packet_reader(paho: Any, buffer: _ReadBuffer, original: Callable[[int], Any],
-                   handle: Callable[[str, bytes], None]) -> Callable[[int], Any]:
-    """paho's loop_read, with every whole QoS 0 PUBLISH already read cut out here.
-
-    For each PUBLISH paho makes three reads into the buffer, builds an MQTTMessage and an
-    MQTTMessageInfo, formats a debug log line, takes three locks and matches per-topic
-    callbacks (which aiomqtt does not use): ~40 µs a message on the hub's loop. A QoS 0
-    PUBLISH (what devices send for state) is a topic and a payload, with no
-    acknowledgement and no packet id, so they are handed on from the buffer directly.
-    Everything else goes to paho as before: other packets, QoS 1 and 2 (paho answers
-    them), a packet not read whole, malformed ones (paho's error), MQTT 5 (properties)
-    and all packets while paho's debug logging is on."""
-    from paho.mqtt.enums import MQTTErrorCode
-
-    success = MQTTErrorCode.MQTT_ERR_SUCCESS
-    debug = logging.DEBUG
-    clock = time.monotonic  # paho's clock for keepalive
-
-    def loop_read(max_packets: int = 1) -> Any:
-        logger = paho._logger
-        if paho._in_packet["command"] or paho._sock is not buffer or paho.on_log is not None \
-                or (logger is not None and logger.isEnabledFor(debug)) or not buffer.fill():
-            return original(max_packets)
-        taken = False
-        while (packet := buffer.publish()) is not None:
-            taken = True
-            try:
-                topic = packet[0].decode()
-            except UnicodeDecodeError:  # MQTT requires UTF-8; aiomqtt would end the session
-                continue
-            handle(topic, packet[1])
-        if taken:
-            paho._last_bytes_received = clock()
-            if not buffer.pending():
-                return success
-        return original(max_packets)
-
-    return loop_read

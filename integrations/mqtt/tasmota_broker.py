@@ -24,6 +24,8 @@ from paho.mqtt.client import topic_matches_sub
 
 from hub.facade import DeviceUnavailable
 
+from .thirdparty import cancel_pending_messages
+
 # what a command publishes: the command's task sets a list, its publishes go in it
 RECORDING: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
     "tasmota_recording", default=None)
@@ -86,8 +88,7 @@ class Broker:
 
     async def stop(self) -> None:
         for c in self._clients.values():  # hatasmota's debounce timers (status polls)
-            for timer in list(c._pending_messages.values()):
-                timer.cancel()
+            cancel_pending_messages(c)
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)

@@ -34,6 +34,7 @@ from hatasmota.status_sensor import TasmotaStatusSensor
 from hatasmota.switch import TasmotaSwitch
 
 from integrations.mqtt.entities import CommandError, parse_rgb
+from integrations.mqtt.thirdparty import entity_config
 
 Values = dict[str, Any]
 Meta = dict[str, Any]
@@ -351,7 +352,7 @@ class StatusPart(Part):
 
 def make_part(entity: TasmotaEntity) -> Part:
     """The part for a hatasmota entity, with its key."""
-    cfg: Any = entity._cfg  # hatasmota keeps an entity's config there (no public accessor)
+    cfg: Any = entity_config(entity)
     if isinstance(entity, TasmotaLight):
         if cfg.endpoint == "relay":
             part: Part = RelayPart(entity, f"light_{cfg.idx + 1}")

@@ -47,7 +47,8 @@ def test_facade_exports_are_pinned() -> None:
         "DeviceEvent", "DeviceUnavailable", "DiscoveredDevice", "DiscoveryInfo", "EgressDenied",
         "Event",
         "Evidence", "HubError", "Integration", "IntegrationContext", "LanProbe", "MdnsService",
-        "PrivacyScope", "ReconnectLoop", "ReconnectState", "StateChanged", "TransportChoice",
+        "PrivacyScope", "PrivatePart", "ReconnectLoop", "ReconnectState", "StateChanged",
+        "TransportChoice",
         "ValidationError",
         "choose_transport", "mqtt_client_class", "normalize_mac", "probe_lan",
     ]

@@ -11,12 +11,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from integrations.mqtt.connection import (
+from integrations.mqtt.connection import _direct_queue
+from integrations.mqtt.thirdparty import (
     READ_SIZE,
-    _direct_queue,
-    _packet_reader,
-    _ReadBuffer,
-    _tune_paho,
+    ReadBuffer,
+    packet_reader,
+    tune_paho,
 )
 from tests.mqtt.conftest import (
     device_client,
@@ -40,9 +40,9 @@ async def test_burst_arrives_whole_and_in_order(hub, broker, api_client) -> None
         await wait_until(lambda: subscribed(hub, "b1/n"))
         # the fast path is in place (fails when aiomqtt or paho move the internals it uses)
         paho = hub.integrations.instance("mqtt").connection.client._client
-        assert isinstance(paho._sock, _ReadBuffer)
-        assert paho.on_message.__qualname__.startswith("_tune_paho")
-        assert paho.loop_read.__qualname__.startswith("_packet_reader")
+        assert isinstance(paho._sock, ReadBuffer)
+        assert paho.on_message.__qualname__.startswith("tune_paho")
+        assert paho.loop_read.__qualname__.startswith("packet_reader")
         before = status(hub)["stats"]["messages"]
         # 150 x 1 KB without pauses (under the device's flood limit): more than one
         # read's worth, and packets cut at the read's edge
@@ -79,7 +79,7 @@ class _Sock:
 
 def test_read_buffer_serves_small_reads_from_one_recv() -> None:
     sock = _Sock(b"\x30\x05ab123\x30\x05ab4", BlockingIOError, b"56", b"")
-    buf = _ReadBuffer(sock)
+    buf = ReadBuffer(sock)
     assert [buf.recv(1), buf.recv(1), buf.recv(5)] == [b"\x30", b"\x05", b"ab123"]
     assert buf.pending() == 5 and sock.sizes == [READ_SIZE]
     assert [buf.recv(1), buf.recv(1), buf.recv(5)] == [b"\x30", b"\x05", b"ab4"]  # short
@@ -95,7 +95,7 @@ def test_read_buffer_over_a_real_socket() -> None:
     a, b = socket.socketpair()
     with a, b:
         b.setblocking(False)
-        buf = _ReadBuffer(b)
+        buf = ReadBuffer(b)
         payload = bytes(range(256)) * 600  # more than one READ_SIZE
         a.sendall(payload)
         got = b""
@@ -129,8 +129,8 @@ def _publish(topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -
 
 
 class _Paho:
-    """A paho client on one end of a socketpair, read through _ReadBuffer and
-    _packet_reader as _tune_paho sets them up; messages from either way are recorded."""
+    """A paho client on one end of a socketpair, read through ReadBuffer and
+    packet_reader as tune_paho sets them up; messages from either way are recorded."""
 
     def __init__(self, protocol: int = mqtt.MQTTv311) -> None:
         self.peer, self.sock = socket.socketpair()
@@ -139,8 +139,8 @@ class _Paho:
         self.via_paho: list[tuple[str, bytes]] = []
         self.fast: list[tuple[str, bytes]] = []
         self.client.on_message = lambda _c, _u, m: self.via_paho.append((m.topic, m.payload))
-        self.client._sock = _ReadBuffer(self.sock)  # type: ignore[assignment]
-        self.read = _packet_reader(self.client, self.client._sock, self.client.loop_read,
+        self.client._sock = ReadBuffer(self.sock)  # type: ignore[assignment]
+        self.read = packet_reader(self.client, self.client._sock, self.client.loop_read,
                                    lambda topic, payload: self.fast.append((topic, payload)))
 
     def feed(self, data: bytes) -> None:
@@ -156,7 +156,7 @@ class _Paho:
         self.sock.close()
 
 
-def test_packet_reader_takes_whole_qos0_publishes_and_leaves_the_rest_to_paho() -> None:
+def testpacket_reader_takes_whole_qos0_publishes_and_leaves_the_rest_to_paho() -> None:
     p = _Paho()
     try:
         big = bytes(range(256)) * 40  # a 10 KB payload: a two-byte remaining length
@@ -181,7 +181,7 @@ def test_packet_reader_takes_whole_qos0_publishes_and_leaves_the_rest_to_paho() 
         p.close()
 
 
-def test_packet_reader_leaves_debug_logging_and_mqtt5_to_paho() -> None:
+def testpacket_reader_leaves_debug_logging_and_mqtt5_to_paho() -> None:
     p = _Paho()
     try:
         logger = logging.getLogger("test.mqtt.paho")
@@ -194,7 +194,7 @@ def test_packet_reader_leaves_debug_logging_and_mqtt5_to_paho() -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client._sock = socket.socket()  # type: ignore[assignment]
     try:
-        _tune_paho(type("Aiomqtt", (), {"_client": client})(), lambda t, p: None)
+        tune_paho(type("Aiomqtt", (), {"_client": client})(), lambda t, p: None)
         assert client.loop_read.__qualname__ == "Client.loop_read"  # paho's own
     finally:
         client._sock.close()  # type: ignore[union-attr]
