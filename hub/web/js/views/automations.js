@@ -47,7 +47,7 @@ function row(a, refresh, traces) {
     h("td", {}, h("div", { class: "row" }, enabled ? btn("Disable", "disable") : btn("Enable", "enable"),
       btn("Run now", "trigger"),
       a.source !== "yaml" ? h("button", { type: "button", class: "secondary", "aria-label": `Edit ${a.name || a.id}`,
-        onclick: () => openEditor(a.definition || a) }, "Edit") : null,
+        onclick: () => openEditor({ ...(a.definition || a), enabled }) }, "Edit") : null,
       h("button", { type: "button", class: "link", "aria-label": `Traces of ${a.name || a.id}`,
         onclick: () => showTraces(a, traces) }, "Traces"))));
 }
