@@ -295,6 +295,20 @@ async def test_editing_in_the_form_keeps_settings_and_the_off_state(browser,
     await context.close()
 
 
+async def test_trace_durations_never_read_60(browser, running_hub: RunningHub) -> None:
+    context, page, watch = await open_page(browser, running_hub)
+    await sign_in(page, running_hub, totp=False)
+    # the formatter the trace timeline uses, as the page loads it
+    got = await page.evaluate("""async (secs) => {
+        const { duration } = await import("/static/js/views/automations.js");
+        return secs.map(duration); }""",
+        [0.0123, 0.9996, 3.44, 59.96, 119.6, 151.5209, 3599.7, 3629.9, 7199.9, 86400 + 59])
+    assert got == ["12 ms", "1.0 s", "3.4 s", "1 min 0 s", "2 min 0 s", "2 min 32 s",
+                   "1 h 0 min", "1 h 0 min", "2 h 0 min", "24 h 1 min"], got
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
+
+
 async def test_nested_actions_edited_with_the_form_widgets(browser,
                                                            running_hub: RunningHub) -> None:
     hub = running_hub
