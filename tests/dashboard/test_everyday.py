@@ -168,6 +168,68 @@ async def test_device_page_rename_move_history_remove(browser, tmp_path) -> None
         await asyncio.to_thread(stop_hub, hub)
 
 
+async def test_history_starts_with_the_value_held_before_the_range(browser, tmp_path) -> None:
+    """A porch light on since two hours ago and a sensor that has not changed since: the 1 h
+    graphs show them from the start of the range, not "Nothing recorded"."""
+    import asyncio
+    import re
+    import sqlite3
+    import time
+
+    from tests.dashboard.conftest import PASSWORD, start_hub, stop_hub
+
+    devices = [{"id": "porch", "name": "Porch light", "kind": "switch", "initial": True},
+               {"id": "temp", "name": "Temperature", "kind": "sensor", "initial": 20.0,
+                "unit": "°C"}]
+    extra = {"integrations": {"virtual": {"devices": devices}}}
+    hub = await asyncio.to_thread(start_hub, tmp_path, extra)
+    await asyncio.to_thread(stop_hub, hub)
+    db = sqlite3.connect(hub.data / "hub.db")  # two hours later: all of it happened before
+    with db:
+        for table in ("history", "history_recent"):
+            db.execute(f"UPDATE {table} SET ts = ts - 7200")
+        db.execute("UPDATE states SET last_changed = last_changed - 7200, "
+                   "last_updated = last_updated - 7200")
+    db.close()
+    hub = await asyncio.to_thread(start_hub, tmp_path, extra, owner=False)
+    try:
+        hub.token = hub.request("POST", "/api/auth/login",
+                                {"username": "owner", "password": PASSWORD},
+                                token="")["access_token"]
+        r = hub.request("GET", f"/api/devices/virtual.porch/history?since={time.time() - 3600}"
+                        "&points=200")
+        assert r["changes"] == [] and [(b["attribute"], b["value"]) for b in r["before"]] \
+            == [("on", True)], r
+        context, page, watch = await open_page(browser, hub)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/device/virtual.porch")
+        await page.click('[data-range="1 h"]')
+        band = page.locator("#history svg.timeline rect")
+        # on across the whole range: from the left edge of the plot (x 44) to its right (592)
+        await expect(band).to_have_attribute("x", "44")
+        await expect(band).to_have_count(1)
+        assert await band.get_attribute("class") == "on"
+        assert round(float(await band.get_attribute("width") or 0)) == 592 - 44
+        await screenshot(page, "42-device-held-on")
+        await page.goto(hub.url + "/#/device/virtual.temp")
+        await page.click('[data-range="1 h"]')
+        # unchanged since: a flat line across the range at the value it held
+        await expect(page.locator("#history svg.chart polyline.line")).to_have_attribute(
+            "points", re.compile(r"^44\.0,(\S+) 592\.0,\1$"))
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+        context, page, watch = await open_page(browser, hub, width=390, height=844)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/device/virtual.porch")
+        await page.click('[data-range="1 h"]')
+        await expect(page.locator("#history svg.timeline rect.on")).to_have_count(1)
+        await screenshot(page, "43-device-held-on-phone")
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+    finally:
+        await asyncio.to_thread(stop_hub, hub)
+
+
 async def test_roles_shape_navigation_and_phone_automations(browser,
                                                             running_hub: RunningHub) -> None:
     hub = running_hub
