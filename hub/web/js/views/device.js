@@ -3,7 +3,7 @@
 import { del, get, patch } from "../api.js";
 import { bandChart, eventChart, lineChart } from "../chart.js";
 import { errorBox, field, h, mount, toast, when } from "../dom.js";
-import { eventOf, fmt, items } from "../util.js";
+import { eventOf, items, withUnit } from "../util.js";
 import { showError } from "./users.js";
 
 const RANGES = [["1 h", 3600], ["24 h", 86400], ["7 d", 7 * 86400]];
@@ -14,7 +14,7 @@ export default async function device({ main, live }) {
   const d = await get(path);
   const state = await get(`${path}/state`).catch(() => ({ attributes: {} }));
   const unit = (a) => d.attribute_meta?.[a]?.unit || "";
-  const show = (a, v) => (unit(a) && typeof v === "number" ? `${fmt(v)} ${unit(a)}` : fmt(v));
+  const show = (a, v) => withUnit(d, a, v);
 
   const title = h("h1", {}, d.name);
   const avail = h("span", { class: "badge", "data-available": "" });
