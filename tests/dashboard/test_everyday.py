@@ -70,8 +70,9 @@ async def test_users_page_manages_accounts_and_tokens(browser, running_hub: Runn
     raw = await page.locator("#new-token").inner_text()
     assert raw and hub.request("GET", "/api/users/me", token=raw)["username"] == "owner"
     await expect(page.locator('[data-token="backup script"]')).to_be_visible()
-    assert [t["name"] for t in hub.request("GET", "/api/tokens")["tokens"]
-            if t["kind"] == "long"] == ["backup script"]
+    longs = [t for t in hub.request("GET", "/api/tokens")["tokens"] if t["kind"] == "long"]
+    assert [t["name"] for t in longs] == ["backup script"]
+    token_id = longs[0]["id"]
     await screenshot(page, "21-users-token")
     await page.get_by_role("button", name="Revoke backup script").click()
     await expect(page.locator('[data-token="backup script"]')).to_have_count(0)
@@ -82,13 +83,34 @@ async def test_users_page_manages_accounts_and_tokens(browser, running_hub: Runn
     await page.get_by_role("button", name="Yes, delete tom").click()
     await expect(page.locator('[data-user="tom"]')).to_have_count(0)
     assert all(u["username"] != "tom" for u in hub.request("GET", "/api/users")["users"])
-    # the audit log names people, not ids
+    # each of those actions is in the audit log, by the owner, as the API's own are
     owner_id = hub.request("GET", "/api/users/me")["id"]
+    log = hub.request("GET", "/api/audit?limit=100")["entries"]
+    done = [(e["action"], e["target"], e["details"]) for e in reversed(log)
+            if e["actor"] == owner_id and e["target"] in (tom["id"], token_id)]
+    assert done == [
+        ("user.create", tom["id"], {"username": "tom", "role": "guest", "is_minor": True}),
+        ("user.update", tom["id"], {"granted_devices": ["virtual.lamp"], "granted_areas": []}),
+        ("user.update", tom["id"], {"role": "member"}),
+        ("user.password", tom["id"], {"sessions_ended": 0}),
+        ("token.create", token_id, {"user_id": owner_id, "name": "backup script",
+                                    "kind": "long"}),
+        ("token.revoke", token_id, {"user_id": owner_id, "kind": "long",
+                                    "name": "backup script"}),
+        ("user.delete", tom["id"], {"username": "tom"}),
+    ], done
+    # the audit log names people, not ids, also a deleted account and a revoked token
     await page.goto(hub.url + "/#/privacy")
     actors = page.locator("#audit [data-actor]")
     await expect(actors.first).to_be_visible()
     texts = await actors.all_inner_texts()
     assert "owner" in texts and owner_id not in texts
+    for action, label in (("user.create", "tom"), ("user.password", "tom"),
+                          ("user.delete", "tom"), ("token.create", "token “backup script”"),
+                          ("token.revoke", "token “backup script”")):
+        await expect(page.locator(f'#audit tr[data-action="{action}"] [data-target]').first) \
+            .to_have_text(label)
+    await screenshot(page, "44-audit-names")
     assert watch.errors == [] or all("400" in e for e in watch.errors), watch.errors
     assert watch.foreign == []
     await context.close()
