@@ -67,6 +67,14 @@ HISTORY_ROWS = (
     "SELECT 0 AS part, id, device_id, attribute, value, ts FROM history "
     "UNION ALL SELECT 1 AS part, id, device_id, attribute, value, ts FROM history_recent"
 )
+# An attribute's last row before a time, staged or merged (the index, walked back from it).
+_BEFORE = (
+    "SELECT value, ts FROM (SELECT * FROM (SELECT 0 AS part, id, value, ts FROM history "
+    "WHERE device_id = ? AND attribute = ? AND ts < ? ORDER BY ts DESC, id DESC LIMIT 1) "
+    "UNION ALL SELECT * FROM (SELECT 1 AS part, id, value, ts FROM history_recent "
+    "WHERE device_id = ? AND attribute = ? AND ts < ? ORDER BY ts DESC, id DESC LIMIT 1)) "
+    "ORDER BY ts DESC, part DESC LIMIT 1"
+)
 _STATES = BulkInsert(
     "states", ("device_id", "attribute", "value", "last_changed", "last_updated"),
     tail="ON CONFLICT(device_id, attribute) DO UPDATE SET value = excluded.value, "
@@ -237,9 +245,11 @@ class StateStore:
     ) -> dict[str, Any]:
         """History downsampled in SQL, so a week of a busy sensor stays small on the wire:
         numbers as min/max/avg per bucket (`points` buckets over the range), everything else
-        (on/off, text) as its transitions only, capped at `points` * 4; events counted per
-        type in buckets four times as wide (marks a few pixels apart: `n`, with the first
-        one's time, and its data when it is alone), capped likewise."""
+        (on/off, text) as its transitions only, the newest `points` * 4 (`changes_from`: the
+        oldest one kept, when older ones were left out); events counted per type in buckets
+        four times as wide (marks a few pixels apart: `n`, with the first one's time, and
+        its data when it is alone), capped likewise. `before`: each attribute's last value
+        recorded before `since`, the one that held when the range starts."""
         bucket = max((until - since) / points, 1e-3)
         where = f"FROM ({HISTORY_ROWS}) WHERE device_id = ? AND ts >= ? AND ts <= ?"
         args = (device_id, since, until)
@@ -253,20 +263,36 @@ class StateStore:
             "SELECT attribute, value, ts FROM (SELECT attribute, value, ts, "
             "LAG(value) OVER (PARTITION BY attribute ORDER BY ts, part, id) AS prev "
             f"{where} AND json_type(value) NOT IN ('integer', 'real')) "
-            "WHERE prev IS NULL OR prev != value ORDER BY ts LIMIT ?",
-            (*args, points * 4))
+            "WHERE prev IS NULL OR prev != value ORDER BY ts DESC LIMIT ?",
+            (*args, points * 4 + 1))
+        changes.reverse()  # capped from the old end: the newest changes matter most
+        capped: dict[str, float] = {}
+        if len(changes) > points * 4:
+            changes = changes[1:]
+            capped["changes_from"] = changes[0]["ts"]
         events = await self._db.fetchall(  # (a bare column beside MIN(): the first row's)
             "SELECT event_type, MIN(ts) AS ts, data, COUNT(*) AS n FROM events "
             "WHERE device_id = ? AND ts >= ? AND ts <= ? "
-            "GROUP BY event_type, CAST((ts - ?) / ? AS INTEGER) ORDER BY ts LIMIT ?",
+            "GROUP BY event_type, CAST((ts - ?) / ? AS INTEGER) ORDER BY ts DESC LIMIT ?",
             (*args, since, bucket * 4, points * 4))
+        events.reverse()
+        attributes = {*self._states.get(device_id, {}), *(r["attribute"] for r in numbers),
+                      *(r["attribute"] for r in changes)}
+        before = []
+        for attribute in sorted(attributes):
+            row = await self._db.fetchone(_BEFORE, (device_id, attribute, since) * 2)
+            if row is not None:
+                before.append({"attribute": attribute, "value": json.loads(row["value"]),
+                               "ts": row["ts"]})
         return {
             "bucket": bucket,
+            "before": before,
             "series": [{"attribute": r["attribute"], "ts": r["ts"], "min": r["lo"],
                         "max": r["hi"], "avg": round(r["avg"], 4), "n": r["n"]}
                        for r in numbers],
             "changes": [{"attribute": r["attribute"], "value": json.loads(r["value"]),
                          "ts": r["ts"]} for r in changes],
+            **capped,
             "event_bucket": bucket * 4,
             "events": [_event_mark(r) for r in events],
         }

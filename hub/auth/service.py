@@ -551,7 +551,7 @@ class AccountService:
                             (self.clock.time(), rec.id))])
         self._drop_tokens([rec])
         await self.audit.record(actor, "token.revoke", rec.id,
-                                {"user_id": rec.user_id, "kind": rec.kind})
+                                {"user_id": rec.user_id, "kind": rec.kind, "name": rec.name})
 
     # -- onboarding ------------------------------------------------------------------------
 

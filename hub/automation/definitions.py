@@ -208,7 +208,8 @@ class Definitions:
 
     async def replace(self, automation_id: str, raw: Any) -> tuple[Entry, Entry]:
         """Store a new definition; (old entry, new entry): the new one keeps the old traces
-        and counters, the caller stops the old one's listeners and runs."""
+        and counters, the caller stops the old one's listeners and runs. A body without
+        `enabled` keeps the automation on or off as it was; with it, the body decides."""
         old = self.get(automation_id)
         self._writable(old)
         if not isinstance(raw, dict):
@@ -217,11 +218,18 @@ class Definitions:
         if raw.setdefault("id", automation_id) != automation_id:
             raise ValidationError("id", "the id in the body must match the path")
         entry = self._checked_api_entry(raw)
+        on_off: tuple[str, tuple[Any, ...]]
+        if "enabled" in raw:
+            on_off = ("DELETE FROM automation_enabled WHERE id = ?", (automation_id,))
+        else:
+            entry.enabled = old.enabled
+            on_off = ("INSERT OR REPLACE INTO automation_enabled(id, enabled) VALUES(?, ?)",
+                      (automation_id, int(old.enabled)))
         now = self.clock.time()
         await self.db.write_script([
             ("UPDATE automations SET definition = ?, updated_at = ? WHERE id = ?",
              (json.dumps(raw), now, automation_id)),
-            ("DELETE FROM automation_enabled WHERE id = ?", (automation_id,)),
+            on_off,
             ("DELETE FROM automation_timers WHERE automation_id = ?", (automation_id,)),
         ])
         entry.traces, entry.created_at = old.traces, old.created_at

@@ -213,3 +213,24 @@ async def test_members_read_but_cannot_change(client_for):
     assert (await guest.get("/api/automations")).status == 403
     anonymous = await client_for(None)
     assert (await anonymous.get("/api/automations")).status == 401
+
+
+async def test_put_without_enabled_keeps_it_off(api_client, hub, config_factory):
+    body = {"id": "porch", "mode": "queued", "max": 3, "triggers": [BUTTON],
+            "actions": [TOGGLE]}
+    assert (await api_client.post("/api/automations", json=body)).status == 201
+    assert (await api_client.post("/api/automations/porch/disable")).status == 200
+    # an edit that does not mention `enabled` leaves it off, and it does not run
+    r = await api_client.put("/api/automations/porch", json={**body, "name": "Porch"})
+    assert r.status == 200 and (await r.json())["enabled"] is False
+    await hub.integrations.command("virtual.button", "press", {})
+    assert (await (await api_client.get("/api/automations/porch/traces")).json())["traces"] == []
+    async with Hub(config_factory({"automations": [YAML_AUTO]})) as again:
+        assert again.automations.get("porch").enabled is False  # remembered across a restart
+    # a body with `enabled` decides
+    r = await api_client.put("/api/automations/porch", json={**body, "enabled": True})
+    assert (await r.json())["enabled"] is True
+    r = await api_client.put("/api/automations/porch", json={**body, "name": "Porch again"})
+    assert (await r.json())["enabled"] is True
+    r = await api_client.put("/api/automations/porch", json={**body, "enabled": False})
+    assert (await r.json())["enabled"] is False

@@ -195,17 +195,32 @@ async def test_privacy_center_consent_and_export_download(browser,
     await context.close()
 
 
+PAGES = ("home", "discovery", "matter", "automations", "wifi", "privacy", "cloud", "homekit",
+         "users")
+
+
 async def test_every_page_renders_without_errors(browser, running_hub: RunningHub) -> None:
-    context, page, watch = await open_page(browser, running_hub)
-    await sign_in(page, running_hub, totp=False)
-    for n, name in enumerate(("discovery", "automations", "wifi", "privacy", "cloud", "users")):
-        await page.goto(running_hub.url + f"/#/{name}")
-        await expect(page.locator("main h1")).to_be_visible()
-        await page.wait_for_load_state("networkidle")
-        await screenshot(page, f"1{n}-{name}")
-        assert await page.locator("main [role=alert]").count() == 0, name
-    assert watch.errors == [] and watch.foreign == []
-    await context.close()
+    """Every tab of the owner's navigation, on a desktop and on a phone: no errors, nothing
+    wider than the phone, a screenshot of each (1N-name.png, 1N-name-phone.png)."""
+    for width, height, suffix in ((1280, 800, ""), (390, 844, "-phone")):
+        context, page, watch = await open_page(browser, running_hub, width=width, height=height)
+        await page.goto(running_hub.url + "/")
+        await expect(page.locator("#login-form")).to_be_visible()
+        await screenshot(page, f"01-sign-in{suffix}")
+        await sign_in(page, running_hub, totp=False)
+        tabs = await page.locator("#nav a").evaluate_all(
+            "els => els.map(a => a.getAttribute('href'))")
+        assert tabs == [f"#/{name}" for name in PAGES], tabs  # a new tab belongs here too
+        for n, name in enumerate(PAGES):
+            await page.goto(running_hub.url + f"/#/{name}")
+            await expect(page.locator("main h1")).to_be_visible()
+            await page.wait_for_load_state("networkidle")
+            await screenshot(page, f"1{n}-{name}{suffix}")
+            assert await page.locator("main [role=alert]").count() == 0, name
+            scroll = await page.evaluate("document.documentElement.scrollWidth")
+            assert scroll <= width, f"{name} scrolls sideways at {width}px: {scroll}px"
+        assert watch.errors == [] and watch.foreign == [], (suffix, watch.errors)
+        await context.close()
 
 
 async def test_owner_reads_another_accounts_sign_ins(browser, running_hub: RunningHub) -> None:
@@ -295,6 +310,14 @@ async def test_onboarding_of_the_first_owner(browser, tmp_path: Path) -> None:
         form = page.locator("#onboarding-form")
         await expect(form).to_be_visible()
         await screenshot(page, "00-onboarding")
+        phone, phone_page, phone_watch = await open_page(browser, hub, width=390, height=844)
+        await phone_page.goto(hub.url + "/")
+        await expect(phone_page.locator("#onboarding-form")).to_be_visible()
+        await screenshot(phone_page, "00-onboarding-phone")
+        width = await phone_page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"onboarding scrolls sideways on a phone: {width}px"
+        assert phone_watch.errors == [] and phone_watch.foreign == []
+        await phone.close()
         await form.locator("input[name=code]").fill(code.strip())
         await form.locator("input[name=username]").fill("olga")
         await form.locator("input[name=password]").fill("a long owner passphrase")

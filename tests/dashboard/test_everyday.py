@@ -70,8 +70,9 @@ async def test_users_page_manages_accounts_and_tokens(browser, running_hub: Runn
     raw = await page.locator("#new-token").inner_text()
     assert raw and hub.request("GET", "/api/users/me", token=raw)["username"] == "owner"
     await expect(page.locator('[data-token="backup script"]')).to_be_visible()
-    assert [t["name"] for t in hub.request("GET", "/api/tokens")["tokens"]
-            if t["kind"] == "long"] == ["backup script"]
+    longs = [t for t in hub.request("GET", "/api/tokens")["tokens"] if t["kind"] == "long"]
+    assert [t["name"] for t in longs] == ["backup script"]
+    token_id = longs[0]["id"]
     await screenshot(page, "21-users-token")
     await page.get_by_role("button", name="Revoke backup script").click()
     await expect(page.locator('[data-token="backup script"]')).to_have_count(0)
@@ -82,13 +83,34 @@ async def test_users_page_manages_accounts_and_tokens(browser, running_hub: Runn
     await page.get_by_role("button", name="Yes, delete tom").click()
     await expect(page.locator('[data-user="tom"]')).to_have_count(0)
     assert all(u["username"] != "tom" for u in hub.request("GET", "/api/users")["users"])
-    # the audit log names people, not ids
+    # each of those actions is in the audit log, by the owner, as the API's own are
     owner_id = hub.request("GET", "/api/users/me")["id"]
+    log = hub.request("GET", "/api/audit?limit=100")["entries"]
+    done = [(e["action"], e["target"], e["details"]) for e in reversed(log)
+            if e["actor"] == owner_id and e["target"] in (tom["id"], token_id)]
+    assert done == [
+        ("user.create", tom["id"], {"username": "tom", "role": "guest", "is_minor": True}),
+        ("user.update", tom["id"], {"granted_devices": ["virtual.lamp"], "granted_areas": []}),
+        ("user.update", tom["id"], {"role": "member"}),
+        ("user.password", tom["id"], {"sessions_ended": 0}),
+        ("token.create", token_id, {"user_id": owner_id, "name": "backup script",
+                                    "kind": "long"}),
+        ("token.revoke", token_id, {"user_id": owner_id, "kind": "long",
+                                    "name": "backup script"}),
+        ("user.delete", tom["id"], {"username": "tom"}),
+    ], done
+    # the audit log names people, not ids, also a deleted account and a revoked token
     await page.goto(hub.url + "/#/privacy")
     actors = page.locator("#audit [data-actor]")
     await expect(actors.first).to_be_visible()
     texts = await actors.all_inner_texts()
     assert "owner" in texts and owner_id not in texts
+    for action, label in (("user.create", "tom"), ("user.password", "tom"),
+                          ("user.delete", "tom"), ("token.create", "token “backup script”"),
+                          ("token.revoke", "token “backup script”")):
+        await expect(page.locator(f'#audit tr[data-action="{action}"] [data-target]').first) \
+            .to_have_text(label)
+    await screenshot(page, "44-audit-names")
     assert watch.errors == [] or all("400" in e for e in watch.errors), watch.errors
     assert watch.foreign == []
     await context.close()
@@ -162,6 +184,68 @@ async def test_device_page_rename_move_history_remove(browser, tmp_path) -> None
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, width
         await screenshot(page, "25-device-phone")
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+    finally:
+        await asyncio.to_thread(stop_hub, hub)
+
+
+async def test_history_starts_with_the_value_held_before_the_range(browser, tmp_path) -> None:
+    """A porch light on since two hours ago and a sensor that has not changed since: the 1 h
+    graphs show them from the start of the range, not "Nothing recorded"."""
+    import asyncio
+    import re
+    import sqlite3
+    import time
+
+    from tests.dashboard.conftest import PASSWORD, start_hub, stop_hub
+
+    devices = [{"id": "porch", "name": "Porch light", "kind": "switch", "initial": True},
+               {"id": "temp", "name": "Temperature", "kind": "sensor", "initial": 20.0,
+                "unit": "°C"}]
+    extra = {"integrations": {"virtual": {"devices": devices}}}
+    hub = await asyncio.to_thread(start_hub, tmp_path, extra)
+    await asyncio.to_thread(stop_hub, hub)
+    db = sqlite3.connect(hub.data / "hub.db")  # two hours later: all of it happened before
+    with db:
+        for table in ("history", "history_recent"):
+            db.execute(f"UPDATE {table} SET ts = ts - 7200")
+        db.execute("UPDATE states SET last_changed = last_changed - 7200, "
+                   "last_updated = last_updated - 7200")
+    db.close()
+    hub = await asyncio.to_thread(start_hub, tmp_path, extra, owner=False)
+    try:
+        hub.token = hub.request("POST", "/api/auth/login",
+                                {"username": "owner", "password": PASSWORD},
+                                token="")["access_token"]
+        r = hub.request("GET", f"/api/devices/virtual.porch/history?since={time.time() - 3600}"
+                        "&points=200")
+        assert r["changes"] == [] and [(b["attribute"], b["value"]) for b in r["before"]] \
+            == [("on", True)], r
+        context, page, watch = await open_page(browser, hub)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/device/virtual.porch")
+        await page.click('[data-range="1 h"]')
+        band = page.locator("#history svg.timeline rect")
+        # on across the whole range: from the left edge of the plot (x 44) to its right (592)
+        await expect(band).to_have_attribute("x", "44")
+        await expect(band).to_have_count(1)
+        assert await band.get_attribute("class") == "on"
+        assert round(float(await band.get_attribute("width") or 0)) == 592 - 44
+        await screenshot(page, "42-device-held-on")
+        await page.goto(hub.url + "/#/device/virtual.temp")
+        await page.click('[data-range="1 h"]')
+        # unchanged since: a flat line across the range at the value it held
+        await expect(page.locator("#history svg.chart polyline.line")).to_have_attribute(
+            "points", re.compile(r"^44\.0,(\S+) 592\.0,\1$"))
+        assert watch.errors == [] and watch.foreign == []
+        await context.close()
+        context, page, watch = await open_page(browser, hub, width=390, height=844)
+        await sign_in(page, hub, totp=False)
+        await page.goto(hub.url + "/#/device/virtual.porch")
+        await page.click('[data-range="1 h"]')
+        await expect(page.locator("#history svg.timeline rect.on")).to_have_count(1)
+        await screenshot(page, "43-device-held-on-phone")
         assert watch.errors == [] and watch.foreign == []
         await context.close()
     finally:

@@ -261,6 +261,54 @@ async def test_homekit_setup_qr_is_drawn_in_the_page(browser, tmp_path: Path) ->
         await asyncio.to_thread(stop_hub, hub)
 
 
+async def test_editing_in_the_form_keeps_settings_and_the_off_state(browser,
+                                                                   running_hub: RunningHub) -> None:
+    hub = running_hub
+    hub.request("POST", "/api/automations", {
+        "id": "queue", "name": "Button queue", "mode": "queued", "max": 3,
+        "description": "Toggles the lamp once per press",
+        "triggers": [{"type": "event", "device": "virtual.button", "event": "press"}],
+        "actions": [{"type": "command", "device": "virtual.lamp", "command": "toggle"}]})
+    hub.request("POST", "/api/automations/queue/disable")
+    context, page, watch = await open_page(browser, hub)
+    await sign_in(page, hub, totp=False)
+    await page.goto(hub.url + "/#/automations")
+    await page.locator('[data-automation="queue"]').get_by_role(
+        "button", name="Edit Button queue").click()
+    form = page.locator("#automation-form")
+    # the form shows every documented setting as stored, and that it is off
+    await expect(form.locator("input[name=max]")).to_have_value("3")
+    await expect(form.locator("input[name=description]")).to_have_value(
+        "Toggles the lamp once per press")
+    await expect(form.locator("input[name=enabled]")).not_to_be_checked()
+    await form.locator("input[name=name]").fill("Button toggles lamp")
+    await form.get_by_role("button", name="Save automation").click()
+    await expect(page.locator('[data-automation="queue"]')).to_contain_text("Button toggles lamp")
+    got = hub.request("GET", "/api/automations/queue")
+    assert got["name"] == "Button toggles lamp" and got["mode"] == "queued" and got["max"] == 3, got
+    assert got["description"] == "Toggles the lamp once per press", got
+    assert got["enabled"] is False, got  # editing did not turn it back on
+    await expect(page.locator('[data-automation="queue"] [data-enabled]')).to_have_text(
+        "disabled")
+    await screenshot(page, "41-automation-edit-kept-off")
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
+
+
+async def test_trace_durations_never_read_60(browser, running_hub: RunningHub) -> None:
+    context, page, watch = await open_page(browser, running_hub)
+    await sign_in(page, running_hub, totp=False)
+    # the formatter the trace timeline uses, as the page loads it
+    got = await page.evaluate("""async (secs) => {
+        const { duration } = await import("/static/js/views/automations.js");
+        return secs.map(duration); }""",
+        [0.0123, 0.9996, 3.44, 59.96, 119.6, 151.5209, 3599.7, 3629.9, 7199.9, 86400 + 59])
+    assert got == ["12 ms", "1.0 s", "3.4 s", "1 min 0 s", "2 min 0 s", "2 min 32 s",
+                   "1 h 0 min", "1 h 0 min", "2 h 0 min", "24 h 1 min"], got
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
+
+
 async def test_nested_actions_edited_with_the_form_widgets(browser,
                                                            running_hub: RunningHub) -> None:
     hub = running_hub

@@ -319,15 +319,20 @@ async def post_command(request: web.Request) -> web.Response:
                       "`series` (min/max/avg per bucket of `bucket` seconds), other values "
                       "as their `changes` only, device events (button presses...) as "
                       "`events` counted per type in buckets of `event_bucket` seconds (`n`, "
-                      "the first one's `ts`, `data` when alone); `since` defaults to 24 h "
-                      "ago. Without `points`, `history` and `events` hold the rows "
-                      "themselves, each up to `limit`.",
+                      "the first one's `ts`, `data` when alone); `before`: each "
+                      "attribute's last value recorded before `since` (the one that held "
+                      "when the range starts; `ts` when it was recorded); changes and "
+                      "events are capped at 4 * `points`, the newest kept (`changes_from`: "
+                      "the oldest change kept, when older ones were left out); `since` "
+                      "defaults to 24 h ago. Without `points`, `history` and `events` hold "
+                      "the rows themselves, each up to `limit`.",
           response=obj(["device_id"], device_id=STR, history=array(obj(
               ["attribute", "ts"], attribute=STR, value=ANY, ts=NUM)),
               events=array(obj(["event_type", "ts"], event_type=STR, ts=NUM, data=ANY,
                                n=NUM)),
               bucket=NUM, event_bucket=NUM, since=NUM, until=NUM, series=array(ANY),
-              changes=array(ANY)))
+              changes=array(ANY), changes_from=NUM, before=array(obj(
+                  ["attribute", "ts"], attribute=STR, value=ANY, ts=NUM))))
 async def get_history(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     device = visible_device(request)

@@ -25,7 +25,8 @@ function timeAxis(svg, since, until, x, y) {
   }
 }
 
-// series: [{ts, min, max, avg}] sorted by ts; bucket: seconds per point.
+// series: [{ts, min, max, avg, held?}] sorted by ts; bucket: seconds per point; a `held`
+// point is a value that still held then (recorded earlier): the line goes on from it.
 export function lineChart(series, { since, until, bucket, unit = "", title = "" }) {
   const H = 160;
   const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img",
@@ -45,7 +46,8 @@ export function lineChart(series, { since, until, bucket, unit = "", title = "" 
   const runs = [];
   let run = [];
   for (const p of series) {
-    if (run.length && p.ts - run[run.length - 1].ts > bucket * 3) { runs.push(run); run = []; }
+    const prev = run[run.length - 1];
+    if (prev && !prev.held && p.ts - prev.ts > bucket * 3) { runs.push(run); run = []; }
     run.push(p);
   }
   runs.push(run);

@@ -11,6 +11,12 @@ export function eventOf(msg) {
   return msg.event && typeof msg.event === "object" ? msg.event : msg;
 }
 
+// A value with the unit its device states for the attribute (attribute_meta): "27 °C".
+export function withUnit(device, attribute, value) {
+  const unit = device?.attribute_meta?.[attribute]?.unit;
+  return unit && typeof value === "number" ? `${fmt(value)} ${unit}` : fmt(value);
+}
+
 export function fmt(value) {
   if (value === true) return "on";
   if (value === false) return "off";

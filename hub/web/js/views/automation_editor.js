@@ -33,12 +33,16 @@ const KEYS = {
   },
 };
 
+// `existing`: the stored definition, with `enabled` as the automation is now (on or off).
 export async function editor(box, existing, done) {
   const devices = items(await get("/api/devices"), "devices");
   const def = existing ? structuredClone(existing) : { id: "", name: "", mode: "single", triggers: [{ type: "state" }], conditions: [], actions: [{ type: "command" }] };
   const id = h("input", { name: "id", value: def.id || "", required: true, pattern: "[a-z0-9_.\\-]+", disabled: !!existing });
   const name = h("input", { name: "name", value: def.name || "" });
+  const description = h("input", { name: "description", value: def.description || "" });
   const mode = h("select", { name: "mode" }, ["single", "restart", "queued", "parallel"].map((m) => h("option", { value: m, selected: m === (def.mode || "single") }, m)));
+  const max = h("input", { name: "max", type: "number", min: 1, max: 1000, step: 1, inputmode: "numeric", placeholder: "10", value: def.max ?? "" });
+  const enabled = h("input", { name: "enabled", type: "checkbox", checked: def.enabled !== false });
   const lists = {};
   const out = h("div", { "aria-live": "polite" });
   const yaml = h("textarea", { id: "automation-yaml", "aria-label": "Automation as YAML", rows: 14, spellcheck: false });
@@ -63,11 +67,14 @@ export async function editor(box, existing, done) {
   };
   const yamlBox = h("section", { hidden: true, "data-yaml": "" }, yaml,
     h("div", { class: "row" }, h("button", { type: "button", onclick: saveYaml }, "Save YAML")), yamlOut);
+  // the loaded definition with the form's values over it: keys the form has no field for stay
   const collect = () => {
-    const d = { id: id.value.trim(), name: name.value.trim() || undefined, mode: mode.value };
+    const d = { id: "", name: "", description: "", mode: "", max: 0, enabled: true, ...structuredClone(def) };
+    Object.assign(d, { id: id.value.trim(), name: name.value.trim(), description: description.value.trim(),
+      mode: mode.value, max: max.value === "" ? undefined : Number(max.value), enabled: enabled.checked });
     for (const kind of ["triggers", "conditions", "actions"]) d[kind] = lists[kind].read();
+    for (const k of ["name", "description", "max"]) if (d[k] === "" || d[k] === undefined) delete d[k];
     if (!d.conditions.length) delete d.conditions;
-    if (!d.name) delete d.name;
     return d;
   };
   const form = h("form", { id: "automation-form", onsubmit: async (e) => {
@@ -83,12 +90,13 @@ export async function editor(box, existing, done) {
       toast(`Saved ${body.name || body.id}`);
       done();
     } catch (err) {
-      const inputs = new Map([["id", id], ["name", name], ["mode", mode]]);  // API path -> input
+      const inputs = new Map([["id", id], ["name", name], ["description", description], ["mode", mode], ["max", max], ["enabled", enabled]]);  // API path -> input
       for (const kind of ["triggers", "conditions", "actions"]) lists[kind].register(kind, inputs);
       showOnField(err, inputs, out);
     }
   } },
-  h("div", { class: "inline" }, field("Id", id), field("Name", name), field("Mode", mode)),
+  h("div", { class: "inline" }, field("Id", id), field("Name", name), field("Description", description), field("Mode", mode),
+    field("Max (queued/parallel)", max), h("label", { class: "check" }, enabled, "Enabled")),
   ...["triggers", "conditions", "actions"].map((kind) => { lists[kind] = itemList(kind, def[kind] || [], devices); lists[kind].ol.dataset.list = kind; return lists[kind].el; }),
   h("div", { class: "row" }, h("button", { type: "submit" }, "Save automation"),
     h("button", { type: "button", class: "secondary", onclick: () => {

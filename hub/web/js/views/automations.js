@@ -47,7 +47,7 @@ function row(a, refresh, traces) {
     h("td", {}, h("div", { class: "row" }, enabled ? btn("Disable", "disable") : btn("Enable", "enable"),
       btn("Run now", "trigger"),
       a.source !== "yaml" ? h("button", { type: "button", class: "secondary", "aria-label": `Edit ${a.name || a.id}`,
-        onclick: () => openEditor(a.definition || a) }, "Edit") : null,
+        onclick: () => openEditor({ ...(a.definition || a), enabled }) }, "Edit") : null,
       h("button", { type: "button", class: "link", "aria-label": `Traces of ${a.name || a.id}`,
         onclick: () => showTraces(a, traces) }, "Traces"))));
 }
@@ -93,12 +93,17 @@ const STATES = { done: "done", conditions_failed: "stopped: conditions did not h
   stopped: "stopped: a wait timed out", restarted: "restarted", disabled: "stopped: disabled",
   interrupted: "interrupted: the hub stopped", skipped: "skipped: already running", running: "running" };
 
-// Seconds as people read them: 12 ms, 3.4 s, 2 min 31 s, 1 h 5 min.
+// Seconds as people read them: 12 ms, 3.4 s, 2 min 31 s, 1 h 5 min. Rounded to the unit shown
+// first, then split, so 119.6 s reads "2 min 0 s", never "1 min 60 s".
 export function duration(sec) {
-  if (sec < 1) return `${Math.round(sec * 1000)} ms`;
-  if (sec < 60) return `${sec.toFixed(1)} s`;
-  if (sec < 3600) return `${Math.floor(sec / 60)} min ${Math.round(sec % 60)} s`;
-  return `${Math.floor(sec / 3600)} h ${Math.round((sec % 3600) / 60)} min`;
+  const ms = Math.round(sec * 1000);
+  if (ms < 1000) return `${ms} ms`;
+  const tenths = Math.round(sec * 10) / 10;
+  if (tenths < 60) return `${tenths.toFixed(1)} s`;
+  const s = Math.round(sec);
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  const min = Math.round(sec / 60);
+  return `${Math.floor(min / 60)} h ${min % 60} min`;
 }
 
 function triggerInWords(tr, names) {

@@ -3,7 +3,7 @@
 import { del, get, patch } from "../api.js";
 import { bandChart, eventChart, lineChart } from "../chart.js";
 import { errorBox, field, h, mount, toast, when } from "../dom.js";
-import { eventOf, fmt, items } from "../util.js";
+import { eventOf, items, withUnit } from "../util.js";
 import { showError } from "./users.js";
 
 const RANGES = [["1 h", 3600], ["24 h", 86400], ["7 d", 7 * 86400]];
@@ -14,7 +14,7 @@ export default async function device({ main, live }) {
   const d = await get(path);
   const state = await get(`${path}/state`).catch(() => ({ attributes: {} }));
   const unit = (a) => d.attribute_meta?.[a]?.unit || "";
-  const show = (a, v) => (unit(a) && typeof v === "number" ? `${fmt(v)} ${unit(a)}` : fmt(v));
+  const show = (a, v) => withUnit(d, a, v);
 
   const title = h("h1", {}, d.name);
   const avail = h("span", { class: "badge", "data-available": "" });
@@ -45,8 +45,21 @@ export default async function device({ main, live }) {
     try {
       const r = await get(`${path}/history?since=${until - range}&until=${until}&points=200`);
       const byAttr = new Map();
-      for (const p of r.series) (byAttr.get(p.attribute) || byAttr.set(p.attribute, { series: [], changes: [] }).get(p.attribute)).series.push(p);
-      for (const p of r.changes) (byAttr.get(p.attribute) || byAttr.set(p.attribute, { series: [], changes: [] }).get(p.attribute)).changes.push(p);
+      const of = (a) => byAttr.get(a) || byAttr.set(a, { series: [], changes: [] }).get(a);
+      for (const p of r.series) of(p.attribute).series.push(p);
+      for (const p of r.changes) of(p.attribute).changes.push(p);
+      // the value each attribute held when the range starts (recorded before it)
+      for (const { attribute, value } of r.before || []) {
+        const g = of(attribute);
+        if (typeof value === "number") {
+          const p = { ts: r.since, min: value, max: value, avg: value, held: true };
+          g.series.unshift(p);
+          if (g.series.length === 1) g.series.push({ ...p, ts: r.until });  // unchanged since
+        } else if (r.changes_from == null) {  // (older changes left out: start at the first kept)
+          if (g.changes[0]?.value === value) g.changes[0] = { ...g.changes[0], ts: r.since };
+          else g.changes.unshift({ ts: r.since, value });
+        }
+      }
       const out = [];
       for (const [a, { series, changes }] of [...byAttr].sort()) {
         out.push(h("h3", {}, a));

@@ -2,7 +2,7 @@
 import { get, post } from "../api.js";
 import { deviceControls } from "../controls.js";
 import { h, mount, toast, when } from "../dom.js";
-import { eventOf, fmt, items } from "../util.js";
+import { eventOf, items, withUnit } from "../util.js";
 
 export default async function home({ main, live }) {
   const devices = items(await get("/api/devices"), "devices");
@@ -48,11 +48,7 @@ function problems(d) {
 function deviceCard(d, state) {
   const attrs = { ...(state?.attributes || {}) };
   const valueEls = new Map();
-  // the unit the device states for an attribute (attribute_meta), after its value
-  const show = (name, value) => {
-    const unit = d.attribute_meta?.[name]?.unit;
-    return unit && typeof value === "number" ? `${fmt(value)} ${unit}` : fmt(value);
-  };
+  const show = (name, value) => withUnit(d, name, value);
   const seen = h("span", { class: "muted" });
   const avail = h("span", { class: "badge" });
   const setAvail = (a) => {

@@ -2,7 +2,8 @@
 // websocket), and per device: quick controls, sharing with a phone ecosystem, removal.
 import { del, get, post } from "../api.js";
 import { errorBox, field, h, mount, toast } from "../dom.js";
-import { eventOf, fmt, items } from "../util.js";
+import { qrSvg } from "../qr.js";
+import { eventOf, items, withUnit } from "../util.js";
 
 const QUICK = ["turn_on", "turn_off", "toggle", "open", "stop", "close", "lock", "unlock"];
 
@@ -38,11 +39,11 @@ export default async function matter({ main, live }) {
 
   function card(d, st) {
     const attrs = (st && st.attributes) || {};
-    const codes = h("p", { class: "pairing" });
+    const codes = h("div", { class: "pairing", "aria-live": "polite" });
     return h("section", { class: "card", dataset: { matterDevice: d.id } },
       h("h3", {}, d.name, st && st.available === false ? h("span", { class: "muted" }, " (unavailable)") : null),
       h("p", { class: "matter-state" }, Object.entries(attrs).map(([k, v]) =>
-        `${k}: ${fmt(v && typeof v === "object" ? v.value : v)}`).join(" · ")),
+        `${k}: ${withUnit(d, k, v && typeof v === "object" ? v.value : v)}`).join(" · ")),
       h("div", { class: "row" },
         (d.commands || []).filter((c) => QUICK.includes(c.name)).map((c) =>
           h("button", { type: "button", dataset: { command: c.name }, onclick: () => send(d, c.name) },
@@ -50,7 +51,9 @@ export default async function matter({ main, live }) {
         h("button", { type: "button", dataset: { share: d.id }, onclick: async () => {
           try {
             const r = await post(`/api/matter/devices/${encodeURIComponent(d.id)}/commissioning-window`, { timeout: 300 });
-            codes.textContent = `Pairing code for another app (5 min): ${r.manual_code}`;
+            // the QR code drawn in the page, like the TOTP and HomeKit ones
+            codes.replaceChildren(h("p", {}, "Pairing code for another app (5 min): ", h("code", {}, r.manual_code)),
+              r.qr_code ? h("div", { class: "qr-box" }, qrSvg(r.qr_code, { label: `Matter pairing QR code for ${d.name}` })) : null);
           } catch (err) { toast(err.message, "error"); }
         } }, "Share with another app"),
         h("button", { type: "button", class: "danger", onclick: async () => {

@@ -156,10 +156,17 @@ async function audit() {
   const names = new Map();
   try { for (const u of items(await get("/api/users"), "users")) names.set(u.id, u.username); }
   catch { try { const u = await get("/api/users/me"); names.set(u.id, u.username); } catch { /* ids stay */ } }
+  // deleted accounts and tokens: the names their own entries keep
+  const tokens = new Map();
+  for (const r of rows) {
+    const d = r.details || {};
+    if (r.action.startsWith("user.") && d.username && !names.has(r.target)) names.set(r.target, d.username);
+    if (r.action.startsWith("token.") && d.name) tokens.set(r.target, `token “${d.name}”`);
+  }
   const who = (id) => names.get(id) || id || "";
   return h("section", {}, h("h2", {}, "Audit log"), h("div", { class: "scroll" }, h("table", { id: "audit" },
-    h("tbody", {}, rows.map((r) => h("tr", {}, h("td", {}, when(r.ts)), h("td", { "data-actor": "" }, who(r.actor)),
-      h("td", {}, r.action), h("td", {}, who(r.target))))))));
+    h("tbody", {}, rows.map((r) => h("tr", { dataset: { action: r.action } }, h("td", {}, when(r.ts)), h("td", { "data-actor": "" }, who(r.actor)),
+      h("td", {}, r.action), h("td", { "data-target": "" }, tokens.get(r.target) || who(r.target))))))));
 }
 
 function backups() {
