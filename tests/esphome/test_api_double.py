@@ -210,6 +210,45 @@ async def test_bad_input_from_a_device_is_counted_never_raised(
         await d.stop()
 
 
+async def test_out_of_range_values_are_clamped_and_counted(api_client: Any, hub: Hub) -> None:
+    """A brightness above 1 and a cover position below 0 (fractions on the wire): clamped
+    to the range the attribute announces, each counted as malformed, nothing raised."""
+    d = api_double.ApiDevice(key=None, light_and_cover=True)
+    await d.start()
+    try:
+        status, body = await adopt(api_client, announce(hub, d))
+        assert status == 201, body
+        assert {"lamp", "lamp_brightness", "blind", "blind_position"} <= set(
+            body["device"]["attributes"])
+        await wait_for(_now(lambda: d.connected == 1 and hub.states.available(DEVICE_ID)),
+                       within=10)
+        await d.push_states([pb.LightStateResponse(key=api_double.LIGHT_KEY, state=True,
+                                                   brightness=0.5),
+                             pb.CoverStateResponse(key=api_double.COVER_KEY, position=0.5)])
+        await wait_for(_now(lambda: hub.states.value(DEVICE_ID, "blind_position") == 50),
+                       within=5)
+        assert hub.states.value(DEVICE_ID, "lamp_brightness") == 128
+        malformed = hub.discovery.stats.malformed
+        await d.push_states([pb.LightStateResponse(key=api_double.LIGHT_KEY, state=True,
+                                                   brightness=1.7),
+                             pb.CoverStateResponse(key=api_double.COVER_KEY, position=-0.2)])
+
+        async def clamped() -> bool:
+            return (hub.states.value(DEVICE_ID, "lamp_brightness") == 255
+                    and hub.states.value(DEVICE_ID, "blind_position") == 0)
+
+        await wait_for(clamped, within=5)
+        assert hub.states.value(DEVICE_ID, "blind") == "closed"
+        assert hub.discovery.stats.malformed == malformed + 2
+        state = await (await api_client.get(f"/api/devices/{DEVICE_ID}/state")).json()
+        assert state["attributes"]["lamp_brightness"]["value"] == 255
+        assert state["attributes"]["blind_position"]["value"] == 0
+        assert d.connected == 1
+        assert hub.integrations.status()["esphome"]["restarts"] == 0
+    finally:
+        await d.stop()
+
+
 async def test_same_name_other_mac_is_flagged_not_merged(api_client: Any, hub: Hub) -> None:
     d = api_double.ApiDevice(key=None)
     await d.start()
