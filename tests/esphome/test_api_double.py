@@ -275,6 +275,68 @@ async def test_same_name_other_mac_is_flagged_not_merged(api_client: Any, hub: H
         await d.stop()
 
 
+async def test_encrypted_device_answering_with_another_mac_is_flagged_and_backs_off(
+        api_client: Any, hub: Hub, device: api_double.ApiDevice,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """With a key the MAC is checked in the Noise hello (aioesphomeapi's expected_mac):
+    another board with the same name and key is refused there (BadMACAddressAPIError). It
+    is flagged as the mDNS path flags it, retried on the longest backoff only, and the
+    adopted board is taken back when it announces itself again."""
+    caplog.set_level(logging.INFO, logger="integrations.esphome")
+    caplog.set_level(logging.DEBUG, logger="aioesphomeapi.reconnect_logic")  # handler: last
+    discovery_id = announce(hub, device)
+    status, _ = await adopt(api_client, discovery_id, credentials={"encryption_key": KEY})
+    assert status == 201
+    await wait_for(_now(lambda: hub.states.available(DEVICE_ID) is True), within=10)
+    # the same YAML (name and key) on another board, at the same address; its mDNS record
+    # is not heard (the TXT would flag it too): the connection alone must tell
+    await device.stop()
+    device.mac = "0C:8B:95:AA:BB:CC"
+    await device.start_again()
+
+    async def flagged() -> dict[str, Any] | None:
+        got = await (await api_client.get(f"/api/discovered/{discovery_id}")).json()
+        return got if "identity_conflict" in got["data"] else None
+
+    item = await wait_for(flagged, within=20)
+    assert "0c:8b:95:aa:bb:cc" in item["data"]["identity_conflict"].lower()
+    assert hub.states.available(DEVICE_ID) is False
+    link = hub.integrations.status()["esphome"]["detail"]["uone-proxy"]
+    assert "0c:8b:95:aa:bb:cc" in link["conflict"].lower() and not link["connected"]
+    resp = await api_client.post(f"/api/devices/{DEVICE_ID}/commands",
+                                 json={"command": "turn_on"})
+    assert resp.status == 503 and "another device" in (await resp.json())["error"]["message"]
+    assert hub.devices.get(DEVICE_ID).mac == MAC
+    assert hub.devices.find("esphome.0c8b95aabbcc") is None
+    # the next attempt waits aioesphomeapi's longest backoff (as after a refused key), not
+    # its short first steps: read from the delay it schedules, not measured
+    def after_refusal() -> list[str] | None:
+        lines = [r.getMessage() for r in caplog.records
+                 if r.name == "aioesphomeapi.reconnect_logic"]
+        refused = [i for i, m in enumerate(lines) if "BadMACAddressAPIError" in m]
+        waits = [m for m in lines[refused[0]:] if m.startswith("Retrying")] if refused else []
+        return waits or None
+
+    waits = await wait_for(_now(after_refusal), within=5)
+    assert waits[0].endswith("in 60.00 seconds"), waits
+    conflicts = [r for r in caplog.records if r.name == "integrations.esphome"
+                 and "another device answers" in r.getMessage()]
+    assert len(conflicts) == 1
+
+    # the adopted board is back and announces itself: connected now, the flag cleared
+    await device.stop()
+    device.mac = MAC.upper()
+    await device.start_again()
+    announce(hub, device)
+    await wait_for(_now(lambda: hub.states.available(DEVICE_ID) is True), within=10)
+    got = await (await api_client.get(f"/api/discovered/{discovery_id}")).json()
+    assert "identity_conflict" not in got["data"]
+    resp = await api_client.post(f"/api/devices/{DEVICE_ID}/commands",
+                                 json={"command": "turn_on"})
+    assert resp.status < 300
+    await wait_for(_now(lambda: device.switch_on), within=5)
+
+
 async def test_deleting_the_device_ends_its_connection_and_deletes_its_key(
         api_client: Any, hub: Hub, device: api_double.ApiDevice) -> None:
     status, _ = await adopt(api_client, announce(hub, device),
