@@ -15,12 +15,13 @@ import base64
 import logging
 import math
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from aioesphomeapi import api_pb2 as pb
 
+from hub import logsetup
 from hub.discovery.models import MdnsService, mdns_id
 from hub.hub import Hub
 from tests.discovery import bthome_adv
@@ -335,6 +336,68 @@ async def test_encrypted_device_answering_with_another_mac_is_flagged_and_backs_
                                  json={"command": "turn_on"})
     assert resp.status < 300
     await wait_for(_now(lambda: device.switch_on), within=5)
+
+
+@pytest.fixture
+def hub_logging(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """The daemon's logging (hub.logsetup.setup_logging at info), captured by caplog;
+    the root handlers and the library loggers' levels restored afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in logsetup.QUIET}
+    logsetup.setup_logging("info")
+    root.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, was in levels.items():
+            logging.getLogger(name).setLevel(was)
+
+
+async def test_a_loss_and_a_recovery_are_logged_once_each(
+        api_client: Any, hub: Hub, hub_logging: pytest.LogCaptureFixture) -> None:
+    """Logged as the daemon logs (setup_logging): one line when the connection is lost and
+    one when it is back, however many attempts fail in between; aioesphomeapi's own
+    reconnect lines (a WARNING per reconnect cycle, INFO per disconnect and recovery) are
+    kept out."""
+    d = api_double.ApiDevice(key=None)
+    await d.start()
+    try:
+        assert (await adopt(api_client, announce(hub, d)))[0] == 201
+        await wait_for(_now(lambda: hub.states.available(DEVICE_ID) is True), within=10)
+        hub_logging.clear()
+        # the device's API closes every connection at once, several attempts in a row (an
+        # announcement of the device starts each one at once instead of after the backoff)
+        await d.stop()
+        d.refuse = True
+        attempted = d.attempts
+        await d.start_again()
+        for failed in range(1, 7):
+            async def another_attempt(want: int = failed) -> bool:
+                announce(hub, d)
+                return d.attempts >= attempted + want
+
+            await wait_for(another_attempt, within=10)
+        assert hub.states.available(DEVICE_ID) is False
+        d.refuse = False
+
+        async def back() -> bool:
+            announce(hub, d)
+            return hub.states.available(DEVICE_ID) is True
+
+        await wait_for(back, within=10)
+        assert d.attempts >= attempted + 7  # six refused, one that took
+        lines = [(r.name, r.levelname, r.getMessage()) for r in hub_logging.records
+                 if r.levelno >= logging.INFO and (r.name.startswith("aioesphomeapi")
+                                                   or r.name == "integrations.esphome")]
+        assert lines == [
+            ("integrations.esphome", "WARNING",
+             "uone-proxy disconnected; reconnecting with backoff"),
+            ("integrations.esphome", "INFO", "uone-proxy is connected again")], lines
+    finally:
+        await d.stop()
 
 
 async def test_deleting_the_device_ends_its_connection_and_deletes_its_key(
