@@ -457,6 +457,16 @@ class TestBluetoothProxy:
 
         await wait_for(subscribed, within=10)
 
+    @staticmethod
+    async def _connectivity(api_client: Any, device_id: str) -> Any:
+        return (await (await api_client.get(f"/api/devices/{device_id}")).json())[
+            "connectivity"]
+
+    @staticmethod
+    async def _source(api_client: Any) -> dict[str, Any]:
+        return (await (await api_client.get("/api/health")).json())["discovery"][
+            "ble_sources"]["esphome:uone-proxy"]
+
     async def test_bthome_through_a_proxy_with_dedupe_best_signal_and_loss(
             self, api_client: Any, hub: Hub) -> None:
         d = api_double.ApiDevice(key=None, proxy=True, slots=(3, 3))
@@ -489,6 +499,11 @@ class TestBluetoothProxy:
                 return hub.states.value(sensor_id, "temperature") == 23.0
 
             await wait_for(reading, within=10)
+            # the device shows who hears it and how well; the (cached) list leaves it out
+            assert await self._connectivity(api_client, sensor_id) == {
+                "ble_source": "esphome:uone-proxy", "rssi": -80}
+            listed = (await (await api_client.get("/api/devices")).json())["devices"]
+            assert "connectivity" not in next(x for x in listed if x["id"] == sensor_id)
             dispatched = hub.discovery.stats.dispatched
             # the local adapter hears the same advertisement, weaker: one sighting, the
             # proxy stays the best source; then stronger: the local adapter wins
@@ -500,6 +515,8 @@ class TestBluetoothProxy:
             hub.discovery.handle_advertisement(self.SENSOR, args[0], -50, *args[1:])
             got = await (await api_client.get(f"/api/discovered/{item['id']}")).json()
             assert (got["ble_source"], got["rssi"]) == ("local", -50)
+            assert await self._connectivity(api_client, sensor_id) == {
+                "ble_source": "local", "rssi": -50}
 
             # the proxy goes away: lost in health like an adapter, its readings dropped
             await d.stop()
@@ -522,6 +539,78 @@ class TestBluetoothProxy:
                 return s["state"] == "connected"
 
             await wait_for(back, within=20)
+        finally:
+            await d.stop()
+
+
+    async def test_slots_and_a_lost_proxy_handing_over_or_going_unavailable(
+            self, api_client: Any, hub: Hub) -> None:
+        """Connection slots reach health as the proxy reports them; when the proxy goes,
+        another source that heard the sensor takes over at once (item and device), and once
+        nobody hears it the sensor turns unavailable after `unavailable_after` (2 s here)."""
+        d = api_double.ApiDevice(key=None, proxy=True, slots=(3, 3))
+        await d.start()
+        try:
+            await self._adopted_proxy(api_client, hub, d)
+            assert (await self._source(api_client))["slots_limit"] == 3
+            await d.set_slots(1, 3, allocated=(0xA4C138001122, 0xA4C138003344))
+
+            async def slots(free: int) -> bool:
+                src = await self._source(api_client)
+                return (src["slots_free"], src["slots_limit"]) == (free, 3)
+
+            await wait_for(lambda: slots(1), within=5)
+            await d.set_slots(3, 3)
+            await wait_for(lambda: slots(3), within=5)
+
+            payload = bthome_adv.plain(bthome_adv.objects(packet_id=1, temperature=21.0))
+            await d.advertise([(self.SENSOR, -60,
+                                api_double.bthome_advertising_data("Attic TH", payload))])
+
+            async def found() -> dict[str, Any] | None:
+                body = await (await api_client.get("/api/discovered?source=ble")).json()
+                return next((x for x in body["discovered"] if x["integration"] == "bthome"),
+                            None)
+
+            item = await wait_for(found, within=10)
+            status, body = await adopt(api_client, item["id"])
+            assert status == 201
+            sensor_id = body["device"]["id"]
+            payload = bthome_adv.plain(bthome_adv.objects(packet_id=2, temperature=21.5))
+            await d.advertise([(self.SENSOR, -60,
+                                api_double.bthome_advertising_data("Attic TH", payload))])
+            await wait_for(_now(lambda: hub.states.value(sensor_id, "temperature") == 21.5),
+                           within=10)
+            # the local adapter hears it too, weaker: the proxy stays the best source
+            args = ("Attic TH", (), {bthome_adv.BTHOME_UUID: payload}, {})
+            hub.discovery.handle_advertisement(self.SENSOR, args[0], -85, *args[1:])
+            assert await self._connectivity(api_client, sensor_id) == {
+                "ble_source": "esphome:uone-proxy", "rssi": -60}
+
+            # the proxy goes: the local adapter takes over at once, before it hears the
+            # sensor again
+            await d.stop()
+
+            async def lost() -> bool:
+                return (await self._source(api_client))["state"] == "lost"
+
+            await wait_for(lost, within=10)
+            got = await (await api_client.get(f"/api/discovered/{item['id']}")).json()
+            assert (got["ble_source"], got["rssi"]) == ("local", -85)
+            assert await self._connectivity(api_client, sensor_id) == {
+                "ble_source": "local", "rssi": -85}
+            assert (await self._source(api_client))["slots_free"] is None
+
+            # nobody hears it any more: unavailable once `unavailable_after` has passed
+            async def unavailable() -> bool:
+                return hub.states.available(sensor_id) is False
+
+            await wait_for(unavailable, within=10)
+            got = await (await api_client.get(f"/api/discovered/{item['id']}")).json()
+            assert got["present"] is False
+            # heard again (by the adapter): available again
+            hub.discovery.handle_advertisement(self.SENSOR, args[0], -70, *args[1:])
+            await wait_for(_now(lambda: hub.states.available(sensor_id) is True), within=5)
         finally:
             await d.stop()
 
