@@ -15,6 +15,7 @@ from typing import Any
 import aioesphomeapi as api
 import pytest
 
+from hub.devices import CommandSpec
 from hub.errors import ValidationError
 from integrations.esphome.entities import EntitySet
 
@@ -233,3 +234,38 @@ def test_two_switches_each_reached_by_entity() -> None:
         ("switch_command", {"key": 61, "state": True, "device_id": 0})]
     assert run(entities, "turn_on", entity="relay_2") == [
         ("switch_command", {"key": 62, "state": True, "device_id": 0})]
+
+
+def test_commands_name_the_entities_that_take_them_and_their_values() -> None:
+    """What a client (the dashboard) needs to aim a shared command: `choices.entity` lists
+    the entities taking it; a string parameter lists its values when every entity taking it
+    does. The hub checks both before the entity is asked."""
+    entities, _ = build(
+        LIGHT, FAN, THERMOSTAT,
+        api.SwitchInfo(object_id="relay_1", key=61, name="Relay 1"),
+        api.SwitchInfo(object_id="relay_2", key=62, name="Relay 2"),
+        api.SelectInfo(object_id="scene", key=71, name="Scene", options=["day", "night"]))
+    specs = {c.name: c for c in entities.command_specs()}
+    assert specs["turn_on"].choices == {"entity": ("strip", "fan", "relay_1", "relay_2"),
+                                        "preset_mode": ("eco",)}  # the fan's, all it takes
+    assert specs["toggle"].choices["entity"] == ("strip", "fan", "relay_1", "relay_2")
+    assert specs["oscillate"].choices == {"entity": ("fan",)}
+    assert specs["set_hvac_mode"].choices == {"entity": ("thermostat",),
+                                              "hvac_mode": ("off", "heat_cool")}
+    assert specs["set_preset_mode"].choices == {"entity": ("fan", "thermostat"),
+                                                "preset_mode": ("eco", "home", "away",
+                                                                "Party")}  # the union
+    assert specs["select_option"].choices == {"entity": ("scene",),
+                                              "option": ("day", "night")}
+    # the light's effect is free (it also takes "None"): turn_on lists no effect values
+    assert "effect" not in specs["turn_on"].choices
+    assert specs["turn_on"].to_json()["choices"]["entity"] == [
+        "strip", "fan", "relay_1", "relay_2"]
+    assert CommandSpec.from_json(specs["set_hvac_mode"].to_json()) == specs["set_hvac_mode"]
+    with pytest.raises(ValidationError) as err:
+        specs["turn_on"].validate({"entity": "relay_3"})
+    assert err.value.field == "params.entity"
+    with pytest.raises(ValidationError) as err:
+        specs["set_hvac_mode"].validate({"hvac_mode": "cool"})
+    assert err.value.field == "params.hvac_mode"
+    assert specs["turn_on"].validate({"entity": "relay_2"}) == {"entity": "relay_2"}
