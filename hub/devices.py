@@ -86,7 +86,8 @@ NUMBER_LIMIT = 2.0**53
 
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
-    """A command a device accepts, with its parameters' JSON types and number ranges."""
+    """A command a device accepts, with its parameters' JSON types, number ranges and the
+    values a string parameter may take."""
 
     name: str
     params: dict[str, str] = field(default_factory=dict)  # name -> "number"|"string"|"boolean"
@@ -94,6 +95,9 @@ class CommandSpec:
     # number parameter -> (min, max); every number must be finite, and a bound not declared
     # (None, or no range at all) is +-NUMBER_LIMIT
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    # string parameter -> the values it may take, in the device's order (e.g. `entity`: the
+    # entities of the device that take this command; `hvac_mode`: the modes it has)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def validate(self, params: object) -> dict[str, Any]:
         if params is None:
@@ -117,6 +121,10 @@ class CommandSpec:
                 raise ValidationError(f"params.{key}", f"expected a {want}")
             if want == "number":
                 self._check_number(key, value)
+            allowed = self.choices.get(key)
+            if allowed is not None and value not in allowed:
+                raise ValidationError(f"params.{key}", "expected one of: "
+                                      + ", ".join(allowed))
         return params
 
     def to_json(self) -> dict[str, Any]:
@@ -124,12 +132,15 @@ class CommandSpec:
                                "required": list(self.required)}
         if self.ranges:
             out["ranges"] = {k: list(v) for k, v in self.ranges.items()}
+        if self.choices:
+            out["choices"] = {k: list(v) for k, v in self.choices.items()}
         return out
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> CommandSpec:
         return cls(raw["name"], dict(raw.get("params", {})), tuple(raw.get("required", [])),
-                   {k: (lo, hi) for k, (lo, hi) in (raw.get("ranges") or {}).items()})
+                   {k: (lo, hi) for k, (lo, hi) in (raw.get("ranges") or {}).items()},
+                   {k: tuple(v) for k, v in (raw.get("choices") or {}).items()})
 
     def _check_number(self, key: str, value: float) -> None:
         lo, hi = self.ranges.get(key, (None, None))

@@ -39,6 +39,15 @@ class _Formatter(logging.Formatter):
         return text
 
 
+# The least a library's logger lets through, whatever the hub's level. aioesphomeapi's
+# reconnect logic logs each reconnect cycle itself (a WARNING "Can't connect" per cycle, INFO
+# on each disconnect and recovery) where the ESPHome integration logs a loss once and the
+# recovery once; only its ERRORs (an unexpected exception in the library) get through.
+QUIET = {"aiohttp.access": logging.WARNING, "bleak": logging.WARNING,
+         "zeroconf": logging.WARNING, "aiosqlite": logging.WARNING,
+         "aioesphomeapi.reconnect_logic": logging.ERROR}
+
+
 def setup_logging(level: str = "info") -> None:
     import os
 
@@ -48,5 +57,5 @@ def setup_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "bleak", "zeroconf", "aiosqlite"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for noisy, floor in QUIET.items():
+        logging.getLogger(noisy).setLevel(max(floor, root.level))

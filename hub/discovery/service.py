@@ -519,13 +519,38 @@ class DiscoveryService:
                 self._presence_changed(item)
 
     def _forget_source(self, source: str) -> None:
-        """A remote source is gone: its readings no longer count for the best signal."""
+        """A remote source is gone: its readings no longer count for the best signal, and
+        what it heard best moves to the best other source at once (the discovered item and
+        the device show it without waiting for that source's next advertisement). A device
+        nobody else hears keeps its last source until the sweep marks it unavailable."""
+        now = self.clock.monotonic()
         for heard in self._heard.values():
-            if heard.sources and source in heard.sources:
-                del heard.sources[source]
-                if heard.source == source and heard.sources:
-                    best = max(heard.sources.items(), key=lambda kv: kv[1][0])
-                    heard.source, heard.rssi = best[0], best[1][0]
+            if not heard.sources or source not in heard.sources:
+                continue
+            del heard.sources[source]
+            if heard.source != source or not heard.sources:
+                continue
+            fresh = {k: v for k, v in heard.sources.items() if now - v[1] <= SOURCE_FRESH}
+            name, (rssi, _) = max((fresh or heard.sources).items(), key=lambda kv: kv[1][0])
+            heard.source, heard.rssi = name, rssi
+            if heard.discovery_id is not None:
+                heard.reported = now
+                self.registry.touch(heard.discovery_id, rssi,
+                                    self.clock.time() - (now - heard.last_seen), name)
+
+    def ble_reception(self, device_id: str) -> dict[str, Any] | None:
+        """How an adopted BLE device is heard: the source that hears it best (`local`, a
+        proxy's name) and that signal, from its most recent BLE discovery; None if none."""
+        best: DiscoveredDevice | None = None
+        for item in self.registry.by_device(device_id):
+            if item.source != "ble":
+                continue
+            item = self.registry.find(item.id) or item  # with the latest RSSI and source
+            if item.ble_source and (best is None or item.last_seen > best.last_seen):
+                best = item
+        if best is None:
+            return None
+        return {"ble_source": best.ble_source, "rssi": best.rssi}
 
     def _forget_oldest(self) -> None:
         oldest = next(iter(self._heard))

@@ -111,6 +111,7 @@ class ESPHomeIntegration:
         link = self.links.get(adopted.id) if adopted is not None else None
         if link is not None and adopted is not None and adopted.mac == mac:
             link.moved(list(service.addresses), service.port)  # used at the next connection
+            link.seen()  # a reboot's announcement: connect now, not at the end of a backoff
         return DiscoveryInfo(
             name=txt.get("friendly_name") or service.instance, mac=mac,
             model=txt.get("board") or "ESPHome", fw=txt.get("version"),

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 import aioesphomeapi as api
-from aioesphomeapi.reconnect_logic import ReconnectLogic
+from aioesphomeapi.reconnect_logic import MAXIMUM_BACKOFF_TRIES, ReconnectLogic
 
 from hub.facade import AttributeMeta, DeviceUnavailable, IntegrationContext, normalize_mac
 from integrations.esphome.entities import Entity, EntityError, EntitySet
@@ -27,6 +27,20 @@ from integrations.esphome.proxy import ProxySource
 CLIENT_INFO = "Uone Hub"
 AUTH_ERRORS = (api.InvalidEncryptionKeyAPIError, api.RequiresEncryptionAPIError,
                api.EncryptionPlaintextAPIError, api.InvalidAuthAPIError)
+
+
+class _ReconnectLogic(ReconnectLogic):
+    """aioesphomeapi's reconnect logic, with one more refusal that waits its longest backoff.
+
+    An encrypted device's Noise hello names its MAC and aioesphomeapi refuses another one
+    (`BadMACAddressAPIError`, before any message is exchanged); that is not one of the
+    refusals ReconnectLogic backs off fully for (its AUTH_EXCEPTIONS), so it would retry on
+    the short steps forever. The same mechanism it uses for a refused key applies here."""
+
+    async def _handle_connection_failure(self, err: Exception) -> None:
+        await super()._handle_connection_failure(err)
+        if isinstance(err, api.BadMACAddressAPIError):
+            self._tries = MAXIMUM_BACKOFF_TRIES
 
 
 class DeviceLink:
@@ -65,7 +79,7 @@ class DeviceLink:
             noise_psk=self.key, addresses=list(self.addresses), zeroconf_instance=zc,
             expected_name=None, expected_mac=self.mac.replace(":", "") if self.key else None)
         # without the hub's zeroconf nobody may open one of its own: no mDNS wake then
-        self._logic = ReconnectLogic(
+        self._logic = _ReconnectLogic(
             client=self.client, on_connect=self._on_connect,
             on_disconnect=self._on_disconnect, on_connect_error=self._on_connect_error,
             zeroconf_instance=zc, name=self.node, zeroconf_wake=zc is not None)
@@ -140,6 +154,10 @@ class DeviceLink:
         self.connected, self.error = True, None
         self.ctx.set_available(self.device_id, True)
         self._annotate(key_error=None, connect_error=None)
+        if self.conflict is not None:  # the adopted board answers again (encrypted path)
+            self.ctx.log.info("%s answers with its adopted MAC again", self.node)
+            self.conflict = None
+            self._annotate(identity_conflict=None)
         if self._loss_logged:
             self.ctx.log.info("%s is connected again", self.node)
             self._loss_logged = False
@@ -161,6 +179,12 @@ class DeviceLink:
             self._loss_logged = True
 
     async def _on_connect_error(self, err: Exception) -> None:
+        if isinstance(err, api.BadMACAddressAPIError):
+            # another board (same name, same key) answers where this one was: flagged like
+            # the mDNS path does, and retried on the longest backoff (_ReconnectLogic), so
+            # the adopted board is taken back when it returns
+            self._identity_conflict(normalize_mac(err.received_mac) or err.received_mac)
+            return
         if isinstance(err, AUTH_ERRORS):
             self.error = _auth_message(err)
             self._annotate(key_error=self.error)
@@ -237,13 +261,30 @@ class DeviceLink:
         self._unsubs.clear()
 
     async def _flag_conflict(self, got: str | None) -> None:
-        self.conflict = (f"another device answers as {self.node!r}: MAC {got}, adopted "
-                         f"{self.mac}; not used until the owner re-adopts it")
-        self.ctx.log.warning("%s", self.conflict)
-        self._annotate(identity_conflict=self.conflict)
-        self.ctx.set_available(self.device_id, False)
+        """A plaintext device answered with another MAC (its device info, after the
+        connection was made): flagged, and the connection stopped for good."""
+        self._identity_conflict(got, until="the owner re-adopts it")
         # stop retrying: the other device must not be taken for this one
         self.ctx.create_task(self.stop(), f"conflict-{self.node}")
+
+    def _identity_conflict(self, got: str | None,
+                           until: str = "the adopted board answers again") -> None:
+        """Another board answers under this device's name: on the discovered item
+        (`identity_conflict`), in health, unavailable; logged once per other MAC."""
+        conflict = (f"another device answers as {self.node!r}: MAC {got}, adopted "
+                    f"{self.mac}; not used until {until}")
+        if conflict != self.conflict:
+            self.ctx.log.warning("%s", conflict)
+        self.conflict = conflict
+        self._annotate(identity_conflict=conflict)
+        if self.ctx.device(self.device_id) is not None:
+            self.ctx.set_available(self.device_id, False)
+
+    def seen(self) -> None:
+        """The device announced itself (mDNS, its adopted MAC): try now rather than at the
+        end of the backoff (without the hub's zeroconf aioesphomeapi cannot hear it)."""
+        if self._logic is not None:
+            self._logic.notify_device_seen()
 
     def _annotate(self, **data: Any) -> None:
         if self.discovery_id is not None:

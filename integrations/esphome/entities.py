@@ -41,6 +41,9 @@ class Entity:
     malformed: Callable[[str], None] = field(default=lambda _what: None)
     commands: dict[str, dict[str, str]] = field(default_factory=dict)
     required: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # command -> string parameter -> the values this entity takes (the hub checks them
+    # before the entity does, and the dashboard lists them)
+    choices: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Kinds set their commands here, from what the entity info says it supports."""
@@ -324,12 +327,16 @@ class Fan(Entity):
             on["preset_mode"] = "string"
             self.commands["set_preset_mode"] = {"preset_mode": "string"}
             self.required["set_preset_mode"] = ("preset_mode",)
+            presets = tuple(info.supported_preset_modes)
+            self.choices["turn_on"] = {"preset_mode": presets}
+            self.choices["set_preset_mode"] = {"preset_mode": presets}
         if info.supports_oscillation:
             self.commands["oscillate"] = {"oscillating": "boolean"}
             self.required["oscillate"] = ("oscillating",)
         if info.supports_direction:
             self.commands["set_direction"] = {"direction": "string"}
             self.required["set_direction"] = ("direction",)
+            self.choices["set_direction"] = {"direction": ("forward", "reverse")}
         self.is_on: bool | None = None
 
     def attributes(self) -> dict[str, Meta]:
@@ -418,11 +425,13 @@ class Climate(Entity):
         self.commands = {"set_hvac_mode": {"hvac_mode": "string"},
                          "set_temperature": temps}
         self.required = {"set_hvac_mode": ("hvac_mode",)}
+        self.choices = {"set_hvac_mode": {"hvac_mode": tuple(self.modes)}}
         if not self.two_point:
             self.required["set_temperature"] = ("temperature",)
         if self.presets:
             self.commands["set_preset_mode"] = {"preset_mode": "string"}
             self.required["set_preset_mode"] = ("preset_mode",)
+            self.choices["set_preset_mode"] = {"preset_mode": tuple(self.presets)}
 
     def _range(self) -> Meta:
         info = self.info
@@ -535,6 +544,7 @@ class Select(Entity):
     def __post_init__(self) -> None:
         self.commands = {"select_option": {"option": "string"}}
         self.required = {"select_option": ("option",)}
+        self.choices = {"select_option": {"option": tuple(self.info.options)}}
 
     def attributes(self) -> dict[str, Meta]:
         return {self.attribute(): {"options": list(self.info.options)}}
@@ -618,16 +628,36 @@ class EntitySet:
         return tuple(seen)
 
     def command_specs(self) -> tuple[CommandSpec, ...]:
+        """The device's commands: each shared by the entities that take it, `entity`
+        choosing among them (its choices: their keys, in the device's order). A string
+        parameter has choices when every entity taking it lists its values (their union:
+        each entity still checks its own)."""
         params: dict[str, dict[str, str]] = {}
         required: dict[str, set[str]] = {}
+        entities: dict[str, list[str]] = {}
+        values: dict[tuple[str, str], dict[str, None]] = {}  # (command, param) -> values
+        free: set[tuple[str, str]] = set()  # an entity takes any value there
         for e in self.by_key.values():
             for name, p in e.commands.items():
                 merged = params.setdefault(name, {"entity": "string"})
                 merged.update(p)
                 req = set(e.required.get(name, ()))
                 required[name] = req if name not in required else required[name] & req
-        return tuple(CommandSpec(name, params[name], tuple(sorted(required[name])))
-                     for name in sorted(params))
+                entities.setdefault(name, []).append(e.key)
+                own = e.choices.get(name, {})
+                for param in p:
+                    if param in own:
+                        values.setdefault((name, param), {}).update(dict.fromkeys(own[param]))
+                    else:
+                        free.add((name, param))
+        specs = []
+        for name in sorted(params):
+            choices = {"entity": tuple(entities[name])}
+            choices.update({param: tuple(v) for (command, param), v in values.items()
+                            if command == name and (command, param) not in free})
+            specs.append(CommandSpec(name, params[name], tuple(sorted(required[name])),
+                                     choices=choices))
+        return tuple(specs)
 
     def for_command(self, name: str, params: dict[str, Any]) -> Entity:
         """The entity a command is for: the one named by `entity`, else the first that

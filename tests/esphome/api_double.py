@@ -7,9 +7,10 @@ from ESPHome's api.proto) and its message-type table, plaintext framing (0x00, v
 varint type) or Noise_NNpsk0_25519_ChaChaPoly_SHA256 as the responder, with the noiseprotocol
 library, the prologue and the hello/handshake frames ESPHome's api_frame_helper_noise.cpp
 sends (a wrong key answers "Handshake MAC failure", as the firmware does). On top: a switch
-and a sensor, optionally an entity type the hub does not know (camera), a Bluetooth proxy
-that streams raw advertisement batches and connection slots, floods, bad values, and a mode
-that stalls in the middle of the handshake.
+and a sensor, optionally a light and a cover, an entity type the hub does not know (camera),
+a Bluetooth proxy that streams raw advertisement batches and connection slots, floods, bad
+values, a mode that stalls in the middle of the handshake and one that closes every
+connection at once.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from noise.connection import NoiseConnection
 
 TYPE_OF = {cls: num for num, cls in MESSAGE_TYPE_TO_PROTO.items()}
 PROLOGUE = b"NoiseAPIInit\x00\x00"
-SWITCH_KEY, SENSOR_KEY, CAMERA_KEY = 101, 102, 103
+SWITCH_KEY, SENSOR_KEY, CAMERA_KEY, LIGHT_KEY, COVER_KEY = 101, 102, 103, 104, 105
 
 
 @dataclass
@@ -38,13 +39,16 @@ class ApiDevice:
     key: str | None = None  # base64 PSK: encrypted API
     proxy: bool = False
     unknown_entity: bool = False
+    light_and_cover: bool = False  # also a dimmable light and a cover with a position
     stall: bool = False  # accept, read, never answer: a handshake that never ends
+    refuse: bool = False  # accept and close at once: every connection attempt fails
     slots: tuple[int, int] = (3, 3)
     host: str = "127.0.0.1"
     port: int = 0
     switch_on: bool = False
     sensor: float = 21.0
     commands: list[Any] = field(default_factory=list)
+    attempts: int = 0  # connections accepted (refused ones too)
     _server: asyncio.Server | None = None
     _peers: set[_Peer] = field(default_factory=set)
 
@@ -75,6 +79,15 @@ class ApiDevice:
             if peer.ble:
                 await peer.send(msg)
 
+    async def set_slots(self, free: int, limit: int, allocated: tuple[int, ...] = ()) -> None:
+        """The proxy's connection slots changed: tell the subscribers, as the firmware does."""
+        self.slots = (free, limit)
+        msg = pb.BluetoothConnectionsFreeResponse(free=free, limit=limit,
+                                                  allocated=list(allocated))
+        for peer in list(self._peers):
+            if peer.slots:
+                await peer.send(msg)
+
     async def push_states(self, states: list[Any]) -> None:
         """Send state messages (a flood, a bad value...) to every subscribed client."""
         for peer in list(self._peers):
@@ -87,6 +100,10 @@ class ApiDevice:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                      ) -> None:
+        self.attempts += 1
+        if self.refuse:
+            writer.close()
+            return
         peer = _Peer(self, reader, writer)
         self._peers.add(peer)
         try:
@@ -108,6 +125,7 @@ class _Peer:
         self.ready = False
         self.states = False
         self.ble = False
+        self.slots = False
         self._first = b""  # a byte read ahead to tell plaintext from Noise
         self.task = asyncio.current_task()
 
@@ -242,6 +260,12 @@ class _Peer:
                                               name="Temperature", unit_of_measurement="°C",
                                               device_class="temperature", state_class=1,
                                               accuracy_decimals=1)]
+            if d.light_and_cover:
+                entities += [
+                    pb.ListEntitiesLightResponse(object_id="lamp", key=LIGHT_KEY, name="Lamp",
+                                                 supported_color_modes=[3]),  # brightness
+                    pb.ListEntitiesCoverResponse(object_id="blind", key=COVER_KEY,
+                                                 name="Blind", supports_position=True)]
             if d.unknown_entity:
                 entities.append(pb.ListEntitiesCameraResponse(object_id="doorbell",
                                                                key=CAMERA_KEY,
@@ -260,6 +284,7 @@ class _Peer:
         elif isinstance(msg, pb.UnsubscribeBluetoothLEAdvertisementsRequest):
             self.ble = False
         elif isinstance(msg, pb.SubscribeBluetoothConnectionsFreeRequest):
+            self.slots = True
             await self.send(pb.BluetoothConnectionsFreeResponse(free=d.slots[0],
                                                                 limit=d.slots[1]))
         elif isinstance(msg, pb.PingRequest):

@@ -4,7 +4,7 @@ Two devices, each its own firmware in its own namespace joined to the hub's by a
 published on mDNS as a real device does: discovered, adopted through the API, state read,
 every entity type commanded (the firmware's answer is the proof), the firmware killed and
 started again (available again), and a new firmware with another entity list (the same hub
-device updated in place, its history kept).
+device updated in place, its history and automations kept).
 """
 
 from __future__ import annotations
@@ -225,7 +225,15 @@ async def test_firmware_killed_and_restarted_then_updated_in_place(
                                  json={"name": "Kettle plug"})
     assert resp.status == 201, await resp.text()
     await _until(api_client, PLUG_ID, relay=False, status="off")
-    await _command(api_client, PLUG_ID, "turn_on")
+    # an automation on the device, made before its firmware changes: the Identify button's
+    # event (fired by the firmware's on_press) turns the relay on
+    resp = await api_client.post("/api/automations", json={
+        "id": "identify_turns_relay_on",
+        "triggers": [{"type": "event", "device": PLUG_ID, "event": "identified"}],
+        "actions": [{"type": "command", "device": PLUG_ID, "command": "turn_on",
+                     "params": {"entity": "relay"}}]})
+    assert resp.status == 201, await resp.text()
+    await _command(api_client, PLUG_ID, "press", entity="identify")
     await _until(api_client, PLUG_ID, relay=True)
 
     # power cut: unavailable; power back: available again and states flow
@@ -271,3 +279,9 @@ async def test_firmware_killed_and_restarted_then_updated_in_place(
     history = await hub.states.history(PLUG_ID)
     assert any(h["attribute"] == "relay" and h["value"] is True for h in history)
     assert any(h["attribute"] == "status" for h in history)  # the old entity's past stays
+    # the automation is still there, valid and enabled, and still works on the new firmware
+    auto = await (await api_client.get("/api/automations/identify_turns_relay_on")).json()
+    assert auto["valid"] and auto["enabled"] and auto["errors"] == [], auto
+    await _until(api_client, PLUG_ID, relay=False)  # restore_mode ALWAYS_OFF after a boot
+    await _command(api_client, PLUG_ID, "press", entity="identify")
+    await _until(api_client, PLUG_ID, relay=True)

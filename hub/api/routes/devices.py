@@ -47,10 +47,16 @@ DEVICE_SCHEMA = obj(
 ID_ERRORS = (404,)
 
 
-def device_json(hub: Hub, device: Device) -> dict[str, Any]:
+def device_json(hub: Hub, device: Device, *, reception: bool = True) -> dict[str, Any]:
+    """A device as the API shows it. `reception`: for a device heard over BLE, which source
+    hears it best and how well (`connectivity.ble_source`, `connectivity.rssi`); it moves
+    with every advertisement, so the (cached) list leaves it out."""
     out = device.to_json()
     out["available"] = hub.states.available(device.id)
     out["connectivity"] = hub.discovery.connectivity.to_json(device.id)
+    heard = hub.discovery.ble_reception(device.id) if reception else None
+    if heard is not None:
+        out["connectivity"] = {**(out["connectivity"] or {}), **heard}
     questions = hub.integrations.confirmations.of(device.id)
     if questions:  # open questions to the owner (e.g. a BTHome counter that went back)
         out["confirmations"] = [q.to_json() for q in questions]
@@ -126,7 +132,8 @@ class DeviceJsonCache:
     def part(self, device: Device) -> str:
         text = self._parts.get(device.id)
         if text is None:
-            text = self._parts[device.id] = dumps(lean(device_json(self.hub, device)))
+            text = self._parts[device.id] = dumps(lean(device_json(self.hub, device,
+                                                                   reception=False)))
         return text
 
     def selected(self, devices: list[Device] | None, names: frozenset[str]) -> bytes:
@@ -144,8 +151,8 @@ class DeviceJsonCache:
             order = [n for n in FIELD_ORDER if n in names]
             rows = [lean({n: self._plain(d, n) for n in order}) for d in devices]
         else:
-            rows = [lean({k: v for k, v in device_json(self.hub, d).items() if k in names})
-                     for d in devices]
+            rows = [lean({k: v for k, v in device_json(self.hub, d, reception=False).items()
+                          if k in names}) for d in devices]
         return dumpb({"devices": rows})
 
     def _plain(self, device: Device, name: str) -> Any:

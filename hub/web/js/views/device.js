@@ -27,7 +27,7 @@ export default async function device({ main, live }) {
     return h("tr", {}, h("th", { scope: "row" }, a), v, h("td", { class: "muted" }, when(st.last_updated)));
   });
   const c = d.connectivity;
-  const conn = c ? [c.transport, c.reason, c.rssi != null ? `${c.rssi} dBm` : null,
+  const conn = c ? [c.transport, c.reason, c.ble_source ? `heard by ${c.ble_source}` : null, c.rssi != null ? `${c.rssi} dBm` : null,
     c.lan ? `${c.lan.host}:${c.lan.port} ${c.lan.ok ? "reachable" : `unreachable${c.lan.error ? ` (${c.lan.error})` : ""}`}` : null]
     .filter((x) => x !== null && x !== undefined && x !== "").join(" · ") : (d.transport || "—");
 
