@@ -4,6 +4,7 @@ audited), events both ways, out-of-range writes, restriction and scope, removal,
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.skipif(netns.unavailable() is not None,
                                 reason=f"HomeKit namespace tests: {netns.unavailable()}")
 ON = "00000025"
 EVENT = "00000073"
+INVALID_VALUE, READ_ONLY = -70410, -70404  # HAP status codes
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ async def pair_phone(api_client: Any, ctl: Any) -> tuple[Any, dict[str, Any]]:
 
 
 async def test_phone_pairs_lists_writes_gets_events_and_unpairs(
-        api_client: Any, hub: Hub, lan: netns.Lan) -> None:
+        api_client: Any, hub: Hub, lan: netns.Lan, caplog: pytest.LogCaptureFixture) -> None:
     status = await running(api_client)
     assert [d["device_id"] for d in status["devices"]] == ["virtual.lamp"]
     assert status["paired"] is False
@@ -116,10 +118,25 @@ async def test_phone_pairs_lists_writes_gets_events_and_unpairs(
         assert resp.status == 200
         await wait_for(lambda: _event(events, (3, button["iid"]), 0), within=10)
 
-        # a malformed write from the phone: refused by the bridge, nothing reaches the hub
-        result = await pairing.put_characteristics([(2, on["iid"], "sideways")])
-        assert result[(2, on["iid"])]["status"] != 0
-        assert hub.states.value("virtual.lamp", "on") is False
+        # a malformed write from the phone: "invalid value" (not HAP-python's logged
+        # traceback and "communication failure"), nothing reaches the hub, logged once
+        caplog.clear()
+        writes = hub.homekit.phone_writes
+        for _ in range(2):
+            result = await pairing.put_characteristics([(2, on["iid"], "sideways")])
+            assert result[(2, on["iid"])]["status"] == INVALID_VALUE
+        # a read-only characteristic refused beside a good write, which goes through
+        result = await pairing.put_characteristics([(2, on["iid"], True),
+                                                    (3, button["iid"], 1)])
+        assert result[(2, on["iid"])]["status"] == 0
+        assert result[(3, button["iid"])]["status"] == READ_ONLY
+        await wait_for(lambda: _state(hub, "virtual.lamp", "on", True), within=10)
+        assert hub.homekit.phone_writes == writes + 1
+        warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [r.getMessage() for r in warned if "sideways" in r.getMessage()] == [
+            "HomeKit: a phone wrote 'sideways' to virtual.lamp On: not a boolean; refused "
+            "(repeats are logged at debug level)"]
+        assert not [r for r in warned if r.name.startswith("pyhap") or r.exc_info], warned
 
         # removing a device from the bridge removes its accessory
         resp = await api_client.delete("/api/homekit/bridge/devices/virtual.doorbell")
@@ -205,11 +222,12 @@ async def test_phone_through_bridge_to_a_homekit_accessory(
             assert ["Brightness", 30] in (await light.send(op="writes"))["writes"]
             # out of range from the phone: an error status, nothing reaches the accessory
             result = await pairing.put_characteristics([(3, bri["iid"], 250)])
-            assert result[(3, bri["iid"])]["status"] != 0
+            assert result[(3, bri["iid"])]["status"] == INVALID_VALUE
             got = await pairing.get_characteristics([(3, bri["iid"])])
             assert got[(3, bri["iid"])]["value"] == 30
             writes = (await light.send(op="writes"))["writes"]
             assert all(v <= 100 for name, v in writes if name == "Brightness")
+
             await pairing.close()
 
 
