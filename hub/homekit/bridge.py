@@ -110,13 +110,22 @@ class HomekitBridge:
     async def start(self) -> None:
         for row in await self._db.fetchall("SELECT * FROM homekit_bridge"):
             self._rows[row["device_id"]] = (row["aid"], row["source"])
+        # a row outlives its choice only by accident (deleted while the hub was down, an
+        # older hub, dropped from the config file): a device that later gets the same,
+        # predictable id must not be shown unless the owner picks it again
+        for device_id, (_aid, source) in list(self._rows.items()):
+            if (source == "api" and self._devices.find(device_id) is None) or (
+                    source == "config" and device_id not in self.config.devices):
+                await self._remove_row(device_id)
         for device_id in self.config.devices:
             if device_id not in self._rows:
                 await self._add_row(device_id, "config")
+        # followed even while the bridge is off: rows picked then must not go stale
+        self._unsubscribe = [self._devices.on_remove(self._forget)]
         if not self.config.enabled:
             return
         self.state = "starting"
-        self._unsubscribe = [
+        self._unsubscribe += [
             self._bus.subscribe(StateChanged, self._on_state),
             self._bus.subscribe(DeviceEvent, self._on_event),
             self._bus.subscribe(DeviceRegistryChanged, self._on_registry),
@@ -451,12 +460,15 @@ class HomekitBridge:
                 shown.plan.buttons:
             shown.button.set_value(press_value(event.data))
 
+    async def _forget(self, device: Device) -> None:
+        """A device is deleted or erased: it leaves the bridge (and its row) for good."""
+        await self._remove_row(device.id)
+
     def _on_registry(self, event: DeviceRegistryChanged) -> None:
         if event.device_id not in self._rows:
             return
         device = self._devices.find(event.device_id)
-        if device is None:  # deleted or erased: forget it here too
-            self._tasks.spawn(self._remove_row(event.device_id), "homekit-forget")
+        if device is None:  # removed: `_forget` took care of it
             return
         shown = self._shown.get(device.id)
         now = None if device.restricted else plan(device)
