@@ -19,6 +19,7 @@ pytestmark = pytest.mark.skipif(netns.unavailable() is not None,
                                 reason=f"HomeKit namespace tests: {netns.unavailable()}")
 ON = "00000025"
 EVENT = "00000073"
+BRIGHTNESS = "00000008"
 INVALID_VALUE, READ_ONLY = -70410, -70404  # HAP status codes
 
 
@@ -228,12 +229,62 @@ async def test_phone_through_bridge_to_a_homekit_accessory(
             writes = (await light.send(op="writes"))["writes"]
             assert all(v <= 100 for name, v in writes if name == "Brightness")
 
+            # a scope that hides brightness: the light is shown on/off only
+            from hub.devices import PrivacyScope
+
+            await hub.devices.update(device_id, scope=PrivacyScope(
+                attributes=frozenset({"on", "color_temp", "hue", "saturation"})))
+
+            async def without_brightness() -> list[dict[str, Any]] | None:
+                accs = await pairing.list_accessories_and_characteristics()
+                types = _types(accs, 3)
+                return accs if types and BRIGHTNESS not in types else None
+
+            accessories = await wait_for(without_brightness, within=20, every=0.3)
+            on = chars(accessories, 3, ON)
+            assert on["value"] is False and hub.states.value(device_id, "on") is False
+
+            # a write the hub refuses (the light went away): the value goes back, and the
+            # audit log says why
+            with pytest.raises(RuntimeError):
+                await light.send(op="exit")
+            await light.proc.wait()
+            await wait_for(lambda: _unavailable(hub, device_id), within=15)
+            result = await pairing.put_characteristics([(3, on["iid"], True)])
+            assert result.get((3, on["iid"]), {"status": 0})["status"] == 0  # accepted
+
+            async def refused() -> Any:
+                rows = await hub.audit.entries(limit=50)
+                return next((e for e in rows if e.action == "device.command"
+                             and e.target == device_id
+                             and e.details["outcome"] != "ok"), None)
+
+            row = await wait_for(refused, within=10)
+            assert row.actor == "homekit-bridge" and row.details["command"] == "turn_on"
+            assert row.details["outcome"].startswith("DeviceUnavailable: ")
+
+            async def put_back() -> bool:
+                got = await pairing.get_characteristics([(3, on["iid"])])
+                return got[(3, on["iid"])]["value"] is False
+
+            await wait_for(put_back, within=10)
+            assert hub.states.value(device_id, "on") is False
             await pairing.close()
 
 
 def _name(acc: dict[str, Any]) -> str:
     return next(c["value"] for s in acc["services"] for c in s["characteristics"]
                 if c["type"].upper().startswith("00000023"))
+
+
+def _types(accessories: list[dict[str, Any]], aid: int) -> set[str]:
+    acc = next((a for a in accessories if a["aid"] == aid), None)
+    return set() if acc is None else {c["type"].upper()[:8] for s in acc["services"]
+                                      for c in s["characteristics"]}
+
+
+async def _unavailable(hub: Hub, device_id: str) -> bool:
+    return not hub.states.available(device_id)
 
 
 async def _state(hub: Hub, device_id: str, attr: str, want: Any) -> bool:
