@@ -618,6 +618,19 @@ def _merge_answers(answer: dict[str, Any] | None, refused: list[dict[str, Any]],
     return {HAP_REPR_CHARS: results + refused}
 
 
+async def paired_phones(vault: Vault) -> int:
+    """How many phones are paired with the bridge (for the privacy export: a count, never
+    their keys). 0 when the bridge never ran."""
+    import json
+
+    try:
+        state = await vault.get(VAULT_KIND, VAULT_NAME)
+    except NotFound:
+        return 0
+    hap = json.loads(state.get("hap") or "{}")  # HAP-python's state (AccessoryEncoder)
+    return len(hap.get("paired_clients") or {})
+
+
 def _load_hap() -> Any:
     """Import HAP-python and read its type tables (blocking: run in a thread)."""
     import pyhap.accessory
