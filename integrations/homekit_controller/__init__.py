@@ -31,6 +31,7 @@ from hub.facade import (
     MdnsService,
     ReconnectLoop,
     ValidationError,
+    watching_srp,
 )
 from integrations.homekit_controller.mapping import MalformedValue, Mapping, build, press
 
@@ -86,6 +87,7 @@ class HomekitController:
     links: dict[str, _Link] = field(default_factory=dict)  # device id -> link
     seen: dict[str, str] = field(default_factory=dict)  # mDNS name -> HAP id
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    srp_retries: int = 0  # pair-setups tried again because padding could explain a refusal
 
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
@@ -221,15 +223,22 @@ class HomekitController:
         return ctx.device(device.id) or device
 
     async def _pair(self, hap_id: str, code: str) -> Any:
-        """Pair, trying once more after a refusal: HAP-python accessories (and Home
-        Assistant's HomeKit bridge, built on it) hash the SRP secret unpadded, so about 1 in
-        100 correct codes is refused. A wrong code thus counts twice on the accessory."""
+        """Pair; after a refused code, once more only if the refusal could be the padding
+        mismatch: HAP-python accessories (and Home Assistant's HomeKit bridge, built on it)
+        hash SRP values without their leading zero bytes, so ~1 correct code in 85 is
+        refused. The exchange tells whether that could be the case (hub/thirdparty.py), so
+        a wrong code counts once towards the accessory's lockout (twice ~1 time in 85)."""
         from aiohomekit.exceptions import AuthenticationError
 
-        try:
-            return await self._pair_once(hap_id, code)
-        except AuthenticationError:
-            pass
+        with watching_srp() as watch:
+            try:
+                return await self._pair_once(hap_id, code)
+            except AuthenticationError:
+                pass
+        if not watch.could_be_padding():  # (when it cannot tell: tried again, as before)
+            raise ValidationError("credentials.setup_code",
+                                  "the accessory refused this setup code")
+        self.srp_retries += 1
         try:
             return await self._pair_once(hap_id, code)
         except AuthenticationError:
