@@ -451,14 +451,25 @@ class HomekitBridge:
 
     def _on_state(self, event: StateChanged) -> None:
         shown = self._shown.get(event.device_id)
-        if shown is not None and event.attribute in shown.chars:
-            self._push(shown.chars[event.attribute], shown.links[event.attribute], event.new)
+        if shown is None or event.attribute not in shown.chars:
+            return
+        # checked now: a device just restricted, or an attribute just hidden, is still in
+        # the bridge until the rebuild (REBUILD_DELAY), but nothing new of it is sent
+        device = self._devices.find(event.device_id)
+        if device is None or device.restricted or \
+                not device.scope.allows_attribute(event.attribute):
+            return
+        self._push(shown.chars[event.attribute], shown.links[event.attribute], event.new)
 
     def _on_event(self, event: DeviceEvent) -> None:
         shown = self._shown.get(event.device_id)
-        if shown is not None and shown.button is not None and event.event_type in \
-                shown.plan.buttons:
-            shown.button.set_value(press_value(event.data))
+        if shown is None or shown.button is None or event.event_type not in shown.plan.buttons:
+            return
+        device = self._devices.find(event.device_id)
+        if device is None or device.restricted or not device.scope.allows_event(
+                event.event_type):
+            return
+        shown.button.set_value(press_value(event.data))
 
     async def _forget(self, device: Device) -> None:
         """A device is deleted or erased: it leaves the bridge (and its row) for good."""

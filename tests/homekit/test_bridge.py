@@ -163,8 +163,14 @@ async def test_restricted_and_scope_hidden_are_never_shown(api_client: Any, hub:
     await hub.devices.update("virtual.fan", restricted=True)
     resp = await api_client.put("/api/homekit/bridge/devices/virtual.fan")
     assert resp.status == 409
-    # a shown device that becomes restricted disappears from the bridge
+    # a shown device that becomes restricted disappears from the bridge; until the bridge
+    # is rebuilt without it, none of its changes reach the phones (checked synchronously:
+    # the restriction and the state change are delivered inline, the rebuild comes later)
+    on = hub.homekit._shown["virtual.lamp"].chars["on"]
+    assert on.value is False
     await hub.devices.update("virtual.lamp", restricted=True)
+    hub.states.set("virtual.lamp", {"on": True})
+    assert on.value is False
 
     async def hidden() -> bool:
         body = await bridge_status(api_client)
@@ -173,9 +179,18 @@ async def test_restricted_and_scope_hidden_are_never_shown(api_client: Any, hub:
 
     await wait_for(hidden, within=10)
     await hub.devices.update("virtual.lamp", restricted=False)
+
+    async def back() -> bool:
+        return "virtual.lamp" in hub.homekit._shown
+
+    await wait_for(back, within=10)
+    on = hub.homekit._shown["virtual.lamp"].chars["on"]
+    assert on.value is True
     from hub.devices import PrivacyScope
 
     await hub.devices.update("virtual.lamp", scope=PrivacyScope(attributes=frozenset()))
+    hub.states.set("virtual.lamp", {"on": False})  # hidden now: not sent
+    assert on.value is True
 
     async def scoped() -> bool:
         lamp = (await bridge_status(api_client))["devices"][0]
