@@ -82,12 +82,15 @@ class HomekitBridge:
                  clock: Clock, devices: DeviceRegistry, states: StateStore, vault: Vault,
                  audit: AuditLog, commands: DeviceCommands,
                  zeroconf: Callable[[float], Awaitable[Any]],
-                 addresses: Callable[[], list[str]], own_services: set[str]) -> None:
+                 addresses: Callable[[], list[str]], own_services: set[str],
+                 zeroconf_replaced: Callable[[Callable[[], None]], Callable[[], None]]
+                 | None = None) -> None:
         self.config = config
         self._db, self._bus, self._clock = db, bus, clock
         self._devices, self._states, self._vault = devices, states, vault
         self._audit, self._commands = audit, commands
         self._zeroconf, self._addresses = zeroconf, addresses
+        self._zeroconf_replaced = zeroconf_replaced
         self._own = own_services  # discovery skips these: the hub does not adopt itself
         self._rows: dict[str, tuple[int, str]] = {}  # device id -> (aid, source)
         self._tasks = BackgroundTasks(_LOG)
@@ -130,6 +133,8 @@ class HomekitBridge:
             self._bus.subscribe(DeviceEvent, self._on_event),
             self._bus.subscribe(DeviceRegistryChanged, self._on_registry),
         ]
+        if self._zeroconf_replaced is not None:  # advertise on the new one: rebuild
+            self._unsubscribe.append(self._zeroconf_replaced(self._schedule_rebuild))
         self._tasks.spawn(self._first_start(), "homekit-bridge-start")
 
     async def stop(self) -> None:

@@ -87,6 +87,7 @@ class HomekitController:
     links: dict[str, _Link] = field(default_factory=dict)  # device id -> link
     seen: dict[str, str] = field(default_factory=dict)  # mDNS name -> HAP id
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    restarting: asyncio.Lock = field(default_factory=asyncio.Lock)
     srp_retries: int = 0  # pair-setups tried again because padding could explain a refusal
 
     async def setup(self, ctx: IntegrationContext) -> None:
@@ -94,9 +95,14 @@ class HomekitController:
         ctx.own_availability()  # availability follows the HAP session, not mDNS presence
         ctx.on_mdns_service(self._on_mdns)
         ctx.on_adopt(self._adopt, credentials=("setup_code",))
-        ctx.create_task(self._start(ctx), "start")
+        ctx.on_zeroconf_replaced(self._zeroconf_replaced)
+        ctx.create_task(self._begin(ctx), "start")
 
     async def unload(self, ctx: IntegrationContext) -> None:
+        await self._stop(ctx)
+
+    async def _stop(self, ctx: IntegrationContext) -> None:
+        self.ready.clear()
         for link in list(self.links.values()):
             await self._stop_link(link)
             await self._close(link)
@@ -105,6 +111,22 @@ class HomekitController:
         if self.controller is not None:
             await self.controller.async_stop()
             self.controller = None
+
+    async def _begin(self, ctx: IntegrationContext) -> None:
+        async with self.restarting:
+            await self._start(ctx)
+
+    def _zeroconf_replaced(self) -> None:
+        if self.ctx is not None:
+            self.ctx.create_task(self._restart(self.ctx), "new-zeroconf")
+
+    async def _restart(self, ctx: IntegrationContext) -> None:
+        """The hub's zeroconf was replaced: aiohomekit's Controller (and its pairings'
+        address lookups) lived on the closed one. Start again on the new one."""
+        async with self.restarting:
+            ctx.log.info("HomeKit: the hub's zeroconf was replaced; reconnecting accessories")
+            await self._stop(ctx)
+            await self._start(ctx)
 
     async def command(self, ctx: IntegrationContext, device: Device, command: str,
                       params: dict[str, Any]) -> Any:
