@@ -428,7 +428,7 @@ class HomekitBridge:
         _LOG.warning(message, *args)
 
     def _phone_write(self, device_id: str, link: Link, value: Any) -> None:
-        """A paired phone set a characteristic (HAP-python already checked its range):
+        """A paired phone set a characteristic (`_screen_writes` already checked the value):
         the hub command runs under the bridge's principal; a refusal reverts the value."""
         self._tasks.spawn(self._send(device_id, link, value), f"homekit-write-{device_id}")
 
