@@ -21,7 +21,7 @@ from hub.loader import Integration, IntegrationContext
 from hub.manifests import BleMatcher
 from hub.provisioning.evidence import Attestation, Evidence
 from hub.reconnect import BackoffPolicy, ReconnectLoop, ReconnectState
-from hub.thirdparty import PrivatePart, mqtt_client_class
+from hub.thirdparty import PrivatePart, mqtt_client_class, watching_srp
 
 __all__ = [
     "Attestation",
@@ -55,4 +55,5 @@ __all__ = [
     "mqtt_client_class",
     "normalize_mac",
     "probe_lan",
+    "watching_srp",
 ]

@@ -123,7 +123,8 @@ class Hub:
             self.config.homekit_bridge, db=self.db, bus=self.bus, clock=self.clock,
             devices=self.devices, states=self.states, vault=self.vault, audit=self.audit,
             commands=self.commands, zeroconf=self.discovery.zeroconf,
-            addresses=self._mdns_addresses, own_services=self.discovery.own_services)
+            addresses=self._mdns_addresses, own_services=self.discovery.own_services,
+            zeroconf_replaced=self.discovery.on_zeroconf_replaced)
         self._stack: contextlib.AsyncExitStack | None = None
         self.running = False
 

@@ -285,6 +285,12 @@ class IntegrationContext:
         """The hub's one AsyncZeroconf (None if mDNS is off). Never open another."""
         return await self._host.discovery.zeroconf(within)
 
+    def on_zeroconf_replaced(self, callback: Callable[[], None]) -> None:
+        """`callback()` when the hub's zeroconf was replaced by a new one: anything built on
+        the old one (`zeroconf()`'s answer) must be rebuilt on the new one. Sync, no I/O:
+        start a task for the work. Removed on unload."""
+        self._undo.append(self._host.discovery.on_zeroconf_replaced(callback))
+
     def add_ble_source(self, name: str) -> Any:
         """Register a remote BLE source (a Bluetooth proxy) named `<integration>:<name>`;
         returns its handle (hub.discovery.sources.BleSource): feed advertisements through

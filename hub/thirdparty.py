@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,9 @@ PRIVATE_PARTS = (
     PrivatePart("pyhap.hsrp", "Server", "_get_HAMK", False, "recomputed from the padded S"),
     PrivatePart("aiomqtt.client", "Client", "_lock", True,
                 "the reusability lock, released after a cancelled connect"),
+    PrivatePart("aiohomekit.protocol", "", "SrpClient", False,
+                "the pair-setup's SRP client, looked at after a refused proof to tell an "
+                "unpadding accessory (HAP-python) from a wrong setup code"),
 )
 
 
@@ -241,3 +245,82 @@ def padded_srp_server_class() -> Any:
             self.HAMK = self._get_HAMK()
 
     return PaddedServer
+
+
+# -- aiohomekit against accessories that do not pad (HAP-python 5) ---------------------------
+
+_SRP_CLIENTS: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "uone_srp_clients", default=None)
+SRP_WIDTH = 384  # bytes of B and S (3072-bit group); K is a 64-byte SHA-512
+
+
+class SrpWatch:
+    """What `watching_srp` saw of aiohomekit's pair-setup exchanges."""
+
+    def __init__(self, watching: bool) -> None:
+        self.watching = watching
+        self.clients: list[Any] = []
+
+    def could_be_padding(self) -> bool:
+        """After a refused proof: could the last exchange have been refused for padding
+        (`srp_padding_could_matter`)? True when it cannot be told (nothing seen)."""
+        return not self.watching or not self.clients or srp_padding_could_matter(
+            self.clients[-1])
+
+
+@contextlib.contextmanager
+def watching_srp() -> Iterator[SrpWatch]:
+    """Watch the SRP clients aiohomekit creates for pair-setup inside the block (in this
+    task only), to tell afterwards a wrong setup code from an accessory that does not pad."""
+    watch = SrpWatch(_watch_srp_clients())
+    if not watch.watching:
+        yield watch
+        return
+    token = _SRP_CLIENTS.set(watch.clients)
+    try:
+        yield watch
+    finally:
+        _SRP_CLIENTS.reset(token)
+
+
+@functools.cache
+def _watch_srp_clients() -> bool:
+    """aiohomekit.protocol.SrpClient, which records itself where `watching_srp` asks (and
+    behaves exactly as before everywhere else)."""
+    import aiohomekit.protocol as protocol
+
+    base = getattr(protocol, "SrpClient", None)
+    if not isinstance(base, type):
+        _changed("aiohomekit", "protocol.SrpClient",
+                 "a refused setup code is always tried twice")
+        return False
+
+    class WatchedSrpClient(base):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            seen = _SRP_CLIENTS.get()
+            if seen is not None:
+                seen.append(self)
+
+    setattr(protocol, "SrpClient", WatchedSrpClient)  # noqa: B010 - the module global
+    return True
+
+
+def srp_padding_could_matter(client: Any) -> bool:
+    """After an accessory refused aiohomekit's SRP proof: could the refusal be the padding
+    mismatch (see `install_padded_srp`) rather than a wrong setup code?
+
+    aiohomekit hashes B as received, S padded to 384 bytes and K as 64 bytes; an accessory
+    that strips leading zero bytes (stock HAP-python) hashes the same bytes unless B was
+    sent short or S or K has a leading zero byte. With none of these, both sides hashed
+    identical values, so the proofs differ only because the codes differ: a wrong code.
+    With a right code this is exact; with a wrong one it says "could" ~3 times in 256."""
+    try:
+        if len(client.B_b) < SRP_WIDTH:
+            return True
+        if client.get_shared_secret() < 1 << (8 * (SRP_WIDTH - 1)):
+            return True
+        return bool(client.get_session_key_bytes()[0] == 0)
+    except Exception as exc:  # not the client we know: assume it could
+        _LOG.debug("SRP client not understood (%s): assuming padding could matter", exc)
+        return True

@@ -94,6 +94,7 @@ class MdnsDiscovery:
         self._hub_info: Any = None
         self._hub_params: tuple[int, str, str | None] | None = None
         self.advertised: str | None = None
+        self.opened = 0  # AsyncZeroconf instances opened: after the first, a replacement
 
     async def start(self) -> None:
         self._tasks.spawn(self._keep_interfaces(), "mdns-interfaces")
@@ -183,6 +184,9 @@ class MdnsDiscovery:
         self.state, self.reason = "running", None
         _LOG.info("mDNS on %s: browsing %s", ", ".join(sorted(self.interfaces)),
                   ", ".join(types) or "nothing")
+        self.opened += 1
+        if self.opened > 1:  # whoever holds the closed one must take this one
+            self.service.zeroconf_replaced()
         if self._hub_params is not None:
             self._tasks.spawn(self._register_hub(), "mdns-advertise")
 

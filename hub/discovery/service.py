@@ -116,6 +116,7 @@ class DiscoveryService:
         self._deferred = False
         self._go: asyncio.Event | None = None
         self._mdns_asked = False  # a service (the HomeKit bridge) asked for zeroconf
+        self._zeroconf_users: list[Callable[[], None]] = []
         self._mdns_lock = asyncio.Lock()
         self.running = False
 
@@ -264,6 +265,21 @@ class DiscoveryService:
             if loop.time() >= deadline:
                 return None
             await asyncio.sleep(0.1)
+
+    def on_zeroconf_replaced(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """`callback()` when the hub's AsyncZeroconf was closed and a new one opened (mDNS
+        could not re-bind to changed interfaces): what was built on the old one (an
+        aiohomekit Controller, HAP-python's advertiser) must move to `zeroconf()`'s."""
+        self._zeroconf_users.append(callback)
+        return lambda: self._zeroconf_users.remove(callback)
+
+    def zeroconf_replaced(self) -> None:
+        for callback in list(self._zeroconf_users):
+            try:
+                callback()
+            except Exception:
+                self.stats.listener_errors += 1
+                _LOG.exception("a zeroconf user failed to follow the new zeroconf")
 
     def annotate(self, discovery_id: str, data: dict[str, Any]) -> None:
         """Merge what an integration learned (an error, a key needed) into a discovered

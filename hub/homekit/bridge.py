@@ -82,12 +82,15 @@ class HomekitBridge:
                  clock: Clock, devices: DeviceRegistry, states: StateStore, vault: Vault,
                  audit: AuditLog, commands: DeviceCommands,
                  zeroconf: Callable[[float], Awaitable[Any]],
-                 addresses: Callable[[], list[str]], own_services: set[str]) -> None:
+                 addresses: Callable[[], list[str]], own_services: set[str],
+                 zeroconf_replaced: Callable[[Callable[[], None]], Callable[[], None]]
+                 | None = None) -> None:
         self.config = config
         self._db, self._bus, self._clock = db, bus, clock
         self._devices, self._states, self._vault = devices, states, vault
         self._audit, self._commands = audit, commands
         self._zeroconf, self._addresses = zeroconf, addresses
+        self._zeroconf_replaced = zeroconf_replaced
         self._own = own_services  # discovery skips these: the hub does not adopt itself
         self._rows: dict[str, tuple[int, str]] = {}  # device id -> (aid, source)
         self._tasks = BackgroundTasks(_LOG)
@@ -103,23 +106,35 @@ class HomekitBridge:
         self.error: str | None = None
         self.phone_writes = 0
         self._loader: Any = None  # HAP-python's type tables, read once in a thread
+        self._logged: set[tuple[str, ...]] = set()  # causes of refusals already logged
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         for row in await self._db.fetchall("SELECT * FROM homekit_bridge"):
             self._rows[row["device_id"]] = (row["aid"], row["source"])
+        # a row outlives its choice only by accident (deleted while the hub was down, an
+        # older hub, dropped from the config file): a device that later gets the same,
+        # predictable id must not be shown unless the owner picks it again
+        for device_id, (_aid, source) in list(self._rows.items()):
+            if (source == "api" and self._devices.find(device_id) is None) or (
+                    source == "config" and device_id not in self.config.devices):
+                await self._remove_row(device_id)
         for device_id in self.config.devices:
             if device_id not in self._rows:
                 await self._add_row(device_id, "config")
+        # followed even while the bridge is off: rows picked then must not go stale
+        self._unsubscribe = [self._devices.on_remove(self._forget)]
         if not self.config.enabled:
             return
         self.state = "starting"
-        self._unsubscribe = [
+        self._unsubscribe += [
             self._bus.subscribe(StateChanged, self._on_state),
             self._bus.subscribe(DeviceEvent, self._on_event),
             self._bus.subscribe(DeviceRegistryChanged, self._on_registry),
         ]
+        if self._zeroconf_replaced is not None:  # advertise on the new one: rebuild
+            self._unsubscribe.append(self._zeroconf_replaced(self._schedule_rebuild))
         self._tasks.spawn(self._first_start(), "homekit-bridge-start")
 
     async def stop(self) -> None:
@@ -236,9 +251,17 @@ class HomekitBridge:
         from pyhap.encoder import AccessoryEncoder
 
         assert self._state is not None
-        save = self._snapshot
+        save, screen = self._snapshot, self._screen_writes
 
         class VaultDriver(AccessoryDriver):  # HAP-python's state: the vault, not a file
+            def set_characteristics(self, chars_query: dict[str, Any],
+                                    client_addr: tuple[str, int]) -> dict[str, Any] | None:
+                # a phone's bad values are answered here; HAP-python would coerce them, or
+                # log a traceback and answer "communication failure" (-70402)
+                refused, query, accepted = screen(self, chars_query)
+                answer = super().set_characteristics(query, client_addr)
+                return _merge_answers(answer, refused, accepted)
+
             def setup_srp_verifier(self) -> None:  # padded like iOS (hub/thirdparty.py)
                 install_padded_srp(self)
 
@@ -335,7 +358,6 @@ class HomekitBridge:
             char = service.configure_char(
                 link.char, setter_callback=lambda value, d=device.id, lk=link:
                 self._phone_write(d, lk, value))
-            _strict(char)
             shown.chars[link.attribute] = char
             shown.links[link.attribute] = link
             self._push(char, link, self._states.value(device.id, link.attribute))
@@ -347,8 +369,66 @@ class HomekitBridge:
 
     # -- both directions -------------------------------------------------------------------
 
+    def _screen_writes(self, driver: Any, chars_query: dict[str, Any]
+                       ) -> tuple[list[dict[str, Any]], dict[str, Any], list[tuple[int, int]]]:
+        """Split a phone's writes (HAP-python's query) into the refused ones' answers (a
+        malformed, out-of-range or valid-values-outside value; a read-only characteristic)
+        and the query HAP-python carries out, with the (aid, iid) it will write."""
+        from pyhap.const import (
+            HAP_REPR_AID,
+            HAP_REPR_CHARS,
+            HAP_REPR_IID,
+            HAP_REPR_STATUS,
+            HAP_REPR_VALUE,
+        )
+
+        queries = chars_query.get(HAP_REPR_CHARS)
+        if not isinstance(queries, list) or driver.accessory is None:
+            return [], chars_query, []
+        refused: list[dict[str, Any]] = []
+        kept: list[Any] = []
+        accepted: list[tuple[int, int]] = []
+        for query in queries:
+            if not isinstance(query, dict):
+                kept.append(query)  # HAP-python's to answer
+                continue
+            aid, iid, value = (query.get(HAP_REPR_AID), query.get(HAP_REPR_IID),
+                               query.get(HAP_REPR_VALUE))
+            if type(aid) is not int or type(iid) is not int or value is None:
+                kept.append(query)
+                continue
+            char = driver.accessory.get_characteristic(aid, iid)
+            problem = None if char is None else _phone_value_problem(char, value)
+            if char is None or problem is None:
+                kept.append(query)
+                if char is not None:
+                    accepted.append((aid, iid))
+                continue
+            status, cause = problem
+            self._refused_once(aid, char.display_name, cause, value)
+            refused.append({HAP_REPR_AID: aid, HAP_REPR_IID: iid, HAP_REPR_STATUS: status})
+            rest = {k: v for k, v in query.items() if k != HAP_REPR_VALUE}
+            if set(rest) - {HAP_REPR_AID, HAP_REPR_IID}:  # a subscription with it stays
+                kept.append(rest)
+        return refused, {**chars_query, HAP_REPR_CHARS: kept}, accepted
+
+    def _refused_once(self, aid: int, char: str, cause: str, value: Any) -> None:
+        """A phone's refused value: logged once per (device, characteristic, cause)."""
+        device_id = next((d for d, (a, _) in self._rows.items() if a == aid),
+                         "the bridge" if aid == 1 else f"aid {aid}")
+        self._log_once((device_id, char, cause), "HomeKit: a phone wrote %.40r to %s %s: "
+                       "%s; refused (repeats are logged at debug level)",
+                       value, device_id, char, cause)
+
+    def _log_once(self, key: tuple[str, ...], message: str, *args: Any) -> None:
+        if key in self._logged:
+            _LOG.debug(message, *args)
+            return
+        self._logged.add(key)
+        _LOG.warning(message, *args)
+
     def _phone_write(self, device_id: str, link: Link, value: Any) -> None:
-        """A paired phone set a characteristic (HAP-python already checked its range):
+        """A paired phone set a characteristic (`_screen_writes` already checked the value):
         the hub command runs under the bridge's principal; a refusal reverts the value."""
         self._tasks.spawn(self._send(device_id, link, value), f"homekit-write-{device_id}")
 
@@ -364,8 +444,9 @@ class HomekitBridge:
             await self._commands.authorize_and_send(PRINCIPAL, device_id, command, params)
         except HubError as exc:
             outcome = f"{type(exc).__name__}: {exc}"
-            _LOG.warning("HomeKit write to %s.%s refused: %s", device_id, link.attribute,
-                         outcome)
+            self._log_once((device_id, link.attribute, type(exc).__name__),
+                           "HomeKit write to %s.%s refused: %s (repeats are logged at "
+                           "debug level)", device_id, link.attribute, outcome)
             shown = self._shown.get(device_id)
             if shown is not None and link.attribute in shown.chars:
                 self._push(shown.chars[link.attribute], link,
@@ -375,21 +456,35 @@ class HomekitBridge:
 
     def _on_state(self, event: StateChanged) -> None:
         shown = self._shown.get(event.device_id)
-        if shown is not None and event.attribute in shown.chars:
-            self._push(shown.chars[event.attribute], shown.links[event.attribute], event.new)
+        if shown is None or event.attribute not in shown.chars:
+            return
+        # checked now: a device just restricted, or an attribute just hidden, is still in
+        # the bridge until the rebuild (REBUILD_DELAY), but nothing new of it is sent
+        device = self._devices.find(event.device_id)
+        if device is None or device.restricted or \
+                not device.scope.allows_attribute(event.attribute):
+            return
+        self._push(shown.chars[event.attribute], shown.links[event.attribute], event.new)
 
     def _on_event(self, event: DeviceEvent) -> None:
         shown = self._shown.get(event.device_id)
-        if shown is not None and shown.button is not None and event.event_type in \
-                shown.plan.buttons:
-            shown.button.set_value(press_value(event.data))
+        if shown is None or shown.button is None or event.event_type not in shown.plan.buttons:
+            return
+        device = self._devices.find(event.device_id)
+        if device is None or device.restricted or not device.scope.allows_event(
+                event.event_type):
+            return
+        shown.button.set_value(press_value(event.data))
+
+    async def _forget(self, device: Device) -> None:
+        """A device is deleted or erased: it leaves the bridge (and its row) for good."""
+        await self._remove_row(device.id)
 
     def _on_registry(self, event: DeviceRegistryChanged) -> None:
         if event.device_id not in self._rows:
             return
         device = self._devices.find(event.device_id)
-        if device is None:  # deleted or erased: forget it here too
-            self._tasks.spawn(self._remove_row(event.device_id), "homekit-forget")
+        if device is None:  # removed: `_forget` took care of it
             return
         shown = self._shown.get(device.id)
         now = None if device.restricted else plan(device)
@@ -492,40 +587,64 @@ class _SharedZeroconf:
         return None
 
 
-def _strict(char: Any) -> None:
-    """Refuse a phone's malformed or out-of-range value (HAP-python would coerce "x" to
-    True and clamp 250 to 100): the phone gets an error status, the hub nothing."""
-    global _STRICT
-    if _STRICT is None:
-        from pyhap.characteristic import Characteristic
+def _phone_value_problem(char: Any, value: Any) -> tuple[int, str] | None:
+    """Why a phone's value for `char` is refused, as (HAP status, cause); None if it is fine.
+    HAP-python alone would coerce "x" to True, clamp 250 to 100, and answer a value outside
+    the valid values with a logged traceback."""
+    from pyhap.const import HAP_PERMISSION_WRITE, HAP_SERVER_STATUS
 
-        class Strict(Characteristic):
-            __slots__ = ()
-
-            def client_update_value(self, value: Any, sender_client_addr: Any = None) -> Any:
-                _check_phone_value(self, value)
-                return super().client_update_value(value, sender_client_addr)
-
-        _STRICT = Strict
-    char.__class__ = _STRICT
-
-
-_STRICT: Any = None
-
-
-def _check_phone_value(char: Any, value: Any) -> None:
     props = char.properties
+    if HAP_PERMISSION_WRITE not in props.get("Permissions", ()):
+        return HAP_SERVER_STATUS.READ_ONLY_CHARACTERISTIC, "read-only"
     fmt = props.get("Format")
+    invalid = HAP_SERVER_STATUS.INVALID_VALUE_IN_REQUEST
     if fmt == "bool":
         if not (isinstance(value, bool) or (type(value) is int and value in (0, 1))):
-            raise ValueError(f"{char.display_name}: {value!r} is not a boolean")
+            return invalid, "not a boolean"
     elif fmt in ("uint8", "uint16", "uint32", "uint64", "int", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value):
-            raise ValueError(f"{char.display_name}: {value!r} is not a number")
+            return invalid, "not a number"
         lo, hi = props.get("minValue"), props.get("maxValue")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ValueError(f"{char.display_name}: {value} is outside [{lo}, {hi}]")
+            return invalid, f"outside [{lo}, {hi}]"
+        valid = props.get("ValidValues")
+        if valid and value not in valid.values():
+            return invalid, "not one of its valid values"
+    elif fmt == "string" and not isinstance(value, str):
+        return invalid, "not a string"
+    return None
+
+
+def _merge_answers(answer: dict[str, Any] | None, refused: list[dict[str, Any]],
+                   accepted: list[tuple[int, int]]) -> dict[str, Any] | None:
+    """HAP-python's answer to the writes it carried out, with the ones refused before it.
+    HAP answers 204 when every write succeeded, else 207 with a status for each."""
+    if not refused:
+        return answer
+    from pyhap.const import HAP_REPR_AID, HAP_REPR_CHARS, HAP_REPR_IID, HAP_REPR_STATUS
+
+    done = {(r[HAP_REPR_AID], r[HAP_REPR_IID]) for r in refused}
+    if answer is None:  # HAP-python's writes all succeeded: say so for each
+        results = [{HAP_REPR_AID: aid, HAP_REPR_IID: iid, HAP_REPR_STATUS: 0}
+                   for aid, iid in accepted]
+    else:
+        results = list(answer.get(HAP_REPR_CHARS, []))
+    results = [r for r in results if (r.get(HAP_REPR_AID), r.get(HAP_REPR_IID)) not in done]
+    return {HAP_REPR_CHARS: results + refused}
+
+
+async def paired_phones(vault: Vault) -> int:
+    """How many phones are paired with the bridge (for the privacy export: a count, never
+    their keys). 0 when the bridge never ran."""
+    import json
+
+    try:
+        state = await vault.get(VAULT_KIND, VAULT_NAME)
+    except NotFound:
+        return 0
+    hap = json.loads(state.get("hap") or "{}")  # HAP-python's state (AccessoryEncoder)
+    return len(hap.get("paired_clients") or {})
 
 
 def _load_hap() -> Any:

@@ -307,6 +307,12 @@ class PrivacyCenter:
             with contextlib.suppress(Exception):
                 wifi = [{"ssid": e.name, "last_used": e.last_used}
                         for e in await vault.entries("wifi")]
+        phones: int | None = None
+        if vault is not None:  # how many phones are paired with the HomeKit bridge: no keys
+            from hub.homekit.bridge import paired_phones
+
+            with contextlib.suppress(Exception):
+                phones = await paired_phones(vault)
         loc = self.location()
         await self.db.flush()  # what was recorded before the request is in the export
         return ExportSource(
@@ -317,6 +323,7 @@ class PrivacyCenter:
                                                "longitude": loc.longitude,
                                                "elevation": loc.elevation},
             wifi_networks=wifi, now=self.clock.time(), batch=self.config.export_batch,
+            homekit_paired_phones=phones,
         )
 
     async def export(self, who: Principal, sink: Sink) -> ExportStats:

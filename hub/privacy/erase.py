@@ -47,9 +47,16 @@ class ErasureReport:
 
 async def erase_device(db: Database, devices: DeviceRegistry, states: StateStore,
                        device_id: str, batch: int) -> ErasureReport:
-    """The device, its current state, its history and its events."""
+    """The device, its current state, its history and its events, and its place in the
+    HomeKit bridge."""
     report = ErasureReport(f"device:{device_id}")
     known = devices.find(device_id) is not None
+    # shown in Apple Home: the row goes first (the bridge drops its accessory when the
+    # device leaves the registry), so a later device with this id is not shown unasked
+    bridged = await db.fetchone("SELECT count(*) AS n FROM homekit_bridge WHERE device_id = ?",
+                                (device_id,))
+    report.rows["homekit_bridge"] = int(bridged["n"]) if bridged else 0
+    await db.write("DELETE FROM homekit_bridge WHERE device_id = ?", (device_id,))
     if known:
         await devices.remove(device_id)
     states.forget(device_id)

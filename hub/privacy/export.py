@@ -47,6 +47,9 @@ ITEM_SCHEMAS: dict[str, dict[str, Any]] = {
             "latitude": _NUM, "longitude": _NUM, "elevation": _NUM}},
         "wifi_networks": {"type": "array", "items": _obj({"ssid": _STR,
                                                           "last_used": _NNUM})},
+        # phones paired with the HomeKit bridge: how many, never their keys (owner only;
+        # null when unknown: the CLI cannot open the vault)
+        "homekit_paired_phones": {"type": ["integer", "null"], "minimum": 0},
     }),
     "users": _obj({
         "id": _STR, "username": _STR, "role": _STR, "is_minor": _BOOL,
@@ -72,6 +75,9 @@ ITEM_SCHEMAS: dict[str, dict[str, Any]] = {
     "consents": _obj({
         "purpose": {"enum": list(PURPOSES)}, "action": _STR,
         "notice_version": {"type": "integer"}, "by": _NSTR, "ts": _NUM}),
+    "homekit_bridge": _obj({  # devices the owner chose to show in Apple Home
+        "device_id": _STR, "aid": {"type": "integer"}, "source": {"enum": ["config", "api"]},
+        "added_at": _NUM}),
     "audit_log": _obj({
         "id": {"type": "integer"}, "ts": _NUM, "actor": _NSTR, "action": _STR,
         "target": _NSTR, "details": {"type": "object"}, "hash": _STR}),
@@ -101,6 +107,7 @@ class ExportSource:
     wifi_networks: list[dict[str, Any]]
     now: float
     batch: int = 2000
+    homekit_paired_phones: int | None = None  # None: not known (no vault)
 
 
 @dataclass(slots=True)
@@ -216,6 +223,7 @@ class _Reader:
             "location": s.location if self.owner else None,
             "wifi_networks": [{"ssid": str(w["ssid"]), "last_used": w.get("last_used")}
                               for w in s.wifi_networks] if self.owner else [],
+            "homekit_paired_phones": s.homekit_paired_phones if self.owner else None,
         }
 
     async def _users(self) -> AsyncIterator[dict[str, Any]]:
@@ -316,6 +324,15 @@ class _Reader:
                 yield {"purpose": r["purpose"], "action": r["action"],
                        "notice_version": r["notice_version"], "by": r["by_user"],
                        "ts": r["ts"]}
+
+    async def _homekit_bridge(self) -> AsyncIterator[dict[str, Any]]:
+        if "homekit_bridge" not in await self._tables_present():
+            return
+        ids = set(await self.device_ids())
+        for r in await self._all("SELECT * FROM homekit_bridge ORDER BY aid"):
+            if r["device_id"] in ids:
+                yield {"device_id": r["device_id"], "aid": r["aid"], "source": r["source"],
+                       "added_at": r["added_at"]}
 
     async def _audit_log(self) -> AsyncIterator[dict[str, Any]]:
         if "audit" not in await self._tables_present():

@@ -31,6 +31,7 @@ from hub.facade import (
     MdnsService,
     ReconnectLoop,
     ValidationError,
+    watching_srp,
 )
 from integrations.homekit_controller.mapping import MalformedValue, Mapping, build, press
 
@@ -86,15 +87,22 @@ class HomekitController:
     links: dict[str, _Link] = field(default_factory=dict)  # device id -> link
     seen: dict[str, str] = field(default_factory=dict)  # mDNS name -> HAP id
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    restarting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    srp_retries: int = 0  # pair-setups tried again because padding could explain a refusal
 
     async def setup(self, ctx: IntegrationContext) -> None:
         self.ctx = ctx
         ctx.own_availability()  # availability follows the HAP session, not mDNS presence
         ctx.on_mdns_service(self._on_mdns)
         ctx.on_adopt(self._adopt, credentials=("setup_code",))
-        ctx.create_task(self._start(ctx), "start")
+        ctx.on_zeroconf_replaced(self._zeroconf_replaced)
+        ctx.create_task(self._begin(ctx), "start")
 
     async def unload(self, ctx: IntegrationContext) -> None:
+        await self._stop(ctx)
+
+    async def _stop(self, ctx: IntegrationContext) -> None:
+        self.ready.clear()
         for link in list(self.links.values()):
             await self._stop_link(link)
             await self._close(link)
@@ -103,6 +111,22 @@ class HomekitController:
         if self.controller is not None:
             await self.controller.async_stop()
             self.controller = None
+
+    async def _begin(self, ctx: IntegrationContext) -> None:
+        async with self.restarting:
+            await self._start(ctx)
+
+    def _zeroconf_replaced(self) -> None:
+        if self.ctx is not None:
+            self.ctx.create_task(self._restart(self.ctx), "new-zeroconf")
+
+    async def _restart(self, ctx: IntegrationContext) -> None:
+        """The hub's zeroconf was replaced: aiohomekit's Controller (and its pairings'
+        address lookups) lived on the closed one. Start again on the new one."""
+        async with self.restarting:
+            ctx.log.info("HomeKit: the hub's zeroconf was replaced; reconnecting accessories")
+            await self._stop(ctx)
+            await self._start(ctx)
 
     async def command(self, ctx: IntegrationContext, device: Device, command: str,
                       params: dict[str, Any]) -> Any:
@@ -221,15 +245,22 @@ class HomekitController:
         return ctx.device(device.id) or device
 
     async def _pair(self, hap_id: str, code: str) -> Any:
-        """Pair, trying once more after a refusal: HAP-python accessories (and Home
-        Assistant's HomeKit bridge, built on it) hash the SRP secret unpadded, so about 1 in
-        100 correct codes is refused. A wrong code thus counts twice on the accessory."""
+        """Pair; after a refused code, once more only if the refusal could be the padding
+        mismatch: HAP-python accessories (and Home Assistant's HomeKit bridge, built on it)
+        hash SRP values without their leading zero bytes, so ~1 correct code in 85 is
+        refused. The exchange tells whether that could be the case (hub/thirdparty.py), so
+        a wrong code counts once towards the accessory's lockout (twice ~1 time in 85)."""
         from aiohomekit.exceptions import AuthenticationError
 
-        try:
-            return await self._pair_once(hap_id, code)
-        except AuthenticationError:
-            pass
+        with watching_srp() as watch:
+            try:
+                return await self._pair_once(hap_id, code)
+            except AuthenticationError:
+                pass
+        if not watch.could_be_padding():  # (when it cannot tell: tried again, as before)
+            raise ValidationError("credentials.setup_code",
+                                  "the accessory refused this setup code")
+        self.srp_retries += 1
         try:
             return await self._pair_once(hap_id, code)
         except AuthenticationError:

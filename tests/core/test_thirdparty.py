@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextvars
 from pathlib import Path
+from typing import Any
 
 from hub import thirdparty
 
@@ -148,9 +150,11 @@ def test_the_scan_sees_attribute_and_getattr_reads(tmp_path: Path) -> None:
     assert sorted(e for _, e in _private_reads(sample)) == ["c._sock", "getattr(c, '_in_packet')"]
 
 
-def _srp_pair(server_b: int, client_a: int, padded: bool) -> bool:
-    """One SRP exchange between aiohomekit's client and HAP-python's server; True when both
-    proofs verify and both sides hold the same session key."""
+def _srp_exchange(server_b: int, client_a: int, padded: bool,
+                  code: str = "031-45-154") -> tuple[bool, Any]:
+    """One SRP exchange between aiohomekit's client (setup code `code`) and HAP-python's
+    server (code 031-45-154); (True when both proofs verify and both sides hold the same
+    session key, the client)."""
     import hashlib
 
     from aiohomekit.crypto.srp import SrpClient, pad_left, to_byte_array
@@ -162,7 +166,7 @@ def _srp_pair(server_b: int, client_a: int, padded: bool) -> bool:
     cls = thirdparty.padded_srp_server_class() if padded else Server
     server = cls(ctx, b"Pair-Setup", b"031-45-154", s=bytes(range(1, 17)), b=server_b)
     salt, big_b = server.get_challenge()
-    client = SrpClient("Pair-Setup", "031-45-154")
+    client = SrpClient("Pair-Setup", code)
     client.a = client_a
     client.A = pow(client.g, client_a, client.n)
     client.A_b = pad_left(to_byte_array(client.A), 384)
@@ -170,13 +174,19 @@ def _srp_pair(server_b: int, client_a: int, padded: bool) -> bool:
     client.set_server_public_key(long_to_bytes(big_b))  # as HAP-python sends it in M2
     server.set_A(client.get_public_key_bytes())
     hamk = server.verify(client.get_proof_bytes())
-    return (hamk is not None and client.verify_servers_proof_bytes(hamk)
-            and long_to_bytes(server.get_session_key()) == client.get_session_key_bytes())
+    ok = (hamk is not None and client.verify_servers_proof_bytes(hamk)
+          and long_to_bytes(server.get_session_key()) == client.get_session_key_bytes())
+    return ok, client
+
+
+def _srp_pair(server_b: int, client_a: int, padded: bool) -> bool:
+    return _srp_exchange(server_b, client_a, padded)[0]
 
 
 def test_padded_srp_pairs_where_stock_hap_python_fails() -> None:
     """B, S or K with a leading zero byte (1 in 256 each): stock HAP-python and aiohomekit
-    disagree, the padded server agrees. Keys come from a fixed seed (deterministic)."""
+    disagree, the padded server agrees. Keys come from a fixed seed (deterministic). Every
+    exchange on the way: the client alone tells exactly when padding made the difference."""
     import random
 
     rng = random.Random(20261203)
@@ -184,9 +194,35 @@ def test_padded_srp_pairs_where_stock_hap_python_fails() -> None:
     failing = None
     for _ in range(4000):
         b, a = rng.getrandbits(256), rng.getrandbits(256)
-        if not _srp_pair(b, a, padded=False):
+        ok, client = _srp_exchange(b, a, padded=False)
+        assert thirdparty.srp_padding_could_matter(client) is not ok
+        if not ok:
             failing = (b, a)
             break
     assert failing is not None, "no failing exchange in 4000: HAP-python fixed? see thirdparty"
     assert _srp_pair(*failing, padded=True)
     assert _srp_pair(*plain, padded=True) and _srp_pair(*plain, padded=False)
+
+
+def test_a_wrong_code_is_told_from_padding() -> None:
+    """A refused wrong code where no value had a leading zero byte: not padding (tried once).
+    (The padding cases are told apart in the test above; B sent short in
+    tests/homekit/test_controller.py.)"""
+    ok, client = _srp_exchange(0x5EED, 0xC0DE, padded=False, code="123-45-679")
+    assert not ok and not thirdparty.srp_padding_could_matter(client)
+    assert thirdparty.srp_padding_could_matter(object())  # not understood: could be
+
+
+async def test_watching_srp_sees_the_clients_of_its_own_task_only() -> None:
+    import aiohomekit.protocol as protocol
+
+    with thirdparty.watching_srp() as watch:
+        assert watch.watching and watch.could_be_padding()  # nothing seen: cannot tell
+        mine = protocol.SrpClient("Pair-Setup", "031-45-154")
+
+        async def elsewhere() -> None:  # another task, outside any watch
+            protocol.SrpClient("Pair-Setup", "031-45-154")
+
+        await asyncio.get_running_loop().create_task(elsewhere(), context=contextvars.Context())
+    protocol.SrpClient("Pair-Setup", "031-45-154")  # after the block
+    assert watch.clients == [mine]

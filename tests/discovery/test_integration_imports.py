@@ -50,7 +50,7 @@ def test_facade_exports_are_pinned() -> None:
         "PrivacyScope", "PrivatePart", "ReconnectLoop", "ReconnectState", "StateChanged",
         "TransportChoice",
         "ValidationError",
-        "choose_transport", "mqtt_client_class", "normalize_mac", "probe_lan",
+        "choose_transport", "mqtt_client_class", "normalize_mac", "probe_lan", "watching_srp",
     ]
     for name in hub.facade.__all__:
         assert hasattr(hub.facade, name)

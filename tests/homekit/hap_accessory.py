@@ -1,6 +1,6 @@
 """A HomeKit accessory (HAP-python: foreign device-side code) run in a device namespace.
 
-`python -m tests.homekit.hap_accessory KIND ADDRESS PORT PINCODE STATEDIR [drop_on_pair]`
+`python -m tests.homekit.hap_accessory KIND ADDRESS PORT PINCODE STATEDIR [FLAG...]`
 with KIND light | outlet | thermostat. It prints one JSON line when serving, then obeys JSON
 lines on stdin (one JSON answer each):
   {"op": "get", "char": "Brightness"}          the accessory's current value
@@ -9,12 +9,18 @@ lines on stdin (one JSON answer each):
   {"op": "press", "value": 0}                  the outlet's button (0 single, 1 double, 2 long)
   {"op": "writes"}                             values the controller wrote, in order
   {"op": "paired"}                             whether a controller is paired
+  {"op": "refused"}                            pair-setup proofs it refused (wrong codes...)
   {"op": "exit"}
-`drop_on_pair`: the process dies in the middle of pair-setup (after M3 arrives).
+FLAGs: `drop_on_pair`: the process dies in the middle of pair-setup (after M3 arrives).
+`stock_srp`: SRP as stock HAP-python, unpadded (see below), with a fixed salt and fixed
+secrets b (STOCK_B, then random): the exchanges are the same each run for a controller whose
+own secret is fixed too. `short_b_first`: with stock_srp, the first exchange uses SHORT_B,
+whose B has a leading zero byte: sent unpadded, a right code is refused there.
 
-Its SRP verifier pads B, S and K to full width as Apple's accessory kit does (and as aiohomekit,
-the hub's controller, expects: its PR #150); stock HAP-python 5.2 does not, and ~1 pair-setup in
-85 then fails at M4 with a right code. hub/thirdparty.py has the fix; the hub's bridge uses it.
+By default its SRP verifier pads B, S and K to full width as Apple's accessory kit does (and as
+aiohomekit, the hub's controller, expects: its PR #150); stock HAP-python 5.2 does not, and ~1
+pair-setup in 85 then fails at M4 with a right code. hub/thirdparty.py has the fix; the hub's
+bridge uses it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,13 @@ from pyhap.const import CATEGORY_LIGHTBULB, CATEGORY_OUTLET, CATEGORY_THERMOSTAT
 from hub.thirdparty import install_padded_srp
 
 WRITES: list[list[Any]] = []
+REFUSED = [0]
+
+# stock_srp (values checked by tests/homekit/test_controller.py::test_srp_values_of_the_double)
+STOCK_SALT = bytes(range(0x51, 0x61))
+SHORT_B = 0xB2091A35CCAA62DBC8CD9066F4485F7B3A09C2B918B15244089D865949DDA9A3  # B: 383 bytes
+STOCK_B = (0x17F9EE6725ED09D3A0562D56ABD685A48F165D57B00C7F4781EF86F5C8CC1AB,
+           0x38F12D92A28F17D83CE44E27424458B6B6043106A85F68B6DAA8B2A668D605D4)
 
 
 def _recording(name: str):
@@ -84,16 +97,42 @@ class Thermostat(Accessory):
 KINDS = {"light": Light, "outlet": Outlet, "thermostat": Thermostat}
 
 
+def stock_srp(secrets: list[int]) -> Any:
+    """setup_srp_verifier as stock HAP-python's (unpadded), with fixed salt and secrets."""
+    import hashlib
+
+    from pyhap.hsrp import Server
+    from pyhap.params import get_srp_context
+
+    def setup(driver: Any) -> None:
+        b = secrets.pop(0) if secrets else None
+        driver._srp_verifier = Server(get_srp_context(3072, hashlib.sha512, 16),
+                                      b"Pair-Setup", driver.state.pincode, s=STOCK_SALT, b=b)
+
+    return setup
+
+
 async def main(kind: str, address: str, port: int, pincode: str, statedir: str,
-               drop_on_pair: bool) -> None:
-    if drop_on_pair:
+               flags: list[str]) -> None:
+    if "drop_on_pair" in flags:
         from pyhap.hap_handler import HAPServerHandler
 
         def die(self: Any, tlv: Any) -> None:
             os._exit(3)  # the accessory drops mid-pairing (power cut, crash)
 
         HAPServerHandler._pairing_three = die  # type: ignore[method-assign]
-    AccessoryDriver.setup_srp_verifier = install_padded_srp  # type: ignore[method-assign]
+    if "stock_srp" in flags:
+        secrets = [SHORT_B] * ("short_b_first" in flags) + list(STOCK_B)
+        AccessoryDriver.setup_srp_verifier = stock_srp(secrets)  # type: ignore[method-assign]
+    else:
+        AccessoryDriver.setup_srp_verifier = install_padded_srp  # type: ignore[method-assign]
+    count_refusal = AccessoryDriver.register_failed_pairing_attempt
+
+    def refused(driver: Any) -> None:
+        REFUSED[0] += 1
+        count_refusal(driver)
+
+    AccessoryDriver.register_failed_pairing_attempt = refused  # type: ignore[method-assign]
     driver = AccessoryDriver(address=address, port=port, pincode=pincode.encode(),
                              persist_file=os.path.join(statedir, f"{kind}.state"),
                              loop=asyncio.get_running_loop())
@@ -127,6 +166,8 @@ async def main(kind: str, address: str, port: int, pincode: str, statedir: str,
             answer["writes"] = WRITES
         elif op == "paired":
             answer["paired"] = bool(driver.state.paired)
+        elif op == "refused":
+            answer["refused"] = REFUSED[0]
         out.write(json.dumps(answer) + "\n")
         out.flush()
     await driver.async_stop()
@@ -135,4 +176,4 @@ async def main(kind: str, address: str, port: int, pincode: str, statedir: str,
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     k, addr, p, pin, d = sys.argv[1:6]
-    asyncio.run(main(k, addr, int(p), pin, d, "drop_on_pair" in sys.argv[6:]))
+    asyncio.run(main(k, addr, int(p), pin, d, sys.argv[6:]))

@@ -4,6 +4,7 @@ audited), events both ways, out-of-range writes, restriction and scope, removal,
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ pytestmark = pytest.mark.skipif(netns.unavailable() is not None,
                                 reason=f"HomeKit namespace tests: {netns.unavailable()}")
 ON = "00000025"
 EVENT = "00000073"
+BRIGHTNESS = "00000008"
+INVALID_VALUE, READ_ONLY = -70410, -70404  # HAP status codes
 
 
 @pytest.fixture
@@ -64,7 +67,7 @@ async def pair_phone(api_client: Any, ctl: Any) -> tuple[Any, dict[str, Any]]:
 
 
 async def test_phone_pairs_lists_writes_gets_events_and_unpairs(
-        api_client: Any, hub: Hub, lan: netns.Lan) -> None:
+        api_client: Any, hub: Hub, lan: netns.Lan, caplog: pytest.LogCaptureFixture) -> None:
     status = await running(api_client)
     assert [d["device_id"] for d in status["devices"]] == ["virtual.lamp"]
     assert status["paired"] is False
@@ -116,10 +119,25 @@ async def test_phone_pairs_lists_writes_gets_events_and_unpairs(
         assert resp.status == 200
         await wait_for(lambda: _event(events, (3, button["iid"]), 0), within=10)
 
-        # a malformed write from the phone: refused by the bridge, nothing reaches the hub
-        result = await pairing.put_characteristics([(2, on["iid"], "sideways")])
-        assert result[(2, on["iid"])]["status"] != 0
-        assert hub.states.value("virtual.lamp", "on") is False
+        # a malformed write from the phone: "invalid value" (not HAP-python's logged
+        # traceback and "communication failure"), nothing reaches the hub, logged once
+        caplog.clear()
+        writes = hub.homekit.phone_writes
+        for _ in range(2):
+            result = await pairing.put_characteristics([(2, on["iid"], "sideways")])
+            assert result[(2, on["iid"])]["status"] == INVALID_VALUE
+        # a read-only characteristic refused beside a good write, which goes through
+        result = await pairing.put_characteristics([(2, on["iid"], True),
+                                                    (3, button["iid"], 1)])
+        assert result[(2, on["iid"])]["status"] == 0
+        assert result[(3, button["iid"])]["status"] == READ_ONLY
+        await wait_for(lambda: _state(hub, "virtual.lamp", "on", True), within=10)
+        assert hub.homekit.phone_writes == writes + 1
+        warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [r.getMessage() for r in warned if "sideways" in r.getMessage()] == [
+            "HomeKit: a phone wrote 'sideways' to virtual.lamp On: not a boolean; refused "
+            "(repeats are logged at debug level)"]
+        assert not [r for r in warned if r.name.startswith("pyhap") or r.exc_info], warned
 
         # removing a device from the bridge removes its accessory
         resp = await api_client.delete("/api/homekit/bridge/devices/virtual.doorbell")
@@ -145,8 +163,14 @@ async def test_restricted_and_scope_hidden_are_never_shown(api_client: Any, hub:
     await hub.devices.update("virtual.fan", restricted=True)
     resp = await api_client.put("/api/homekit/bridge/devices/virtual.fan")
     assert resp.status == 409
-    # a shown device that becomes restricted disappears from the bridge
+    # a shown device that becomes restricted disappears from the bridge; until the bridge
+    # is rebuilt without it, none of its changes reach the phones (checked synchronously:
+    # the restriction and the state change are delivered inline, the rebuild comes later)
+    on = hub.homekit._shown["virtual.lamp"].chars["on"]
+    assert on.value is False
     await hub.devices.update("virtual.lamp", restricted=True)
+    hub.states.set("virtual.lamp", {"on": True})
+    assert on.value is False
 
     async def hidden() -> bool:
         body = await bridge_status(api_client)
@@ -155,9 +179,18 @@ async def test_restricted_and_scope_hidden_are_never_shown(api_client: Any, hub:
 
     await wait_for(hidden, within=10)
     await hub.devices.update("virtual.lamp", restricted=False)
+
+    async def back() -> bool:
+        return "virtual.lamp" in hub.homekit._shown
+
+    await wait_for(back, within=10)
+    on = hub.homekit._shown["virtual.lamp"].chars["on"]
+    assert on.value is True
     from hub.devices import PrivacyScope
 
     await hub.devices.update("virtual.lamp", scope=PrivacyScope(attributes=frozenset()))
+    hub.states.set("virtual.lamp", {"on": False})  # hidden now: not sent
+    assert on.value is True
 
     async def scoped() -> bool:
         lamp = (await bridge_status(api_client))["devices"][0]
@@ -205,17 +238,68 @@ async def test_phone_through_bridge_to_a_homekit_accessory(
             assert ["Brightness", 30] in (await light.send(op="writes"))["writes"]
             # out of range from the phone: an error status, nothing reaches the accessory
             result = await pairing.put_characteristics([(3, bri["iid"], 250)])
-            assert result[(3, bri["iid"])]["status"] != 0
+            assert result[(3, bri["iid"])]["status"] == INVALID_VALUE
             got = await pairing.get_characteristics([(3, bri["iid"])])
             assert got[(3, bri["iid"])]["value"] == 30
             writes = (await light.send(op="writes"))["writes"]
             assert all(v <= 100 for name, v in writes if name == "Brightness")
+
+            # a scope that hides brightness: the light is shown on/off only
+            from hub.devices import PrivacyScope
+
+            await hub.devices.update(device_id, scope=PrivacyScope(
+                attributes=frozenset({"on", "color_temp", "hue", "saturation"})))
+
+            async def without_brightness() -> list[dict[str, Any]] | None:
+                accs = await pairing.list_accessories_and_characteristics()
+                types = _types(accs, 3)
+                return accs if types and BRIGHTNESS not in types else None
+
+            accessories = await wait_for(without_brightness, within=20, every=0.3)
+            on = chars(accessories, 3, ON)
+            assert on["value"] is False and hub.states.value(device_id, "on") is False
+
+            # a write the hub refuses (the light went away): the value goes back, and the
+            # audit log says why
+            with pytest.raises(RuntimeError):
+                await light.send(op="exit")
+            await light.proc.wait()
+            await wait_for(lambda: _unavailable(hub, device_id), within=15)
+            result = await pairing.put_characteristics([(3, on["iid"], True)])
+            assert result.get((3, on["iid"]), {"status": 0})["status"] == 0  # accepted
+
+            async def refused() -> Any:
+                rows = await hub.audit.entries(limit=50)
+                return next((e for e in rows if e.action == "device.command"
+                             and e.target == device_id
+                             and e.details["outcome"] != "ok"), None)
+
+            row = await wait_for(refused, within=10)
+            assert row.actor == "homekit-bridge" and row.details["command"] == "turn_on"
+            assert row.details["outcome"].startswith("DeviceUnavailable: ")
+
+            async def put_back() -> bool:
+                got = await pairing.get_characteristics([(3, on["iid"])])
+                return got[(3, on["iid"])]["value"] is False
+
+            await wait_for(put_back, within=10)
+            assert hub.states.value(device_id, "on") is False
             await pairing.close()
 
 
 def _name(acc: dict[str, Any]) -> str:
     return next(c["value"] for s in acc["services"] for c in s["characteristics"]
                 if c["type"].upper().startswith("00000023"))
+
+
+def _types(accessories: list[dict[str, Any]], aid: int) -> set[str]:
+    acc = next((a for a in accessories if a["aid"] == aid), None)
+    return set() if acc is None else {c["type"].upper()[:8] for s in acc["services"]
+                                      for c in s["characteristics"]}
+
+
+async def _unavailable(hub: Hub, device_id: str) -> bool:
+    return not hub.states.available(device_id)
 
 
 async def _state(hub: Hub, device_id: str, attr: str, want: Any) -> bool:

@@ -189,6 +189,90 @@ async def test_accessory_dropping_mid_pairing(api_client: Any, hub: Hub,
         assert [d for d in hub.devices if d.integration == "homekit_controller"] == []
 
 
+# the hub's own SRP secrets (aiohomekit's `a`), one per pair-setup, against the double's
+# fixed ones (hap_accessory.py: STOCK_SALT, SHORT_B, STOCK_B)
+HUB_A = [0xD5A54DA55FD05036A6058606CAFB7109, 0x4B3C741CCF737FAB8EFDAAC8D6870CC0]
+WRONG = "123-45-679"
+
+
+def _stock_exchange(b: int, a: int, code: str) -> tuple[bool, Any]:
+    """Stock HAP-python (the double's stock_srp) against aiohomekit: (accepted, client)."""
+    import hashlib
+
+    from aiohomekit.crypto.srp import SrpClient
+    from pyhap.hsrp import Server
+    from pyhap.params import get_srp_context
+    from pyhap.util import long_to_bytes
+
+    from tests.homekit.hap_accessory import STOCK_SALT
+
+    server = Server(get_srp_context(3072, hashlib.sha512, 16), b"Pair-Setup", PIN.encode(),
+                    s=STOCK_SALT, b=b)
+    salt, big_b = server.get_challenge()
+    client = SrpClient("Pair-Setup", code)
+    client.a = a
+    client.A = pow(client.g, a, client.n)
+    client.A_b = client.A.to_bytes(384, "big")
+    client.set_salt(bytearray(salt))
+    client.set_server_public_key(long_to_bytes(big_b))
+    server.set_A(client.get_public_key_bytes())
+    return server.verify(client.get_proof_bytes()) is not None, client
+
+
+def test_srp_values_of_the_double() -> None:
+    """What the two tests below rely on, computed here (no namespace, no randomness)."""
+    from hub.thirdparty import srp_padding_could_matter
+    from tests.homekit.hap_accessory import SHORT_B, STOCK_B
+
+    ok, client = _stock_exchange(SHORT_B, HUB_A[0], PIN)  # right code, B sent short
+    assert not ok and len(client.B_b) == 383 and srp_padding_could_matter(client)
+    ok, client = _stock_exchange(STOCK_B[0], HUB_A[0], WRONG)  # wrong code, nothing short
+    assert not ok and not srp_padding_could_matter(client)
+    assert _stock_exchange(STOCK_B[0], HUB_A[1], PIN)[0]
+    assert _stock_exchange(STOCK_B[1], HUB_A[1], PIN)[0]
+
+
+@pytest.fixture
+def hub_secrets(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """aiohomekit's pair-setup secret `a` taken from HUB_A, in order."""
+    from aiohomekit.crypto.srp import SrpClient
+
+    secrets = list(HUB_A)
+    monkeypatch.setattr(SrpClient, "generate_private_key", staticmethod(
+        lambda: secrets.pop(0)))
+    return secrets
+
+
+async def test_right_code_refused_for_padding_is_tried_again(
+        api_client: Any, hub: Hub, lan: netns.Lan, hub_secrets: list[int]) -> None:
+    """A stock HAP-python accessory whose B has a leading zero byte: it sends B short and
+    refuses the right code; the hub sees that padding could explain it and tries again."""
+    async with accessory(lan.dev_ns, lan.dev_ip, "light", 51832, "stock_srp",
+                         "short_b_first") as light:
+        item = await find(api_client, light.hap_id)
+        resp = await pair(api_client, item)
+        assert resp.status == 201, await resp.text()
+        assert (await light.send(op="refused"))["refused"] == 1
+        assert hub.integrations.instance("homekit_controller").srp_retries == 1
+        assert hub_secrets == []
+
+
+async def test_wrong_code_counts_once_on_a_stock_accessory(
+        api_client: Any, hub: Hub, lan: netns.Lan, hub_secrets: list[int]) -> None:
+    """A wrong code where padding cannot be the reason is not tried again: one guess
+    towards the accessory's lockout (HAP-python locks pair-setup after 5)."""
+    async with accessory(lan.dev_ns, lan.dev_ip, "light", 51833, "stock_srp") as light:
+        item = await find(api_client, light.hap_id)
+        resp = await pair(api_client, item, WRONG)
+        assert resp.status == 400
+        assert (await resp.json())["error"]["field"] == "credentials.setup_code"
+        assert (await light.send(op="refused"))["refused"] == 1
+        assert hub.integrations.instance("homekit_controller").srp_retries == 0
+        resp = await pair(api_client, item)
+        assert resp.status == 201, await resp.text()
+        assert (await light.send(op="refused"))["refused"] == 1
+
+
 async def _unavailable(hub: Hub, device_id: str) -> bool:
     return not hub.states.available(device_id)
 

@@ -214,3 +214,30 @@ async def test_wifi_networks_are_exported_as_ssids_only(hub: Hub, api_client) ->
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         blob = b"".join(zf.read(n) for n in zf.namelist())
     assert b"secret-psk" not in blob and b"wpa2" not in blob
+
+
+async def test_homekit_bridge_devices_and_paired_phone_count_are_exported(
+        hub: Hub, api_client, client_for) -> None:
+    """Which devices the owner shows in Apple Home (the bridge may be off), and how many
+    phones are paired with it: never their keys, nor the setup code."""
+    await hub.homekit.expose("virtual.lamp")
+    await hub.homekit.expose("virtual.button")
+    phone_key = "5e" * 32
+    hap = json.dumps({"mac": "12:34:56:78:9A:BC", "paired_clients": {
+        "0b0c5c9e-7d3e-4d39-9d4d-3f0a4e6c1a11": phone_key,
+        "6f1d7a2c-1f1e-4a5b-8c3d-2e4f5a6b7c8d": "7a" * 32}})
+    await hub.vault.put("homekit", "bridge", {"pincode": "031-45-154", "setup_id": "UONE",
+                                              "hap": hap, "paired": True})
+    data = await (await api_client.post("/api/privacy/export")).read()
+    doc = read_export(data)
+    assert [(r["device_id"], r["aid"], r["source"]) for r in doc["homekit_bridge"]] == [
+        ("virtual.lamp", 2, "api"), ("virtual.button", 3, "api")]
+    assert doc["account"][0]["homekit_paired_phones"] == 2
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        blob = b"".join(zf.read(n) for n in zf.namelist())
+    assert phone_key.encode() not in blob and b"0b0c5c9e" not in blob
+    assert b"031-45-154" not in blob
+    guest = await client_for(Role.GUEST, granted_devices=["virtual.lamp"])
+    gdoc = read_export(await (await guest.post("/api/privacy/export")).read())
+    assert [r["device_id"] for r in gdoc["homekit_bridge"]] == ["virtual.lamp"]
+    assert gdoc["account"][0]["homekit_paired_phones"] is None
