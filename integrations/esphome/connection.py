@@ -18,29 +18,16 @@ from dataclasses import replace
 from typing import Any
 
 import aioesphomeapi as api
-from aioesphomeapi.reconnect_logic import MAXIMUM_BACKOFF_TRIES, ReconnectLogic
+from aioesphomeapi.reconnect_logic import ReconnectLogic
 
 from hub.facade import AttributeMeta, DeviceUnavailable, IntegrationContext, normalize_mac
 from integrations.esphome.entities import Entity, EntityError, EntitySet
 from integrations.esphome.proxy import ProxySource
+from integrations.esphome.thirdparty import SlowOnBadMacReconnectLogic
 
 CLIENT_INFO = "Uone Hub"
 AUTH_ERRORS = (api.InvalidEncryptionKeyAPIError, api.RequiresEncryptionAPIError,
                api.EncryptionPlaintextAPIError, api.InvalidAuthAPIError)
-
-
-class _ReconnectLogic(ReconnectLogic):
-    """aioesphomeapi's reconnect logic, with one more refusal that waits its longest backoff.
-
-    An encrypted device's Noise hello names its MAC and aioesphomeapi refuses another one
-    (`BadMACAddressAPIError`, before any message is exchanged); that is not one of the
-    refusals ReconnectLogic backs off fully for (its AUTH_EXCEPTIONS), so it would retry on
-    the short steps forever. The same mechanism it uses for a refused key applies here."""
-
-    async def _handle_connection_failure(self, err: Exception) -> None:
-        await super()._handle_connection_failure(err)
-        if isinstance(err, api.BadMACAddressAPIError):
-            self._tries = MAXIMUM_BACKOFF_TRIES
 
 
 class DeviceLink:
@@ -79,7 +66,7 @@ class DeviceLink:
             noise_psk=self.key, addresses=list(self.addresses), zeroconf_instance=zc,
             expected_name=None, expected_mac=self.mac.replace(":", "") if self.key else None)
         # without the hub's zeroconf nobody may open one of its own: no mDNS wake then
-        self._logic = _ReconnectLogic(
+        self._logic = SlowOnBadMacReconnectLogic(
             client=self.client, on_connect=self._on_connect,
             on_disconnect=self._on_disconnect, on_connect_error=self._on_connect_error,
             zeroconf_instance=zc, name=self.node, zeroconf_wake=zc is not None)
@@ -181,7 +168,7 @@ class DeviceLink:
     async def _on_connect_error(self, err: Exception) -> None:
         if isinstance(err, api.BadMACAddressAPIError):
             # another board (same name, same key) answers where this one was: flagged like
-            # the mDNS path does, and retried on the longest backoff (_ReconnectLogic), so
+            # the mDNS path does, and retried on the longest backoff (thirdparty.py), so
             # the adopted board is taken back when it returns
             self._identity_conflict(normalize_mac(err.received_mac) or err.received_mac)
             return
