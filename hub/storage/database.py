@@ -20,6 +20,7 @@ from typing import Any
 
 import aiosqlite
 
+from hub.clock import Clock
 from hub.errors import StorageError, StorageFull
 from hub.storage.bulk import BulkRows
 from hub.storage.full import MIN_FREE_BYTES, WriteBacklog, free_bytes, is_disk_full
@@ -133,6 +134,7 @@ class Database:
         synchronous: str = "normal",
         writer_cache_kib: int = 8192,
         check_seconds: float = 0.0,
+        clock: Clock | None = None,
     ) -> None:
         self.path = path
         self.schemas = list(schemas)
@@ -158,7 +160,8 @@ class Database:
         self._flushed.set()
         self._poison_seen: set[tuple[str, str]] = set()
         self.full: str | None = None  # why the last write failed for want of space
-        self.backlog = WriteBacklog()  # writes that wait in memory while the disk is full
+        # writes that wait in memory while the disk is full, retried on the clock
+        self.backlog = WriteBacklog(clock=clock)
 
     async def __aenter__(self) -> Database:
         await self.open()
