@@ -1,6 +1,11 @@
 """Core benchmarks: start-up to READY=1, RSS, history ingest vs raw SQLite, bytes per change.
 
-    python -m bench.core [--devices 1000] [--automations 100] [--changes 200000]
+    python -m bench.core [--devices 1000] [--automations 100] [--changes 200000] [--bthome]
+
+`--bthome` also starts, in each run, the same home with one encrypted BTHome sensor: its bind
+key in the vault (moved there by a first start, then gone from the config, as the guide says)
+and its advertisements heard through the fake BlueZ. Its RSS is printed beside the plain one:
+the vault's cipher and bthome-ble both load cryptography (its own OpenSSL).
 """
 
 from __future__ import annotations
@@ -80,33 +85,78 @@ class StartRun:
     floor_kinds: dict[str, float]
 
 
-def startup(devices: int, automations: int, runs: int, loop: str = "asyncio") -> list[StartRun]:
+def startup(devices: int, automations: int, runs: int, loop: str = "asyncio",
+            bthome: bool = False) -> dict[str, list[StartRun]]:
     """Start the hub `runs` times as the unit runs it (its Environment=, byte-compiled as pip
     installs it), mDNS and BLE on (a fake BlueZ on a private bus, a veth pair for zeroconf),
-    each run after one of bench.floor."""
+    each run after one of bench.floor. With `bthome`, each run also starts the same home with
+    one encrypted BTHome sensor ("bthome"; the plain home is "plain")."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", "hub", "integrations", "bench"],
                    cwd=repo_root(), check=True, stdout=subprocess.DEVNULL)
-    return asyncio.run(_startup_runs(devices, automations, runs, loop))
+    return asyncio.run(_startup_runs(devices, automations, runs, loop, bthome))
 
 
-async def _startup_runs(devices: int, automations: int, runs: int,
-                        loop: str) -> list[StartRun]:
+# the encrypted sensor of the `--bthome` home (the test suite's, tests/discovery/conftest.py)
+SENSOR_MAC = "54:48:E6:8F:80:A5"
+SENSOR_KEY = "231d39c1d7cc1ab1aee224cd096db932"
+
+
+async def _startup_runs(devices: int, automations: int, runs: int, loop: str,
+                        bthome: bool) -> dict[str, list[StartRun]]:
     from tests.doubles.bluez import running_fake_bluez
 
-    out = []
+    out: dict[str, list[StartRun]] = {"plain": []}
+    if bthome:
+        out["bthome"] = []
     for _ in range(runs):
-        with tempfile.TemporaryDirectory() as d:
-            tmp = Path(d)
-            async with running_fake_bluez(tmp / "bluez"):
-                floor, floor_rss, floor_kinds = await _start_floor(tmp)
-                config = virtual_config(
-                    tmp, devices, automations=automations_config(automations, devices),
-                    integrations=HOME_INTEGRATIONS,
-                    extra={"discovery": {"mdns": {"enabled": True}, "ble": {"enabled": True}}})
-                port = yaml.safe_load(config.read_text())["api"]["port"]
-                out.append(await _start_hub(tmp, config, port, loop, floor, floor_rss,
-                                            floor_kinds))
+        for variant, results in out.items():
+            with tempfile.TemporaryDirectory() as d:
+                tmp = Path(d)
+                async with running_fake_bluez(tmp / "bluez") as bluez:
+                    floor, floor_rss, floor_kinds = await _start_floor(tmp)
+                    integrations: dict[str, Any] = dict(HOME_INTEGRATIONS)
+                    if variant == "bthome":
+                        integrations["bthome"] = {"bind_keys": {SENSOR_MAC: SENSOR_KEY}}
+                    config = virtual_config(
+                        tmp, devices, automations=automations_config(automations, devices),
+                        integrations=integrations,
+                        extra={"discovery": {"mdns": {"enabled": True},
+                                             "ble": {"enabled": True}}})
+                    port = yaml.safe_load(config.read_text())["api"]["port"]
+                    if variant == "bthome":
+                        await _key_into_vault(tmp, config)
+                        await _advertise_sensor(bluez)
+                    results.append(await _start_hub(tmp, config, port, loop, floor,
+                                                    floor_rss, floor_kinds))
     return out
+
+
+async def _key_into_vault(tmp: Path, config: Path) -> None:
+    """A first start moves the bind key from the config into the vault; the owner then
+    removes it from the file: the measured start reads it from the vault only."""
+    async with _Notified(tmp / "first.sock", ["-m", "hub", "run", "-c", str(config)]) as child:
+        await child.ready()
+    await asyncio.to_thread(_drop_config_key, config)
+
+
+def _drop_config_key(config: Path) -> None:
+    cfg = yaml.safe_load(config.read_text())
+    with sqlite3.connect(Path(cfg["data_dir"]) / "hub.db") as db:
+        [(keys,)] = db.execute("SELECT count(*) FROM vault_entries WHERE kind = 'device_key'")
+    if keys != 1:
+        raise RuntimeError(f"the bind key did not reach the vault ({keys} device keys)")
+    cfg["integrations"]["bthome"] = {}
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+async def _advertise_sensor(bluez: Any) -> None:
+    """The sensor advertises (encrypted, counter 1) through the fake BlueZ from now on."""
+    from tests.discovery import bthome_adv as adv
+
+    payload = adv.encrypted(adv.objects(packet_id=1, battery=90, temperature=21.5,
+                                        humidity=48.0), SENSOR_MAC,
+                            bytes.fromhex(SENSOR_KEY), 1)
+    await bluez.add_le_device(SENSOR_MAC, "TH Sensor", service_data={adv.BTHOME_UUID: payload})
 
 
 async def _start_floor(tmp: Path) -> tuple[float, float, dict[str, float]]:
@@ -264,14 +314,33 @@ def main() -> None:
     p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                    help="the hub's event loop: asyncio (a default install) or uvloop "
                         "(with the 'fast' extra)")
+    p.add_argument("--bthome", action="store_true",
+                   help="also start each run's home with one encrypted BTHome sensor (bind "
+                        "key in the vault) and print its RSS beside the plain one")
     args = p.parse_args()
     if not in_private_netns():
         raise SystemExit(run_in_private_netns("bench.core", sys.argv[1:], veth=True))
-    runs = startup(args.devices, args.automations, args.runs, args.loop)
+    variants = startup(args.devices, args.automations, args.runs, args.loop, args.bthome)
+    runs = variants["plain"]
     res = asyncio.run(ingest(args.changes, args.devices))
 
-    def med(attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in runs)
+    def med(attr: str, of: list[StartRun] = runs) -> float:
+        return statistics.median(getattr(r, attr) for r in of)
+
+    sensor = variants.get("bthome")
+    with_sensor = [] if sensor is None else [
+        ("one encrypted BTHome sensor (key in the vault, heard):", "", "same runs, interleaved"),
+        ("  start to READY=1, median", f"{med('ready', sensor) * 1000:.0f} ms",
+         f"plain {med('ready') * 1000:.0f} ms"),
+        ("  RSS at READY=1, median", f"{med('ready_rss', sensor):.1f} MiB",
+         f"plain {med('ready_rss'):.1f} MiB"),
+        ("  RSS steady, median", f"{med('steady_rss', sensor):.1f} MiB",
+         f"plain {med('steady_rss'):.1f} MiB; < 60 MiB"),
+        ("  RSS steady, worst", f"{max(r.steady_rss for r in sensor):.1f} MiB", ""),
+        ("  steady RSS: other libraries",
+         f"{statistics.median(r.steady_kinds['libraries'] for r in sensor):.1f} MiB",
+         "cryptography's OpenSSL among them"),
+    ]
 
     def kind(name: str) -> str:
         hub = statistics.median(r.steady_kinds[name] for r in runs)
@@ -306,6 +375,7 @@ def main() -> None:
             ("  steady RSS: libpython + stdlib extensions", kind("python"), ""),
             ("  steady RSS: other libraries", kind("libraries"),
              "OpenSSL, SQLite, libyaml..."),
+            *with_sensor,
             ("state changes into history", f"{res['hub_rate']:,.0f} /s", ""),
             ("raw SQLite executemany", f"{res['raw_rate']:,.0f} /s", ""),
             ("hub / raw", f"{res['hub_rate'] / res['raw_rate'] * 100:.0f} %", ">= 50 %"),

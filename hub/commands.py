@@ -26,7 +26,7 @@ class CommandSink(Protocol):
     """Validates a command against the device and hands it to its integration
     (`IntegrationHost`)."""
 
-    async def command(self, device_id: str, command: str, params: Any) -> Any: ...
+    async def command(self, device_id: str, command: str, params: object) -> Any: ...
 
 
 def command_fields(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:

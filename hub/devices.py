@@ -252,7 +252,7 @@ class DeviceRegistry:
         self._bus = bus
         self._clock = clock
         self._devices: dict[str, Device] = {}
-        self._on_remove: list[Callable[[Device], Awaitable[Any]]] = []
+        self._on_remove: list[Callable[[Device], Awaitable[object]]] = []
 
     async def load(self) -> None:
         for row in await self._db.fetchall("SELECT * FROM devices"):
@@ -308,7 +308,7 @@ class DeviceRegistry:
             raise
         return device
 
-    def on_remove(self, callback: Callable[[Device], Awaitable[Any]]) -> Callable[[], None]:
+    def on_remove(self, callback: Callable[[Device], Awaitable[object]]) -> Callable[[], None]:
         """`await callback(device)` before a device is removed (deleted or erased): its
         integration ends the device's connections and deletes its secrets. Returns the undo."""
         self._on_remove.append(callback)
@@ -339,7 +339,7 @@ _UPSERT = (
 )
 
 
-def _to_row(d: Device) -> tuple[Any, ...]:
+def _to_row(d: Device) -> tuple[object, ...]:
     caps: dict[str, Any] = {
         "commands": [c.to_json() for c in d.commands],
         "attributes": list(d.attributes),

@@ -75,6 +75,7 @@ class Hub:
             max_batch=self.config.storage.max_batch,
             synchronous=self.config.storage.synchronous,
             check_seconds=self.config.storage.integrity_check_seconds,
+            clock=self.clock,
         )
         self.devices = DeviceRegistry(self.db, self.bus, self.clock)
         self.states = StateStore(self.db, self.bus, self.clock,

@@ -31,17 +31,20 @@ from hub.vault import Vault
 if TYPE_CHECKING:
     from hub.audit import AuditLog
     from hub.discovery.connectivity import TransportChoice
+    from hub.discovery.models import DiscoveredDevice, DiscoveryInfo
     from hub.discovery.service import (
         AdoptHandler,
         AdvertisementListener,
         DiscoveryService,
         MdnsListener,
     )
+    from hub.discovery.sources import BleSource
     from hub.egress import EgressGuard
     from hub.provisioning.evidence import Attestation, Evidence
     from hub.storage import Database
 
 E = TypeVar("E", bound=Event)
+T = TypeVar("T")
 
 _LOG = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ class IntegrationContext:
         self.clock = host.clock
         self._values = IntegrationValues(host.db, manifest.name)
         self._undo: list[Callable[[], object]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self.closed = False
 
     # devices and state
@@ -256,8 +259,8 @@ class IntegrationContext:
         self._undo.append(self._host.discovery.set_adopt_handler(self.name, handler,
                                                                  credentials))
 
-    def report_discovered(self, key: str, info: Any, *, source: str,
-                          present: bool = True) -> Any:
+    def report_discovered(self, key: str, info: DiscoveryInfo, *, source: str,
+                          present: bool = True) -> DiscoveredDevice:
         """List a device this integration found by its own means (an MQTT discovery
         message...) for the owner to adopt; `key` is stable for the device. Returns the
         DiscoveredDevice (its `device_id` is set once adopted)."""
@@ -291,7 +294,7 @@ class IntegrationContext:
         start a task for the work. Removed on unload."""
         self._undo.append(self._host.discovery.on_zeroconf_replaced(callback))
 
-    def add_ble_source(self, name: str) -> Any:
+    def add_ble_source(self, name: str) -> BleSource:
         """Register a remote BLE source (a Bluetooth proxy) named `<integration>:<name>`;
         returns its handle (hub.discovery.sources.BleSource): feed advertisements through
         `advertisement(...)`, report `set_slots`, `connected()` and `lost(reason)`.
@@ -300,7 +303,7 @@ class IntegrationContext:
         self._undo.append(self._host.discovery.add_ble_source(full, self.name))
         return self._host.discovery.ble_source(full)
 
-    def discovered(self) -> list[Any]:
+    def discovered(self) -> list[DiscoveredDevice]:
         """This integration's discovered devices (DiscoveredDevice)."""
         return [d for d in self._host.discovery.registry if d.integration == self.name]
 
@@ -318,14 +321,14 @@ class IntegrationContext:
         if self.device(device_id) is not None:
             self._host.discovery.connectivity.set(device_id, choice)
 
-    def create_task(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
+    def create_task(self, coro: Coroutine[object, object, T], name: str = "") -> asyncio.Task[T]:
         """A supervised task: if it raises, the integration is restarted."""
         task = asyncio.create_task(coro, name=f"{self.name}:{name}")
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
+    def _task_done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
         if task.cancelled() or self.closed:
             return
@@ -487,7 +490,7 @@ class IntegrationHost:
         slot = self._slots.get(name)
         return slot.ctx if slot is not None and slot.state == "loaded" else None
 
-    async def command(self, device_id: str, command: str, params: Any) -> Any:
+    async def command(self, device_id: str, command: str, params: object) -> Any:
         """Validate a command against what the device accepts, then hand it over."""
         device = self.devices.get(device_id)
         spec = device.command(command)

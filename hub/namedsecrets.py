@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.errors import NotFound, ValidationError
+
+if TYPE_CHECKING:
+    from hub.audit import AuditLog
+    from hub.config import Config
+    from hub.vault import EntryInfo, Vault
 
 KIND = "secret"
 LEGACY_KIND = "broker"  # where the cloud kept broker passwords before named secrets
@@ -60,7 +65,7 @@ def check_value(value: str) -> str:
     return value
 
 
-def referenced(config: Any) -> dict[str, str]:
+def referenced(config: Config) -> dict[str, str]:
     """Config key -> secret name, for every name the config asks the owner to set (the
     cloud's generated keys, e.g. remote clients' `key_secret`, are not typed in)."""
     cloud = config.cloud
@@ -78,7 +83,7 @@ def referenced(config: Any) -> dict[str, str]:
 class NamedSecrets:
     """Set, list and delete named secrets in `vault`, each change in the audit log."""
 
-    def __init__(self, vault: Any, audit: Any, config: Any) -> None:
+    def __init__(self, vault: Vault, audit: AuditLog, config: Config) -> None:
         self._vault = vault
         self._audit = audit
         self._config = config
@@ -108,6 +113,6 @@ class NamedSecrets:
             raise NotFound(f"no secret {name!r} in the vault")
         await self._audit.record(actor, "vault.secret.delete", name, {})
 
-    def _info(self, entry: Any) -> SecretInfo:
+    def _info(self, entry: EntryInfo) -> SecretInfo:
         used = tuple(k for k, n in referenced(self._config).items() if n == entry.name)
         return SecretInfo(entry.name, entry.created_at, entry.updated_at, used)

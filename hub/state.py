@@ -10,6 +10,7 @@ about twice the bytes per change on an SD card).
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from hub.bus import AvailabilityChanged, EventBus, StateChanged
 from hub.clock import Clock
 from hub.fastjson import dumps
 from hub.storage import BulkInsert, Database, Schema
+from hub.storage.database import Params
 
 SCHEMA = Schema(
     "state",
@@ -57,7 +59,7 @@ SCHEMA = Schema(
 )
 
 _HISTORY = BulkInsert("history_recent", ("device_id", "attribute", "value", "ts"))
-_MERGE: list[tuple[str, list[Any]]] = [
+_MERGE: list[tuple[str, list[Params]]] = [
     ("INSERT INTO history(device_id, attribute, value, ts) "
      "SELECT device_id, attribute, value, ts FROM history_recent ORDER BY id", [()]),
     ("DELETE FROM history_recent", [()]),
@@ -90,7 +92,7 @@ def _json(value: object) -> str:
     return dumps(value)
 
 
-def _event_mark(row: Any) -> dict[str, Any]:
+def _event_mark(row: sqlite3.Row) -> dict[str, Any]:
     out = {"event_type": row["event_type"], "ts": row["ts"], "n": row["n"]}
     if row["n"] == 1:
         out["data"] = json.loads(row["data"])
@@ -297,7 +299,7 @@ class StateStore:
             "events": [_event_mark(r) for r in events],
         }
 
-    def _flush_rows(self) -> list[tuple[str, list[Any]]]:
+    def _flush_rows(self) -> list[tuple[str, list[Params]]]:
         history, self._history = self._history, []
         self._db.stats.history_rows += len(history)
         now = self._clock.monotonic()

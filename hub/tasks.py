@@ -6,12 +6,14 @@ import asyncio
 import logging
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import TypeVar
 
 _EAGER = sys.version_info >= (3, 12)
 
+T = TypeVar("T")
 
-def start_eager(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+
+def start_eager(coro: Coroutine[object, object, T]) -> asyncio.Task[T]:
     """A task for a request-handling coroutine that often finishes without waiting (a
     command to a local device): on Python 3.12+ it runs at once, up to its first real wait,
     with no trip through the loop (asyncio's eager start); a plain task before 3.12. Not for
@@ -30,9 +32,9 @@ class BackgroundTasks:
     def __init__(self, log: logging.Logger, level: int = logging.ERROR) -> None:
         self._log = log
         self._level = level
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[object, object, T], name: str) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -48,7 +50,7 @@ class BackgroundTasks:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
+    def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._log.log(self._level, "task %s failed", task.get_name(),

@@ -141,7 +141,7 @@ class ApiServer:
 
     async def _watch_addresses(self) -> None:
         while True:
-            await asyncio.sleep(ADDRESS_CHECK)
+            await self.hub.clock.sleep(ADDRESS_CHECK)  # the injected clock: tests move it
             try:
                 await self.refresh_certificate()
             except (OSError, ValueError, ssl.SSLError) as exc:

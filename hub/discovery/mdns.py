@@ -182,6 +182,7 @@ class MdnsDiscovery:
             self._browser = AsyncServiceBrowser(self.zc.zeroconf, types,
                                                 handlers=[self._on_change])
         self.state, self.reason = "running", None
+        self.service.zeroconf_opened()
         _LOG.info("mDNS on %s: browsing %s", ", ".join(sorted(self.interfaces)),
                   ", ".join(types) or "nothing")
         self.opened += 1

@@ -9,6 +9,7 @@ what they recognised; that becomes (or updates) a discovered device.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -117,6 +118,7 @@ class DiscoveryService:
         self._go: asyncio.Event | None = None
         self._mdns_asked = False  # a service (the HomeKit bridge) asked for zeroconf
         self._zeroconf_users: list[Callable[[], None]] = []
+        self._zeroconf_waiters: set[asyncio.Future[None]] = set()  # zeroconf(within) callers
         self._mdns_lock = asyncio.Lock()
         self.running = False
 
@@ -257,14 +259,31 @@ class DiscoveryService:
             self._mdns_asked = True  # mDNS starts for the one who asks
             if self._go is not None and self._go.is_set() and self.mdns is None:
                 self._tasks.spawn(self._start_mdns(), "discovery-mdns")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:  # integrations load before discovery starts: wait for it too
+        # Integrations load before discovery starts: wait for mDNS too, woken the moment it
+        # opens its sockets (`zeroconf_opened`), at most `within` s on the injected clock.
+        deadline = self.clock.monotonic() + within
+        while True:
             if self.mdns is not None and self.mdns.zc is not None:
                 return self.mdns.zc
-            if loop.time() >= deadline:
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
                 return None
-            await asyncio.sleep(0.1)
+            opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            timer = asyncio.ensure_future(self.clock.sleep(remaining))
+            self._zeroconf_waiters.add(opened)
+            try:
+                await asyncio.wait((opened, timer), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self._zeroconf_waiters.discard(opened)
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await timer
+
+    def zeroconf_opened(self) -> None:
+        """mDNS opened its sockets (hub.discovery.mdns): wake those waiting in `zeroconf`."""
+        for waiter in self._zeroconf_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def on_zeroconf_replaced(self, callback: Callable[[], None]) -> Callable[[], None]:
         """`callback()` when the hub's AsyncZeroconf was closed and a new one opened (mDNS

@@ -32,7 +32,7 @@ class BulkInsert:
         self.sql = (f"{verb} INTO {table}({', '.join(columns)}) SELECT {picks} "
                     f"FROM json_each(?) WHERE true {tail}").rstrip()
 
-    def ops(self, rows: Sequence[Sequence[Any]]) -> list[tuple[str, list[Any]]]:
+    def ops(self, rows: Sequence[Sequence[object]]) -> list[tuple[str, list[Any]]]:
         return [(self.sql, BulkRows(rows))] if rows else []
 
 
@@ -40,7 +40,7 @@ class BulkRows(list[tuple[str]]):
     """The single parameter row of a bulk statement (the JSON array), plus the rows it came
     from. Empty when the array cannot be encoded at all: the writer then goes one by one."""
 
-    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
+    def __init__(self, rows: Sequence[Sequence[object]]) -> None:
         self.rows = rows
         try:
             super().__init__([(dumps(rows),)])

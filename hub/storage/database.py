@@ -13,13 +13,13 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
+from hub.clock import Clock
 from hub.errors import StorageError, StorageFull
 from hub.storage.bulk import BulkRows
 from hub.storage.full import MIN_FREE_BYTES, WriteBacklog, free_bytes, is_disk_full
@@ -27,7 +27,7 @@ from hub.storage.migrations import Schema, migrate
 
 _LOG = logging.getLogger(__name__)
 
-Params = Sequence[Any] | dict[str, Any]
+Params = Sequence[object] | Mapping[str, object]
 FlushHook = Callable[[], list[tuple[str, list[Params]]]]
 
 
@@ -115,7 +115,7 @@ class _Op:
     sql: str
     params: Params | Sequence[Params] | None
     many: bool
-    future: asyncio.Future[Any] | None
+    future: asyncio.Future[int | None] | None
     script: list[tuple[str, Params]] | None = None
     history: int = 0
 
@@ -133,6 +133,7 @@ class Database:
         synchronous: str = "normal",
         writer_cache_kib: int = 8192,
         check_seconds: float = 0.0,
+        clock: Clock | None = None,
     ) -> None:
         self.path = path
         self.schemas = list(schemas)
@@ -158,7 +159,8 @@ class Database:
         self._flushed.set()
         self._poison_seen: set[tuple[str, str]] = set()
         self.full: str | None = None  # why the last write failed for want of space
-        self.backlog = WriteBacklog()  # writes that wait in memory while the disk is full
+        # writes that wait in memory while the disk is full, retried on the clock
+        self.backlog = WriteBacklog(clock=clock)
 
     async def __aenter__(self) -> Database:
         await self.open()
@@ -235,13 +237,13 @@ class Database:
 
     async def write_script(self, statements: list[tuple[str, Params]]) -> None:
         """Several statements that commit together or not at all (one savepoint)."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._add(_Op("", None, False, fut, script=statements), urgent=True)
         await fut
 
     async def flush(self) -> None:
         """Commit everything queued so far (flush hooks included) and wait for it."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._add(_Op("", None, False, fut, script=[]), urgent=True)
         await fut
 
@@ -381,7 +383,7 @@ class Database:
         conn = self._write
         assert conn is not None
         started = time.perf_counter()
-        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        results: list[tuple[asyncio.Future[int | None], int | None, BaseException | None]] = []
         await conn.execute("BEGIN")
         try:
             for op in batch:

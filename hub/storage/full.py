@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from hub.clock import Clock, SystemClock
 from hub.errors import StorageFull
 
 _LOG = logging.getLogger(__name__)
@@ -56,15 +57,18 @@ def free_bytes(directory: Path) -> int | None:
 
 
 class WriteBacklog:
-    """Writes kept in memory while the disk is full, retried in order every `retry` seconds.
+    """Writes kept in memory while the disk is full, retried in order every `retry` seconds
+    (on `clock`, the hub's injected one).
 
     Bounded: past `limit` entries the oldest is dropped (and counted in the log), so a long
     outage cannot grow memory without end.
     """
 
-    def __init__(self, limit: int = 1000, retry: float = 5.0) -> None:
+    def __init__(self, limit: int = 1000, retry: float = 5.0,
+                 clock: Clock | None = None) -> None:
         self.limit = limit
         self.retry = retry
+        self.clock: Clock = clock or SystemClock()
         self.dropped = 0
         self.drained = asyncio.Event()
         self.drained.set()
@@ -117,7 +121,7 @@ class WriteBacklog:
     async def _retry(self) -> None:
         try:
             while self._queue:
-                await asyncio.sleep(self.retry)
+                await self.clock.sleep(self.retry)
                 await self._drain()
         finally:
             self._task = None

@@ -10,7 +10,8 @@ any older (replayed) advertisement. The last accepted counter of each sensor is 
 kept durably (`ctx.store_value`) and an advertisement with an older one is refused, across
 restarts. A sensor whose counter really restarted (a battery change) looks the same as a
 replay; when the old-counter advertisement decrypts with the sensor's key, the owner is
-asked (`counter_reset` confirmation on the device) and only their confirmation resets it.
+asked (`counter_reset` confirmation on the device) and only their confirmation resets it:
+the counter they confirmed becomes the new durable floor (older ones are still refused).
 """
 
 from __future__ import annotations
@@ -219,8 +220,11 @@ class BTHomeIntegration:
             return
 
         async def reset() -> None:
-            self.counters.pop(address, None)
-            ctx.forget_value(_counter_key(address))
+            # The owner confirmed the counter they were shown: it becomes the floor (kept
+            # durably), so anything older is still refused as a replay, now and after a
+            # restart. bthome-ble's own check starts again from it (ours runs first).
+            self.counters[address] = seen
+            ctx.store_value(_counter_key(address), seen)
             sensor.parser.reset_encryption_counter()
             sensor.went_back = None
 

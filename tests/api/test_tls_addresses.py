@@ -138,3 +138,33 @@ async def test_https_by_ip_verifies_and_a_pinned_key_survives_a_new_address(
         cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert status.returncode == 0, status.stderr
     assert f"tls public key:   {pin}" in status.stdout
+
+
+async def test_the_address_watch_renews_the_certificate_on_the_injected_clock(
+        config_factory: Callable[..., LoadedConfig], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ADDRESS_CHECK seconds of the hub's clock the API re-issues the certificate when
+    the serving addresses changed (before: a real 60 s asyncio.sleep no test could move)."""
+    from hub.api import server as api_server
+    from hub.api.server import ApiServer
+    from hub.clock import ManualClock
+    from hub.hub import Hub
+
+    addresses = ["10.203.0.1"]  # what the interfaces have, as serving_addresses reads them
+    monkeypatch.setattr(tls, "serving_addresses", lambda host: list(addresses))
+    clock = ManualClock()
+    loaded = config_factory({"api": {"host": "0.0.0.0", "port": 0}})
+    cert = loaded.state_dir / tls.CERT_FILE
+    async with Hub(loaded, clock=clock) as hub, ApiServer(hub) as server:
+        assert server.scheme == "https"
+        first = server.fingerprint
+        assert "10.203.0.1" in sans(cert)[1]
+        addresses.append("10.203.0.2")  # a second interface, or a new DHCP lease
+        await clock.advance(api_server.ADDRESS_CHECK - 1)
+        assert server.fingerprint == first  # not looked at before the check is due
+        await clock.advance(1)
+        for _ in range(2000):  # the renewal runs in a thread: wait for it (a bound, not speed)
+            if server.fingerprint != first:
+                break
+            await asyncio.sleep(0.01)
+        assert server.fingerprint != first
+        assert {"10.203.0.1", "10.203.0.2"} <= sans(cert)[1]

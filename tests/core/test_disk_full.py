@@ -121,3 +121,36 @@ async def test_full_disk_is_reported_writes_507_and_sign_in_still_works(
             assert resp.status == 200, await resp.text()
             health = await (await client.get("/api/health")).json()
             assert health["status"] == "ok" and "problems" not in health, health
+
+
+async def test_the_backlog_retries_on_the_injected_clock() -> None:
+    """The retry while the disk is full waits on the hub's clock (a test moves it), not on
+    the loop's real time (before: asyncio.sleep)."""
+    from hub.clock import ManualClock
+    from hub.errors import StorageFull
+    from hub.storage.full import WriteBacklog
+
+    clock = ManualClock()
+    backlog = WriteBacklog(retry=5.0, clock=clock)
+    full, written = [True], []
+
+    async def write() -> None:
+        if full[0]:
+            raise StorageFull("disk full")
+        written.append("sign-in")
+
+    assert not await backlog.write("a sign-in", write)
+    full[0] = False  # space returns
+    await clock.advance(4.9)
+    assert written == [] and len(backlog) == 1  # not before the retry is due
+    await clock.advance(0.1)
+    assert written == ["sign-in"] and backlog.drained.is_set()
+    await backlog.close()
+
+
+async def test_the_hub_gives_its_clock_to_the_backlog(config_factory) -> None:
+    from hub.clock import ManualClock
+
+    clock = ManualClock()
+    async with Hub(config_factory(), clock=clock) as hub:
+        assert hub.db.backlog.clock is clock

@@ -92,3 +92,35 @@ async def test_erasing_the_sensor_forgets_its_counter_and_key(hub: Hub, api_clie
     assert await hub.db.fetchall("SELECT * FROM integration_values") == []
     assert await hub.vault.entries("device_key") == []
     assert ENCRYPTED_MAC not in hub.integrations.instance("bthome").counters
+
+
+async def test_a_confirmed_reset_keeps_the_confirmed_counter_as_the_floor(
+        hub: Hub, api_client) -> None:
+    """Confirming a battery change accepts the counter the owner was shown, not any counter:
+    an advertisement older than the confirmed one is still a replay."""
+    send(hub, ENCRYPTED_MAC, 5, temperature=-5.0)  # went back: 5 < 11, asked
+    resp = await api_client.post(f"/api/devices/{DEVICE}/confirmations/counter_reset")
+    assert resp.status == 200, await resp.text()
+    assert hub.integrations.instance("bthome").counters == {ENCRYPTED_MAC: 5}
+    await hub.db.flush()
+    row = await hub.db.fetchone("SELECT value FROM integration_values WHERE key = ?",
+                                (f"counter:{ENCRYPTED_MAC}",))
+    assert row is not None and row["value"] == "5"  # before the fix: forgotten (no row)
+    send(hub, ENCRYPTED_MAC, 3, temperature=-3.0)  # older than the confirmed 5: a replay
+    assert hub.states.value(DEVICE, "temperature") == 21.0  # before the fix: -3.0
+    send(hub, ENCRYPTED_MAC, 6, temperature=22.0)  # the sensor going on from 5
+    assert hub.states.value(DEVICE, "temperature") == 22.0
+
+
+async def test_the_confirmed_floor_survives_a_restart(
+        hub: Hub, config_factory: Callable[..., LoadedConfig],
+        hub_config: dict[str, Any]) -> None:
+    send(hub, ENCRYPTED_MAC, 5, temperature=-5.0)
+    await hub.integrations.confirmations.confirm(DEVICE, "counter_reset", None)
+    await hub.stop()  # confirmed, then restarted before the sensor spoke again
+    async with Hub(config_factory(hub_config)) as again:
+        assert again.integrations.instance("bthome").counters == {ENCRYPTED_MAC: 5}
+        send(again, ENCRYPTED_MAC, 4, temperature=-4.0)  # before the fix: accepted
+        assert again.states.value(DEVICE, "temperature") == 21.0
+        send(again, ENCRYPTED_MAC, 7, temperature=23.0)
+        assert again.states.value(DEVICE, "temperature") == 23.0

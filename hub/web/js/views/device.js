@@ -2,13 +2,14 @@
 // attributes with units, availability, connectivity, and its history as graphs.
 import { del, get, patch } from "../api.js";
 import { bandChart, eventChart, lineChart } from "../chart.js";
+import { confirmationBanners } from "../confirmations.js";
 import { errorBox, field, h, mount, toast, when } from "../dom.js";
 import { eventOf, items, withUnit } from "../util.js";
 import { showError } from "./users.js";
 
 const RANGES = [["1 h", 3600], ["24 h", 86400], ["7 d", 7 * 86400]];
 
-export default async function device({ main, live }) {
+export default async function device({ main, live, me }) {
   const id = decodeURIComponent(location.hash.replace(/^#\/device\//, ""));
   const path = `/api/devices/${encodeURIComponent(id)}`;
   const d = await get(path);
@@ -72,6 +73,7 @@ export default async function device({ main, live }) {
   };
 
   mount(main, h("p", {}, h("a", { href: "#/home" }, "← Home")), title,
+    confirmationBanners(d, path, me),
     h("div", { class: "row" }, avail, h("span", { class: "badge", "data-connectivity": "" }, conn)),
     h("div", { class: "scroll" }, h("table", { id: "attributes" }, h("tbody", {}, attrRows))),
     h("h2", {}, "History"), picker, graphs,
