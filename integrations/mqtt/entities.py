@@ -97,6 +97,11 @@ class Entity:
         """command -> number parameter -> (min, max) it accepts (the hub checks them)."""
         return {}
 
+    def choices(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """command -> string parameter -> the values this entity takes, as announced (the
+        hub checks them and the dashboard lists them); none listed: any value."""
+        return {}
+
     def accepts(self) -> dict[str, dict[str, str]]:
         """The commands this entity takes as announced (a cover without tilt has no
         set_tilt), with their parameters."""
@@ -356,6 +361,10 @@ class Light(Entity):
             on["color_temp"] = (self.config.get("min_mireds", 153),
                                 self.config.get("max_mireds", 500))
         return {"turn_on": on, "turn_off": {"transition": (0, 3600)}}
+
+    def choices(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        effects = tuple(self.config.get("effect_list") or ())
+        return {"turn_on": {"effect": effects}} if self.features["effect"] and effects else {}
 
     def accepts(self) -> dict[str, dict[str, str]]:
         wanted = {"brightness": "brightness", "color_temp": "color_temp", "rgb": "rgb",
@@ -726,6 +735,9 @@ class Select(Entity):
     commands = {"select_option": {"option": "string"}}
     required = {"select_option": ("option",)}
 
+    def choices(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        return {"select_option": {"option": tuple(self.config.get("options") or ())}}
+
     def attributes(self) -> dict[str, dict[str, Any]]:
         return {self.attribute(): {"options": list(self.config.get("options") or [])}}
 
@@ -761,6 +773,11 @@ class Fan(Entity):
 
     def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
         return {"turn_on": {"percentage": (0, 100)}, "set_percentage": {"percentage": (0, 100)}}
+
+    def choices(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        presets = tuple(self.config.get("preset_modes") or ())
+        return {"turn_on": {"preset_mode": presets},
+                "set_preset_mode": {"preset_mode": presets}} if presets else {}
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -863,6 +880,13 @@ class Climate(Entity):
     def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
         span = (self.config.get("min_temp", 7), self.config.get("max_temp", 35))
         return {"set_temperature": dict.fromkeys(self._SETPOINTS, span)}
+
+    def choices(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        out = {"set_hvac_mode": {"hvac_mode": tuple(self.config.get("modes") or self._MODES)}}
+        presets = tuple(self.config.get("preset_modes") or ())
+        if presets:
+            out["set_preset_mode"] = {"preset_mode": presets}
+        return out
 
     def accepts(self) -> dict[str, dict[str, str]]:
         out = super().accepts()

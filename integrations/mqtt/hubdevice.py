@@ -35,6 +35,7 @@ class EntityLike(Protocol):
 
     def accepts(self) -> dict[str, dict[str, str]]: ...
     def ranges(self) -> dict[str, dict[str, tuple[float, float]]]: ...
+    def choices(self) -> dict[str, dict[str, tuple[str, ...]]]: ...
     def all_attributes(self) -> dict[str, dict[str, Any]]: ...
     def events(self) -> tuple[str, ...]: ...
 
@@ -44,27 +45,48 @@ E = TypeVar("E", bound=EntityLike)
 
 def capabilities(entities: Iterable[EntityLike], events: Iterable[str] = ()) -> dict[str, Any]:
     """Device fields (for dataclasses.replace) from its entities: commands shared by several
-    entities merged (with `entity` to pick one; each parameter's widest range, the entity
-    checks its own), attributes with their metadata, events."""
+    entities merged, `entity` picking one (its choices: the keys of the entities that take
+    the command, in announcement order); each parameter's widest range and, for a string
+    parameter every entity taking it lists values for, their union (the entity checks its
+    own); a parameter is required only when every entity taking the command needs it.
+    Attributes with their metadata, events."""
     commands: dict[str, dict[str, str]] = {}
-    required: dict[str, tuple[str, ...]] = {}
+    required: dict[str, set[str]] = {}
     ranges: dict[str, dict[str, tuple[float, float]]] = {}
+    takers: dict[str, list[str]] = {}  # command -> the entities that take it
+    values: dict[tuple[str, str], dict[str, None]] = {}  # (command, param) -> values
+    free: set[tuple[str, str]] = set()  # some entity takes any value there
     attributes: dict[str, dict[str, Any]] = {}
     names: dict[str, None] = dict.fromkeys(events)
     for entity in entities:
         entity_ranges = entity.ranges()
+        entity_choices = entity.choices()
         for name, params in entity.accepts().items():
             commands.setdefault(name, {"entity": "string"}).update(params)
-            required.setdefault(name, entity.required.get(name, ()))
+            need = set(entity.required.get(name, ()))
+            required[name] = required[name] & need if name in required else need
+            takers.setdefault(name, []).append(entity.key)
             for param, (lo, hi) in entity_ranges.get(name, {}).items():
                 if param in params:
                     old = ranges.setdefault(name, {}).get(param, (lo, hi))
                     ranges[name][param] = (min(lo, old[0]), max(hi, old[1]))
+            own = entity_choices.get(name, {})
+            for param, kind in params.items():
+                if kind == "string" and own.get(param):
+                    values.setdefault((name, param), {}).update(dict.fromkeys(own[param]))
+                elif kind == "string":
+                    free.add((name, param))
         attributes.update(entity.all_attributes())
         names.update(dict.fromkeys(entity.events()))
     meta = {a: AttributeMeta.from_json(m) for a, m in attributes.items()}
-    return {"commands": tuple(CommandSpec(n, p, required[n], dict(ranges.get(n, {})))
-                              for n, p in sorted(commands.items())),
+    specs = []
+    for name, params in sorted(commands.items()):
+        choices = {"entity": tuple(takers[name])}
+        choices.update({param: tuple(v) for (command, param), v in values.items()
+                        if command == name and (command, param) not in free})
+        specs.append(CommandSpec(name, params, tuple(sorted(required[name])),
+                                 dict(ranges.get(name, {})), choices))
+    return {"commands": tuple(specs),
             "attributes": tuple(attributes), "events": tuple(names),
             "attribute_meta": {a: m for a, m in meta.items() if m.to_json()}}
 

@@ -70,6 +70,10 @@ class Part:
     def ranges(self) -> dict[str, dict[str, tuple[float, float]]]:
         return {}
 
+    def choices(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        """command -> string parameter -> the values this part takes (none listed: any)."""
+        return {}
+
     def state(self, *args: Any, **kwargs: Any) -> Values:
         """hatasmota's state callback -> attribute values."""
         return {self.attribute(): args[0] if args else None}
@@ -156,6 +160,10 @@ class LightPart(Part):
         if self.ct:
             on["color_temp"] = (self.entity.min_mireds, self.entity.max_mireds)
         return {"turn_on": on, "turn_off": {"transition": (0, 40)}}
+
+    def choices(self) -> dict[str, dict[str, tuple[str, ...]]]:
+        effects = tuple(self.entity.effect_list or ())
+        return {"turn_on": {"effect": effects}} if self.color and effects else {}
 
     def state(self, *args: Any, **kwargs: Any) -> Values:
         self.is_on = bool(args[0])

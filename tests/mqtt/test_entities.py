@@ -15,6 +15,7 @@ from integrations.mqtt.entities import (
     Timer,
     make_entity,
 )
+from integrations.mqtt.hubdevice import capabilities
 from integrations.mqtt.templates import Templates
 
 
@@ -142,6 +143,47 @@ def test_fan_and_climate_commands() -> None:
     with pytest.raises(CommandError):
         c.command("set_hvac_mode", {"hvac_mode": "cool"})
     assert set(c.accepts()) == {"set_hvac_mode", "set_temperature"}
+
+
+def test_command_choices_name_entities_and_announced_values() -> None:
+    """The device's commands say which entities take them (in announcement order) and, for
+    a string parameter, the values every entity taking it announced (their union); one
+    entity that takes any value leaves the parameter free. A parameter is required only when
+    every entity taking the command needs it."""
+    def light(key: str, effects: list[str] | None) -> object:
+        raw = {"schema": "json", "cmd_t": f"{key}/set", "stat_t": key, "effect": True,
+               **({"effect_list": effects} if effects is not None else {})}
+        return entity("light", raw, key)
+
+    fan = entity("fan", {"cmd_t": "f/set", "pr_mode_cmd_t": "f/p", "pr_modes": ["eco", "max"]},
+                 "fan")
+    select = entity("select", {"cmd_t": "s/set", "ops": ["a", "b"]}, "mode")
+    single = entity("climate", {"mode_cmd_t": "c/mode", "temp_cmd_t": "c/t",
+                                "modes": ["off", "heat"], "pr_mode_cmd_t": "c/p",
+                                "pr_modes": ["away"]}, "room")
+    ranged = entity("climate", {"mode_cmd_t": "d/mode", "temp_lo_cmd_t": "d/lo",
+                                "temp_hi_cmd_t": "d/hi"}, "hall")
+    specs = {c.name: c for c in capabilities(
+        [light("one", ["blink"]), light("two", ["pulse", "blink"]), fan, select, single,
+         ranged])["commands"]}
+    assert specs["turn_on"].choices == {"entity": ("one", "two", "fan"),
+                                        "effect": ("blink", "pulse"),
+                                        "preset_mode": ("eco", "max")}
+    assert specs["set_preset_mode"].choices == {"entity": ("fan", "room"),
+                                                "preset_mode": ("eco", "max", "away")}
+    assert specs["select_option"].choices == {"entity": ("mode",), "option": ("a", "b")}
+    assert specs["set_hvac_mode"].choices["hvac_mode"] == (
+        "off", "heat", "auto", "cool", "dry", "fan_only")  # hall announced no modes: all six
+    assert specs["set_temperature"].required == ()  # hall takes low/high alone
+    # a light without effects does not take one (the other's list stands); a fan without
+    # presets takes any preset_mode in turn_on as far as the hub knows (it refuses them)
+    plain = entity("fan", {"cmd_t": "g/set"}, "plain")
+    specs = {c.name: c for c in capabilities([light("one", ["blink"]), light("bare", None),
+                                              fan, plain])["commands"]}
+    assert specs["turn_on"].choices == {"entity": ("one", "bare", "fan", "plain"),
+                                        "effect": ("blink",)}
+    assert specs["turn_on"].to_json()["choices"] == {"entity": ["one", "bare", "fan", "plain"],
+                                                     "effect": ["blink"]}
 
 
 def test_climate_range_setpoints_and_humidity() -> None:

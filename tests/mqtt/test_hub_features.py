@@ -11,6 +11,7 @@ import pytest
 
 from hub.auth.principal import Principal, Role
 from hub.errors import NotFound
+from tests.mqtt import tasmota_firmware as fw
 from tests.mqtt.conftest import (
     device_client,
     mqtt_discovered,
@@ -125,3 +126,75 @@ async def test_export_and_restriction_of_a_convention_device(hub, broker, api_cl
             assert result == {"published": [{"topic": "privlamp/set", "payload": "ON"}]}
             await wait_until(lambda: rec.on("privlamp/set"))
             assert rec.on("privlamp/set") == ["ON"]  # only the command after lifting it
+
+
+DEVICES = {"zigbee2mqtt_0x0017880104e45542", "zigbee2mqtt_0x18fc2600000d7ae2",
+           "zigbee2mqtt_0x18fc2600000d7ae3", "zigbee2mqtt_0xa4c138018cf95021"}
+
+
+async def test_commands_say_which_entities_take_them(hub, broker, api_client) -> None:
+    """Each command of an MQTT device lists in `choices.entity` the entities that take it
+    (the double switch's two relays, the dual cover's two curtains, a Tasmota Shelly 2.5's
+    two relays), and a string parameter its announced values (the thermostat's modes); the
+    hub refuses another entity or value with a 400 naming the parameter."""
+    async with device_client(broker) as client:
+        await publish_json(client, "zigbee2mqtt/bridge/state", {"state": "online"})
+        for m in FIXTURE["messages"]:
+            if set(m["payload"].get("device", {}).get("identifiers", ())) & DEVICES:
+                await publish_json(client, m["topic"], m["payload"])
+        await client.publish(f"tele/{fw.SHELLY_TOPIC}/LWT", "Online", qos=1, retain=True)
+        await client.publish(f"tasmota/discovery/{fw.SHELLY_MAC}/config",
+                             fw.SHELLY["config"], qos=1, retain=True)
+        await wait_until(lambda: len(mqtt_discovered(hub)) == 5 and any(
+            e["key"] == "relay_2" for d in mqtt_discovered(hub)
+            for e in d.data["entities"]))
+        for item in mqtt_discovered(hub):
+            r = await api_client.post(f"/api/discovered/{item.id}/adopt", json={})
+            assert r.status == 201, await r.text()
+
+        async def commands(device_id: str) -> dict[str, dict]:
+            r = await api_client.get(f"/api/devices/{device_id}")
+            assert r.status == 200, await r.text()
+            return {c["name"]: c for c in (await r.json())["commands"]}
+
+        switch = await commands(SWITCH_ID)
+        for name in ("turn_on", "turn_off", "toggle"):
+            assert switch[name]["choices"] == {"entity": ["switch_left", "switch_right"]}
+        curtains = await commands("mqtt.id_zigbee2mqtt_0xa4c138018cf95021")
+        for name in ("open", "close", "stop", "set_position"):
+            assert curtains[name]["choices"] == {"entity": ["cover_left", "cover_right"]}
+        shelly = await commands("mqtt.tasmota_3c6105c0ffee")
+        assert shelly["turn_on"]["choices"] == {"entity": ["relay_1", "relay_2"]}
+        radiator = await commands("mqtt.id_zigbee2mqtt_0x18fc2600000d7ae2")
+        assert radiator["set_value"]["choices"] == {"entity": ["pi_heating_demand"]}
+        assert radiator["set_value"]["ranges"] == {"value": [0, 100]}
+        assert radiator["set_hvac_mode"]["choices"] == {"entity": ["climate"],
+                                                        "hvac_mode": ["off", "heat", "auto"]}
+        room = await commands("mqtt.id_zigbee2mqtt_0x18fc2600000d7ae3")
+        assert room["set_temperature"]["required"] == []
+        assert room["set_temperature"]["ranges"] == {"target_temp_low": [5, 30],
+                                                     "target_temp_high": [5, 30]}
+
+        async def refused(device_id: str, command: str, field: str, **params) -> None:
+            r = await api_client.post(f"/api/devices/{device_id}/commands",
+                                      json={"command": command, "params": params})
+            body = await r.json()
+            assert r.status == 400 and body["error"]["field"] == field, body
+
+        await refused(SWITCH_ID, "turn_on", "params.entity", entity="switch_middle")
+        await refused("mqtt.tasmota_3c6105c0ffee", "turn_on", "params.entity", entity="relay_3")
+        await refused("mqtt.id_zigbee2mqtt_0x18fc2600000d7ae2", "set_hvac_mode",
+                      "params.hvac_mode", hvac_mode="cool")
+        await refused("mqtt.id_zigbee2mqtt_0x18fc2600000d7ae2", "set_value", "params.entity",
+                      entity="climate", value=3)
+
+        async with recording(broker, "zigbee2mqtt/wall_switch_double/right/set",
+                             "cmnd/shelly25_C0FFEE/Power2") as rec:
+            for device_id, entity in ((SWITCH_ID, "switch_right"),
+                                      ("mqtt.tasmota_3c6105c0ffee", "relay_2")):
+                r = await api_client.post(f"/api/devices/{device_id}/commands", json={
+                    "command": "turn_on", "params": {"entity": entity}})
+                assert r.status == 200, await r.text()
+            await wait_until(lambda: len(rec.messages) >= 2)
+        assert sorted(rec.messages) == [("cmnd/shelly25_C0FFEE/Power2", "ON"),
+                                        ("zigbee2mqtt/wall_switch_double/right/set", "ON")]
