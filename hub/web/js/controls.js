@@ -20,6 +20,9 @@ const SLIDERS = [
   { suffix: "_target_temperature", command: "set_temperature", param: "temperature", min: 5, max: 35, step: 0.5, number: true },
   { suffix: "_target_temp_low", command: "set_temperature", param: "target_temp_low", min: 5, max: 35, step: 0.5, number: true },
   { suffix: "_target_temp_high", command: "set_temperature", param: "target_temp_high", min: 5, max: 35, step: 0.5, number: true },
+  // the same setpoints as MQTT climates name their attributes
+  { suffix: "_target_temperature_low", command: "set_temperature", param: "target_temp_low", min: 5, max: 35, step: 0.5, number: true },
+  { suffix: "_target_temperature_high", command: "set_temperature", param: "target_temp_high", min: 5, max: 35, step: 0.5, number: true },
 ];
 // the last resort for a thermostat that says neither its modes nor the command's values
 const HVAC_MODES = ["off", "heat", "cool", "auto", "dry", "fan_only"];
@@ -74,7 +77,12 @@ export function deviceControls(d, attrs, send) {
       type: spec.number ? "number" : "range", min: m.min ?? spec.min, max: m.max ?? spec.max,
       step: m.step ?? spec.step, value: current(attr) ?? "", dataset: { control: attr },
       "aria-label": `${words(attr)} of ${d.name}`,
-      onchange: () => send(spec.command, { entity, [spec.param]: Number(input.value) }),
+      onchange: () => {
+        // a setpoint typed outside the entity's range is refused here, saying why
+        const v = input.validity;
+        if (v.rangeUnderflow || v.rangeOverflow || v.badInput) { input.reportValidity(); return; }
+        send(spec.command, aimed(cmd, entity, { [spec.param]: Number(input.value) }));
+      },
     });
     follow(attr, input);
     if (spec.command !== "turn_on") handled.add(spec.command);
