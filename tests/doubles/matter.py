@@ -3,7 +3,9 @@ devices (foreign device code), both pinned and cached under ~/.cache/uone-test/m
 
 - The server runs in its own venv (it pins aiohttp, cryptography and zeroconf of its own and
   its `[server]` extra brings the CHIP SDK wheel), in the test's namespace, its websocket
-  bound to loopback, with the Matter test PAA as its only trust anchor.
+  bound to loopback, with the Matter test PAA as its only trust anchor. It is started as the
+  unit starts it: through `systemd/matter_server_offline.py`, which keeps it from fetching
+  PAA roots and vendor names from the internet.
 - Each device is `tests/matter/matter_device.mjs` under Node 20 in a device namespace joined
   to the hub's by a veth (IPv6 link-local is on by default, which is what Matter uses).
 Building the venv takes about a minute, the npm install half that; both are cached, keyed on
@@ -31,6 +33,8 @@ SERVER_VERSION = "7.0.1"
 NPM_PACKAGES = {"@matter/main": "0.17.9", "@matter/nodejs": "0.17.9"}
 CACHE = Path(os.environ.get("UONE_TEST_CACHE") or Path.home() / ".cache" / "uone-test") / "matter"
 DEVICE_SCRIPT = Path(__file__).resolve().parents[1] / "matter" / "matter_device.mjs"
+# what systemd/uone-matter.service starts: the server's main without its downloads
+OFFLINE_WRAPPER = Path(__file__).resolve().parents[2] / "systemd" / "matter_server_offline.py"
 LIBNL = ("libnl-3.so.200", "libnl-route-3.so.200")  # the CHIP SDK wheel links them
 
 
@@ -118,7 +122,7 @@ def write_test_paa(npm: Path, directory: Path) -> list[Path]:
         out.append(path)
     if not out:
         raise RuntimeError("no test PAA found in @matter/protocol")
-    # without `.version` the server empties the directory and downloads from the DCL
+    # without `.version` the plain server (offline=False) empties the directory and downloads
     (directory / ".version").write_text("1")
     return out
 
@@ -133,8 +137,9 @@ class MatterServer:
     """python-matter-server as a process; `start`/`stop` may be repeated (a restart)."""
 
     def __init__(self, venv: Path, storage: Path, paa_dir: Path, port: int | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, offline: bool = True) -> None:
         self.venv, self.storage, self.paa_dir = venv, storage, paa_dir
+        self.offline = offline  # False: the plain `matter-server` (it fetches at start)
         self.port = port or free_port()
         self.log = log or storage.with_suffix(".log")
         self.proc: asyncio.subprocess.Process | None = None
@@ -145,9 +150,11 @@ class MatterServer:
 
     async def start(self) -> None:
         log = await asyncio.to_thread(self._prepare)
+        program = ([str(self.venv / "bin" / "python"), "-I", str(OFFLINE_WRAPPER)]
+                   if self.offline else [str(self.venv / "bin" / "matter-server")])
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                str(self.venv / "bin" / "matter-server"), "--storage-path", str(self.storage),
+                *program, "--storage-path", str(self.storage),
                 "--port", str(self.port), "--listen-address", "127.0.0.1",
                 "--paa-root-cert-dir", str(self.paa_dir), "--log-level", "info",
                 stdout=log, stderr=log)
