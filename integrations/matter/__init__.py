@@ -35,6 +35,7 @@ from integrations.matter.client import (
 )
 
 DEFAULT_URL = "ws://127.0.0.1:5580/ws"
+NODE_NOT_EXISTS = "5"  # python-matter-server's error code for a node it does not hold
 MEMORY_EVERY = 30.0  # seconds between samples of the server's memory for health
 Progress = Callable[[str, str | None], None]  # (step, message)
 
@@ -99,6 +100,9 @@ class MatterIntegration:
     commission_timeout: float = 120.0
     # node -> Attestation.to_json() of the nodes this hub commissioned (kept across restarts)
     attestations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # nodes deleted or erased from the hub that the server may still hold: removed from the
+    # fabric at the next connection, never registered again meanwhile (kept across restarts)
+    removals: set[int] = field(default_factory=set)
     memory_file: Path = memory.DEFAULT_CGROUP
     server_log: Path = DEFAULT_LOG
     memory: dict[str, Any] = field(default_factory=lambda: {
@@ -116,6 +120,8 @@ class MatterIntegration:
         for key, value in (await ctx.stored_values()).items():
             if key.startswith("attestation/"):
                 self.attestations[int(key.removeprefix("attestation/"))] = value
+            elif key.startswith("removal/"):
+                self.removals.add(int(key.removeprefix("removal/")))
         self.loop = ReconnectLoop(
             f"Matter server {self.url}", self._session, clock=ctx.clock, log=ctx.log,
             policy=BackoffPolicy(initial=float(cfg.get("backoff_initial", 1.0)),
@@ -150,18 +156,42 @@ class MatterIntegration:
         return {"node_id": node_id, "endpoint": endpoint}
 
     async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
-        """Deleted or erased: decommission the node (it leaves the hub's fabric) when the
-        server is reachable; the hub forgets it either way."""
+        """Deleted or erased: decommission the node (it leaves the hub's fabric). The removal
+        is kept (durably) until the server confirms it: a server that is down or drops the
+        connection meanwhile gets it at the next connection, and the node, which it still
+        holds until then, is not registered again."""
         node_id = _node_id(device)
         self.models.pop(node_id, None)
         if self.attestations.pop(node_id, None) is not None:
             ctx.forget_value(f"attestation/{node_id}")
-        if self.client is not None:
-            try:
-                await self.client.remove_node(node_id)
-            except ServerError as exc:
-                ctx.log.warning("Matter node %s not removed from the fabric: %s", node_id,
-                                exc)
+        self.removals.add(node_id)
+        ctx.store_value(f"removal/{node_id}", {"device_id": device.id})
+        client = self.client
+        if client is None:
+            ctx.log.info("Matter node %s will leave the fabric when the server is back",
+                         node_id)
+            return
+        await self._remove(client, node_id)
+
+    async def _remove(self, client: MatterServerClient, node_id: int) -> bool:
+        """Ask the server to remove a node; True once it is gone (or was never there)."""
+        assert self.ctx is not None
+        try:
+            await client.remove_node(node_id)
+        except ServerError as exc:
+            if exc.code != NODE_NOT_EXISTS:
+                self.ctx.log.warning("Matter node %s not removed from the fabric yet (tried "
+                                     "again at the next connection): %s", node_id, exc)
+                return False
+        self._removed(node_id)
+        return True
+
+    def _removed(self, node_id: int) -> None:
+        if node_id in self.removals:
+            self.removals.discard(node_id)
+            assert self.ctx is not None
+            if not self.ctx.closed:
+                self.ctx.forget_value(f"removal/{node_id}")
 
     # what the API calls (hub/api/routes/matter.py)
 
@@ -246,6 +276,8 @@ class MatterIntegration:
         out: dict[str, Any] = {"server_url": self.url, "server": state,
                                "nodes": len(self.models), **self.server,
                                "memory": self.memory}
+        if self.removals:  # deleted from the hub, to be removed from the fabric
+            out["pending_removals"] = sorted(self.removals)
         if state != "connected":
             out["problem"] = (f"Matter server {self.url} not reachable"
                               + (f": {loop.last_error}" if loop and loop.last_error else "")
@@ -277,6 +309,9 @@ class MatterIntegration:
                            if k in ("sdk_version", "schema_version", "bluetooth_enabled")}
             self.loop.connected()  # type: ignore[union-attr]
             self._sync(client.nodes())
+            if self.removals:  # deleted while the server was away: it may still hold them
+                assert self.ctx is not None
+                self.ctx.create_task(self._send_removals(client), "removals")
             await listening
         finally:
             unsubscribe()
@@ -289,12 +324,24 @@ class MatterIntegration:
                 for device in self.ctx.devices():
                     self.ctx.set_available(device.id, False)
 
+    async def _send_removals(self, client: MatterServerClient) -> None:
+        for node_id in sorted(self.removals):
+            if self.client is not client:
+                return  # disconnected: the next connection sends the rest
+            if await self._remove(client, node_id):
+                assert self.ctx is not None
+                self.ctx.log.info("Matter node %s, deleted while the server was away, left "
+                                  "the fabric", node_id)
+
     def _sync(self, nodes: list[NodeView]) -> None:
-        """The server's nodes at (re)connection: register or update each; nodes the server
-        no longer has stay known but unavailable (the owner deletes them)."""
+        """The server's nodes at (re)connection: register or update each (but those deleted
+        from the hub, whose removal is pending); nodes the server no longer has stay known
+        but unavailable (the owner deletes them)."""
         assert self.ctx is not None
         seen = set()
         for node in nodes:
+            if node.node_id in self.removals:
+                continue
             seen.add(device_id(node.node_id))
             self._register(node)
         for device in self.ctx.devices():
@@ -332,10 +379,13 @@ class MatterIntegration:
             return
         did = device_id(node_id)
         if kind == "node":
+            if node_id in self.removals:
+                return  # deleted from the hub: never registered again
             if ctx.device(did) is not None or node_id not in self.models:
                 self._register(data)
         elif kind == "removed":
             self.models.pop(node_id, None)
+            self._removed(node_id)
             if ctx.device(did) is not None:
                 ctx.set_available(did, False)
         elif kind == "event" and ctx.device(did) is not None:
