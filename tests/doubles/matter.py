@@ -30,9 +30,12 @@ from pathlib import Path
 from typing import Any
 
 SERVER_VERSION = "7.0.1"
-NPM_PACKAGES = {"@matter/main": "0.17.9", "@matter/nodejs": "0.17.9"}
 CACHE = Path(os.environ.get("UONE_TEST_CACHE") or Path.home() / ".cache" / "uone-test") / "matter"
-DEVICE_SCRIPT = Path(__file__).resolve().parents[1] / "matter" / "matter_device.mjs"
+DEVICES = Path(__file__).resolve().parents[1] / "matter"
+DEVICE_SCRIPT = DEVICES / "matter_device.mjs"
+# the matter.js devices' packages, pinned with their whole tree and integrity hashes
+NPM_FILES = (DEVICES / "package.json", DEVICES / "package-lock.json")
+NPM_PACKAGES: dict[str, str] = json.loads(NPM_FILES[0].read_text())["dependencies"]
 # what systemd/uone-matter.service starts: the server's main without its downloads
 OFFLINE_WRAPPER = Path(__file__).resolve().parents[2] / "systemd" / "matter_server_offline.py"
 LIBNL = ("libnl-3.so.200", "libnl-route-3.so.200")  # the CHIP SDK wheel links them
@@ -81,17 +84,24 @@ def server_venv() -> Path:
 
 
 def npm_dir() -> Path:
-    """A directory with the pinned matter.js packages in node_modules and the device script."""
-    key = "-".join(f"{n.split('/')[-1]}{v}" for n, v in sorted(NPM_PACKAGES.items()))
-    root = CACHE / f"npm-{key}"
+    """A directory with the pinned matter.js packages in node_modules and the device script.
+
+    `npm ci` from tests/matter/package.json and its package-lock.json (exactly the locked
+    tree, integrity-checked), cached under a name made of both files' hash; built by
+    scripts/test.sh before the suite's namespace cuts the network off."""
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in NPM_FILES)).hexdigest()[:12]
+    root = CACHE / f"npm-{digest}"
     with _locked("npm"):
         if not (root / "node_modules" / "@matter" / "main").exists():
-            root.mkdir(parents=True, exist_ok=True)
-            (root / "package.json").write_text(json.dumps(
-                {"name": "uone-matter-devices", "private": True, "type": "module",
-                 "dependencies": NPM_PACKAGES}))
-            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
-                           cwd=root, check=True)
+            tmp = root.with_name(root.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            for f in NPM_FILES:
+                shutil.copyfile(f, tmp / f.name)
+            subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund",
+                            "--silent"], cwd=tmp, check=True)
+            shutil.rmtree(root, ignore_errors=True)
+            tmp.rename(root)
         # beside node_modules (node finds the packages there), named by its content: the
         # cache is shared by every checkout on the machine, whose scripts may differ
         target = root / device_script_name()
