@@ -3,7 +3,9 @@
 The owner downloads a PAA set (the CSA's DCL export, or connectedhomeip's
 credentials/production/paa-root-certs) and imports it; nothing is fetched at run time. Only
 self-signed CA certificates are kept, written as DER (what `--paa-root-cert-dir` reads), with
-the `.version` marker without which python-matter-server empties the directory and downloads.
+the `.version` marker. The unit starts the server through systemd/matter_server_offline.py,
+which never fetches nor empties the directory; the marker only keeps a plain `matter-server`
+started by hand from emptying it (it still downloads once the marker is a day old).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def import_paa(source: Path, target: Path) -> ImportReport:
         name = f"uone_{hashlib.sha256(der).hexdigest()[:16]}.der"
         (target / name).write_bytes(der)
         report.imported.append(name)
-    if report.imported:
+    if report.imported:  # for a plain `matter-server` (the unit's wrapper does not need it)
         (target / ".version").write_text("1")
     return report
 

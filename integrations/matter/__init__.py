@@ -26,15 +26,17 @@ from hub.facade import (
     ValidationError,
 )
 from integrations.matter import clusters, memory
-from integrations.matter.attestation import DEFAULT_LOG, attest, log_size, refusal_in_log
+from integrations.matter.attestation import DEFAULT_LOG, attest, log_size
 from integrations.matter.client import (
     MatterServerClient,
     NodeView,
     PythonMatterServerClient,
     ServerError,
 )
+from integrations.matter.serverlog import failure_in_log
 
 DEFAULT_URL = "ws://127.0.0.1:5580/ws"
+NODE_NOT_EXISTS = "5"  # python-matter-server's error code for a node it does not hold
 MEMORY_EVERY = 30.0  # seconds between samples of the server's memory for health
 Progress = Callable[[str, str | None], None]  # (step, message)
 
@@ -96,9 +98,14 @@ class MatterIntegration:
     url: str = DEFAULT_URL
     models: dict[int, clusters.NodeModel] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
-    commission_timeout: float = 120.0
     # node -> Attestation.to_json() of the nodes this hub commissioned (kept across restarts)
     attestations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    commission_timeout: float = 120.0
+    commissioning: int = 0  # commissioning calls in flight (their nodes are theirs to adopt)
+    adopting: set[int] = field(default_factory=set)  # nodes being attested before registered
+    # nodes deleted or erased from the hub that the server may still hold: removed from the
+    # fabric at the next connection, never registered again meanwhile (kept across restarts)
+    removals: set[int] = field(default_factory=set)
     memory_file: Path = memory.DEFAULT_CGROUP
     server_log: Path = DEFAULT_LOG
     memory: dict[str, Any] = field(default_factory=lambda: {
@@ -116,6 +123,8 @@ class MatterIntegration:
         for key, value in (await ctx.stored_values()).items():
             if key.startswith("attestation/"):
                 self.attestations[int(key.removeprefix("attestation/"))] = value
+            elif key.startswith("removal/"):
+                self.removals.add(int(key.removeprefix("removal/")))
         self.loop = ReconnectLoop(
             f"Matter server {self.url}", self._session, clock=ctx.clock, log=ctx.log,
             policy=BackoffPolicy(initial=float(cfg.get("backoff_initial", 1.0)),
@@ -150,18 +159,42 @@ class MatterIntegration:
         return {"node_id": node_id, "endpoint": endpoint}
 
     async def forget_device(self, ctx: IntegrationContext, device: Device) -> None:
-        """Deleted or erased: decommission the node (it leaves the hub's fabric) when the
-        server is reachable; the hub forgets it either way."""
+        """Deleted or erased: decommission the node (it leaves the hub's fabric). The removal
+        is kept (durably) until the server confirms it: a server that is down or drops the
+        connection meanwhile gets it at the next connection, and the node, which it still
+        holds until then, is not registered again."""
         node_id = _node_id(device)
         self.models.pop(node_id, None)
         if self.attestations.pop(node_id, None) is not None:
             ctx.forget_value(f"attestation/{node_id}")
-        if self.client is not None:
-            try:
-                await self.client.remove_node(node_id)
-            except ServerError as exc:
-                ctx.log.warning("Matter node %s not removed from the fabric: %s", node_id,
-                                exc)
+        self.removals.add(node_id)
+        ctx.store_value(f"removal/{node_id}", {"device_id": device.id})
+        client = self.client
+        if client is None:
+            ctx.log.info("Matter node %s will leave the fabric when the server is back",
+                         node_id)
+            return
+        await self._remove(client, node_id)
+
+    async def _remove(self, client: MatterServerClient, node_id: int) -> bool:
+        """Ask the server to remove a node; True once it is gone (or was never there)."""
+        assert self.ctx is not None
+        try:
+            await client.remove_node(node_id)
+        except ServerError as exc:
+            if exc.code != NODE_NOT_EXISTS:
+                self.ctx.log.warning("Matter node %s not removed from the fabric yet (tried "
+                                     "again at the next connection): %s", node_id, exc)
+                return False
+        self._removed(node_id)
+        return True
+
+    def _removed(self, node_id: int) -> None:
+        if node_id in self.removals:
+            self.removals.discard(node_id)
+            assert self.ctx is not None
+            if not self.ctx.closed:
+                self.ctx.forget_value(f"removal/{node_id}")
 
     # what the API calls (hub/api/routes/matter.py)
 
@@ -191,34 +224,116 @@ class MatterIntegration:
         else:
             progress("commissioning", "the Matter server is looking for the device on the LAN")
         log_mark = await asyncio.to_thread(log_size, self.server_log)
+        call = asyncio.ensure_future(client.commission_with_code(code,
+                                                                 network_only=wifi is None))
+        self.commissioning += 1  # meanwhile new nodes are this call's: it adopts its own
+        followed = False
         try:
-            node_id = await asyncio.wait_for(
-                client.commission_with_code(code, network_only=wifi is None),
-                self.commission_timeout)
-        except TimeoutError:
-            raise CommissionError("timeout", "the device did not answer in time; is it on "
-                                  "and in pairing mode on this network?") from None
-        except ServerError as exc:
-            if wifi is not None and "Bluetooth commissioning is not available" in str(exc):
-                raise CommissionError("ble_unavailable", "the Matter server cannot use "
-                                      "Bluetooth: it runs without --bluetooth-adapter or the "
-                                      "machine has no working BLE adapter, so it cannot hand "
-                                      "the device the Wi-Fi (docs/matter.md)") from None
-            raise await self._commission_failure(exc, log_mark) from None
-        progress("interviewed", f"node {node_id} joined the hub's fabric")
-        node = client.node(node_id)
-        if node is None:
-            raise CommissionError("not_interviewed", f"node {node_id} was commissioned but "
-                                  "the server has not reported it")
+            try:
+                done, _ = await asyncio.wait((call,), timeout=self.commission_timeout)
+            except BaseException:
+                call.cancel()
+                raise
+            if not done:
+                # the server goes on (cancelling here would not stop it): follow the call,
+                # so that a device that joins later is attested before it is added
+                assert self.ctx is not None
+                self.ctx.create_task(self._follow_late(client, call), "late commissioning")
+                followed = True
+                raise CommissionError(
+                    "timeout", f"the device did not finish joining within "
+                    f"{self.commission_timeout:.0f} s; the Matter server is still trying: if "
+                    "it joins later, the hub checks its attestation before adding it")
+            try:
+                node_id = call.result()
+            except ServerError as exc:
+                if wifi is not None and "Bluetooth commissioning is not available" in str(exc):
+                    raise CommissionError(
+                        "ble_unavailable", "the Matter server cannot use Bluetooth: it runs "
+                        "without --bluetooth-adapter or the machine has no working BLE "
+                        "adapter, so it cannot hand the device the Wi-Fi (docs/matter.md)"
+                        ) from None
+                raise await self._commission_failure(exc, log_mark) from None
+            progress("interviewed", f"node {node_id} joined the hub's fabric")
+            return await self._adopt(client, node_id, progress)
+        finally:
+            if not followed:
+                self._commission_done(client)
+
+    async def _adopt(self, client: MatterServerClient, node_id: int,
+                     progress: Progress | None = None) -> Device:
+        """A node that joined the fabric: check its attestation, keep it, then register it
+        (a node is never registered before its attestation is known)."""
+        ctx = self.ctx
+        assert ctx is not None
+        self.adopting.add(node_id)
+        try:
+            if client.node(node_id) is None:
+                raise CommissionError("not_interviewed", f"node {node_id} was commissioned "
+                                      "but the server has not reported it")
+            result = await attest(client, node_id, ctx.clock.time())
+            self.attestations[node_id] = result.to_json()
+            ctx.store_value(f"attestation/{node_id}", self.attestations[node_id])
+            if progress is not None:
+                progress("attested", f"attestation {result.outcome}: {result.reason}")
+            node = client.node(node_id)
+            if node is None:
+                raise CommissionError("not_interviewed", f"node {node_id} left the server "
+                                      "while it was being attested")
+            device = self._register(node)
+            if result.outcome == "failed":
+                ctx.set_problems(device.id, {"attestation": result.reason or "failed"})
+            return device
+        finally:
+            self.adopting.discard(node_id)
+
+    async def _follow_late(self, client: MatterServerClient, call: asyncio.Future[int]
+                           ) -> None:
+        """A commissioning the API gave up on: the node it may still bring is attested and
+        added (with its attestation, and its problem when it failed), not silently adopted."""
         assert self.ctx is not None
-        result = await attest(client, node_id, self.ctx.clock.time())
-        self.attestations[node_id] = result.to_json()
-        self.ctx.store_value(f"attestation/{node_id}", self.attestations[node_id])
-        progress("attested", f"attestation {result.outcome}: {result.reason}")
-        device = self._register(node)
-        if result.outcome == "failed":
-            self.ctx.set_problems(device.id, {"attestation": result.reason or "failed"})
-        return device
+        try:
+            node_id = await call
+            device = await self._adopt(client, node_id)
+            self.ctx.log.warning("Matter node %s joined after its commissioning timed out; "
+                                 "attestation %s: added as %s", node_id,
+                                 self.attestations[node_id]["outcome"], device.id)
+        except (ServerError, CommissionError) as exc:
+            self.ctx.log.info("the Matter commissioning that timed out ended: %s", exc)
+        finally:
+            call.cancel()
+            self._commission_done(client)
+
+    def _commission_done(self, client: MatterServerClient) -> None:
+        """One commissioning less in flight; with none left, nodes that joined meanwhile
+        and no call adopted (a connection lost mid-way) are adopted, attestation first."""
+        self.commissioning -= 1
+        if self.commissioning == 0 and self.client is client:
+            for node in client.nodes():
+                self._adopt_stray(client, node.node_id)
+
+    def _adopt_stray(self, client: MatterServerClient, node_id: int) -> None:
+        """A node the server holds that the hub does not know and no commissioning of this
+        hub is adopting: attest it, then add it, in the background."""
+        ctx = self.ctx
+        assert ctx is not None
+        if (node_id in self.models or node_id in self.adopting or node_id in self.removals
+                or ctx.device(device_id(node_id)) is not None):
+            return
+
+        async def adopt() -> None:
+            try:
+                device = await self._adopt(client, node_id)
+            except (ServerError, CommissionError) as exc:
+                ctx.log.warning("Matter node %s (not commissioned by a job of this hub) not "
+                                "added: %s", node_id, exc)
+                return
+            ctx.log.warning("Matter node %s joined the fabric without a commissioning job "
+                            "of this hub waiting for it; attestation %s: added as %s",
+                            node_id, self.attestations[node_id]["outcome"], device.id)
+
+        self.adopting.add(node_id)  # at once: the next change of the node must not start another
+        ctx.create_task(adopt(), f"adopt node {node_id}")
 
     def attestation(self, device: Device) -> dict[str, Any] | None:
         """The attestation of a node this hub commissioned, as JSON (None if not known)."""
@@ -246,6 +361,8 @@ class MatterIntegration:
         out: dict[str, Any] = {"server_url": self.url, "server": state,
                                "nodes": len(self.models), **self.server,
                                "memory": self.memory}
+        if self.removals:  # deleted from the hub, to be removed from the fabric
+            out["pending_removals"] = sorted(self.removals)
         if state != "connected":
             out["problem"] = (f"Matter server {self.url} not reachable"
                               + (f": {loop.last_error}" if loop and loop.last_error else "")
@@ -277,6 +394,9 @@ class MatterIntegration:
                            if k in ("sdk_version", "schema_version", "bluetooth_enabled")}
             self.loop.connected()  # type: ignore[union-attr]
             self._sync(client.nodes())
+            if self.removals:  # deleted while the server was away: it may still hold them
+                assert self.ctx is not None
+                self.ctx.create_task(self._send_removals(client), "removals")
             await listening
         finally:
             unsubscribe()
@@ -289,12 +409,28 @@ class MatterIntegration:
                 for device in self.ctx.devices():
                     self.ctx.set_available(device.id, False)
 
+    async def _send_removals(self, client: MatterServerClient) -> None:
+        for node_id in sorted(self.removals):
+            if self.client is not client:
+                return  # disconnected: the next connection sends the rest
+            if await self._remove(client, node_id):
+                assert self.ctx is not None
+                self.ctx.log.info("Matter node %s, deleted while the server was away, left "
+                                  "the fabric", node_id)
+
     def _sync(self, nodes: list[NodeView]) -> None:
-        """The server's nodes at (re)connection: register or update each; nodes the server
-        no longer has stay known but unavailable (the owner deletes them)."""
+        """The server's nodes at (re)connection: update each known one, attest and add the
+        ones the hub does not know (none pending removal); nodes the server no longer has
+        stay known but unavailable (the owner deletes them)."""
         assert self.ctx is not None
         seen = set()
         for node in nodes:
+            if node.node_id in self.removals:
+                continue
+            if self.ctx.device(device_id(node.node_id)) is None:  # attested before added
+                if self.commissioning == 0 and self.client is not None:
+                    self._adopt_stray(self.client, node.node_id)
+                continue
             seen.add(device_id(node.node_id))
             self._register(node)
         for device in self.ctx.devices():
@@ -332,10 +468,17 @@ class MatterIntegration:
             return
         did = device_id(node_id)
         if kind == "node":
-            if ctx.device(did) is not None or node_id not in self.models:
+            if node_id in self.removals or node_id in self.adopting:
+                return  # deleted from the hub: never registered again; or being attested
+            if ctx.device(did) is not None:
                 self._register(data)
+            elif self.commissioning == 0 and self.client is not None:
+                # a node no commissioning of this hub is waiting for (one that timed out
+                # and lost its call, another controller's): attested before it is added
+                self._adopt_stray(self.client, node_id)
         elif kind == "removed":
             self.models.pop(node_id, None)
+            self._removed(node_id)
             if ctx.device(did) is not None:
                 ctx.set_available(did, False)
         elif kind == "event" and ctx.device(did) is not None:
@@ -348,20 +491,17 @@ class MatterIntegration:
                 ctx.fire_event(did, event_type, payload)
 
     async def _commission_failure(self, exc: ServerError, log_mark: int) -> CommissionError:
-        """Why the server failed: an attestation refusal the SDK logged names the check
-        (a `failed` attestation); anything else stays `commission_failed`."""
+        """Why the server failed, from what it logged during the attempt (its answer does
+        not say): `attestation_failed` naming the check, `wrong_code`, `pairing_refused`,
+        `not_found`, else `commission_failed` (serverlog)."""
         try:
-            refused = await asyncio.to_thread(refusal_in_log, self.server_log, log_mark)
+            why = await asyncio.to_thread(failure_in_log, self.server_log, log_mark, str(exc))
         except OSError as err:
             return CommissionError("commission_failed", "commissioning failed: the device "
                                    "was not found, refused the code, or failed attestation "
                                    f"({exc}; the server's log {self.server_log} that would "
                                    f"say which is not readable: {err.strerror})")
-        if refused is not None:
-            return CommissionError("attestation_failed", f"{refused.reason}: not added",
-                                   refused.to_json())
-        return CommissionError("commission_failed", "commissioning failed: the device was "
-                               f"not found or refused the code ({exc})")
+        return CommissionError(why.code, why.message, why.attestation)
 
     async def _sample_memory(self) -> None:
         assert self.ctx is not None

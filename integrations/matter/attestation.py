@@ -139,10 +139,13 @@ def refusal_in_log(path: Path, since: int) -> Attestation | None:
 
     Raises OSError when the log cannot be read. A log rotated meanwhile (smaller than
     `since`) is read from its start."""
-    with path.open("rb") as f:
-        f.seek(0, 2)
-        f.seek(since if f.tell() >= since else 0)
-        text = f.read(4 * 1024 * 1024).decode("utf-8", "replace")
+    from integrations.matter.serverlog import read_since
+
+    return refusal_in_text(read_since(path, since))
+
+
+def refusal_in_text(text: str) -> Attestation | None:
+    """The attestation refusal in lines of the server's log, if any."""
     found = _REFUSED.search(text)
     return refusal(int(found.group(1))) if found else None
 

@@ -3,7 +3,9 @@ devices (foreign device code), both pinned and cached under ~/.cache/uone-test/m
 
 - The server runs in its own venv (it pins aiohttp, cryptography and zeroconf of its own and
   its `[server]` extra brings the CHIP SDK wheel), in the test's namespace, its websocket
-  bound to loopback, with the Matter test PAA as its only trust anchor.
+  bound to loopback, with the Matter test PAA as its only trust anchor. It is started as the
+  unit starts it: through `systemd/matter_server_offline.py`, which keeps it from fetching
+  PAA roots and vendor names from the internet.
 - Each device is `tests/matter/matter_device.mjs` under Node 20 in a device namespace joined
   to the hub's by a veth (IPv6 link-local is on by default, which is what Matter uses).
 Building the venv takes about a minute, the npm install half that; both are cached, keyed on
@@ -28,9 +30,14 @@ from pathlib import Path
 from typing import Any
 
 SERVER_VERSION = "7.0.1"
-NPM_PACKAGES = {"@matter/main": "0.17.9", "@matter/nodejs": "0.17.9"}
 CACHE = Path(os.environ.get("UONE_TEST_CACHE") or Path.home() / ".cache" / "uone-test") / "matter"
-DEVICE_SCRIPT = Path(__file__).resolve().parents[1] / "matter" / "matter_device.mjs"
+DEVICES = Path(__file__).resolve().parents[1] / "matter"
+DEVICE_SCRIPT = DEVICES / "matter_device.mjs"
+# the matter.js devices' packages, pinned with their whole tree and integrity hashes
+NPM_FILES = (DEVICES / "package.json", DEVICES / "package-lock.json")
+NPM_PACKAGES: dict[str, str] = json.loads(NPM_FILES[0].read_text())["dependencies"]
+# what systemd/uone-matter.service starts: the server's main without its downloads
+OFFLINE_WRAPPER = Path(__file__).resolve().parents[2] / "systemd" / "matter_server_offline.py"
 LIBNL = ("libnl-3.so.200", "libnl-route-3.so.200")  # the CHIP SDK wheel links them
 
 
@@ -77,17 +84,24 @@ def server_venv() -> Path:
 
 
 def npm_dir() -> Path:
-    """A directory with the pinned matter.js packages in node_modules and the device script."""
-    key = "-".join(f"{n.split('/')[-1]}{v}" for n, v in sorted(NPM_PACKAGES.items()))
-    root = CACHE / f"npm-{key}"
+    """A directory with the pinned matter.js packages in node_modules and the device script.
+
+    `npm ci` from tests/matter/package.json and its package-lock.json (exactly the locked
+    tree, integrity-checked), cached under a name made of both files' hash; built by
+    scripts/test.sh before the suite's namespace cuts the network off."""
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in NPM_FILES)).hexdigest()[:12]
+    root = CACHE / f"npm-{digest}"
     with _locked("npm"):
         if not (root / "node_modules" / "@matter" / "main").exists():
-            root.mkdir(parents=True, exist_ok=True)
-            (root / "package.json").write_text(json.dumps(
-                {"name": "uone-matter-devices", "private": True, "type": "module",
-                 "dependencies": NPM_PACKAGES}))
-            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"],
-                           cwd=root, check=True)
+            tmp = root.with_name(root.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            for f in NPM_FILES:
+                shutil.copyfile(f, tmp / f.name)
+            subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund",
+                            "--silent"], cwd=tmp, check=True)
+            shutil.rmtree(root, ignore_errors=True)
+            tmp.rename(root)
         # beside node_modules (node finds the packages there), named by its content: the
         # cache is shared by every checkout on the machine, whose scripts may differ
         target = root / device_script_name()
@@ -118,7 +132,7 @@ def write_test_paa(npm: Path, directory: Path) -> list[Path]:
         out.append(path)
     if not out:
         raise RuntimeError("no test PAA found in @matter/protocol")
-    # without `.version` the server empties the directory and downloads from the DCL
+    # without `.version` the plain server (offline=False) empties the directory and downloads
     (directory / ".version").write_text("1")
     return out
 
@@ -133,8 +147,9 @@ class MatterServer:
     """python-matter-server as a process; `start`/`stop` may be repeated (a restart)."""
 
     def __init__(self, venv: Path, storage: Path, paa_dir: Path, port: int | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, offline: bool = True) -> None:
         self.venv, self.storage, self.paa_dir = venv, storage, paa_dir
+        self.offline = offline  # False: the plain `matter-server` (it fetches at start)
         self.port = port or free_port()
         self.log = log or storage.with_suffix(".log")
         self.proc: asyncio.subprocess.Process | None = None
@@ -145,9 +160,11 @@ class MatterServer:
 
     async def start(self) -> None:
         log = await asyncio.to_thread(self._prepare)
+        program = ([str(self.venv / "bin" / "python"), "-I", str(OFFLINE_WRAPPER)]
+                   if self.offline else [str(self.venv / "bin" / "matter-server")])
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                str(self.venv / "bin" / "matter-server"), "--storage-path", str(self.storage),
+                *program, "--storage-path", str(self.storage),
                 "--port", str(self.port), "--listen-address", "127.0.0.1",
                 "--paa-root-cert-dir", str(self.paa_dir), "--log-level", "info",
                 stdout=log, stderr=log)

@@ -43,7 +43,9 @@ def test_unit_verifies_without_any_warning(tmp_path: Path) -> None:
 
 def test_unit_declares_what_the_issue_requires() -> None:
     text = UNIT.read_text()
-    for needle in ("Before=uone-hub.service", "Restart=on-failure",
+    for needle in ("/opt/uone-matter/.venv/bin/python -I "
+                   "/opt/uone-hub/systemd/matter_server_offline.py",
+                   "Before=uone-hub.service", "Restart=on-failure",
                    "StateDirectory=uone-matter", "--listen-address 127.0.0.1",
                    "--paa-root-cert-dir %S/uone-matter/paa", "User=uone-matter",
                    "IPAddressDeny=any", "NoNewPrivileges=yes", "ProtectSystem=strict",
