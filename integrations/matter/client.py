@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from integrations.matter.thirdparty import recording_client
+
 
 class ServerError(Exception):
     """The server refused or failed a request; `code` is its error code when it gave one."""
@@ -115,7 +117,7 @@ class PythonMatterServerClient:
 
         self._session = aiohttp.ClientSession()
         try:
-            self._client = _recording_client(self.url, self._session, self._attribute_updated)
+            self._client = recording_client(self.url, self._session, self._attribute_updated)
             await self._client.connect()
 
             def on_event(event: EventType, data: Any) -> None:
@@ -253,30 +255,3 @@ class PythonMatterServerClient:
     def _emit(self, kind: str, node_id: int, data: Any) -> None:
         for listener in list(self._listeners):
             listener(kind, node_id, data)
-
-
-def _recording_client_class() -> type:
-    from matter_server.client import MatterClient
-    from matter_server.common.models import EventMessage, EventType
-
-    class RecordingClient(MatterClient):
-        """The library's client, also handing each raw attribute update (node, path, value)
-        to the hub: its own node objects keep values only as CHIP cluster objects."""
-
-        def __init__(self, url: str, session: Any,
-                     on_attribute: Callable[[int, str, Any], None]) -> None:
-            super().__init__(url, session)
-            self._on_attribute = on_attribute
-
-        def _handle_event_message(self, msg: EventMessage) -> None:
-            super()._handle_event_message(msg)
-            if msg.event == EventType.ATTRIBUTE_UPDATED:
-                node_id, path, value = msg.data
-                self._on_attribute(int(node_id), str(path), value)
-
-    return RecordingClient
-
-
-def _recording_client(url: str, session: Any,
-                     on_attribute: Callable[[int, str, Any], None]) -> Any:
-    return _recording_client_class()(url, session, on_attribute)

@@ -19,11 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_private_part_is_still_there() -> None:
     from integrations.esphome import thirdparty as esphome_thirdparty
+    from integrations.matter import thirdparty as matter_thirdparty
     from integrations.mqtt import thirdparty as mqtt_thirdparty
 
     assert thirdparty.missing_parts() == []
     assert thirdparty.missing_parts(mqtt_thirdparty.PRIVATE_PARTS) == []
     assert thirdparty.missing_parts(esphome_thirdparty.PRIVATE_PARTS) == []
+    assert thirdparty.missing_parts(matter_thirdparty.PRIVATE_PARTS) == []
 
 
 async def test_release_bleak_manager_closes_the_loops_connection() -> None:
