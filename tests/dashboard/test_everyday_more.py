@@ -382,3 +382,28 @@ async def test_nested_actions_edited_with_the_form_widgets(browser,
     await screenshot(page, "40-automation-nested-phone")
     assert watch.errors == [] and watch.foreign == []
     await context.close()
+
+
+async def test_matter_view_names_an_integration_that_did_not_load(browser,
+                                                                  running_hub: RunningHub) -> None:
+    """The Matter page tells "not configured" from "configured but not loaded": the hub's real
+    health answer, with the state a failed setup leaves (`failed`) put in for matter."""
+    hub = running_hub
+    context, page, watch = await open_page(browser, hub)
+    await sign_in(page, hub, totp=False)
+    await page.goto(hub.url + "/#/matter")
+    status = page.locator("#matter-status")
+    await expect(status).to_contain_text("Matter is not configured (integrations.matter).")
+
+    async def failed_matter(route) -> None:  # type: ignore[no-untyped-def]
+        response = await route.fetch()
+        health = await response.json()
+        health["integrations"]["matter"] = "failed"
+        await route.fulfill(response=response, json=health)
+
+    await page.route("**/api/health", failed_matter)
+    await page.reload()
+    await expect(status).to_have_text(
+        "The Matter integration is not running (failed): see the hub's log.")
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()

@@ -27,7 +27,10 @@ export default async function matter({ main, live }) {
   async function refresh() {
     const health = await get("/api/health");
     const m = (health.integration_details || {}).matter;
-    status.textContent = !m ? "Matter is not configured (integrations.matter)."
+    const state = (health.integrations || {}).matter;
+    status.textContent = !m ? (state
+      ? `The Matter integration is not running (${state}): see the hub's log.`
+      : "Matter is not configured (integrations.matter).")
       : (m.problem ? m.problem : `Matter server connected (${m.nodes} devices).`) + memoryText(m.memory);
     const devices = items(await get("/api/devices"), "devices")
       .filter((d) => d.integration === "matter");
