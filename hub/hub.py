@@ -125,7 +125,8 @@ class Hub:
             devices=self.devices, states=self.states, vault=self.vault, audit=self.audit,
             commands=self.commands, zeroconf=self.discovery.zeroconf,
             addresses=self._mdns_addresses, own_services=self.discovery.own_services,
-            zeroconf_replaced=self.discovery.on_zeroconf_replaced)
+            zeroconf_replaced=self.discovery.on_zeroconf_replaced,
+            addresses_changed=self.discovery.on_addresses_changed)
         self._stack: contextlib.AsyncExitStack | None = None
         self.running = False
 

@@ -159,6 +159,7 @@ class MdnsDiscovery:
             await self._open(addresses)
             return
         self.state, self.reason = "running", None
+        self.service.addresses_changed()
         if self._hub_info is not None:
             self._tasks.spawn(self._register_hub(), "mdns-advertise")
 

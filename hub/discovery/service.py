@@ -118,6 +118,7 @@ class DiscoveryService:
         self._go: asyncio.Event | None = None
         self._mdns_asked = False  # a service (the HomeKit bridge) asked for zeroconf
         self._zeroconf_users: list[Callable[[], None]] = []
+        self._address_users: list[Callable[[], None]] = []
         self._zeroconf_waiters: set[asyncio.Future[None]] = set()  # zeroconf(within) callers
         self._mdns_lock = asyncio.Lock()
         self.running = False
@@ -293,12 +294,25 @@ class DiscoveryService:
         return lambda: self._zeroconf_users.remove(callback)
 
     def zeroconf_replaced(self) -> None:
-        for callback in list(self._zeroconf_users):
+        self._notify(self._zeroconf_users, "follow the new zeroconf")
+
+    def on_addresses_changed(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """`callback()` when mDNS re-bound the same zeroconf to changed interface addresses
+        (a DHCP renewal, a second address): what listens on or advertises the old ones (the
+        HomeKit bridge's HAP server) must follow."""
+        self._address_users.append(callback)
+        return lambda: self._address_users.remove(callback)
+
+    def addresses_changed(self) -> None:
+        self._notify(self._address_users, "follow the new interface addresses")
+
+    def _notify(self, callbacks: list[Callable[[], None]], what: str) -> None:
+        for callback in list(callbacks):
             try:
                 callback()
             except Exception:
                 self.stats.listener_errors += 1
-                _LOG.exception("a zeroconf user failed to follow the new zeroconf")
+                _LOG.exception("a zeroconf user failed to %s", what)
 
     def annotate(self, discovery_id: str, data: dict[str, Any]) -> None:
         """Merge what an integration learned (an error, a key needed) into a discovered

@@ -84,6 +84,8 @@ class HomekitBridge:
                  zeroconf: Callable[[float], Awaitable[Any]],
                  addresses: Callable[[], list[str]], own_services: set[str],
                  zeroconf_replaced: Callable[[Callable[[], None]], Callable[[], None]]
+                 | None = None,
+                 addresses_changed: Callable[[Callable[[], None]], Callable[[], None]]
                  | None = None) -> None:
         self.config = config
         self._db, self._bus, self._clock = db, bus, clock
@@ -91,6 +93,7 @@ class HomekitBridge:
         self._audit, self._commands = audit, commands
         self._zeroconf, self._addresses = zeroconf, addresses
         self._zeroconf_replaced = zeroconf_replaced
+        self._addresses_changed = addresses_changed
         self._own = own_services  # discovery skips these: the hub does not adopt itself
         self._rows: dict[str, tuple[int, str]] = {}  # device id -> (aid, source)
         self._tasks = BackgroundTasks(_LOG)
@@ -135,6 +138,8 @@ class HomekitBridge:
         ]
         if self._zeroconf_replaced is not None:  # advertise on the new one: rebuild
             self._unsubscribe.append(self._zeroconf_replaced(self._schedule_rebuild))
+        if self._addresses_changed is not None:  # HAP-python listens on the addresses: rebuild
+            self._unsubscribe.append(self._addresses_changed(self._schedule_rebuild))
         self._tasks.spawn(self._first_start(), "homekit-bridge-start")
 
     async def stop(self) -> None:

@@ -60,3 +60,29 @@ async def test_controller_and_bridge_follow_a_replaced_zeroconf(
         accessories = await pairing.list_accessories_and_characteristics()
         assert [a["aid"] for a in accessories] == [1, 2]
         await pairing.close()
+
+
+async def test_bridge_follows_a_new_address_on_the_same_zeroconf(
+        api_client: Any, hub: Hub, lan: netns.Lan) -> None:
+    """A second address on the interface (or a DHCP renewal): mDNS re-binds the same zeroconf,
+    and the bridge's HAP server listens on, and advertises, the new address too."""
+    import asyncio
+
+    status = await running(api_client)
+    mdns = hub.discovery.mdns
+    old = mdns.zc
+    second = lan.hub_ip.rsplit(".", 1)[0] + ".4"
+    await netns.run("ip", "addr", "add", f"{second}/24", "dev", lan.hub_if)
+
+    async def advertised() -> bool:
+        driver = hub.homekit._driver
+        info = driver.mdns_service_info if driver is not None else None
+        return info is not None and second in info.parsed_addresses()
+
+    await wait_for(advertised, within=10)
+    assert mdns.zc is old  # re-bound, not replaced
+    assert (await running(api_client))["accessory_id"] == status["accessory_id"]
+    _reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(second, hub.config.homekit_bridge.port), 5)
+    writer.close()
+    await writer.wait_closed()
