@@ -120,11 +120,25 @@ class MatterIntegration:
         self.server_log = Path(cfg.get("server_log", DEFAULT_LOG))
         for device in ctx.devices():  # known nodes: unavailable until the server says so
             ctx.set_available(device.id, False)
+        known = {device.id for device in ctx.devices()}
+        deleted: dict[int, Any] = {}
         for key, value in (await ctx.stored_values()).items():
             if key.startswith("attestation/"):
                 self.attestations[int(key.removeprefix("attestation/"))] = value
             elif key.startswith("removal/"):
                 self.removals.add(int(key.removeprefix("removal/")))
+            elif key.startswith("adopted/") and value.get("device_id") not in known:
+                # deleted or erased while this integration was not loaded (forget_device
+                # never ran): it leaves the fabric now, and is never registered again
+                deleted[int(key.removeprefix("adopted/"))] = value
+        for node_id, value in deleted.items():
+            ctx.forget_value(f"adopted/{node_id}")
+            if self.attestations.pop(node_id, None) is not None:
+                ctx.forget_value(f"attestation/{node_id}")
+            self.removals.add(node_id)
+            ctx.store_value(f"removal/{node_id}", value)
+            ctx.log.info("Matter node %s was deleted while Matter was not running: it leaves "
+                         "the fabric", node_id)
         self.loop = ReconnectLoop(
             f"Matter server {self.url}", self._session, clock=ctx.clock, log=ctx.log,
             policy=BackoffPolicy(initial=float(cfg.get("backoff_initial", 1.0)),
@@ -167,6 +181,7 @@ class MatterIntegration:
         self.models.pop(node_id, None)
         if self.attestations.pop(node_id, None) is not None:
             ctx.forget_value(f"attestation/{node_id}")
+        ctx.forget_value(f"adopted/{node_id}")
         self.removals.add(node_id)
         ctx.store_value(f"removal/{node_id}", {"device_id": device.id})
         client = self.client
@@ -281,6 +296,7 @@ class MatterIntegration:
                 raise CommissionError("not_interviewed", f"node {node_id} left the server "
                                       "while it was being attested")
             device = self._register(node)
+            ctx.store_value(f"adopted/{node_id}", {"device_id": device.id})
             if result.outcome == "failed":
                 ctx.set_problems(device.id, {"attestation": result.reason or "failed"})
             return device

@@ -96,3 +96,35 @@ async def test_the_removal_survives_a_restart_of_the_hub(server, make_device,
     finally:
         await light.stop()
 
+
+
+async def test_deleted_while_matter_was_not_loaded(server, make_device, tmp_path: Path) -> None:
+    """Erased while the hub ran without the Matter integration (forget_device never ran): when
+    Matter is loaded again the node leaves the fabric and is never registered again."""
+    light = make_device("onoff")
+    with_matter = load_config(write_config(tmp_path, {"integrations": {"matter": matter_section(
+        server.url, server_log=str(server.log))}}))
+    await light.start()
+    try:
+        async with Hub(with_matter) as hub:
+            await wait_until(lambda: detail(hub).get("server") == "connected", 30)
+            device = await matter_of(hub).commission(light.manual_code, lambda *_: None)
+            node_id = int(device.id.removeprefix("matter-"))
+
+        without = load_config(write_config(tmp_path, {"integrations": {}}))
+        async with Hub(without) as hub:
+            assert hub.integrations.instance("matter") is None
+            assert hub.devices.find(device.id) is not None
+            await hub.privacy.erase_device(device.id, Principal("o", "o", Role.OWNER))
+            assert hub.devices.find(device.id) is None
+
+        async with Hub(with_matter) as hub:
+            seen, unsubscribe = registrations(hub)
+            try:
+                await gone_from_the_server(hub, node_id)
+            finally:
+                unsubscribe()
+            assert seen == [] and hub.devices.find(device.id) is None
+            assert hub.devices.by_integration("matter") == []
+    finally:
+        await light.stop()
