@@ -39,6 +39,9 @@ async def state_of(hub: Hub, device_id: str, attr: str, want: Any) -> bool:
 
 async def test_light_discover_pair_read_write_events_unpair(api_client: Any, hub: Hub,
                                                             lan: netns.Lan) -> None:
+    # aiohomekit needs browsers for both HAP types on the zeroconf it is given: the hub's one
+    browsing = hub.discovery.health()["mdns"]["browsing"]
+    assert {"_hap._tcp.local.", "_hap._udp.local."} <= set(browsing)
     async with accessory(lan.dev_ns, lan.dev_ip, "light", 51826) as light:
         item = await find(api_client, light.hap_id)
         assert item["data"]["paired"] is False and item["state"] == "new"
