@@ -75,6 +75,10 @@ async def test_device_page_confirms_a_counter_reset(browser, fake_bluez,
         banner = page.locator('[data-confirmation="counter_reset"]')
         await expect(banner).to_contain_text("Confirmation needed")
         await expect(banner).to_contain_text("(5)")
+        # the device page also says which BLE source hears the sensor, as the API does
+        heard = hub.request("GET", f"/api/devices/{DEVICE}")["connectivity"]
+        await expect(page.locator("[data-connectivity]")).to_contain_text(
+            f"heard by {heard['ble_source']}")
         await screenshot(page, "40-device-confirmation")
         await banner.get_by_role("button", name="Confirm").click()
         await expect(banner).to_have_count(0)
