@@ -293,6 +293,25 @@ async def test_roles_shape_navigation_and_phone_automations(browser,
     assert visible == ["Home", "Discovery", "Matter", "Automations", "Wi-Fi", "Privacy", "Cloud",
                        "HomeKit", "Users"]
     await context.close()
+    # a guest sees Home (only the devices granted) and their own account
+    hub.request("POST", "/api/users", {"username": "gus", "password": "gus's long pass",
+                                       "role": "guest", "granted_devices": ["virtual.lamp"]})
+    context, page, watch = await open_page(browser, hub, width=390, height=844)
+    await page.goto(hub.url + "/")
+    await page.fill("#login-form input[name=username]", "gus")
+    await page.fill("#login-form input[name=password]", "gus's long pass")
+    await page.click("#login-form button[type=submit]")
+    await page.wait_for_selector("[data-device]")
+    visible = await page.locator("#nav a:visible").all_inner_texts()
+    assert visible == ["Home", "Users"], visible
+    shown = await page.locator("[data-device]").evaluate_all(
+        "els => els.map(e => e.dataset.device)")
+    assert shown == ["virtual.lamp"], shown
+    await page.goto(hub.url + "/#/automations")
+    await expect(page.locator("main h1")).to_have_text("Home")
+    await screenshot(page, "27-home-phone-guest")
+    assert watch.errors == [] and watch.foreign == []
+    await context.close()
 
 
 async def test_totp_enrolment_shows_a_scannable_qr_code(browser, running_hub: RunningHub,
