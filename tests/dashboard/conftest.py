@@ -201,10 +201,12 @@ async def screenshot(page: Any, name: str) -> Path:
     return path
 
 
-async def sign_in(page: Any, hub: RunningHub, totp: bool = True) -> None:
+async def sign_in(page: Any, hub: RunningHub, totp: bool = True, username: str = "owner",
+                  password: str = PASSWORD) -> None:
+    """Sign in on the page (the owner by default) and wait for Home."""
     await page.goto(hub.url + "/")
-    await page.fill("#login-form input[name=username]", "owner")
-    await page.fill("#login-form input[name=password]", PASSWORD)
+    await page.fill("#login-form input[name=username]", username)
+    await page.fill("#login-form input[name=password]", password)
     if totp:
         # enrolment used this step's code: a replay would be refused, so use the next one
         await page.fill("#login-form input[name=totp]", hub.totp_code(ahead=30))

@@ -56,11 +56,7 @@ async def test_device_page_confirms_a_counter_reset(browser, fake_bluez,
 
         # a member sees the question but has no button (the API would refuse: 403)
         context, page, watch = await open_page(browser, hub)
-        await page.goto(hub.url + "/")
-        await page.fill("#login-form input[name=username]", "mia")
-        await page.fill("#login-form input[name=password]", "mia's long pass")
-        await page.click("#login-form button[type=submit]")
-        await page.wait_for_selector("[data-device]")
+        await sign_in(page, hub, totp=False, username="mia", password="mia's long pass")
         await page.goto(hub.url + f"/#/device/{DEVICE}")
         banner = page.locator('[data-confirmation="counter_reset"]')
         await expect(banner).to_contain_text("older than the last one accepted (11)")

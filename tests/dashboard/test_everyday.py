@@ -263,11 +263,7 @@ async def test_roles_shape_navigation_and_phone_automations(browser,
                       "to": True}],
         "actions": [{"type": "command", "device": "virtual.lamp", "command": "turn_off"}]})
     context, page, watch = await open_page(browser, hub, width=390, height=844)
-    await page.goto(hub.url + "/")
-    await page.fill("#login-form input[name=username]", "mia")
-    await page.fill("#login-form input[name=password]", "mia's long pass")
-    await page.click("#login-form button[type=submit]")
-    await page.wait_for_selector("[data-device]")
+    await sign_in(page, hub, totp=False, username="mia", password="mia's long pass")
     visible = await page.locator("#nav a:visible").all_inner_texts()
     assert visible == ["Home", "Automations", "Privacy", "Users"], visible
     assert hub.request("GET", "/api/users/me", token=hub.request(
@@ -297,11 +293,7 @@ async def test_roles_shape_navigation_and_phone_automations(browser,
     hub.request("POST", "/api/users", {"username": "gus", "password": "gus's long pass",
                                        "role": "guest", "granted_devices": ["virtual.lamp"]})
     context, page, watch = await open_page(browser, hub, width=390, height=844)
-    await page.goto(hub.url + "/")
-    await page.fill("#login-form input[name=username]", "gus")
-    await page.fill("#login-form input[name=password]", "gus's long pass")
-    await page.click("#login-form button[type=submit]")
-    await page.wait_for_selector("[data-device]")
+    await sign_in(page, hub, totp=False, username="gus", password="gus's long pass")
     visible = await page.locator("#nav a:visible").all_inner_texts()
     assert visible == ["Home", "Users"], visible
     shown = await page.locator("[data-device]").evaluate_all(
