@@ -214,6 +214,20 @@ async def sign_in(page: Any, hub: RunningHub, totp: bool = True, username: str =
     await page.wait_for_selector("[data-device]")
 
 
+async def new_automation_on_motion(page: Any, hub: RunningHub, automation_id: str) -> Any:
+    """Open a new automation in the form with its id and the first trigger set to
+    `virtual.motion` turning on; returns the form's locator."""
+    await page.goto(hub.url + "/#/automations")
+    await page.get_by_role("button", name="New automation").click()
+    form = page.locator("#automation-form")
+    await form.locator("input[name=id]").fill(automation_id)
+    trig = form.locator('[data-list="triggers"] > li').first
+    await trig.locator("select[name=device]").select_option("virtual.motion")
+    await trig.locator("select[name=attribute]").select_option("on")
+    await trig.locator("input[name=to]").fill("true")
+    return form
+
+
 def need_zbarimg() -> None:
     """Skip (saying why) where zbarimg, the QR reader the tests scan codes with, is missing."""
     if not shutil.which("zbarimg"):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from tests.dashboard.conftest import RunningHub, open_page, screenshot, sign_in
+from tests.dashboard.conftest import (
+    RunningHub,
+    new_automation_on_motion,
+    open_page,
+    screenshot,
+    sign_in,
+)
 
 
 def test_whole_dashboard_stays_under_150_kb() -> None:
@@ -341,15 +347,8 @@ async def test_automation_form_yaml_view_and_readable_trace(browser,
     hub = running_hub
     context, page, watch = await open_page(browser, hub)
     await sign_in(page, hub, totp=False)
-    await page.goto(hub.url + "/#/automations")
-    await page.get_by_role("button", name="New automation").click()
-    form = page.locator("#automation-form")
-    await form.locator("input[name=id]").fill("porch")
+    form = await new_automation_on_motion(page, hub, "porch")
     await form.locator("input[name=name]").fill("Porch light on motion")
-    trig = form.locator('[data-list="triggers"] > li').first
-    await trig.locator("select[name=device]").select_option("virtual.motion")
-    await trig.locator("select[name=attribute]").select_option("on")
-    await trig.locator("input[name=to]").fill("true")
     # the action without its device: the API names actions[0].device, shown on that field
     await form.get_by_role("button", name="Save automation").click()
     err = form.locator('.field-error[data-field^="actions[0]"]')

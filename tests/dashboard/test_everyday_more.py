@@ -13,6 +13,7 @@ from tests.conftest import free_port
 from tests.dashboard.conftest import (
     RunningHub,
     need_zbarimg,
+    new_automation_on_motion,
     open_page,
     scan_qr,
     screenshot,
@@ -314,14 +315,7 @@ async def test_nested_actions_edited_with_the_form_widgets(browser,
     hub = running_hub
     context, page, watch = await open_page(browser, hub)
     await sign_in(page, hub, totp=False)
-    await page.goto(hub.url + "/#/automations")
-    await page.get_by_role("button", name="New automation").click()
-    form = page.locator("#automation-form")
-    await form.locator("input[name=id]").fill("hall")
-    trig = form.locator('[data-list="triggers"] > li').first
-    await trig.locator("select[name=device]").select_option("virtual.motion")
-    await trig.locator("select[name=attribute]").select_option("on")
-    await trig.locator("input[name=to]").fill("true")
+    form = await new_automation_on_motion(page, hub, "hall")
     act = form.locator('[data-list="actions"] > li').first
     await act.locator("select[data-type]").select_option("if")
     # if: its conditions, then and else are lists with the same pickers, one level down
